@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
+import warnings
 
 _INSTALLED = False
 
@@ -30,10 +31,12 @@ _INSTALLED = False
 def _restore_missing(target: types.ModuleType, source: types.ModuleType, names) -> list[str]:
     """Copy ``names`` that ``source`` has and ``target`` lacks; return those copied."""
     restored = []
-    for name in names:
-        if not hasattr(target, name) and hasattr(source, name):
-            setattr(target, name, getattr(source, name))
-            restored.append(name)
+    with warnings.catch_warnings():  # probing deprecated aliases must not warn
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name in names:
+            if not hasattr(target, name) and hasattr(source, name):
+                setattr(target, name, getattr(source, name))
+                restored.append(name)
     return restored
 
 

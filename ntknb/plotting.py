@@ -6,8 +6,28 @@ the matplotlib ``Figure`` (or draws on a given ``Axes``); none computes results.
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+
+
+def _ensure_inline_in_kernel() -> None:
+    """Inside a Jupyter kernel, draw figures inline even if ``MPLBACKEND=Agg`` is set.
+
+    A non-interactive backend inherited from the environment (CI, papermill, nbval) would
+    otherwise drop every figure from the executed notebook and the rendered book.
+    """
+    if "ipykernel" not in sys.modules or mpl.get_backend().lower() != "agg":
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", "inline")
+
+
+_ensure_inline_in_kernel()
 
 STYLE = {
     "figure.dpi": 110,

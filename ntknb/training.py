@@ -13,7 +13,7 @@ size ``learning_rate`` the training time is t = s · learning_rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -122,3 +122,472 @@ def train_full_batch_gd(
         params=saved,
         losses=np.asarray(losses),
     )
+
+
+# =============================================================================
+# Mini-batch SGD training of flax classifiers: standard and adversarial training
+# =============================================================================
+#
+# Used by the kernel-dynamics chapter (Tsilivis & Kempe 2022, Sec. 5; "Rethinking
+# Adversarial Training with NTK", Secs. 3 and 5; Loo et al. 2022) and reused by the
+# BatchNorm and catastrophic-overfitting chapters.
+#
+# A model is handled through an *apply function*
+#     apply_fn(params, state, x, train) -> (logits (n, k), new_state)
+# where ``state`` holds the non-trained collections (BatchNorm ``batch_stats``; ``{}``
+# for plain nets).  :func:`flax_apply_fn` builds it for a flax module and
+# :func:`linearized_apply_fn` for the linearisation of a network around fixed weights.
+# Adversarial examples come from :mod:`ntknb.attacks` (FGSM / PGD over a per-example
+# loss), computed with the model in evaluation mode (``train=False``: running BN
+# averages), inside the jitted training step.
+
+import dataclasses
+import time
+
+import optax
+
+from ntknb import attacks as _attacks
+
+#: Training modes of :class:`TrainConfig`.
+TRAINING_MODES = ("standard", "fgsm", "pgd", "trades", "clean_then_pgd")
+#: Data augmentations of :class:`TrainConfig`.
+AUGMENTATIONS = ("none", "crop", "crop_flip")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of :func:`fit` (SGD with momentum, weight decay, step LR decay).
+
+    Attributes:
+      mode: ``"standard"`` (clean data), ``"fgsm"`` (FGSM-AT, Goodfellow et al. 2015),
+        ``"pgd"`` (PGD-AT, Madry et al. 2018), ``"trades"`` (TRADES, Zhang et al. 2019:
+        CE(f(x), y) + β·KL(f(x) ‖ f(x')), x' maximising the KL by PGD), or
+        ``"clean_then_pgd"`` (clean training for the first ``clean_epochs`` epochs,
+        then PGD-AT; "Rethinking", Sec. 5).
+      epochs: number of passes over the training set.
+      batch_size: mini-batch size; the last incomplete batch of an epoch is dropped.
+      learning_rate: initial SGD learning rate.
+      momentum: SGD (heavy-ball) momentum.
+      weight_decay: L2 coefficient added to the gradient (coupled, as torch SGD).
+      lr_decay_epochs: epochs after which the learning rate is multiplied by
+        ``lr_decay_factor`` (e.g. ``(100, 150)`` of 200 in "Rethinking").
+      lr_decay_factor: multiplicative decay, in (0, 1].
+      eps: l∞ radius of the training (and evaluation) attacks.
+      attack_steps: PGD steps for PGD-AT and TRADES.
+      attack_step_size: PGD step α (default ``2.5·eps/attack_steps``).
+      fgsm_step_size: FGSM step α (default ``eps``).
+      fgsm_random_start: FGSM from a uniform random point of the ε-ball (FGSM-RS,
+        Wong et al. 2020) instead of from x.
+      trades_beta: β of TRADES.
+      clean_epochs: k of ``"clean_then_pgd"``.
+      augment: ``"none"``, ``"crop"`` (random crop after zero padding by
+        ``crop_padding``) or ``"crop_flip"`` (plus random horizontal flip).
+      crop_padding: padding of the random crop, in pixels.
+      eval_attack_steps: PGD steps of the per-epoch robust-accuracy evaluation
+        (random start, α = 2.5·eps/steps).
+      eval_batch_size: chunk size for evaluation.
+      seed: seeds the data order, the augmentation and the attacks' random starts.
+    """
+
+    mode: str = "standard"
+    epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_decay_epochs: tuple = ()
+    lr_decay_factor: float = 0.1
+    eps: float = 8 / 255
+    attack_steps: int = 10
+    attack_step_size: Optional[float] = None
+    fgsm_step_size: Optional[float] = None
+    fgsm_random_start: bool = False
+    trades_beta: float = 6.0
+    clean_epochs: int = 0
+    augment: str = "none"
+    crop_padding: int = 4
+    eval_attack_steps: int = 10
+    eval_batch_size: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "lr_decay_epochs", tuple(int(e) for e in self.lr_decay_epochs))
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``ValueError`` naming the first bad field and its allowed values."""
+        if self.mode not in TRAINING_MODES:
+            raise ValueError(f"mode must be one of {TRAINING_MODES}; got {self.mode!r}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}; got {self.augment!r}")
+        for name in ("epochs", "batch_size", "attack_steps", "eval_attack_steps", "eval_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+        for name in ("clean_epochs", "crop_padding", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0; got {v!r}")
+        if self.mode == "clean_then_pgd" and self.clean_epochs > self.epochs:
+            raise ValueError(f"clean_epochs must be in [0, epochs={self.epochs}]; got {self.clean_epochs}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1); got {self.momentum!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay!r}")
+        if not 0 < self.lr_decay_factor <= 1:
+            raise ValueError(f"lr_decay_factor must be in (0, 1]; got {self.lr_decay_factor!r}")
+        if any(e < 1 or e >= self.epochs for e in self.lr_decay_epochs) or list(self.lr_decay_epochs) != sorted(
+            set(self.lr_decay_epochs)
+        ):
+            raise ValueError(
+                f"lr_decay_epochs must be strictly increasing epochs in [1, epochs-1={self.epochs - 1}]; "
+                f"got {self.lr_decay_epochs!r}"
+            )
+        if not (0 <= self.eps <= 1):
+            raise ValueError(f"eps must be in [0, 1]; got {self.eps!r}")
+        for name in ("attack_step_size", "fgsm_step_size"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name} must be None (default) or > 0; got {v!r}")
+        if not self.trades_beta >= 0:
+            raise ValueError(f"trades_beta must be >= 0; got {self.trades_beta!r}")
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def epoch_mode(self, epoch: int) -> str:
+        """The data the model trains on in ``epoch`` (1-based): ``"standard"``,
+        ``"fgsm"``, ``"pgd"`` or ``"trades"`` (``clean_then_pgd`` resolved)."""
+        if self.mode == "clean_then_pgd":
+            return "standard" if epoch <= self.clean_epochs else "pgd"
+        return self.mode
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """Learning rate used during ``epoch`` (1-based)."""
+        return float(self.learning_rate * self.lr_decay_factor ** sum(epoch > e for e in self.lr_decay_epochs))
+
+
+@dataclass
+class EpochRecord:
+    """What :func:`fit` measured in one epoch.
+
+    Attributes:
+      epoch: 1-based epoch number.
+      mode: the data trained on (see :meth:`TrainConfig.epoch_mode`).
+      learning_rate: the learning rate of the epoch.
+      train_loss: mean training loss over the epoch's mini-batches.
+      clean_acc: accuracy on the held-out set after the epoch.
+      robust_acc: accuracy under PGD (``eval_attack_steps`` steps, radius ``eps``).
+      seconds: wall-clock seconds of the epoch's parameter updates (compilation,
+        evaluation and callbacks excluded).
+    """
+
+    epoch: int
+    mode: str
+    learning_rate: float
+    train_loss: float
+    clean_acc: float
+    robust_acc: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    """Final weights and per-epoch history of :func:`fit`.
+
+    Attributes:
+      params, state: final parameters and non-trained collections.
+      history: one :class:`EpochRecord` per epoch.
+      config: the :class:`TrainConfig` used.
+      apply_fn: the apply function trained (``apply_fn(params, state, x, train)``).
+    """
+
+    params: Any
+    state: dict
+    history: list
+    config: TrainConfig
+    apply_fn: Callable
+
+    def column(self, name: str) -> np.ndarray:
+        """``[getattr(r, name) for r in history]`` as an array, e.g. ``column("robust_acc")``."""
+        return np.asarray([getattr(r, name) for r in self.history])
+
+    @property
+    def train_seconds(self) -> float:
+        """Total wall-clock seconds of parameter updates (sum of ``seconds``)."""
+        return float(sum(r.seconds for r in self.history))
+
+    def logits_fn(self) -> Callable:
+        """``(params, x) -> logits`` in evaluation mode with this run's final ``state``
+        (the form :func:`ntknb.kernels.empirical_ntk` takes)."""
+        apply_fn, state = self.apply_fn, self.state
+        return lambda p, x: apply_fn(p, state, x, False)[0]
+
+
+def flax_apply_fn(model) -> Callable:
+    """``apply_fn(params, state, x, train) -> (logits, new_state)`` for a flax module.
+
+    In training mode the collections in ``state`` (e.g. ``batch_stats``) are mutable and
+    returned updated; in evaluation mode ``state`` is returned unchanged.
+    """
+
+    def apply_fn(params, state, x, train):
+        variables = {"params": params, **state}
+        if train and state:
+            logits, updates = model.apply(variables, x, train=True, mutable=list(state))
+            return logits, {**state, **updates}
+        return model.apply(variables, x, train=train), state
+
+    return apply_fn
+
+
+def linearized_apply_fn(apply_fn: Callable, params0: Any, state0: dict) -> Callable:
+    """The network linearised around ``params0`` (Lee et al. 2019; Loo et al. 2022):
+
+    f_lin(θ, x) = f(θ_0, x) + J_θ f(θ_0, x) (θ − θ_0),
+
+    via ``neural_tangents.linearize`` on the evaluation-mode network with frozen
+    ``state0``.  Its empirical NTK is constant, equal to that of f at θ_0.
+    Returns an apply function of the same signature (``state`` is passed through).
+    """
+    import neural_tangents as nt
+
+    f_lin = nt.linearize(lambda p, x: apply_fn(p, state0, x, False)[0], params0)
+
+    def apply_lin(params, state, x, train):
+        del train
+        return f_lin(params, x), state
+
+    return apply_lin
+
+
+def _kl_rows(p_ref: jnp.ndarray, logits: jnp.ndarray) -> jnp.ndarray:
+    """Per-example KL(p_ref ‖ softmax(logits)), shape (n,)."""
+    return jnp.sum(p_ref * (jnp.log(jnp.clip(p_ref, 1e-12)) - jax.nn.log_softmax(logits, -1)), axis=-1)
+
+
+def _augment(x: jnp.ndarray, key, augment: str, padding: int) -> jnp.ndarray:
+    """Random crop (zero padding ``padding``) and, for ``"crop_flip"``, horizontal flip."""
+    if augment == "none":
+        return x
+    n, h, w, c = x.shape
+    k1, k2 = jax.random.split(key)
+    if padding > 0:
+        xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+        off = jax.random.randint(k1, (n, 2), 0, 2 * padding + 1)
+        x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c)))(xp, off)
+    if augment == "crop_flip":
+        flip = jax.random.bernoulli(k2, 0.5, (n,))
+        x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
+    return x
+
+
+def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
+    """The jitted update for one mini-batch in ``mode`` (see :class:`TrainConfig`)."""
+    eps = cfg.eps
+    pgd_alpha = cfg.attack_step_size if cfg.attack_step_size is not None else 2.5 * eps / cfg.attack_steps
+    fgsm_alpha = cfg.fgsm_step_size if cfg.fgsm_step_size is not None else eps
+
+    def step(params, state, opt_state, x, y, key):
+        k_aug, k_att = jax.random.split(key)
+        x = _augment(x, k_aug, cfg.augment, cfg.crop_padding)
+
+        def ce_loss(xx, yy):  # per-example loss of the current (frozen) network, for the attack
+            return _attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
+
+        x_adv = None
+        if mode == "standard":
+            x_in = x
+        elif mode == "fgsm":
+            if cfg.fgsm_random_start:
+                x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=fgsm_alpha, steps=1, random_start=True, key=k_att)
+            elif fgsm_alpha == eps:
+                x_in = _attacks.fgsm(ce_loss, x, y, eps)
+            else:
+                x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=fgsm_alpha, steps=1)
+        elif mode == "pgd":
+            x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=pgd_alpha, steps=cfg.attack_steps,
+                                random_start=True, key=k_att)
+        elif mode == "trades":
+            p_clean = jax.nn.softmax(jax.lax.stop_gradient(apply_fn(params, state, x, False)[0]), -1)
+
+            def kl_loss(xx, pp):
+                return _kl_rows(pp, apply_fn(params, state, xx, False)[0])
+
+            x_adv = jax.lax.stop_gradient(
+                _attacks.pgd(kl_loss, x, p_clean, eps, step_size=pgd_alpha, steps=cfg.attack_steps,
+                             random_start=True, key=k_att)
+            )
+            x_in = x
+        else:  # pragma: no cover - validated in TrainConfig
+            raise ValueError(mode)
+        x_in = jax.lax.stop_gradient(x_in)
+
+        def loss_fn(p):
+            logits, new_state = apply_fn(p, state, x_in, True)
+            loss = jnp.mean(_attacks.cross_entropy(logits, y))
+            if x_adv is not None:
+                logits_adv, new_state = apply_fn(p, new_state, x_adv, True)
+                loss = loss + cfg.trades_beta * jnp.mean(_kl_rows(jax.nn.softmax(logits, -1), logits_adv))
+            return loss, new_state
+
+        (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), new_state, opt_state, loss
+
+    return jax.jit(step)
+
+
+def make_evaluator(apply_fn: Callable, eps: float, steps: int, batch_size: int = 500) -> Callable:
+    """``evaluate(params, state, x, labels, key) -> (clean_acc, robust_acc)``.
+
+    Robust accuracy is under l∞ PGD of :func:`ntknb.attacks.pgd` on the cross-entropy,
+    ``steps`` steps of size 2.5·eps/steps from a uniform random start, radius ``eps``.
+    """
+    alpha = 2.5 * eps / steps if eps > 0 else 1.0
+
+    @jax.jit
+    def counts(params, state, x, y, key):
+        def ce_loss(xx, yy):
+            return _attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
+
+        clean = jnp.argmax(apply_fn(params, state, x, False)[0], -1) == y
+        if eps > 0:
+            xa = _attacks.pgd(ce_loss, x, y, eps, step_size=alpha, steps=steps, random_start=True, key=key)
+            robust = jnp.argmax(apply_fn(params, state, xa, False)[0], -1) == y
+        else:
+            robust = clean
+        return jnp.sum(clean), jnp.sum(robust)
+
+    def evaluate(params, state, x, labels, key):
+        x = jnp.asarray(x)
+        y = jnp.asarray(labels)
+        c = r = 0
+        for i, start in enumerate(range(0, x.shape[0], batch_size)):
+            cc, rr = counts(params, state, x[start:start + batch_size], y[start:start + batch_size],
+                            jax.random.fold_in(key, i))
+            c, r = c + int(cc), r + int(rr)
+        return c / x.shape[0], r / x.shape[0]
+
+    return evaluate
+
+
+def _check_split(x, labels, name):
+    x = np.asarray(x, dtype=np.float32)
+    labels = np.asarray(labels)
+    if x.ndim != 4 or labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            f"x_{name} must be NHWC images (n, H, W, C) and labels_{name} integer class indices (n,); "
+            f"got {x.shape} and {labels.shape} {labels.dtype}"
+        )
+    return x, labels
+
+
+def fit(
+    apply_fn: Callable,
+    params: Any,
+    state: dict,
+    x_train,
+    labels_train,
+    x_test,
+    labels_test,
+    config: TrainConfig,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+    description: str = "",
+) -> TrainResult:
+    """Train ``apply_fn`` with mini-batch SGD in ``config.mode`` (see :class:`TrainConfig`).
+
+    Per epoch: a seeded permutation of the training set (``default_rng([seed, epoch])``),
+    seeded augmentation and attack starts (``fold_in(PRNGKey(seed), step)``), SGD with
+    momentum ``config.momentum``, L2 weight decay and step learning-rate decay; then
+    clean and PGD robust accuracy on ``(x_test, labels_test)``.
+
+    Args:
+      apply_fn: ``apply_fn(params, state, x, train) -> (logits (n, k), new_state)``
+        (:func:`flax_apply_fn`, :func:`linearized_apply_fn`).
+      params, state: initial parameters and non-trained collections (``{}`` if none).
+      x_train: (n, H, W, C) float32 images in [0, 1]; labels_train: (n,) int classes.
+      x_test, labels_test: held-out set for the per-epoch accuracies.
+      config: a :class:`TrainConfig`.
+      callbacks: each called as ``cb(epoch, params, state)`` at epoch 0 (before training)
+        and after every epoch (after evaluation), e.g. a kernel tracker.
+      progress: show a progress bar over epochs.
+
+    Returns:
+      A :class:`TrainResult`.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
+    x_train, labels_train = _check_split(x_train, labels_train, "train")
+    x_test, labels_test = _check_split(x_test, labels_test, "test")
+    n, bs = x_train.shape[0], config.batch_size
+    if bs > n:
+        raise ValueError(f"batch_size must be <= n_train={n}; got {bs}")
+    steps_per_epoch = n // bs
+    schedule = optax.piecewise_constant_schedule(
+        config.learning_rate, {e * steps_per_epoch: config.lr_decay_factor for e in config.lr_decay_epochs}
+    )
+    tx = optax.chain(optax.add_decayed_weights(config.weight_decay),
+                     optax.sgd(schedule, momentum=config.momentum if config.momentum > 0 else None))
+    opt_state = tx.init(params)
+    modes = sorted({config.epoch_mode(e) for e in range(1, config.epochs + 1)})
+    key0 = jax.random.PRNGKey(config.seed)
+    xb0 = jnp.asarray(x_train[:bs])
+    yb0 = jnp.asarray(labels_train[:bs])
+    # Compile every step function once, before timing.
+    steps = {m: _make_step(apply_fn, tx, config, m).lower(params, state, opt_state, xb0, yb0, key0).compile()
+             for m in modes}
+    evaluate = make_evaluator(apply_fn, config.eps, config.eval_attack_steps, config.eval_batch_size)
+    eval_key = jax.random.fold_in(key0, 2**31 - 1)
+    x_dev = jnp.asarray(x_train)
+    y_dev = jnp.asarray(labels_train)
+
+    for cb in callbacks:
+        cb(0, params, state)
+    history = []
+    bar = tqdm(range(1, config.epochs + 1), desc=description or config.mode, disable=not progress, leave=False)
+    for epoch in bar:
+        mode = config.epoch_mode(epoch)
+        order = np.random.default_rng([config.seed, epoch]).permutation(n)
+        t0 = time.perf_counter()
+        losses = []
+        for b in range(steps_per_epoch):
+            idx = jnp.asarray(order[b * bs:(b + 1) * bs])
+            key = jax.random.fold_in(key0, (epoch - 1) * steps_per_epoch + b)
+            params, state, opt_state, loss = steps[mode](params, state, opt_state, x_dev[idx], y_dev[idx], key)
+            losses.append(loss)
+        train_loss = float(jnp.mean(jnp.stack(losses)))
+        seconds = time.perf_counter() - t0
+        clean_acc, robust_acc = evaluate(params, state, x_test, labels_test, jax.random.fold_in(eval_key, epoch))
+        rec = EpochRecord(epoch, mode, config.learning_rate_at(epoch), train_loss, clean_acc, robust_acc, seconds)
+        history.append(rec)
+        bar.set_postfix(loss=f"{train_loss:.3f}", clean=f"{clean_acc:.3f}", robust=f"{robust_acc:.3f}")
+        for cb in callbacks:
+            cb(epoch, params, state)
+    return TrainResult(params=params, state=state, history=history, config=config, apply_fn=apply_fn)
+
+
+def train_model(
+    model,
+    x_train,
+    labels_train,
+    x_test,
+    labels_test,
+    config: TrainConfig,
+    init_seed: int = 0,
+    callbacks: Sequence[Callable] = (),
+    progress: bool = True,
+    description: str = "",
+) -> TrainResult:
+    """Initialise the flax ``model`` (seed ``init_seed``) and :func:`fit` it; see :func:`fit`."""
+    from ntknb.models import init_model
+
+    x_train, labels_train = _check_split(x_train, labels_train, "train")
+    params, state = init_model(model, x_train.shape[1:], seed=init_seed)
+    return fit(flax_apply_fn(model), params, state, x_train, labels_train, x_test, labels_test, config,
+               callbacks=callbacks, progress=progress, description=description)

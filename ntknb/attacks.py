@@ -1,0 +1,451 @@
+"""l-infinity adversarial attacks (FGSM, PGD), classification losses, and the
+training-free *kernel attack* of Tsilivis & Kempe (NeurIPS 2022), Eq. (8).
+
+The attacks are generic over any differentiable **per-example** loss
+``loss_fn(x, y) -> (n,)``.  The input gradient is taken of ``sum(loss_fn(x, y))``
+in one batched pass; because examples are independent (no batch statistics), row
+``i`` of that gradient is example ``i``'s own gradient.
+
+* :func:`fgsm` — Fast Gradient Sign Method, Goodfellow, Shlens & Szegedy,
+  "Explaining and Harnessing Adversarial Examples", ICLR 2015:
+  ``x~ = Proj(x + eps * sign(grad_x L(x, y)))``.
+* :func:`pgd` — Projected Gradient Descent (ascent) on the loss, Madry et al.,
+  "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018:
+  ``x_{s+1} = Proj_{B_inf(x, eps) ∩ [0,1]^d}(x_s + alpha * sign(grad L(x_s, y)))``,
+  default ``alpha = 2.5 * eps / steps``, optional uniform random start in the ball.
+* Kernel attack, Tsilivis & Kempe 2022, Eq. (8): treat the outputs of any predictor
+  (e.g. the NTK predictor ``f_t`` of Eq. (7), see :mod:`ntknb.kernels`) as logits and
+  attack them with FGSM/PGD::
+
+      fgsm(predictor_loss(f_t, "bce"), x, y, eps)      # == Eq. (8)
+
+  For binary labels ``y = ±1`` and ``L = softplus(-y f)`` (sigmoid + cross-entropy),
+  ``dL/df = -y * sigmoid(-y f)`` has the sign of ``-y``, so
+  ``sign(grad_x L) = -y * sign(grad_x f)`` and FGSM gives exactly
+  ``x~ = x - y * eps * sign(grad_x f_t(x))`` (before clipping to ``[0, 1]``).
+  :func:`kernel_fgsm` / :func:`kernel_pgd` are thin wrappers of :func:`fgsm` / :func:`pgd`.
+
+Conventions (see DEVELOPERS.md): images float32 in ``[0, 1]``, NHWC (any trailing
+shape works); binary labels ``±1`` of shape ``(n, 1)``; multi-class labels centred
+one-hot ``one_hot - 1/k`` of shape ``(n, k)`` (plain one-hot is accepted too).
+
+Jit: the core of each attack is ``jax.jit``-compiled with ``loss_fn`` static (it is
+hashed, so pass the *same* loss object to reuse the compilation; :func:`predictor_loss`
+returns objects that compare equal for the same predictor and loss name).  The PGD loop
+is a ``jax.lax.fori_loop``.  ``batch_size`` splits ``x`` into chunks (to bound memory
+for kernel predictors whose cost grows with the number of test points); the random
+start is drawn for the whole batch first, so chunked and unchunked runs agree.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "LOSSES",
+    "binary_cross_entropy_pm1",
+    "cross_entropy",
+    "squared_error",
+    "accuracy",
+    "fgsm",
+    "pgd",
+    "predictor_loss",
+    "kernel_fgsm",
+    "kernel_pgd",
+    "robust_accuracy",
+]
+
+LossFn = Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray]
+Clip = Optional[Tuple[float, float]]
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def _per_example_sum(a: jnp.ndarray) -> jnp.ndarray:
+    """Sum over all axes but the leading one: ``(n, ...) -> (n,)``."""
+    return jnp.sum(jnp.reshape(a, (a.shape[0], -1)), axis=1)
+
+
+def binary_cross_entropy_pm1(f: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Logistic (sigmoid + cross-entropy) loss for labels ``±1``.
+
+    ``L_i = log(1 + exp(-y_i f_i)) = softplus(-y_i f_i)``, computed stably
+    (finite for ``|f| = 1000``).  This is the binary loss behind Eq. (8) of
+    Tsilivis & Kempe (2022).
+
+    Args:
+      f: scalar outputs (logits), shape ``(n, 1)`` or ``(n,)``.
+      y: labels in ``{-1, +1}``, same shape as ``f`` (``(n, 1)`` or ``(n,)``).
+
+    Returns:
+      per-example losses, shape ``(n,)``.
+    """
+    f = jnp.asarray(f)
+    y = jnp.asarray(y, dtype=f.dtype)
+    n = f.shape[0]
+    f = jnp.reshape(f, (n, -1))
+    y = jnp.reshape(y, (y.shape[0], -1))
+    if f.shape[1] != 1 or y.shape != f.shape:
+        raise ValueError(
+            "binary_cross_entropy_pm1: f and y must both have shape (n, 1) or (n,); "
+            f"got f {f.shape}, y {y.shape}"
+        )
+    return jax.nn.softplus(-y * f)[:, 0]
+
+
+def _class_index(y: jnp.ndarray, k: int) -> jnp.ndarray:
+    """Class indices from one-hot, centred one-hot (``one_hot - 1/k``: argmax is
+    unchanged by the shift) or integer labels."""
+    y = jnp.asarray(y)
+    if y.ndim == 1 and jnp.issubdtype(y.dtype, jnp.integer):
+        return y
+    if y.ndim != 2 or y.shape[1] != k:
+        raise ValueError(
+            f"cross_entropy: y must be one-hot or centred one-hot of shape (n, {k}) "
+            f"or integer class indices of shape (n,); got shape {y.shape}"
+        )
+    return jnp.argmax(y, axis=-1)
+
+
+def cross_entropy(logits: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Softmax cross-entropy ``L_i = -log softmax(logits_i)[c_i]``.
+
+    The class ``c_i = argmax_j y_ij``, so ``y`` may be one-hot **or** the package's
+    centred one-hot ``one_hot - 1/k`` (same argmax, same loss); integer class
+    indices of shape ``(n,)`` are accepted too.  Multi-class form of the kernel
+    attack of Tsilivis & Kempe (2022), Sec. 3.1 / Appendix.
+
+    Args:
+      logits: shape ``(n, k)``.
+      y: shape ``(n, k)`` (one-hot / centred one-hot) or ``(n,)`` int.
+
+    Returns:
+      per-example losses, shape ``(n,)``.
+    """
+    logits = jnp.asarray(logits)
+    if logits.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must have shape (n, k); got {logits.shape}")
+    c = _class_index(y, logits.shape[1])
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.take_along_axis(logp, c[:, None], axis=-1)[:, 0]
+
+
+def squared_error(f: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """``L_i = ½ ‖f_i − y_i‖²`` (sum over output entries), shape ``(n,)``.
+
+    Args:
+      f, y: same shape ``(n, ...)``.
+    """
+    f = jnp.asarray(f)
+    y = jnp.asarray(y, dtype=f.dtype)
+    if f.shape != y.shape:
+        raise ValueError(f"squared_error: f and y must have the same shape; got {f.shape}, {y.shape}")
+    return 0.5 * _per_example_sum((f - y) ** 2)
+
+
+#: Loss names accepted by :func:`predictor_loss` / :func:`kernel_fgsm` / :func:`kernel_pgd`.
+LOSSES = {
+    "bce": binary_cross_entropy_pm1,
+    "ce": cross_entropy,
+    "mse": squared_error,
+}
+
+
+def accuracy(f: jnp.ndarray, y: jnp.ndarray) -> float:
+    """Fraction of correct predictions, for either label encoding.
+
+    * binary (``f`` of shape ``(n,)`` or ``(n, 1)``, ``y = ±1``): correct iff
+      ``f_i * y_i > 0`` (``f = 0`` counts as wrong);
+    * multi-class (``f`` of shape ``(n, k)``, ``k > 1``): ``argmax f == argmax y``
+      (``y`` one-hot, centred one-hot, or integer indices ``(n,)``).
+    """
+    f = jnp.asarray(f)
+    y = jnp.asarray(y)
+    if f.ndim == 1 or (f.ndim == 2 and f.shape[1] == 1):
+        correct = jnp.reshape(f, (-1,)) * jnp.reshape(y, (-1,)).astype(f.dtype) > 0
+    elif f.ndim == 2:
+        correct = jnp.argmax(f, axis=-1) == _class_index(y, f.shape[1])
+    else:
+        raise ValueError(f"accuracy: f must have shape (n,), (n, 1) or (n, k); got {f.shape}")
+    return float(jnp.mean(correct))
+
+
+# ----------------------------------------------------------------------- validation
+
+
+def _concrete(v) -> bool:
+    return not isinstance(v, jax.core.Tracer)
+
+
+def _check_eps(eps) -> None:
+    if _concrete(eps):
+        e = float(eps)
+        if not (math.isfinite(e) and e >= 0):
+            raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
+
+
+def _check_clip(clip) -> Clip:
+    if clip is None:
+        return None
+    try:
+        lo, hi = (float(c) for c in clip)
+    except (TypeError, ValueError):
+        raise ValueError(f"clip must be None or a pair (low, high) with low < high; got {clip!r}") from None
+    if not lo < hi:
+        raise ValueError(f"clip must be None or a pair (low, high) with low < high; got {clip!r}")
+    return (lo, hi)
+
+
+def _check_xy(x, y) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    x = jnp.asarray(x)
+    y = jnp.asarray(y)
+    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+        raise ValueError(
+            "x and y must have the same leading (batch) dimension n; "
+            f"got x {x.shape}, y {y.shape}"
+        )
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x, y
+
+
+def _check_batch_size(batch_size) -> Optional[int]:
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be None or an integer >= 1; got {batch_size!r}")
+    return int(batch_size)
+
+
+# -------------------------------------------------------------------------- attacks
+
+
+def _input_grad(loss_fn: LossFn, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+    """Per-example input gradients of ``loss_fn`` in one batched pass."""
+
+    def total(x_):
+        l = loss_fn(x_, y)
+        if l.shape != (x_.shape[0],):
+            raise ValueError(
+                f"loss_fn must return per-example losses of shape (n,) = ({x_.shape[0]},); "
+                f"got shape {l.shape}"
+            )
+        return jnp.sum(l)
+
+    return jax.grad(total)(x)
+
+
+def _project(x_adv, x, eps, clip: Clip):
+    """Projection onto ``B_inf(x, eps)``, then onto ``[low, high]`` (both boxes, so
+    the composition is the exact projection onto their intersection when ``x`` is
+    inside the range)."""
+    x_adv = jnp.clip(x_adv, x - eps, x + eps)
+    if clip is not None:
+        x_adv = jnp.clip(x_adv, clip[0], clip[1])
+    return x_adv
+
+
+def _fgsm_impl(loss_fn, x, y, eps, clip):
+    g = _input_grad(loss_fn, x, y)
+    return _project(x + eps * jnp.sign(g), x, eps, clip)
+
+
+_fgsm_jit = jax.jit(_fgsm_impl, static_argnames=("loss_fn", "clip"))
+
+
+def _pgd_impl(loss_fn, x, y, eps, step_size, delta0, steps, clip):
+    x_adv = _project(x + delta0, x, eps, clip)
+
+    def body(_, xa):
+        g = _input_grad(loss_fn, xa, y)
+        return _project(xa + step_size * jnp.sign(g), x, eps, clip)
+
+    return jax.lax.fori_loop(0, steps, body, x_adv)
+
+
+_pgd_jit = jax.jit(_pgd_impl, static_argnames=("loss_fn", "steps", "clip"))
+
+
+def _chunks(n: int, batch_size: Optional[int]):
+    if batch_size is None or batch_size >= n:
+        yield slice(0, n)
+        return
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
+
+
+def fgsm(
+    loss_fn: LossFn,
+    x: jnp.ndarray,
+    y: jnp.ndarray,
+    eps: float,
+    clip: Clip = (0.0, 1.0),
+    batch_size: Optional[int] = None,
+) -> jnp.ndarray:
+    """l-infinity FGSM (Goodfellow et al., ICLR 2015).
+
+    ``x~ = Proj(x + eps * sign(grad_x L(x, y)))`` where ``Proj`` clips to
+    ``[x - eps, x + eps]`` and then to ``clip`` (the valid pixel range).  With
+    ``loss_fn = predictor_loss(f_t, "bce")`` this is the kernel attack, Eq. (8) of
+    Tsilivis & Kempe (2022).
+
+    Args:
+      loss_fn: differentiable per-example loss ``(x (n, ...), y (n, ...)) -> (n,)``;
+        hashable (it is a static jit argument).
+      x: inputs, shape ``(n, ...)`` (images NHWC in ``[0, 1]``).
+      y: labels, shape ``(n, ...)``.
+      eps: l-inf radius, ``>= 0``.
+      clip: ``(low, high)`` valid input range, or ``None`` for no range projection.
+      batch_size: optional chunk size over ``n`` (same result as unchunked).
+
+    Returns:
+      adversarial inputs, shape and dtype of ``x``.
+    """
+    _check_eps(eps)
+    clip = _check_clip(clip)
+    batch_size = _check_batch_size(batch_size)
+    x, y = _check_xy(x, y)
+    eps = jnp.asarray(eps, x.dtype)
+    out = [_fgsm_jit(loss_fn, x[s], y[s], eps, clip) for s in _chunks(x.shape[0], batch_size)]
+    return out[0] if len(out) == 1 else jnp.concatenate(out, axis=0)
+
+
+def pgd(
+    loss_fn: LossFn,
+    x: jnp.ndarray,
+    y: jnp.ndarray,
+    eps: float,
+    step_size: Optional[float] = None,
+    steps: int = 10,
+    random_start: bool = False,
+    key: Optional[jax.Array] = None,
+    clip: Clip = (0.0, 1.0),
+    batch_size: Optional[int] = None,
+) -> jnp.ndarray:
+    """l-infinity PGD (Madry et al., ICLR 2018): ``steps`` signed-gradient ascent
+    steps on the loss, each followed by projection onto ``B_inf(x, eps)`` and onto
+    ``clip``.
+
+    Args:
+      loss_fn: differentiable per-example loss ``(x, y) -> (n,)``; hashable (static
+        jit argument).
+      x: inputs ``(n, ...)``; y: labels ``(n, ...)``.
+      eps: l-inf radius, ``>= 0``.
+      step_size: ``alpha > 0``; default ``2.5 * eps / steps`` (Madry et al.).
+      steps: number of iterations, integer ``>= 1``.
+      random_start: start from ``x + U(-eps, eps)`` (projected); requires ``key``.
+        The noise is drawn for the whole batch, so it does not depend on ``batch_size``.
+      key: ``jax.random`` key, used only when ``random_start``.
+      clip: ``(low, high)`` valid input range, or ``None``.
+      batch_size: optional chunk size over ``n`` (same result as unchunked).
+
+    Returns:
+      adversarial inputs, shape and dtype of ``x``.
+    """
+    _check_eps(eps)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    steps = int(steps)
+    if step_size is None:
+        step_size = 2.5 * eps / steps
+    elif _concrete(step_size):
+        s = float(step_size)
+        if not (math.isfinite(s) and s > 0):
+            raise ValueError(f"step_size must be None (default 2.5*eps/steps) or a finite number > 0; got {step_size!r}")
+    if random_start and key is None:
+        raise ValueError("key must be a jax.random key when random_start=True; got None")
+    clip = _check_clip(clip)
+    batch_size = _check_batch_size(batch_size)
+    x, y = _check_xy(x, y)
+    eps = jnp.asarray(eps, x.dtype)
+    step_size = jnp.asarray(step_size, x.dtype)
+    if random_start:
+        delta0 = jax.random.uniform(key, x.shape, x.dtype, minval=-eps, maxval=eps)
+    else:
+        delta0 = jnp.zeros_like(x)
+    out = [
+        _pgd_jit(loss_fn, x[s], y[s], eps, step_size, delta0[s], steps, clip)
+        for s in _chunks(x.shape[0], batch_size)
+    ]
+    return out[0] if len(out) == 1 else jnp.concatenate(out, axis=0)
+
+
+# --------------------------------------------------------------------- kernel attack
+
+
+class _PredictorLoss:
+    """``loss_fn(x, y) = LOSSES[name](predict_fn(x), y)``; equal (and equal-hashing)
+    for the same ``predict_fn`` and ``name``, so jit reuses its compilation."""
+
+    __slots__ = ("predict_fn", "name")
+
+    def __init__(self, predict_fn, name):
+        self.predict_fn = predict_fn
+        self.name = name
+
+    def __call__(self, x, y):
+        return LOSSES[self.name](self.predict_fn(x), y)
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, _PredictorLoss)
+            and other.predict_fn is self.predict_fn
+            and other.name == self.name
+        )
+
+    def __hash__(self):
+        return hash((id(self.predict_fn), self.name))
+
+    def __repr__(self):
+        return f"predictor_loss({self.predict_fn!r}, {self.name!r})"
+
+
+def predictor_loss(predict_fn: Callable[[jnp.ndarray], jnp.ndarray], loss: str = "bce") -> LossFn:
+    """Per-example loss of a predictor's outputs used as logits (Tsilivis & Kempe
+    2022, Sec. 3.1): ``loss_fn(x, y) = L(predict_fn(x), y)``.
+
+    Args:
+      predict_fn: ``x (n, ...) -> outputs (n, k)``, differentiable in ``x``; e.g. the
+        NTK predictor ``f_t`` of Eq. (7) or a network's apply function. It must treat
+        examples independently, and be jit-traceable without side effects. Note:
+        ``neural_tangents.predict.gradient_descent_mse_ensemble`` memoises its
+        train-kernel eigendecomposition on first call; call the predictor once
+        eagerly before attacking, or the first (jitted) call caches a tracer and
+        later calls fail with ``UnexpectedTracerError``.
+      loss: ``"bce"`` (:func:`binary_cross_entropy_pm1`, labels ±1, ``k = 1``),
+        ``"ce"`` (:func:`cross_entropy`, one-hot / centred one-hot) or ``"mse"``
+        (:func:`squared_error`).
+
+    ``fgsm(predictor_loss(f_t, "bce"), x, y, eps)`` is Eq. (8).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {sorted(LOSSES)}; got {loss!r}")
+    if not callable(predict_fn):
+        raise ValueError(f"predict_fn must be callable x -> outputs; got {type(predict_fn).__name__}")
+    return _PredictorLoss(predict_fn, loss)
+
+
+def kernel_fgsm(predict_fn, x, y, eps, loss: str = "bce", **kwargs) -> jnp.ndarray:
+    """Kernel (training-free) attack of Tsilivis & Kempe (2022), Eq. (8):
+    ``fgsm(predictor_loss(predict_fn, loss), x, y, eps, **kwargs)``.  For binary
+    labels and ``loss="bce"``: ``x~ = x - y * eps * sign(grad_x f_t(x))`` (then clipped)."""
+    return fgsm(predictor_loss(predict_fn, loss), x, y, eps, **kwargs)
+
+
+def kernel_pgd(predict_fn, x, y, eps, loss: str = "bce", **kwargs) -> jnp.ndarray:
+    """Multi-step version of the kernel attack:
+    ``pgd(predictor_loss(predict_fn, loss), x, y, eps, **kwargs)``."""
+    return pgd(predictor_loss(predict_fn, loss), x, y, eps, **kwargs)
+
+
+def robust_accuracy(predict_fn, attack_fn, x, y) -> float:
+    """Accuracy of ``predict_fn`` on ``attack_fn(x, y)`` (e.g.
+    ``lambda x, y: kernel_fgsm(f_t, x, y, eps)`` for a transfer or white-box
+    evaluation); see :func:`accuracy` for the label encodings."""
+    return accuracy(predict_fn(attack_fn(x, y)), y)

@@ -1,0 +1,341 @@
+"""Empirical-NTK dynamics of a network along (adversarial) training.
+
+A :class:`KernelTracker` is a training callback (see :func:`ntknb.training.fit`): after
+each epoch it computes the empirical NTK of the current network on a fixed,
+class-balanced probe set
+
+* on the clean probe images — the **C-NTK**, and
+* on the network's own PGD adversarial examples of those images — the **AE-NTK**
+  ("Rethinking Adversarial Training with NTK", Sec. 3.1),
+
+as the full per-logit kernel Θ(X, X) of shape (n, n, k, k) with
+:func:`ntknb.kernels.empirical_ntk` (``trace_axes=()``; neural-tangents' structured
+derivatives where available, which costs about as much as the traced kernel).  It keeps
+
+* the traced kernel Θ̂ = (1/k) Σ_i Θ^{i,i}, shape (n, n), of every tracked epoch (small:
+  the distance heat-map and polar plots need them all), and
+* online metrics of :mod:`ntknb.metrics`: Frobenius norm, top-p concentration, kernel
+  effective rank of Θ̂; kernel specialization KS of the per-logit blocks Θ^{i,i} under
+  clean labels (CL) and, for the AE-NTK, under adversarial labels (AL: the network's
+  predictions on its adversarial examples).
+
+The full (n, n, k, k) kernels are discarded after the metrics are computed.
+The resulting :class:`KernelTrajectory` gives the Tsilivis & Kempe (2022, Sec. 5)
+quantities: the epoch-by-epoch distance matrix (Fig. 3 left), polar coordinates of
+the whole kernel and of its top-p eigenspace (Eq. 12, Fig. 3 right), and the epoch
+at which the kernel becomes lazy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Optional
+
+import ntknb  # noqa: F401  (compat shim before neural_tangents)
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntknb import attacks, kernels, metrics
+
+__all__ = [
+    "balanced_probe",
+    "KernelTracker",
+    "KernelTrajectory",
+    "ParamsSnapshots",
+    "train_and_track",
+    "continue_config",
+    "train_linearized",
+]
+
+KINDS = ("clean", "adv")
+
+
+def balanced_probe(labels, n_per_class: int, num_classes: Optional[int] = None, seed: int = 0) -> np.ndarray:
+    """Indices of a class-balanced probe set: ``n_per_class`` examples of each class.
+
+    Args:
+      labels: (N,) integer class labels.
+      n_per_class: examples per class (≥ 1, at most the smallest class size).
+      num_classes: k (default ``labels.max() + 1``).
+      seed: seeds the choice.
+
+    Returns:
+      (k·n_per_class,) int indices into ``labels``, sorted by class (class 0 first),
+      so kernels on the probe show the class block structure.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be a 1-d integer array; got {labels.shape} {labels.dtype}")
+    k = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    counts = np.bincount(labels, minlength=k)[:k]
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)) or not (
+        1 <= n_per_class <= counts.min()
+    ):
+        raise ValueError(f"n_per_class must be an integer in [1, {int(counts.min())}] (smallest class); got {n_per_class!r}")
+    rng = np.random.default_rng(seed)
+    return np.concatenate(
+        [np.sort(rng.choice(np.flatnonzero(labels == c), n_per_class, replace=False)) for c in range(k)]
+    )
+
+
+@dataclasses.dataclass
+class KernelTrajectory:
+    """Kernels and online metrics recorded by a :class:`KernelTracker`.
+
+    Attributes:
+      epochs: (T,) tracked epochs (0 = initialisation).
+      kernels: ``{"clean": (T, n, n), "adv": (T, n, n)}`` traced empirical NTKs
+        (``"adv"`` only if tracked), float64.
+      metrics: ``{"clean.frob": (T,), ...}`` — for each kind ``frob``, ``top_conc``
+        (top-``top_p`` concentration), ``ker`` (effective rank), ``ks_cl`` (KS under
+        clean labels), ``acc`` (probe accuracy); for ``adv`` also ``ks_al`` (KS under
+        adversarial labels).
+      labels: (n,) clean probe labels.
+      top_p: the p of the top eigenspace.
+    """
+
+    epochs: np.ndarray
+    kernels: dict
+    metrics: dict
+    labels: np.ndarray
+    top_p: int
+
+    def kernel(self, epoch: int, kind: str = "clean") -> np.ndarray:
+        """The traced kernel at ``epoch`` (one of :attr:`epochs`)."""
+        idx = np.flatnonzero(self.epochs == epoch)
+        if idx.size == 0:
+            raise ValueError(f"epoch {epoch} was not tracked; tracked: {self.epochs.tolist()}")
+        return self.kernels[kind][idx[0]]
+
+    @property
+    def final(self) -> dict:
+        """``{kind: traced kernel at the last tracked epoch}``."""
+        return {k: v[-1] for k, v in self.kernels.items()}
+
+    def distance_matrix(self, kind: str = "clean") -> np.ndarray:
+        """(T, T) kernel distances between tracked epochs (T&K Fig. 3 left)."""
+        return metrics.distance_matrix(self.kernels[kind])
+
+    def consecutive_distances(self, kind: str = "clean") -> np.ndarray:
+        """(T−1,) KD between consecutive tracked epochs (Rethinking Fig. 1)."""
+        return metrics.consecutive_distances(self.kernels[kind])
+
+    def polar(self, kind: str = "clean", top: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(r_t, θ_t) of T&K Eq. (12) for the whole kernel or (``top=True``) for its
+        restriction to the top-``top_p`` eigenspace (each K_t projected on its own top space)."""
+        K = self.kernels[kind]
+        if top:
+            K = np.stack([metrics.top_eigenspace(k, self.top_p) for k in K])
+        return metrics.polar_coordinates(K)
+
+    def lazy_epoch(self, threshold: float, kind: str = "clean", until: Optional[int] = None) -> float:
+        """First epoch after which the consecutive kernel distance stays below
+        ``threshold`` (up to epoch ``until``), see :func:`ntknb.metrics.lazy_epoch`;
+        requires consecutive epochs to be tracked."""
+        if not np.array_equal(self.epochs, np.arange(self.epochs.size)):
+            raise ValueError("lazy_epoch needs every epoch 0..T tracked")
+        return metrics.lazy_epoch(self.consecutive_distances(kind), threshold, until)
+
+
+class KernelTracker:
+    """Training callback recording the C-NTK and AE-NTK on a probe set (see module doc).
+
+    Args:
+      apply_fn: ``apply_fn(params, state, x, train) -> (logits, state)``
+        (:func:`ntknb.training.flax_apply_fn`).
+      x_probe: (n, H, W, C) probe images; labels_probe: (n,) int labels (class-balanced,
+        e.g. from :func:`balanced_probe`).
+      eps: l∞ radius of the PGD examples of the AE-NTK.
+      attack_steps: PGD steps (α = 2.5·eps/steps, random start, seeded per epoch).
+      track_adv: also compute the AE-NTK.
+      epochs: epochs at which to compute kernels (``None``: all, including 0).
+      top_p: p of the top-p concentration and top-space polar plots.
+      implementation, batch_size: passed to :func:`ntknb.kernels.empirical_ntk`.
+      seed: seeds the PGD random starts.
+    """
+
+    def __init__(
+        self,
+        apply_fn: Callable,
+        x_probe,
+        labels_probe,
+        eps: float,
+        attack_steps: int = 10,
+        track_adv: bool = True,
+        epochs: Optional[Collection[int]] = None,
+        top_p: int = 20,
+        implementation: str = "auto",
+        batch_size: Optional[int] = None,
+        seed: int = 0,
+    ):
+        self.apply_fn = apply_fn
+        self.x = jnp.asarray(x_probe, jnp.float32)
+        self.labels = np.asarray(labels_probe)
+        if self.x.shape[0] != self.labels.shape[0]:
+            raise ValueError(f"x_probe and labels_probe must have the same length; got {self.x.shape[0]} and {self.labels.shape[0]}")
+        if not 1 <= top_p <= self.x.shape[0]:
+            raise ValueError(f"top_p must be in [1, n_probe={self.x.shape[0]}]; got {top_p!r}")
+        self.eps, self.attack_steps, self.track_adv = float(eps), int(attack_steps), bool(track_adv)
+        self.epochs_to_track = None if epochs is None else set(int(e) for e in epochs)
+        self.top_p, self.implementation, self.batch_size, self.seed = int(top_p), implementation, batch_size, seed
+        self._epochs: list[int] = []
+        self._kernels: dict[str, list] = {k: [] for k in KINDS}
+        self._metrics: dict[str, list] = {}
+        self._stateless_fn = None
+        alpha = 2.5 * self.eps / self.attack_steps if self.eps > 0 else 1.0
+
+        @jax.jit
+        def attack(params, state, x, y, key):
+            def ce(xx, yy):
+                return attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
+
+            xa = attacks.pgd(ce, x, y, self.eps, step_size=alpha, steps=self.attack_steps, random_start=True, key=key)
+            return xa, apply_fn(params, state, x, False)[0], apply_fn(params, state, xa, False)[0]
+
+        self._attack = attack
+
+    def _ntk_fn(self, state):
+        # empirical_ntk caches its jitted kernel function per apply function: reuse one
+        # function object while the model has no state (BatchNorm statistics change
+        # every epoch and need a new closure, hence a recompilation).
+        if not state:
+            if self._stateless_fn is None:
+                apply_fn = self.apply_fn
+                self._stateless_fn = lambda p, x: apply_fn(p, {}, x, False)[0]
+            return self._stateless_fn
+        apply_fn = self.apply_fn
+        return lambda p, x: apply_fn(p, state, x, False)[0]
+
+    def _record(self, name: str, value: float) -> None:
+        self._metrics.setdefault(name, []).append(float(value))
+
+    def per_logit_kernel(self, params, state, x) -> np.ndarray:
+        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK, shape (n, n, k), float64."""
+        full = kernels.empirical_ntk(self._ntk_fn(state), params, x, trace_axes=(),
+                                     implementation=self.implementation, batch_size=self.batch_size)
+        return np.diagonal(np.asarray(full, dtype=np.float64), axis1=2, axis2=3)
+
+    def __call__(self, epoch: int, params: Any, state: dict) -> None:
+        if self.epochs_to_track is not None and epoch not in self.epochs_to_track:
+            return
+        self._epochs.append(int(epoch))
+        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), epoch)
+        y = jnp.asarray(self.labels)
+        x_adv, logits, logits_adv = self._attack(params, state, self.x, y, key)
+        todo = [("clean", self.x, np.asarray(jnp.argmax(logits, -1)))]
+        if self.track_adv:
+            todo.append(("adv", x_adv, np.asarray(jnp.argmax(logits_adv, -1))))
+        for kind, x, pred in todo:
+            blocks = self.per_logit_kernel(params, state, x)  # (n, n, k)
+            traced = blocks.mean(axis=-1)
+            self._kernels[kind].append(traced)
+            self._record(f"{kind}.frob", metrics.frobenius_norm(traced))
+            self._record(f"{kind}.top_conc", metrics.concentration(traced, self.top_p))
+            self._record(f"{kind}.ker", metrics.effective_rank(traced))
+            self._record(f"{kind}.ks_cl", metrics.kernel_specialization(blocks, self.labels))
+            self._record(f"{kind}.acc", np.mean(pred == self.labels))
+            if kind == "adv":
+                self._record("adv.ks_al", metrics.kernel_specialization(blocks, pred.astype(np.int64)))
+
+    def trajectory(self) -> KernelTrajectory:
+        """The recorded :class:`KernelTrajectory`."""
+        return KernelTrajectory(
+            epochs=np.asarray(self._epochs),
+            kernels={k: np.stack(v) for k, v in self._kernels.items() if v},
+            metrics={k: np.asarray(v) for k, v in self._metrics.items()},
+            labels=self.labels.copy(),
+            top_p=self.top_p,
+        )
+
+
+class ParamsSnapshots:
+    """Training callback keeping ``(params, state)`` at the given epochs: ``snapshots[epoch]``."""
+
+    def __init__(self, epochs: Collection[int]):
+        self.epochs = set(int(e) for e in epochs)
+        self.snapshots: dict[int, tuple] = {}
+
+    def __call__(self, epoch, params, state):
+        if epoch in self.epochs:
+            self.snapshots[epoch] = (params, state)
+
+
+def train_and_track(
+    model,
+    x_train,
+    labels_train,
+    x_test,
+    labels_test,
+    config,
+    x_probe,
+    labels_probe,
+    track_adv: bool = True,
+    track_epochs: Optional[Collection[int]] = None,
+    top_p: int = 20,
+    probe_attack_steps: Optional[int] = None,
+    snapshot_epochs: Sequence[int] = (),
+    init_seed: int = 0,
+    ntk_batch_size: Optional[int] = None,
+    progress: bool = True,
+    description: str = "",
+):
+    """Train the flax ``model`` with :func:`ntknb.training.train_model` while a
+    :class:`KernelTracker` records its kernels on the probe set.
+
+    The probe PGD uses ``config.eps`` and ``probe_attack_steps`` (default
+    ``config.eval_attack_steps``).  Returns ``(TrainResult, KernelTrajectory,
+    snapshots)`` where ``snapshots[epoch] = (params, state)`` for ``snapshot_epochs``.
+    """
+    from ntknb import training
+
+    tracker = KernelTracker(
+        training.flax_apply_fn(model), x_probe, labels_probe, eps=config.eps,
+        attack_steps=probe_attack_steps or config.eval_attack_steps, track_adv=track_adv,
+        epochs=track_epochs, top_p=top_p, batch_size=ntk_batch_size, seed=config.seed,
+    )
+    snaps = ParamsSnapshots(snapshot_epochs)
+    result = training.train_model(model, x_train, labels_train, x_test, labels_test, config, init_seed=init_seed,
+                                  callbacks=[tracker, snaps], progress=progress, description=description)
+    return result, tracker.trajectory(), snaps.snapshots
+
+
+def continue_config(config, start_epoch: int):
+    """The :class:`ntknb.training.TrainConfig` for epochs ``start_epoch+1 .. config.epochs``
+    of ``config``, renumbered from 1: same schedule (learning-rate decays shifted, those
+    already passed applied to the initial rate; ``clean_epochs`` shifted)."""
+    if not 0 <= start_epoch < config.epochs:
+        raise ValueError(f"start_epoch must be in [0, epochs-1={config.epochs - 1}]; got {start_epoch!r}")
+    passed = sum(e <= start_epoch for e in config.lr_decay_epochs)
+    return config.replace(
+        epochs=config.epochs - start_epoch,
+        learning_rate=config.learning_rate * config.lr_decay_factor**passed,
+        lr_decay_epochs=tuple(e - start_epoch for e in config.lr_decay_epochs if e > start_epoch),
+        clean_epochs=max(0, config.clean_epochs - start_epoch),
+    )
+
+
+def train_linearized(
+    apply_fn: Callable,
+    params0: Any,
+    state0: dict,
+    x_train,
+    labels_train,
+    x_test,
+    labels_test,
+    config,
+    progress: bool = True,
+    description: str = "linearised",
+):
+    """Freeze the empirical kernel at ``params0`` and train the linearised network
+    (Loo et al. 2022): f_lin(θ, x) = f(θ_0, x) + J(θ_0, x)(θ − θ_0) with
+    ``neural_tangents.linearize`` (:func:`ntknb.training.linearized_apply_fn`), from
+    θ = θ_0, in ``config.mode`` (e.g. PGD-AT: the attacks target f_lin).
+    Returns the :class:`ntknb.training.TrainResult`."""
+    from ntknb import training
+
+    lin = training.linearized_apply_fn(apply_fn, params0, state0)
+    return training.fit(lin, params0, state0, x_train, labels_train, x_test, labels_test, config,
+                        progress=progress, description=description)

@@ -1,0 +1,169 @@
+"""Glue helpers: store a notebook's results for the book and for ``ntknb run``.
+
+A notebook reports every number it wants quoted in the text with :func:`glue`; the book
+pastes it with ``{glue:text}`name`:.3f`` (myst-nb), and ``ntknb run`` collects all glued
+values into ``metrics.json`` (:func:`ntknb.runner.extract_glued`).
+
+:func:`glue` wraps :func:`myst_nb.glue` and first turns numpy / JAX scalars and arrays
+into plain Python numbers and lists. Otherwise the stored ``text/plain`` repr is
+``np.float64(0.5)`` (numpy 2) or ``Array(0.5, dtype=float32)`` (JAX), which neither the
+``{glue:text}`` format spec nor ``metrics.json`` can read as a number.
+
+Tables: pandas is not a dependency. :func:`markdown_table` renders rows as a GitHub /
+MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
+``{glue:md}`name``` or the ``{glue:md}`` directive).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["glue", "glue_table", "markdown_table", "to_python", "NAME_PATTERN"]
+
+#: Allowed glue names: identifier-like, plus ``.`` and ``-`` after the first character
+#: (``acc_clean``, ``eps-8``, ``fig.spectrum``).
+NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"glue name must be identifier-like (a letter or '_', then letters, digits, "
+            f"'_', '.', '-'), got {name!r}"
+        )
+    return name
+
+
+def _is_array_like(value: Any) -> bool:
+    """numpy arrays / scalars and JAX arrays (checked without importing JAX)."""
+    return hasattr(value, "__array__") and hasattr(value, "dtype") and hasattr(value, "shape")
+
+
+def to_python(value: Any) -> Any:
+    """Convert numpy / JAX scalars and arrays (also nested in lists, tuples, dicts) to
+    plain Python ``bool`` / ``int`` / ``float`` / ``complex`` / ``list``.
+
+    Other objects (strings, figures, ``IPython.display`` objects, ...) are returned as is.
+    """
+    if type(value) in (bool, int, float, complex, str, type(None)):
+        return value
+    if _is_array_like(value):  # before the number checks: np.float64 subclasses float
+        import numpy as np
+
+        arr = np.asarray(value)
+        return arr.item() if arr.ndim == 0 else arr.tolist()
+    if isinstance(value, numbers.Number):  # e.g. fractions, decimal: best effort
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return float(value)
+        return complex(value)
+    if isinstance(value, Mapping):
+        return {k: to_python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_python(v) for v in value]
+    return value
+
+
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Glue ``value`` under ``name`` (see :func:`myst_nb.glue`) and return the plain value.
+
+    Args:
+        name: identifier-like key (:data:`NAME_PATTERN`); unique within a notebook.
+        value: a number, numpy / JAX scalar or array, string, list, matplotlib figure,
+            ``IPython.display`` object, ... Numeric values are stored as Python literals.
+        display: also show the value in the cell output (default: hidden, only stored).
+
+    Returns:
+        The converted value (handy for ``acc = glue("acc", acc)``).
+
+    Raises:
+        ValueError: if ``name`` is not identifier-like.
+    """
+    from myst_nb import glue as _myst_glue
+
+    _check_name(name)
+    plain = to_python(value)
+    _myst_glue(name, plain, display=display)
+    return plain
+
+
+def _format_cell(value: Any, floatfmt: str) -> str:
+    value = to_python(value)
+    if isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float):
+        text = format(value, floatfmt) if math.isfinite(value) else str(value)
+    else:
+        text = str(value)
+    return text.replace("|", r"\|").replace("\n", " ")
+
+
+def markdown_table(
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    floatfmt: str = ".4g",
+    align: Sequence[str] | None = None,
+) -> str:
+    """A pipe table (MyST / GitHub Markdown) of ``rows`` under the header ``columns``.
+
+    Floats are formatted with ``floatfmt``; ``align`` holds one of ``"l"``, ``"c"``,
+    ``"r"`` per column (default: numbers right-aligned, the rest left-aligned).
+
+    Raises:
+        ValueError: if a row's length differs from ``len(columns)`` or ``align`` is bad.
+    """
+    columns = [str(c) for c in columns]
+    if not columns:
+        raise ValueError("markdown_table: columns must not be empty")
+    rows = [list(r) for r in rows]
+    for i, row in enumerate(rows):
+        if len(row) != len(columns):
+            raise ValueError(
+                f"markdown_table: row {i} has {len(row)} cells, expected {len(columns)} "
+                f"(columns {columns})"
+            )
+    if align is None:
+        align = [
+            "r" if rows and all(isinstance(to_python(r[j]), (int, float)) for r in rows) else "l"
+            for j in range(len(columns))
+        ]
+    if len(align) != len(columns) or any(a not in ("l", "c", "r") for a in align):
+        raise ValueError(f"markdown_table: align must hold one of 'l', 'c', 'r' per column, got {align!r}")
+    rule = {"l": ":--", "c": ":-:", "r": "--:"}
+    lines = [
+        "| " + " | ".join(c.replace("|", r"\|") for c in columns) + " |",
+        "| " + " | ".join(rule[a] for a in align) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_format_cell(v, floatfmt) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def glue_table(
+    name: str,
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[str],
+    floatfmt: str = ".4g",
+    display: bool = False,
+) -> str:
+    """Glue a small table as Markdown under ``name``; returns the Markdown text.
+
+    Paste it in the book with ``{glue:md}`name``` (inline) or::
+
+        ```{glue:md} name
+        :format: myst
+        ```
+
+    In ``metrics.json`` the table appears as its Markdown text.
+    """
+    from IPython.display import Markdown
+
+    _check_name(name)
+    text = markdown_table(rows, columns, floatfmt=floatfmt)
+    glue(name, Markdown(text), display=display)
+    return text

@@ -1,0 +1,112 @@
+"""ntknb.book: paired notebooks in sync, and the book builds with warnings as errors."""
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from ntknb import book
+
+PY = '''\
+# %% [markdown]
+# # Demo
+
+# %% tags=["parameters"]
+seed = 0
+
+# %%
+x = seed + 1
+print(x)
+'''
+
+
+def _make_pair(root: Path, name: str = "01_demo", source: str = PY) -> tuple[Path, Path]:
+    nb_dir = root / "notebooks"
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    py = nb_dir / f"{name}.py"
+    py.write_text(source)
+    nb = jupytext.reads(source, fmt="py:percent")
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    ipynb = py.with_suffix(".ipynb")
+    # outputs and metadata noise must not matter
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells[2].execution_count = 3
+    nb.cells[2].metadata["papermill"] = {"duration": 0.1}
+    nbformat.write(nb, ipynb)
+    return py, ipynb
+
+
+def test_repository_notebooks_in_sync():
+    """Every notebooks/*.py has a paired .ipynb with the same inputs (vacuous while none)."""
+    problems = book.check_sync()
+    assert not problems, "\n".join(map(str, problems))
+
+
+def test_pair_in_sync(tmp_path):
+    py, ipynb = _make_pair(tmp_path)
+    assert book.compare_pair(py, ipynb) is None
+    assert book.check_sync(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda s: s.replace("x = seed + 1", "x = seed + 2"), "cell 3 differs between 01_demo.py and 01_demo.ipynb: source"),
+        (lambda s: s.replace('tags=["parameters"]', ""), "cell 2 differs between 01_demo.py and 01_demo.ipynb: tags"),
+        (lambda s: s + "\n# %%\ny = 2\n", "01_demo.py has 4 cells, 01_demo.ipynb has 3"),
+        (lambda s: s.replace("# %% [markdown]\n# # Demo", "# %%\n# # Demo"), "cell type code vs markdown"),
+    ],
+)
+def test_pair_out_of_sync_fails(tmp_path, edit, expected):
+    py, ipynb = _make_pair(tmp_path)
+    py.write_text(edit(PY))
+    msg = book.compare_pair(py, ipynb)
+    assert msg is not None and expected in msg
+    problems = book.check_sync(tmp_path)
+    assert len(problems) == 1 and problems[0].path == py
+
+
+def test_missing_partners(tmp_path):
+    py, ipynb = _make_pair(tmp_path)
+    ipynb.unlink()
+    assert "no paired notebook 01_demo.ipynb" in str(book.check_sync(tmp_path)[0])
+    _, orphan = _make_pair(tmp_path, "02_other")
+    orphan.with_suffix(".py").unlink()
+    messages = [str(p) for p in book.check_sync(tmp_path)]
+    assert any("02_other.ipynb: has no py:percent source 02_other.py" in m for m in messages)
+
+
+def test_sync_regenerates_inputs_keeping_outputs(tmp_path):
+    py, ipynb = _make_pair(tmp_path)
+    py.write_text(PY.replace("# # Demo", "# # Demo, revised"))
+    assert book.check_sync(tmp_path)
+    assert book.sync(root=tmp_path) == [ipynb]
+    assert book.check_sync(tmp_path) == []
+    nb = nbformat.read(ipynb, as_version=4)
+    assert nb.cells[0].source == "# Demo, revised"
+    assert nb.cells[2].outputs[0]["text"] == "1\n"  # the stored output survived
+    assert book.sync(root=tmp_path) == []  # nothing left to do
+
+
+def test_unexecuted_notebooks(tmp_path):
+    _make_pair(tmp_path)
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_demo\n  - file: notebooks/02_gone\n"
+    )
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    bad = book.unexecuted_notebooks(tmp_path)
+    assert bad == ["notebooks/01_demo: not executed (run it at default parameters and save the outputs)",
+                   "notebooks/02_gone: missing notebooks/02_gone.ipynb"]
+
+
+@pytest.mark.slow
+def test_book_builds_with_warnings_as_errors(tmp_path):
+    """The real book: check-sync, every toc notebook executed, jupyter-book -W (~15-30 s)."""
+    code = book.build(strict=True, path_output=tmp_path, fresh=True)
+    assert code == 0, "the book build failed; see the captured output above"
+    html = tmp_path / "_build" / "html"
+    assert (html / "index.html").is_file()
+    assert (html / "book" / "intro.html").is_file() and (html / "book" / "running.html").is_file()
+    for entry in book._toc_files(book.ROOT):
+        assert (html / f"{entry}.html").is_file(), entry

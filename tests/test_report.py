@@ -1,0 +1,104 @@
+"""ntknb.report: glue conversion to plain Python, name validation, Markdown tables."""
+
+import ast
+
+import numpy as np
+import pytest
+
+from ntknb import report
+
+
+def _captured_glue(monkeypatch):
+    """Replace IPython's display used by myst_nb.glue; return the list of (data, metadata)."""
+    import myst_nb.ext.glue as myst_glue
+
+    calls = []
+    monkeypatch.setattr(myst_glue, "ipy_display", lambda data, raw, metadata: calls.append((data, metadata)))
+    return calls
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (np.float64(0.5), 0.5),
+        (np.float32(0.25), 0.25),
+        (np.int64(7), 7),
+        (np.bool_(True), True),
+        (np.arange(3), [0, 1, 2]),
+        (np.zeros((2, 2), np.float32), [[0.0, 0.0], [0.0, 0.0]]),
+        (np.array(3.5), 3.5),
+        ({"a": np.float64(1.0), "b": [np.int32(2), (np.float16(0.5),)]}, {"a": 1.0, "b": [2, [0.5]]}),
+        ("text", "text"),
+        (None, None),
+    ],
+)
+def test_to_python(value, expected):
+    out = report.to_python(value)
+    assert out == expected
+    assert type(out) is type(expected)
+    if isinstance(out, list) and out and not isinstance(out[0], list):
+        assert all(type(v) in (int, float, bool) for v in out)
+
+
+def test_to_python_jax_array():
+    import jax.numpy as jnp
+
+    assert report.to_python(jnp.float32(0.5)) == 0.5
+    assert type(report.to_python(jnp.asarray(0.5))) is float
+    assert report.to_python(jnp.arange(3)) == [0, 1, 2]
+
+
+def test_glue_stores_literal_repr(monkeypatch):
+    calls = _captured_glue(monkeypatch)
+    out = report.glue("acc", np.float64(0.875))
+    assert out == 0.875 and type(out) is float
+    (data, metadata), = calls
+    text = data["application/papermill.record/text/plain"]
+    assert ast.literal_eval(text) == 0.875  # not 'np.float64(0.875)'
+    assert metadata["scrapbook"]["name"] == "acc"
+
+
+def test_glue_display_true_unprefixed(monkeypatch):
+    calls = _captured_glue(monkeypatch)
+    report.glue("curve", np.array([1.0, 2.0]), display=True)
+    (data, metadata), = calls
+    assert ast.literal_eval(data["text/plain"]) == [1.0, 2.0]
+    assert metadata["scrapbook"] == {"name": "curve", "mime_prefix": ""}
+
+
+@pytest.mark.parametrize("name", ["", "1abc", "a b", "x/y", "acc!", None, 3])
+def test_glue_rejects_bad_names(monkeypatch, name):
+    _captured_glue(monkeypatch)
+    with pytest.raises(ValueError, match="identifier-like"):
+        report.glue(name, 1.0)
+
+
+@pytest.mark.parametrize("name", ["acc", "_x", "acc_clean", "eps-8", "fig.spectrum", "A1"])
+def test_glue_accepts_good_names(monkeypatch, name):
+    calls = _captured_glue(monkeypatch)
+    report.glue(name, 1)
+    assert calls[0][1]["scrapbook"]["name"] == name
+
+
+def test_markdown_table():
+    text = report.markdown_table([["mnist", np.float64(0.91234), 3], ["cifar|10", 0.5, 4]], ["data", "acc", "n"])
+    lines = text.splitlines()
+    assert lines[0] == "| data | acc | n |"
+    assert lines[1] == "| :-- | --: | --: |"
+    assert lines[2] == "| mnist | 0.9123 | 3 |"
+    assert lines[3] == r"| cifar\|10 | 0.5 | 4 |"
+
+
+def test_markdown_table_errors():
+    with pytest.raises(ValueError, match="row 1 has 1 cells, expected 2"):
+        report.markdown_table([[1, 2], [3]], ["a", "b"])
+    with pytest.raises(ValueError, match="align"):
+        report.markdown_table([[1, 2]], ["a", "b"], align=["l"])
+
+
+def test_glue_table(monkeypatch):
+    calls = _captured_glue(monkeypatch)
+    text = report.glue_table("tab", [[1, 0.5]], ["a", "b"])
+    (data, metadata), = calls
+    assert data["application/papermill.record/text/markdown"] == text
+    assert metadata["scrapbook"]["name"] == "tab"

@@ -1,0 +1,192 @@
+"""ntknb.runner: parameters cell parsing, override checking/merging, glue extraction.
+
+The end-to-end ``ntknb run`` (papermill execution) is in test_cli.py.
+"""
+
+import math
+
+import jupytext
+import nbformat
+import pytest
+
+from ntknb import runner
+from ntknb.runner import RunError
+
+SOURCE = '''\
+# %% [markdown]
+# # A notebook
+
+# %% tags=["parameters"]
+n = 3  # number of points
+lr = 0.5
+name = "abc"
+widths = [1, 2]
+flag = True
+eps = 8 / 255  # L-inf radius
+maybe = None
+fn = len  # not a literal
+%matplotlib inline
+
+# %%
+x = n * lr
+'''
+
+
+@pytest.fixture
+def nb():
+    return jupytext.reads(SOURCE, fmt="py:percent")
+
+
+@pytest.fixture
+def params(nb):
+    return runner.notebook_parameters(nb)
+
+
+def test_notebook_parameters(params):
+    assert list(params) == ["n", "lr", "name", "widths", "flag", "eps", "maybe", "fn"]
+    assert params["n"].default == 3 and params["n"].type_name == "int"
+    assert params["n"].help == "number of points"
+    assert params["eps"].default == pytest.approx(8 / 255) and params["eps"].help == "L-inf radius"
+    assert params["widths"].default == [1, 2]
+    assert params["flag"].default is True
+    assert params["maybe"].type_name == "any"
+    assert not params["fn"].evaluated and params["fn"].source == "len"
+
+
+def test_format_parameters(params):
+    text = runner.format_parameters(params)
+    assert "n = 3 (int)" in text and "lr = 0.5 (float)" in text and "name = 'abc' (str)" in text
+    assert "eps = 8 / 255 = 0.0313725 (float)" in text and "fn = len (any)" in text
+    assert "\n" not in text
+    assert "# number of points" in runner.format_parameters(params, multiline=True)
+    assert runner.format_parameters({}) == "(no parameters cell)"
+
+
+def test_no_parameters_cell():
+    nb = jupytext.reads("# %%\nx = 1\n", fmt="py:percent")
+    assert runner.notebook_parameters(nb) == {}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("3", 3), ("0.5", 0.5), ("1e-3", 1e-3), ("-2E5", -2e5), ("true", True), ("[1, 2]", [1, 2]),
+     ("mnist", "mnist"), ("'3'", "3"), ("null", None), ("nan", "nan")],
+)
+def test_parse_value(text, expected):
+    out = runner.parse_value(text)
+    assert out == expected and type(out) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "name, text, expected",
+    [("n", "5", 5), ("lr", "2", 2.0), ("lr", "1e-4", 1e-4), ("name", "2024", "2024"), ("name", "x y", "x y"),
+     ("widths", "[3]", [3]), ("flag", "false", False), ("maybe", "[1]", [1]), ("fn", "abc", "abc")],
+)
+def test_merge_overrides_p(params, name, text, expected):
+    out = runner.merge_overrides(params, [("param", name, text)])
+    assert out == {name: expected} and type(out[name]) is type(expected)
+
+
+@pytest.mark.parametrize(
+    "name, text", [("n", "1.5"), ("n", "true"), ("n", "abc"), ("lr", "abc"), ("lr", "true"), ("flag", "1"),
+                   ("widths", "3"), ("name", "[1, 2]")],
+)
+def test_merge_overrides_wrong_type(params, name, text):
+    with pytest.raises(RunError) as err:
+        runner.merge_overrides(params, [("param", name, text)], notebook="tiny")
+    msg = str(err.value)
+    assert f"bad value for parameter {name!r}" in msg
+    assert "parameters of tiny: n = 3 (int); lr = 0.5 (float)" in msg
+    assert err.value.exit_code == 2 and "\n" not in msg
+
+
+def test_merge_overrides_unknown(params):
+    with pytest.raises(RunError, match=r"unknown parameter 'nn' \(-p\); parameters of tiny: n = 3 \(int\)"):
+        runner.merge_overrides(params, [("param", "nn", "1")], notebook="tiny")
+
+
+def test_merge_overrides_file_order(params, tmp_path):
+    f1 = tmp_path / "a.yaml"
+    f1.write_text("n: 10\nlr: 1\nwidths: [4, 5]\neps: 1e-2\n")
+    f2 = tmp_path / "b.yaml"
+    f2.write_text("n: 20\n")
+    out = runner.merge_overrides(params, [("param", "n", "7"), ("file", f1), ("param", "lr", "0.1"), ("file", f2)])
+    assert out == {"n": 20, "lr": 0.1, "widths": [4, 5], "eps": 0.01}
+    assert type(out["lr"]) is float and type(out["eps"]) is float
+
+
+def test_param_file_errors(params, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(RunError, match="must hold a mapping"):
+        runner.merge_overrides(params, [("file", bad)])
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("zzz: 1\n")
+    with pytest.raises(RunError, match=r"unknown parameter 'zzz' \(from .*unknown.yaml\)"):
+        runner.merge_overrides(params, [("file", unknown)])
+    with pytest.raises(RunError, match="cannot read parameter file"):
+        runner.merge_overrides(params, [("file", tmp_path / "missing.yaml")])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1\n")
+    with pytest.raises(RunError, match="not valid YAML"):
+        runner.merge_overrides(params, [("file", broken)])
+
+
+def test_resolve_and_load_py(tmp_path, monkeypatch):
+    py = tmp_path / "notebooks" / "07_demo.py"
+    py.parent.mkdir()
+    py.write_text(SOURCE)
+    monkeypatch.chdir(tmp_path)
+    assert runner.resolve_notebook("07_demo") == py
+    assert runner.resolve_notebook("notebooks/07_demo") == py
+    assert runner.resolve_notebook(str(py)) == py
+    nb = runner.load_notebook(py)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
+    assert "parameters" in nb.cells[1].metadata["tags"]
+    # the .py converts to a valid .ipynb that papermill can read
+    nbformat.validate(nbformat.from_dict(nb))
+    with pytest.raises(RunError, match="no notebook named 'nope'; available: .*07_demo"):
+        runner.resolve_notebook("nope")
+    with pytest.raises(RunError, match="notebook file not found"):
+        runner.resolve_notebook("missing.ipynb")
+    with pytest.raises(RunError, match="must be a name, a .py or an .ipynb"):
+        runner.resolve_notebook("x.txt")
+
+
+def test_prepare_without_parameters_cell(tmp_path):
+    py = tmp_path / "plain.py"
+    py.write_text("# %%\nx = 1\n")
+    with pytest.raises(RunError, match="has no cell tagged 'parameters'"):
+        runner.prepare(py, [("param", "x", "2")])
+    assert runner.prepare(py)[3] == {}
+
+
+def _glue_output(name, data, prefix="application/papermill.record/"):
+    return nbformat.v4.new_output(
+        "display_data",
+        data={prefix + k: v for k, v in data.items()},
+        metadata={"scrapbook": {"name": name, "mime_prefix": prefix}},
+    )
+
+
+def test_extract_glued():
+    cell = nbformat.v4.new_code_cell("...")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="hello\n"),
+        _glue_output("acc", {"text/plain": "0.875"}),
+        _glue_output("n", {"text/plain": "16"}),
+        _glue_output("curve", {"text/plain": "[0.5, nan, inf]"}, prefix=""),
+        _glue_output("label", {"text/plain": "'mnist'"}),
+        _glue_output("tab", {"text/plain": "<IPython.core.display.Markdown object>", "text/markdown": "| a |"}),
+        _glue_output("fig", {"text/plain": "<Figure size 640x480 with 1 Axes>", "image/png": "iVBOR"}),
+        _glue_output("img", {"image/png": "iVBOR"}),
+        _glue_output("acc", {"text/plain": "0.9"}),  # a later glue wins
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), cell])
+    out = runner.extract_glued(nb)
+    assert out["acc"] == 0.9 and out["n"] == 16 and type(out["n"]) is int
+    assert out["curve"][0] == 0.5 and math.isnan(out["curve"][1]) and out["curve"][2] == math.inf
+    assert out["label"] == "mnist" and out["tab"] == "| a |"
+    assert out["fig"] == "<Figure size 640x480 with 1 Axes>" and out["img"] == "<image/png>"
+    assert list(out) == ["acc", "n", "curve", "label", "tab", "fig", "img"]
