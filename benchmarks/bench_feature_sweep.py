@@ -50,7 +50,7 @@ def main(argv=None):
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=500)
     ap.add_argument("--features", type=int, default=100)
-    ap.add_argument("--naive-features", type=int, default=5,
+    ap.add_argument("--naive-features", type=int, default=2,
                     help="features on which the naive loop is actually timed (then extrapolated)")
     ap.add_argument("--eps", type=float, default=8 / 255)
     ap.add_argument("--seed", type=int, default=0)

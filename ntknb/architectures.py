@@ -22,6 +22,7 @@ Shapes
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -31,6 +32,8 @@ import ntknb  # noqa: F401  (compat shim before neural_tangents)
 
 import jax
 from neural_tangents import stax
+
+from ntknb.validation import check_choice, check_float, check_int
 
 __all__ = [
     "ARCHITECTURE_NAMES",
@@ -81,29 +84,10 @@ class Architecture:
 
 # --------------------------------------------------------------------------- validation
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_float(name: str, value, *, positive: bool, allow_none: bool = False):
+def _check_positive_float(name: str, value, *, allow_zero: bool = False, allow_none: bool = False):
     if value is None and allow_none:
         return None
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}")
-    return v
-
-
-def _check_choice(name: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}")
-    return value
+    return check_float(name, value, min=0.0, min_inclusive=allow_zero)
 
 
 def _finish(name, layers, description, hyper) -> Architecture:
@@ -136,12 +120,12 @@ def fully_connected(depth: int = 1, width: int = 1024, out_dim: int = 1,
       parameterization: ``"ntk"`` or ``"standard"``.
     Shapes: ``apply_fn(params, x: (n, H, W, C)) -> (n, out_dim)``; ``kernel_fn -> (n1, n2)``.
     """
-    _check_int("depth", depth, 1)
-    _check_int("width", width, 1)
-    _check_int("out_dim", out_dim, 1)
-    W_std = _check_float("W_std", W_std, positive=True)
-    b_std = _check_float("b_std", b_std, positive=False, allow_none=True)
-    _check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+    check_int("depth", depth, min=1)
+    check_int("width", width, min=1)
+    check_int("out_dim", out_dim, min=1)
+    W_std = _check_positive_float("W_std", W_std)
+    b_std = _check_positive_float("b_std", b_std, allow_zero=True, allow_none=True)
+    check_choice("parameterization", parameterization, PARAMETERIZATIONS)
     dense = dict(W_std=W_std, b_std=b_std, parameterization=parameterization)
     layers = [stax.Flatten()]
     for _ in range(depth):
@@ -167,14 +151,14 @@ def convolutional(depth: int = 1, channels: int = 256, kernel_size: int = 3, out
 
     Shapes: ``apply_fn(params, x: (n, H, W, C)) -> (n, out_dim)``; ``kernel_fn -> (n1, n2)``.
     """
-    _check_int("depth", depth, 1)
-    _check_int("channels", channels, 1)
-    _check_int("kernel_size", kernel_size, 1)
-    _check_int("out_dim", out_dim, 1)
-    W_std = _check_float("W_std", W_std, positive=True)
-    b_std = _check_float("b_std", b_std, positive=False, allow_none=True)
-    _check_choice("parameterization", parameterization, PARAMETERIZATIONS)
-    _check_choice("readout", readout, READOUTS)
+    check_int("depth", depth, min=1)
+    check_int("channels", channels, min=1)
+    check_int("kernel_size", kernel_size, min=1)
+    check_int("out_dim", out_dim, min=1)
+    W_std = _check_positive_float("W_std", W_std)
+    b_std = _check_positive_float("b_std", b_std, allow_zero=True, allow_none=True)
+    check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+    check_choice("readout", readout, READOUTS)
     common = dict(W_std=W_std, b_std=b_std, parameterization=parameterization)
     layers = []
     for _ in range(depth):
@@ -204,13 +188,12 @@ def myrtle(depth: int = 5, channels: int = 256, out_dim: int = 1,
 
     Shapes: ``apply_fn(params, x: (n, H, W, C)) -> (n, out_dim)``; ``kernel_fn -> (n1, n2)``.
     """
-    if depth not in MYRTLE_DEPTHS:
-        raise ValueError(f"`depth` must be one of {list(MYRTLE_DEPTHS)} for myrtle, got {depth!r}")
-    _check_int("channels", channels, 1)
-    _check_int("out_dim", out_dim, 1)
-    W_std = _check_float("W_std", W_std, positive=True)
-    b_std = _check_float("b_std", b_std, positive=False, allow_none=True)
-    _check_choice("parameterization", parameterization, PARAMETERIZATIONS)
+    check_choice("depth", depth, MYRTLE_DEPTHS)
+    check_int("channels", channels, min=1)
+    check_int("out_dim", out_dim, min=1)
+    W_std = _check_positive_float("W_std", W_std)
+    b_std = _check_positive_float("b_std", b_std, allow_zero=True, allow_none=True)
+    check_choice("parameterization", parameterization, PARAMETERIZATIONS)
     a, b, c = {5: (2, 1, 1), 7: (2, 2, 2), 10: (3, 3, 3)}[depth]
     common = dict(W_std=W_std, b_std=b_std, parameterization=parameterization)
 
@@ -250,11 +233,8 @@ def get_architecture(name: str, **overrides) -> Architecture:
     ``overrides`` replace the factory's defaults, e.g. ``get_architecture("fc2", width=512,
     out_dim=10)``. Unknown names or parameters raise ``ValueError`` listing the allowed ones.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"`name` must be one of {list(ARCHITECTURE_NAMES)}, got {name!r}")
+    check_choice("name", name, ARCHITECTURE_NAMES)
     factory, defaults = _REGISTRY[name]
-    import inspect
-
     allowed = [p for p in inspect.signature(factory).parameters if p != "name"]
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:

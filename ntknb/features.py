@@ -68,6 +68,7 @@ __all__ = [
     "spearman_index_robustness",
     "count_useful_nonrobust",
     "sweep_flops",
+    "average_pool",
 ]
 
 
@@ -546,3 +547,19 @@ def sweep_flops(n_train: int, n_test: int, n_features: int, input_dim: int) -> f
     ``p`` cotangents through ``x . X^T`` (``2 m p n d``) and the perturbed kernel rows
     ``(p m, d) x (d, n)`` (``2 m p n d``): ``4 m p n d``."""
     return 4.0 * n_test * n_features * n_train * input_dim
+
+
+def average_pool(x, factor: int) -> np.ndarray:
+    """Downsample NHWC images by averaging ``factor x factor`` blocks (``factor = 1``: unchanged).
+
+    Used to make the convolutional kernels affordable on a CPU: the cost of the analytic CNN
+    kernel grows with the number of pixels. ``x (m, H, W, C)`` with ``H, W`` divisible by
+    ``factor`` -> ``(m, H / factor, W / factor, C)`` float32.
+    """
+    factor = _check_pos_int("factor", factor)
+    x = np.asarray(x, np.float32)
+    if x.ndim != 4 or x.shape[1] % factor or x.shape[2] % factor:
+        raise ValueError(f"`x` must be (m, H, W, C) with H and W divisible by factor={factor}, "
+                         f"got {x.shape}")
+    m, h, w, c = x.shape
+    return x.reshape(m, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))

@@ -221,7 +221,7 @@ def _as_2d_labels(y):
     return y
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # arrays: identity equality / hash
 class KernelPredictor:
     """Kernel regression predictor f_t of [TK22] Eq. (7) through one eigendecomposition.
 

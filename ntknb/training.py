@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 
 def mse_loss(apply_fn: Callable, params: Any, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:

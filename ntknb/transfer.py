@@ -47,7 +47,7 @@ import ntknb  # noqa: F401  (compat shim before neural_tangents)
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ntknb import attacks as A
 from ntknb import kernels as K
@@ -553,16 +553,24 @@ def width_sweep(arch_factory: Callable[[int], Architecture], widths: Sequence[in
 
 
 def cross_architecture(nets: Mapping[str, TrainedNetwork], kernels: Mapping[str, KernelModel], x_test, y_test,
-                       t: float, eps: float, attack: str = "fgsm", pgd_steps: int = 10) -> dict:
-    """Robust accuracy of each network at time ``t`` under each kernel's attack (Eq. 8).
+                       eps: float, attack: str = "fgsm", pgd_steps: int = 10,
+                       checkpoints: Mapping[str, int] | None = None) -> dict:
+    """Robust accuracy of each network under each architecture's kernel attack (Eq. 8).
 
-    Every network must have a checkpoint at ``t`` (:meth:`TrainedNetwork.checkpoint_index`).
-    Returns ``{"clean": {net: acc}, "white_box": {net: acc}, "transfer": {net: {kernel: acc}},
-    "cos_sim": {net: {kernel: mean cosine similarity of loss gradients}}}``.
+    Network ``name`` is evaluated at checkpoint ``checkpoints.get(name, -1)`` (default: its
+    last) and every kernel predictor at that checkpoint's time ``t``, so networks trained
+    with different learning rates are each compared at their own ``t``.
+    Returns ``{"t": {net: t}, "clean": {net: acc}, "white_box": {net: acc},
+    "transfer": {net: {kernel: acc}}, "cos_sim": {net: {kernel: mean cosine similarity of
+    the loss gradients}}}``.
     """
-    res = {"clean": {}, "white_box": {}, "transfer": {}, "cos_sim": {}}
+    if attack not in ATTACKS:
+        raise ValueError(f"attack must be one of {list(ATTACKS)}; got {attack!r}")
+    checkpoints = dict(checkpoints or {})
+    res = {"t": {}, "clean": {}, "white_box": {}, "transfer": {}, "cos_sim": {}}
     for nname, net in nets.items():
-        i = net.checkpoint_index(t)
+        i = int(checkpoints.get(nname, -1)) % len(net.run.params)
+        res["t"][nname] = float(net.times[i])
         res["transfer"][nname], res["cos_sim"][nname] = {}, {}
         for j, (kname, kern) in enumerate(kernels.items()):
             c = evaluate_transfer(net, kern, x_test, y_test, [eps], attacks=[attack], pgd_steps=pgd_steps,

@@ -66,7 +66,7 @@ def test_registry_names_and_overrides():
 
 
 def test_bad_name_lists_allowed_names():
-    with pytest.raises(ValueError, match="`name` must be one of") as err:
+    with pytest.raises(ValueError, match="'name' must be one of") as err:
         A.get_architecture("resnet50")
     for name in A.ARCHITECTURE_NAMES:
         assert repr(name) in str(err.value)
@@ -89,7 +89,7 @@ def test_bad_name_lists_allowed_names():
     (A.myrtle, dict(depth=6), "depth"),
 ])
 def test_bad_hyperparameters_name_the_parameter(factory, kwargs, param):
-    with pytest.raises(ValueError, match=f"`{param}`"):
+    with pytest.raises(ValueError, match=f"'{param}'"):
         factory(**kwargs)
 
 

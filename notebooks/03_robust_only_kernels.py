@@ -1,0 +1,481 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Robust features alone are not enough?
+#
+# The previous chapter split the converged kernel predictor into eigen-features,
+# $f_\infty = \sum_i f^{(i)}$ with $f^{(i)}(x) = \lambda_i^{-1}\Theta(x, X) v_i v_i^\top Y$
+# (Eq. 9 of Tsilivis & Kempe {cite}`tsilivis2022ntk`), and measured each feature's usefulness
+# (accuracy) and robustness (accuracy under FGSM on its own loss). Robust features sit at the
+# top of the spectrum. At the end of their Section 4 the authors ask the obvious next question
+# — can we keep only the robust features and obtain a robust classifier? — and answer that
+# "in general it is not possible to obtain non-trivial performance without compromising
+# robustness in this fashion". This chapter measures that claim at a small scale, and then
+# measures what the paper points to instead: adversarial training, here of the kernel machine
+# itself on a fixed kernel, as in Loo et al. {cite}`loo2022evolution`.
+#
+# **Feature-subset machines.** Keeping a set $S$ of features gives again a kernel machine,
+#
+# $$f_S(x) = \sum_{i \in S} f^{(i)}(x) = \Theta(x, X)\,\alpha_S, \qquad
+# \alpha_S = \sum_{i\in S} v_i c_i^\top, \quad c_i = \lambda_i^{-1} v_i^\top Y,$$
+#
+# so $f_S$ can be attacked *as a whole*, exactly like the full predictor (the kernel attack of
+# Eq. 8 and its multi-step version): FGSM {cite}`goodfellow2015explaining` and PGD
+# {cite}`madry2018towards` on the loss of $f_S$, not of its individual features. A feature that
+# is robust on its own need not stay robust inside a sum: the attacker follows the gradient of
+# the sum (Eq. 10). We choose $S$ in three ways:
+#
+# (a) **robustness threshold**: all swept features whose own FGSM accuracy is at least $\gamma$;
+# (b) **spectral truncation**: the $k$ features with the largest eigenvalues;
+# (c) **robustness rank**: the $k$ features with the highest own FGSM accuracy.
+#
+# (a) and (c) produce the same kind of sets — (a) is (c) with $k$ = the number of features above
+# $\gamma$ (up to ties) — parametrised by a level instead of a count. We call the machines of
+# (a) and (c) *robust-only*. Only the first `n_features` eigen-features are swept (robust
+# features lie at the top of the spectrum, previous chapter); unswept features are never
+# selected by (a) and (c).
+#
+# **Honest protocol.** The per-feature robustness that selects $S$ is measured on one set of
+# held-out images (the *selection* set, with `ntknb.features.feature_sweep` of the previous
+# chapter); all machines are evaluated on a disjoint *evaluation* set. The "best" robust-only
+# machine is picked on the evaluation set, which flatters it slightly.
+#
+# **Definition of "best", fixed before computing it.** Among the robust-only machines whose PGD
+# accuracy on CIFAR-10 is at least `robust_level` (default 0.5: the attacker cannot push the
+# two-class machine below chance), the one with the highest clean accuracy; if none reaches the
+# level, the one with the highest PGD accuracy. We call its clean accuracy **non-trivial** if it
+# recovers at least half of the full kernel's gain over chance, i.e. it is at least
+# $\tfrac12(0.5 + \text{clean accuracy of } f_\infty)$.
+#
+# The parameters below are the defaults, sized for a 2-core CPU;
+# `03_robust_only_kernels.paper.yaml` is a larger setting for a GPU machine
+# (`ntknb run 03_robust_only_kernels -f ...`, see {doc}`../book/running`).
+
+# %% tags=["parameters"]
+seed = 0  # PRNG seed of the data subsamples, the minibatches and PGD starts of training
+classes = ["airplane", "automobile"]  # binary CIFAR-10 task; classes[1] is the +1 label
+architecture = "fc1"  # infinite-width NTK (ntknb.architectures name)
+n_train = 1000  # CIFAR-10 training images (class-balanced)
+n_select = 200  # held-out images on which each feature's FGSM accuracy is measured (selection)
+n_eval = 200  # further held-out images on which the machines are evaluated
+n_features = 200  # eigen-features swept (the first n_features by eigenvalue)
+eps = 0.03137254901960784  # l-inf radius on CIFAR-10 (8/255), for selection and evaluation
+gammas = [0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05]  # (a) robustness thresholds
+top_k = [1, 2, 4, 8, 16, 32, 64, 128]  # (b) spectral truncation sizes (full kernel added)
+robust_k = [1, 2, 4, 8, 16, 32, 64]  # (c) numbers of most robust features
+pgd_steps = 10  # PGD iterations (step 2.5 eps / steps) of the evaluation attack
+robust_level = 0.5  # "best" robust-only machine: PGD accuracy at least this (see above)
+# adversarial training of the dual weights on the fixed kernel (CIFAR-10)
+at_steps = 60  # gradient steps
+at_batch_size = 200  # minibatch size
+at_lr_fraction = 0.5  # step size as a fraction of 2n / (c lambda_max) (kernel-preconditioned)
+at_momentum = 0.9  # heavy-ball momentum
+at_pgd_steps = 5  # PGD iterations of the training attack (random start)
+at_checkpoints = [5, 10, 20, 30, 40, 60]  # steps at which the machine is evaluated
+# MNIST, 10 classes
+mnist_n_train = 1000
+mnist_n_select = 200
+mnist_n_eval = 200
+mnist_eps = [0.1, 0.3]  # l-inf radii on MNIST
+mnist_gammas = [0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05]  # thresholds (10 classes: chance 0.1)
+mnist_top_k = [1, 4, 16, 64, 128]
+mnist_robust_k = [1, 4, 16, 64]
+# batching (memory vs speed; does not change results)
+test_batch_size = 100
+feature_batch_size = 100
+
+# %%
+import time
+
+import numpy as np
+
+from ntknb import architectures, attacks, data, features, kernels, plotting
+from ntknb import robust_kernels as rk
+from ntknb.report import glue, glue_table
+from ntknb.validation import check_choice, check_float, check_int, check_sequence
+
+_t_start = time.perf_counter()
+seed = check_int("seed", seed, min=0)
+classes = check_sequence("classes", classes, of=str, length=2)
+architecture = check_choice("architecture", architecture, architectures.ARCHITECTURE_NAMES)
+n_train = check_int("n_train", n_train, min=20)
+n_select = check_int("n_select", n_select, min=2)
+n_eval = check_int("n_eval", n_eval, min=2)
+n_features = check_int("n_features", n_features, min=2, max=n_train)
+eps = check_float("eps", eps, min=0.0, max=1.0)
+_frac = lambda name, v: check_float(name, v, min=0.0, max=1.0)  # noqa: E731
+gammas = check_sequence("gammas", gammas, min_length=1, item=_frac)
+_count = lambda name, v: check_int(name, v, min=1, max=n_features)  # noqa: E731
+top_k = check_sequence("top_k", top_k, of=int, min_length=1,
+                       item=lambda name, v: check_int(name, v, min=1, max=n_train))
+robust_k = check_sequence("robust_k", robust_k, of=int, min_length=1, item=_count)
+pgd_steps = check_int("pgd_steps", pgd_steps, min=1)
+robust_level = check_float("robust_level", robust_level, min=0.0, max=1.0)
+at_steps = check_int("at_steps", at_steps, min=1)
+at_batch_size = check_int("at_batch_size", at_batch_size, min=1, max=n_train)
+at_lr_fraction = check_float("at_lr_fraction", at_lr_fraction, min=0.0, max=1.0,
+                             min_inclusive=False)
+at_momentum = check_float("at_momentum", at_momentum, min=0.0, max=1.0, max_inclusive=False)
+at_pgd_steps = check_int("at_pgd_steps", at_pgd_steps, min=1)
+at_checkpoints = check_sequence("at_checkpoints", at_checkpoints, of=int, min_length=1,
+                                item=lambda name, v: check_int(name, v, min=1, max=at_steps))
+mnist_n_train = check_int("mnist_n_train", mnist_n_train, min=20)
+mnist_n_select = check_int("mnist_n_select", mnist_n_select, min=10)
+mnist_n_eval = check_int("mnist_n_eval", mnist_n_eval, min=10)
+mnist_eps = check_sequence("mnist_eps", mnist_eps, item=_frac)
+mnist_gammas = check_sequence("mnist_gammas", mnist_gammas, min_length=1, item=_frac)
+mnist_top_k = check_sequence("mnist_top_k", mnist_top_k, of=int, min_length=1,
+                             item=lambda name, v: check_int(name, v, min=1, max=mnist_n_train))
+mnist_robust_k = check_sequence("mnist_robust_k", mnist_robust_k, of=int, min_length=1,
+                                item=_count)
+test_batch_size = check_int("test_batch_size", test_batch_size, min=1)
+feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
+if n_features > mnist_n_train and mnist_eps:
+    raise ValueError(f"parameter 'n_features' must be at most mnist_n_train={mnist_n_train}, "
+                     f"got {n_features}")
+if at_steps not in at_checkpoints:
+    at_checkpoints = list(at_checkpoints) + [at_steps]
+plotting.use_book_style()
+
+# %% [markdown]
+# ## Data and kernel
+#
+# Binary CIFAR-10, airplane ($-1$) vs automobile ($+1$) — a lossy JPEG copy, see the
+# provenance — and MNIST with all ten classes. The held-out images of each task are split
+# into the selection set and the evaluation set. The kernel is the analytic NTK of the chosen
+# architecture; its Gram matrix is eigendecomposed in float64 (`ntknb.kernels.KernelPredictor`).
+
+# %%
+cifar = data.load_dataset("cifar10")
+task = data.make_task(cifar, classes=tuple(classes), n_train=n_train, n_test=n_select + n_eval,
+                      seed=seed)
+print(task.provenance.describe())
+
+
+def setup(task, n_sel, out_dim):
+    arch = architectures.get_architecture(architecture, out_dim=out_dim)
+    k_train = kernels.kernel_matrix(arch.kernel_fn, task.x_train, dtype=np.float64)
+    pred = kernels.KernelPredictor.fit(k_train, task.y_train, dtype=np.float64)
+    return dict(arch=arch, k_train=k_train, pred=pred, x_train=task.x_train,
+                x_sel=task.x_test[:n_sel], y_sel=task.y_test[:n_sel],
+                x_eval=task.x_test[n_sel:], y_eval=task.y_test[n_sel:])
+
+
+cif = setup(task, n_select, 1)
+print(f"{architecture}: {cif['arch'].description}; train {task.x_train.shape}, selection "
+      f"{cif['x_sel'].shape[0]}, evaluation {cif['x_eval'].shape[0]} images")
+
+# %% [markdown]
+# ## Per-feature robustness (selection set)
+#
+# The fast sweep of the previous chapter (`ntknb.features.feature_sweep`): clean and FGSM
+# accuracy of each of the first `n_features` features on its own loss.
+
+# %%
+sweep = features.feature_sweep(cif["arch"].kernel_fn, cif["x_train"], cif["pred"], cif["x_sel"],
+                               cif["y_sel"], eps, indices=range(n_features),
+                               test_batch_size=test_batch_size,
+                               feature_batch_size=feature_batch_size)
+print(f"swept {n_features} features x {n_select} images in {sweep.seconds:.1f} s")
+glue("n_features_swept", n_features)
+glue("sweep_max_robust", float(sweep.robust_accuracy.max()))
+glue("n_features_above_025", int(np.sum(sweep.robust_accuracy >= 0.25)))
+
+# %% [markdown]
+# The most robust single feature keeps an FGSM accuracy of
+# {glue:text}`sweep_max_robust:.2f` on the selection set; {glue:text}`n_features_above_025` of
+# the {glue:text}`n_features_swept` swept features keep at least 0.25.
+#
+# ## The three families, attacked as whole machines (evaluation set)
+#
+# For every $S$: $\alpha_S$ (`ntknb.robust_kernels.subset_weights`), then clean accuracy, FGSM
+# and PGD accuracy of $f_S$ (`ntknb.robust_kernels.evaluate_machines`, which runs
+# `ntknb.attacks.fgsm` / `ntknb.attacks.pgd` on the loss of $f_S$ for all machines with one
+# compilation). The full kernel $f_\infty$ (all features) is the reference.
+
+# %%
+def build_families(pred, sw, gam, tk, rkk):
+    fams = {"(a) threshold": [], "(b) top-k eigenvalue": [], "(c) top-k robust": []}
+    for g in gam:
+        S = rk.select_by_robustness(sw, g)
+        fams["(a) threshold"].append((f"γ={g:g}", S))
+    for k in tk:
+        fams["(b) top-k eigenvalue"].append((f"k={k}", rk.select_top_eigen(k, pred.n_train)))
+    for k in rkk:
+        fams["(c) top-k robust"].append((f"k={k}", rk.select_top_robust(sw, k)))
+    return fams
+
+
+def evaluate_families(s, fams, eps_):
+    machines = [(fam, tag, S) for fam, items in fams.items() for tag, S in items]
+    machines.append(("full kernel", "all", np.arange(s["pred"].n_train)))
+    A = np.stack([rk.subset_weights(s["pred"], S) for _, _, S in machines])
+    sc = rk.evaluate_machines(s["arch"].kernel_fn, s["x_train"], A, s["x_eval"], s["y_eval"],
+                              eps_, pgd_steps=pgd_steps, batch_size=test_batch_size)
+    rows = [dict(family=fam, tag=tag, n=len(S), clean=c, fgsm=f, pgd=p)
+            for (fam, tag, S), c, f, p in zip(machines, sc.clean, sc.fgsm, sc.pgd)]
+    return rows, sc.seconds
+
+
+cif_fams = build_families(cif["pred"], sweep, gammas, top_k, robust_k)
+cif_rows, secs = evaluate_families(cif, cif_fams, eps)
+print(f"attacked {len(cif_rows)} machines in {secs:.1f} s")
+full = cif_rows[-1]
+full_kernel_clean_acc = glue("full_kernel_clean_acc", full["clean"])
+full_kernel_robust_acc = glue("full_kernel_robust_acc", full["pgd"])
+glue("full_kernel_fgsm_acc", full["fgsm"])
+glue_table("table_cifar", [[r["family"], r["tag"], r["n"], r["clean"], r["fgsm"], r["pgd"]]
+                           for r in cif_rows],
+           ["family", "setting", "features", "clean", "FGSM", "PGD"], floatfmt=".3f")
+
+# %% [markdown]
+# ```{glue:md} table_cifar
+# :format: myst
+# ```
+#
+# The full kernel reaches a clean accuracy of {glue:text}`full_kernel_clean_acc:.3f` and keeps
+# {glue:text}`full_kernel_fgsm_acc:.3f` under FGSM and {glue:text}`full_kernel_robust_acc:.3f`
+# under PGD at $\epsilon = 8/255$.
+#
+# ## The best robust-only machine
+
+# %%
+robust_only = [r for r in cif_rows if r["family"] in ("(a) threshold", "(c) top-k robust")
+               and r["n"] > 0]
+j, qualified = rk.best_robust_only([r["clean"] for r in robust_only],
+                                   [r["pgd"] for r in robust_only], robust_level)
+best = robust_only[j]
+best_robust_only_clean_acc = glue("best_robust_only_clean_acc", best["clean"])
+best_robust_only_robust_acc = glue("best_robust_only_robust_acc", best["pgd"])
+glue("best_robust_only_name", f"{best['family']} {best['tag']}")
+glue("best_robust_only_n", best["n"])
+glue("robust_level_glued", robust_level)
+nontrivial_level = glue("nontrivial_level", 0.5 * (0.5 + full_kernel_clean_acc))
+nontrivial = qualified and best_robust_only_clean_acc >= nontrivial_level
+glue("verdict_robust_only",
+     ("reaches a non-trivial clean accuracy while its PGD accuracy stays at or above the level"
+      if nontrivial else
+      ("keeps its PGD accuracy at or above the level but its clean accuracy is trivial"
+       if qualified else "does not keep its PGD accuracy at the level")))
+lowest_eig = min((r for r in cif_rows if r["family"] == "(b) top-k eigenvalue"),
+                 key=lambda r: r["pgd"])
+print(f"best robust-only machine: {best['family']} {best['tag']} ({best['n']} features): "
+      f"clean {best['clean']:.3f}, PGD {best['pgd']:.3f}; level met: {qualified}; "
+      f"non-trivial (clean >= {nontrivial_level:.3f}): {nontrivial}")
+
+# %% [markdown]
+# By the definition above, the best robust-only machine is {glue:text}`best_robust_only_name`
+# ({glue:text}`best_robust_only_n` features): clean accuracy
+# {glue:text}`best_robust_only_clean_acc:.3f`, PGD accuracy
+# {glue:text}`best_robust_only_robust_acc:.3f` (level {glue:text}`robust_level_glued:.2f`;
+# non-trivial means clean accuracy at least {glue:text}`nontrivial_level:.3f`). So, measured:
+# the best robust-only machine **{glue:text}`verdict_robust_only`**. Compare with the full
+# kernel: {glue:text}`full_kernel_clean_acc:.3f` clean, {glue:text}`full_kernel_robust_acc:.3f`
+# PGD.
+#
+# ## Adversarial training of the kernel machine itself
+#
+# What does work in the kernel regime? Adversarial training of the dual weights of
+# $f(x) = \Theta(x, X)\alpha$ on the fixed kernel and fixed training inputs
+# (`ntknb.robust_kernels.adversarial_train_kernel`): at every step PGD examples of a minibatch
+# against the *current* machine, then a gradient step on the logistic loss at those examples.
+# For a fixed kernel the robust loss $\max_{\|\delta\|_\infty\le\epsilon}
+# L(\Theta(x+\delta, X)\alpha, y)$ is a maximum of convex functions of $\alpha$, hence convex —
+# unlike for a network. The gradient in $\alpha$ is preconditioned by $\Theta(X, X)^{-1}$, so
+# that at $\epsilon = 0$ the update is the book's NTK gradient flow in function space
+# ($\dot f(X) = -\Theta\,\partial L/\partial f$, started at $f = 0$). Because that flow fits the
+# top (robust) eigen-directions first, **early-stopped standard training** is itself a
+# robustness baseline: we train it with the same optimiser, steps and minibatches ($\epsilon =
+# 0$) and report both. The machine reported for each is the one after the last step (no
+# selection on the evaluation set).
+
+# %%
+at_kw = dict(steps=at_steps, batch_size=at_batch_size, lr_fraction=at_lr_fraction,
+             momentum=at_momentum, pgd_steps=at_pgd_steps, k_train_train=cif["k_train"],
+             seed=seed, checkpoints=at_checkpoints)
+at = rk.adversarial_train_kernel(cif["arch"].kernel_fn, cif["x_train"], task.y_train, eps, **at_kw)
+std = rk.adversarial_train_kernel(cif["arch"].kernel_fn, cif["x_train"], task.y_train, 0.0, **at_kw)
+print(f"adversarial training: {at.seconds:.1f} s, standard training: {std.seconds:.1f} s")
+sc_at = rk.evaluate_machines(cif["arch"].kernel_fn, cif["x_train"], at.alphas[1:], cif["x_eval"],
+                             cif["y_eval"], eps, pgd_steps=pgd_steps, batch_size=test_batch_size)
+sc_std = rk.evaluate_machines(cif["arch"].kernel_fn, cif["x_train"], std.alphas[1:],
+                              cif["x_eval"], cif["y_eval"], eps, pgd_steps=pgd_steps,
+                              batch_size=test_batch_size)
+kernel_at_clean_acc = glue("kernel_at_clean_acc", sc_at.clean[-1])
+kernel_at_robust_acc = glue("kernel_at_robust_acc", sc_at.pgd[-1])
+kernel_std_clean_acc = glue("kernel_std_clean_acc", sc_std.clean[-1])
+kernel_std_robust_acc = glue("kernel_std_robust_acc", sc_std.pgd[-1])
+glue("kernel_at_best_robust", float(sc_at.pgd.max()))
+glue("at_steps_glued", at_steps)
+glue_table("table_at", [[int(s), a, b, c, d] for s, a, b, c, d in
+                        zip(at.checkpoints[1:], sc_at.clean, sc_at.pgd, sc_std.clean, sc_std.pgd)],
+           ["step", "AT clean", "AT PGD", "standard clean", "standard PGD"], floatfmt=".3f")
+
+fig, axes = plotting.new_figure(ncols=2, width=4.6, height=4.0)
+fam_curves = {}
+for fam in cif_fams:
+    rows = [r for r in cif_rows if r["family"] == fam]
+    fam_curves[fam] = ([r["pgd"] for r in rows], [r["clean"] for r in rows],
+                       [r["tag"] for r in rows])
+fam_curves["adversarial training (checkpoints)"] = (sc_at.pgd, sc_at.clean, at.checkpoints[1:])
+fam_curves["standard training, same optimiser"] = (sc_std.pgd, sc_std.clean, std.checkpoints[1:])
+plotting.plot_clean_robust_frontier(
+    axes[0], fam_curves, {"full kernel": (full["pgd"], full["clean"])},
+    title=f"CIFAR-10 {classes[0]} vs {classes[1]}, {architecture}, PGD eps {eps * 255:.0f}/255")
+axes[0].axhline(0.5, color="grey", lw=0.6, ls=":")
+axes[1].plot(at.train_loss, lw=0.8, label="adversarial (PGD examples)")
+axes[1].plot(std.train_loss, lw=0.8, label="standard (clean examples)")
+axes[1].set_xlabel("step")
+axes[1].set_ylabel("minibatch training loss")
+axes[1].legend(fontsize=7)
+axes[1].set_title("training the dual weights on a fixed kernel", fontsize=9)
+glue("fig_frontier", fig)
+
+# %% [markdown]
+# ```{glue:figure} fig_frontier
+# Left: clean accuracy against PGD accuracy on the evaluation set for the three families of
+# feature-subset machines, the kernel machines trained adversarially and normally on the fixed
+# kernel (checkpoints along training), and the full kernel $f_\infty$ (star). Upper right is
+# better; the dotted line is chance. Right: the minibatch loss during training.
+# ```
+#
+# ```{glue:md} table_at
+# :format: myst
+# ```
+#
+# After {glue:text}`at_steps_glued` steps the adversarially trained kernel machine has clean
+# accuracy {glue:text}`kernel_at_clean_acc:.3f` and PGD accuracy
+# {glue:text}`kernel_at_robust_acc:.3f` (best checkpoint: {glue:text}`kernel_at_best_robust:.3f`
+# PGD accuracy); trained for as long on clean examples it has {glue:text}`kernel_std_clean_acc:.3f`
+# and {glue:text}`kernel_std_robust_acc:.3f`. How far this gets on this data is exactly these
+# numbers: the difference between the two trainings is the effect of adversarial examples, and
+# with {glue:text}`n_eval_glued` evaluation images each accuracy has a standard error of about
+# {glue:text}`accuracy_se:.3f`, so differences of one or two standard errors are not
+# resolved. Loo et al. {cite}`loo2022evolution` report 76.1% PGD accuracy at $\epsilon = 4/255$
+# on ten-class CIFAR-10 after adversarial training on top of an *empirical* kernel that
+# adversarial training of a network had already shaped; a fixed analytic fully connected
+# kernel on 1000 images is a much weaker starting point, and this binary task is much easier.
+
+# %%
+glue("n_eval_glued", n_eval)
+glue("accuracy_se", float(np.sqrt(0.25 / n_eval)))
+
+# %% [markdown]
+# ## MNIST, ten classes
+#
+# The same three families on MNIST with softmax cross-entropy (features, selection and the
+# attack on the whole machine), at each radius in `mnist_eps`; the per-feature robustness is
+# measured at the same radius as the evaluation. Chance is 0.1. (Adversarial training is run
+# on CIFAR-10 only, to keep the default run short.)
+
+# %%
+mnist = data.load_dataset("mnist")
+mtask = data.make_task(mnist, classes=None, n_train=mnist_n_train,
+                       n_test=mnist_n_select + mnist_n_eval, seed=seed)
+mn = setup(mtask, mnist_n_select, 10)
+mnist_rows = {}
+for e in mnist_eps:
+    sw = features.feature_sweep(mn["arch"].kernel_fn, mn["x_train"], mn["pred"], mn["x_sel"],
+                                mn["y_sel"], e, indices=range(n_features),
+                                test_batch_size=test_batch_size,
+                                feature_batch_size=feature_batch_size)
+    fams = build_families(mn["pred"], sw, mnist_gammas, mnist_top_k, mnist_robust_k)
+    mnist_rows[e], secs = evaluate_families(mn, fams, e)
+    print(f"MNIST eps {e}: sweep {sw.seconds:.1f} s, attacked {len(mnist_rows[e])} machines in "
+          f"{secs:.1f} s")
+
+if mnist_eps:
+    fig, axes = plotting.new_figure(ncols=len(mnist_eps), width=4.4, height=4.0, squeeze=False)
+    for ax, e in zip(axes[0], mnist_eps):
+        rows = mnist_rows[e]
+        curves = {}
+        for fam in ("(a) threshold", "(b) top-k eigenvalue", "(c) top-k robust"):
+            rr = [r for r in rows if r["family"] == fam]
+            curves[fam] = ([r["pgd"] for r in rr], [r["clean"] for r in rr], None)
+        plotting.plot_clean_robust_frontier(ax, curves,
+                                            {"full kernel": (rows[-1]["pgd"], rows[-1]["clean"])},
+                                            title=f"MNIST, {architecture}, PGD eps {e:g}")
+        ax.axhline(0.1, color="grey", lw=0.6, ls=":")
+    glue("fig_mnist", fig)
+mnist_summary = []
+for i, e in enumerate(mnist_eps):
+    rows = mnist_rows[e]
+    ro = [r for r in rows if r["family"] in ("(a) threshold", "(c) top-k robust") and r["n"] > 0]
+    jm = int(np.argmax([r["pgd"] for r in ro]))
+    glue(f"mnist_full_clean_{i}", rows[-1]["clean"])
+    glue(f"mnist_full_pgd_{i}", rows[-1]["pgd"])
+    glue(f"mnist_most_robust_clean_{i}", ro[jm]["clean"])
+    glue(f"mnist_most_robust_pgd_{i}", ro[jm]["pgd"])
+    glue(f"mnist_eps_{i}", e)
+    mnist_summary.append([e, rows[-1]["clean"], rows[-1]["pgd"],
+                          f"{ro[jm]['family']} {ro[jm]['tag']}", ro[jm]["n"], ro[jm]["clean"],
+                          ro[jm]["pgd"]])
+glue_table("table_mnist", mnist_summary,
+           ["eps", "full clean", "full PGD", "most robust robust-only machine", "features",
+            "its clean", "its PGD"], floatfmt=".3f")
+
+# %% [markdown]
+# ```{glue:figure} fig_mnist
+# MNIST (ten classes): clean against PGD accuracy of the feature-subset machines and the full
+# kernel, one panel per radius. The dotted line is chance (0.1).
+# ```
+#
+# ```{glue:md} table_mnist
+# :format: myst
+# ```
+#
+# At the first radius ($\epsilon$ = {glue:text}`mnist_eps_0:.2f`) the full kernel has clean
+# accuracy {glue:text}`mnist_full_clean_0:.3f` and PGD accuracy {glue:text}`mnist_full_pgd_0:.3f`;
+# the robust-only machine with the highest PGD accuracy reaches
+# {glue:text}`mnist_most_robust_pgd_0:.3f` PGD at {glue:text}`mnist_most_robust_clean_0:.3f`
+# clean accuracy. At $\epsilon$ = {glue:text}`mnist_eps_1:.2f`: full kernel
+# {glue:text}`mnist_full_clean_1:.3f` / {glue:text}`mnist_full_pgd_1:.3f`, most robust
+# robust-only machine {glue:text}`mnist_most_robust_clean_1:.3f` /
+# {glue:text}`mnist_most_robust_pgd_1:.3f` (clean / PGD).
+#
+# ## What the numbers say
+#
+# On binary CIFAR-10 the full kernel is accurate and almost completely broken by PGD. Keeping
+# only the features that are robust on their own gives machines whose robustness is measured
+# above *as whole machines*; the best of them by the definition fixed in advance
+# **{glue:text}`verdict_robust_only`** (clean {glue:text}`best_robust_only_clean_acc:.3f`, PGD
+# {glue:text}`best_robust_only_robust_acc:.3f`). Where this disagrees with the paper's
+# "robust features alone are not enough", the likely reasons are the task and the scale: two
+# classes that differ in coarse colour and brightness statistics (sky against road), which the
+# top eigen-features of a fully connected kernel capture and an $\ell_\infty$ perturbation of
+# 8/255 moves only a little, a small evaluation set, and a single kernel. The ten-class MNIST
+# panels show how much of this survives a harder task and larger radii. Adversarial training
+# of the kernel machine on the fixed kernel is compared on the same frontier: with the numbers
+# above, read off whether it moves the frontier beyond what early-stopped standard training
+# and the robust-only machines already reach.
+
+# %%
+runtime_seconds = glue("runtime_seconds", time.perf_counter() - _t_start)
+print(f"notebook runtime: {runtime_seconds:.0f} s")
+
+# %% [markdown]
+# ## Headline numbers
+#
+# Rounded so that reruns print the same digits (checked by the test suite).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"CIFAR-10 full kernel:      clean {full_kernel_clean_acc:.2f}, PGD {full_kernel_robust_acc:.2f}")
+print(f"best robust-only machine:  clean {best_robust_only_clean_acc:.2f}, "
+      f"PGD {best_robust_only_robust_acc:.2f} ({best['family']} {best['tag']}, {best['n']} features)")
+print(f"kernel adversarial train.: clean {kernel_at_clean_acc:.2f}, PGD {kernel_at_robust_acc:.2f}")
+print(f"kernel standard training:  clean {kernel_std_clean_acc:.2f}, PGD {kernel_std_robust_acc:.2f}")
+for e in mnist_eps:
+    print(f"MNIST eps {e:g} full kernel: clean {mnist_rows[e][-1]['clean']:.2f}, "
+          f"PGD {mnist_rows[e][-1]['pgd']:.2f}")

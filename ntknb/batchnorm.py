@@ -1,0 +1,347 @@
+"""BatchNorm evaluation modes and the gap between batch and running statistics.
+
+"Rethinking Adversarial Training with Neural Tangent Kernel" (Sec. 2, Theorem 2, and
+Sec. 4, Figs. 2-4) compares two ways a trained network with BatchNorm can be evaluated:
+
+* **"w buffer"** — the usual one: at evaluation every BatchNorm layer normalises with
+  its *running* (exponential-moving-average) mean and variance, the "buffers" kept
+  during training.  Each example is processed independently.
+* **"w/o buffer"** — the buffers are dropped: every BatchNorm layer *always* normalises
+  with the mean and variance of the current batch, at evaluation and inside the attack
+  that generates the adversarial examples (the attack's gradient then flows through the
+  batch statistics too).  Predictions depend on the other members of the batch.
+
+Both modes are *apply functions* with the signature of :mod:`ntknb.training`,
+``apply_fn(params, state, x, train) -> (logits, new_state)``, so they plug into
+:func:`ntknb.training.make_evaluator` and :func:`ntknb.training.fit`, the attacks of
+:mod:`ntknb.attacks`, and the empirical-NTK tracker of :mod:`ntknb.ntk_dynamics`
+(:class:`BNKernelTracker` adds what batch statistics need there: one block over the whole
+probe set, no per-example ``vmap``, and the specialization matrices M_ks).
+
+In training mode (``train=True``) both modes are identical: batch statistics are used
+and the running averages updated.  They differ only when ``train=False``.
+
+Theorem 2 bounds the change of a C-Lipschitz f when the normalisation (x − Σ)/Π with
+the full-data statistics is replaced by (x − Σ̃_i)/Π̃_i with those of a batch;
+:func:`bn_statistics_gap` measures, per BatchNorm layer, the ingredients of that bound
+on actual clean and adversarial batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+import ntknb  # noqa: F401  (compat shim before neural_tangents)
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntknb import attacks, kernels, metrics, training
+from ntknb.ntk_dynamics import KernelTracker
+
+__all__ = [
+    "BN_MODES",
+    "bn_apply_fn",
+    "batch_stats_apply_fn",
+    "ModeEvaluator",
+    "evaluate_modes",
+    "BNKernelTracker",
+    "LayerGap",
+    "bn_statistics_gap",
+    "adversarial_examples",
+]
+
+#: Evaluation modes: ``"buffer"`` ("w buffer", running averages) and ``"batch"``
+#: ("w/o buffer", statistics of the current batch).
+BN_MODES = ("buffer", "batch")
+
+
+def batch_stats_apply_fn(model: nn.Module) -> Callable:
+    """"w/o buffer" apply function: BatchNorm always uses the current batch's statistics.
+
+    ``apply_fn(params, state, x, train) -> (logits (n, k), new_state)``.  The module is
+    run with ``train=True`` (flax BatchNorm then normalises with the batch mean and the
+    biased batch variance over the N, H, W axes); for ``train=True`` the updated running
+    averages are returned as by :func:`ntknb.training.flax_apply_fn`, for ``train=False``
+    they are discarded and ``state`` is returned unchanged.  Assumes ``train`` switches
+    nothing but BatchNorm (true of :mod:`ntknb.models`).
+    """
+
+    def apply_fn(params, state, x, train):
+        variables = {"params": params, **state}
+        if not state:  # no BatchNorm: both modes coincide
+            return model.apply(variables, x, train=train), state
+        logits, updates = model.apply(variables, x, train=True, mutable=list(state))
+        return logits, ({**state, **updates} if train else state)
+
+    return apply_fn
+
+
+def bn_apply_fn(model: nn.Module, mode: str) -> Callable:
+    """The apply function of ``model`` in BatchNorm ``mode`` (see :data:`BN_MODES`).
+
+    ``"buffer"`` is :func:`ntknb.training.flax_apply_fn` (running averages at evaluation);
+    ``"batch"`` is :func:`batch_stats_apply_fn` (batch statistics always).
+    """
+    if mode not in BN_MODES:
+        raise ValueError(f"mode must be one of {BN_MODES}; got {mode!r}")
+    return training.flax_apply_fn(model) if mode == "buffer" else batch_stats_apply_fn(model)
+
+
+# ----------------------------------------------------------------------------- accuracies
+
+
+_EVALUATORS: dict = {}
+
+
+def _evaluator(model, mode, eps, steps, batch_size):
+    """:func:`ntknb.training.make_evaluator` for ``model`` in ``mode``, one per setting
+    (reused across runs of the same model object: compiled once)."""
+    key = (id(model), mode, eps, steps, batch_size)
+    if key not in _EVALUATORS or _EVALUATORS[key][0] is not model:
+        _EVALUATORS[key] = (model, training.make_evaluator(bn_apply_fn(model, mode), eps, steps, batch_size))
+    return _EVALUATORS[key][1]
+
+
+class ModeEvaluator:
+    """Training callback: clean and PGD accuracy of the current network in each BN mode.
+
+    For every tracked epoch and every ``(split, mode)`` it runs
+    :func:`ntknb.training.make_evaluator` with the mode's apply function: BatchNorm uses
+    running averages ("buffer") or the statistics of each evaluation batch of
+    ``batch_size`` examples ("batch"), in the clean forward pass and in every PGD step.
+    Both modes use the same PGD random starts (same key per split and epoch).
+
+    Args:
+      model: the flax module being trained.
+      splits: ``{name: (x (n, H, W, C), labels (n,))}``, e.g. ``{"train": ..., "test": ...}``;
+        ``n`` must be a multiple of ``batch_size`` (all BN batches the same size).
+      eps, steps: l∞ radius and number of PGD steps (α = 2.5·eps/steps, random start).
+      batch_size: evaluation (and, in "batch" mode, normalisation) batch size.
+      epochs: epochs to evaluate (``None``: all, including 0 = initialisation).
+      seed: seeds the PGD random starts.
+
+    After training, :attr:`history` is ``{(split, mode): {"epoch": [...], "clean": [...],
+    "robust": [...]}}``; :meth:`curves` returns arrays.
+    """
+
+    def __init__(self, model, splits: dict, eps: float, steps: int, batch_size: int = 100,
+                 epochs: Optional[Sequence[int]] = None, modes: Sequence[str] = BN_MODES, seed: int = 0):
+        for mode in modes:
+            if mode not in BN_MODES:
+                raise ValueError(f"modes must be a subset of {BN_MODES}; got {mode!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        self.splits = {}
+        for name, (x, labels) in splits.items():
+            x, labels = np.asarray(x, np.float32), np.asarray(labels)
+            if x.shape[0] != labels.shape[0] or x.shape[0] % batch_size:
+                raise ValueError(f"split {name!r}: need len(x) == len(labels), a multiple of "
+                                 f"batch_size={batch_size}; got {x.shape[0]} and {labels.shape[0]}")
+            self.splits[name] = (x, labels)
+        self.modes = tuple(modes)
+        self.epochs = None if epochs is None else set(int(e) for e in epochs)
+        self.seed = int(seed)
+        self.evaluators = {m: _evaluator(model, m, float(eps), int(steps), int(batch_size)) for m in self.modes}
+        self.history = {(s, m): {"epoch": [], "clean": [], "robust": []} for s in self.splits for m in self.modes}
+
+    def __call__(self, epoch: int, params: Any, state: dict) -> None:
+        if self.epochs is not None and epoch not in self.epochs:
+            return
+        for s_idx, (name, (x, labels)) in enumerate(self.splits.items()):
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), epoch), s_idx)
+            for mode in self.modes:
+                clean, robust = self.evaluators[mode](params, state, x, labels, key)
+                h = self.history[(name, mode)]
+                h["epoch"].append(int(epoch))
+                h["clean"].append(clean)
+                h["robust"].append(robust)
+
+    def curves(self, split: str, mode: str) -> dict:
+        """``{"epoch", "clean", "robust"}`` arrays of ``split`` in ``mode``."""
+        return {k: np.asarray(v) for k, v in self.history[(split, mode)].items()}
+
+
+def evaluate_modes(model, params, state, x, labels, eps: float, steps: int, batch_size: int,
+                   modes: Sequence[str] = BN_MODES, seed: int = 0) -> dict:
+    """``{mode: (clean_acc, robust_acc)}`` of a trained network at one evaluation
+    ``batch_size`` (see :class:`ModeEvaluator`; ``len(x)`` a multiple of ``batch_size``)."""
+    ev = ModeEvaluator(model, {"x": (x, labels)}, eps, steps, batch_size=batch_size, modes=modes, seed=seed)
+    ev(0, params, state)
+    return {m: (ev.history[("x", m)]["clean"][0], ev.history[("x", m)]["robust"][0]) for m in modes}
+
+
+# ---------------------------------------------------------------------- kernels (M_ks)
+
+
+class BNKernelTracker(KernelTracker):
+    """:class:`ntknb.ntk_dynamics.KernelTracker` for a BatchNorm mode, keeping M_ks.
+
+    In ``"batch"`` mode the network's output on an example depends on the rest of the
+    batch, so the empirical NTK is taken of the map θ ↦ f_θ(X_probe) with the *whole*
+    probe set as one batch (``vmap_axes=None``, one block) — the kernel of the "w/o
+    buffer" network, whose Jacobians include the dependence through the batch
+    statistics; the probe PGD (of the parent class) also runs with batch statistics.
+    In ``"buffer"`` mode the kernel is the usual per-example one.
+
+    Besides the parent's metrics it stores the kernel specialization matrices
+    (:func:`ntknb.metrics.specialization_matrix`, "Rethinking" Figs. 3-4):
+    :attr:`ks_matrices` ``[epoch][name]`` with names ``"clean.CL"`` (C-NTK, clean
+    labels), ``"adv.CL"`` and ``"adv.AL"`` (AE-NTK under clean labels and under the
+    network's predictions on the adversarial probe images), each (k, k).
+
+    Args:
+      model: the flax module; mode: ``"buffer"`` or ``"batch"``; other arguments as
+        :class:`ntknb.ntk_dynamics.KernelTracker`.
+    """
+
+    def __init__(self, model, mode: str, x_probe, labels_probe, eps: float, **kwargs):
+        if mode not in BN_MODES:
+            raise ValueError(f"mode must be one of {BN_MODES}; got {mode!r}")
+        self.mode = mode
+        if mode == "batch":
+            kwargs["batch_size"] = None
+        super().__init__(bn_apply_fn(model, mode), x_probe, labels_probe, eps, **kwargs)
+        apply_fn = self.apply_fn
+
+        def kernel_fn(ps, x):  # Jacobian w.r.t. ps[0] (params) only
+            return apply_fn(ps[0], jax.lax.stop_gradient(ps[1]), x, False)[0]
+
+        self._kernel_fn = kernel_fn
+        self.ks_matrices: dict[int, dict[str, np.ndarray]] = {}
+        self._pending: list = []
+
+    def per_logit_kernel(self, params, state, x) -> np.ndarray:
+        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK in this BN mode, (n, n, k).
+
+        The kernel is taken with respect to ``params`` only; ``state`` (the running
+        averages) enters through ``stop_gradient`` as a second argument, so one compiled
+        kernel function serves every epoch."""
+        apply_fn = self.apply_fn
+        full = kernels.empirical_ntk(self._kernel_fn, (params, state), x, trace_axes=(),
+                                     implementation=self.implementation,
+                                     batch_size=None if self.mode == "batch" else self.batch_size,
+                                     vmap_axes=None if self.mode == "batch" else 0)
+        blocks = np.diagonal(np.asarray(full, dtype=np.float64), axis1=2, axis2=3)
+        preds = np.asarray(jnp.argmax(apply_fn(params, state, jnp.asarray(x), False)[0], -1))
+        self._pending.append((blocks, preds))
+        return blocks
+
+    def __call__(self, epoch: int, params: Any, state: dict) -> None:
+        self._pending = []
+        super().__call__(epoch, params, state)
+        if not self._pending:
+            return
+        labels = self.labels.astype(np.int64)
+        out = {"clean.CL": metrics.specialization_matrix(self._pending[0][0], labels)}
+        if len(self._pending) > 1:
+            blocks, preds = self._pending[1]
+            out["adv.CL"] = metrics.specialization_matrix(blocks, labels)
+            out["adv.AL"] = metrics.specialization_matrix(blocks, preds.astype(np.int64))
+        self.ks_matrices[int(epoch)] = out
+        self._pending = []
+
+
+# ---------------------------------------------------------- Theorem 2: statistics gap
+
+
+@dataclasses.dataclass
+class LayerGap:
+    """Per-BatchNorm-layer distance between batch and running statistics.
+
+    Every attribute is an array of shape (L,), one entry per BatchNorm layer in the
+    order the forward pass calls them (depth), averaged over the batches:
+
+    * ``mean_shift``: rms over channels of (μ_B − μ_R) / σ_R;
+    * ``log_std_ratio``: rms over channels of log(σ_B / σ_R);
+    * ``norm_gap``: rms over the batch's activations of
+      (x − μ_B)/σ_B − (x − μ_R)/σ_R — how much the normalised activation (the argument
+      of f in Theorem 2) changes when the running statistics (μ_R, σ_R²) are replaced by
+      the batch's (μ_B, σ_B²), in units of a normalised activation;
+
+    with σ² including BatchNorm's ε.  ``names`` are the layers' module paths.
+    """
+
+    names: list
+    mean_shift: np.ndarray
+    log_std_ratio: np.ndarray
+    norm_gap: np.ndarray
+
+
+def _lookup(tree: dict, path: Sequence[str]) -> dict:
+    for p in path:
+        tree = tree[p]
+    return tree
+
+
+def bn_statistics_gap(model: nn.Module, params, state: dict, x, batch_size: int) -> LayerGap:
+    """Distance between each BatchNorm layer's batch statistics and its running averages.
+
+    The network is run in "w/o buffer" mode (batch statistics everywhere, as the network
+    evaluated without buffers sees them) on consecutive batches of ``batch_size`` of
+    ``x`` (n, H, W, C) (``n`` a multiple of ``batch_size``); at each BatchNorm layer the
+    mean and variance of its input over (N, H, W) are compared with the layer's running
+    averages in ``state["batch_stats"]``. See :class:`LayerGap` for the measures.
+    """
+    x = jnp.asarray(x, jnp.float32)
+    if x.shape[0] % batch_size or x.shape[0] == 0:
+        raise ValueError(f"len(x)={x.shape[0]} must be a positive multiple of batch_size={batch_size}")
+    if "batch_stats" not in state:
+        raise ValueError("state has no 'batch_stats' collection: the model has no BatchNorm layer")
+    running = state["batch_stats"]
+
+    @jax.jit
+    def one_batch(xb):
+        rows = []
+
+        def interceptor(next_fun, args, kwargs, context):
+            mod = context.module
+            if isinstance(mod, nn.BatchNorm) and context.method_name == "__call__":
+                h = args[0]
+                axes = tuple(range(h.ndim - 1))
+                stats = _lookup(running, mod.path)
+                mu_r, var_r = stats["mean"], stats["var"] + mod.epsilon
+                mu_b = jnp.mean(h, axes)
+                var_b = jnp.var(h, axes) + mod.epsilon
+                sd_r, sd_b = jnp.sqrt(var_r), jnp.sqrt(var_b)
+                gap = (h - mu_b) / sd_b - (h - mu_r) / sd_r
+                rows.append(("/".join(mod.path),
+                             jnp.sqrt(jnp.mean(((mu_b - mu_r) / sd_r) ** 2)),
+                             jnp.sqrt(jnp.mean(jnp.log(sd_b / sd_r) ** 2)),
+                             jnp.sqrt(jnp.mean(gap**2))))
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(interceptor):
+            model.apply({"params": params, **state}, xb, train=True, mutable=list(state))
+        one_batch.names = [r[0] for r in rows]
+        return jnp.stack([jnp.stack(r[1:]) for r in rows])  # (L, 3)
+
+    vals = np.mean([np.asarray(one_batch(x[i:i + batch_size])) for i in range(0, x.shape[0], batch_size)], axis=0)
+    return LayerGap(names=list(one_batch.names), mean_shift=vals[:, 0], log_std_ratio=vals[:, 1],
+                    norm_gap=vals[:, 2])
+
+
+def adversarial_examples(model, mode: str, params, state, x, labels, eps: float, steps: int,
+                         batch_size: int, seed: int = 0) -> np.ndarray:
+    """PGD examples (:func:`ntknb.attacks.pgd`, α = 2.5·eps/steps, random start) against
+    the network in BatchNorm ``mode``, batch by batch (``batch_size``; in "batch" mode the
+    attack moves the batch statistics too). Returns (n, H, W, C)."""
+    apply_fn = bn_apply_fn(model, mode)
+    alpha = 2.5 * eps / steps
+
+    @jax.jit
+    def attack(xb, yb, key):
+        def ce(xx, yy):
+            return attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
+
+        return attacks.pgd(ce, xb, yb, eps, step_size=alpha, steps=steps, random_start=True, key=key)
+
+    x = jnp.asarray(x, jnp.float32)
+    y = jnp.asarray(labels)
+    key = jax.random.PRNGKey(seed)
+    out = [attack(x[i:i + batch_size], y[i:i + batch_size], jax.random.fold_in(key, i))
+           for i in range(0, x.shape[0], batch_size)]
+    return np.asarray(jnp.concatenate(out))
