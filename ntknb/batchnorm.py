@@ -291,11 +291,26 @@ def bn_statistics_gap(model: nn.Module, params, state: dict, x, batch_size: int)
         raise ValueError(f"len(x)={x.shape[0]} must be a positive multiple of batch_size={batch_size}")
     if "batch_stats" not in state:
         raise ValueError("state has no 'batch_stats' collection: the model has no BatchNorm layer")
-    running = state["batch_stats"]
+    fn, names = _gap_fn(model)
+    vals = np.mean([np.asarray(fn(params, state, x[i:i + batch_size])) for i in range(0, x.shape[0], batch_size)],
+                   axis=0)
+    return LayerGap(names=list(names), mean_shift=vals[:, 0], log_std_ratio=vals[:, 1], norm_gap=vals[:, 2])
+
+
+_GAP_FNS: dict = {}
+
+
+def _gap_fn(model):
+    """Jitted ``(params, state, x_batch) -> (L, 3)`` statistics gaps of ``model`` and the
+    list the layer names are written into at tracing (one per model object)."""
+    if id(model) in _GAP_FNS and _GAP_FNS[id(model)][0] is model:
+        return _GAP_FNS[id(model)][1:]
+    names: list = []
 
     @jax.jit
-    def one_batch(xb):
+    def one_batch(params, state, xb):
         rows = []
+        running = state["batch_stats"]
 
         def interceptor(next_fun, args, kwargs, context):
             mod = context.module
@@ -316,12 +331,14 @@ def bn_statistics_gap(model: nn.Module, params, state: dict, x, batch_size: int)
 
         with nn.intercept_methods(interceptor):
             model.apply({"params": params, **state}, xb, train=True, mutable=list(state))
-        one_batch.names = [r[0] for r in rows]
+        names[:] = [r[0] for r in rows]
         return jnp.stack([jnp.stack(r[1:]) for r in rows])  # (L, 3)
 
-    vals = np.mean([np.asarray(one_batch(x[i:i + batch_size])) for i in range(0, x.shape[0], batch_size)], axis=0)
-    return LayerGap(names=list(one_batch.names), mean_shift=vals[:, 0], log_std_ratio=vals[:, 1],
-                    norm_gap=vals[:, 2])
+    _GAP_FNS[id(model)] = (model, one_batch, names)
+    return one_batch, names
+
+
+_ATTACK_FNS: dict = {}
 
 
 def adversarial_examples(model, mode: str, params, state, x, labels, eps: float, steps: int,
@@ -329,19 +346,23 @@ def adversarial_examples(model, mode: str, params, state, x, labels, eps: float,
     """PGD examples (:func:`ntknb.attacks.pgd`, α = 2.5·eps/steps, random start) against
     the network in BatchNorm ``mode``, batch by batch (``batch_size``; in "batch" mode the
     attack moves the batch statistics too). Returns (n, H, W, C)."""
-    apply_fn = bn_apply_fn(model, mode)
-    alpha = 2.5 * eps / steps
+    key_ = (id(model), mode, float(eps), int(steps))
+    if key_ not in _ATTACK_FNS or _ATTACK_FNS[key_][0] is not model:
+        apply_fn = bn_apply_fn(model, mode)
+        alpha = 2.5 * eps / steps
 
-    @jax.jit
-    def attack(xb, yb, key):
-        def ce(xx, yy):
-            return attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
+        @jax.jit
+        def attack(params, state, xb, yb, key):
+            def ce(xx, yy):
+                return attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
 
-        return attacks.pgd(ce, xb, yb, eps, step_size=alpha, steps=steps, random_start=True, key=key)
+            return attacks.pgd(ce, xb, yb, eps, step_size=alpha, steps=steps, random_start=True, key=key)
 
+        _ATTACK_FNS[key_] = (model, attack)
+    attack = _ATTACK_FNS[key_][1]
     x = jnp.asarray(x, jnp.float32)
     y = jnp.asarray(labels)
     key = jax.random.PRNGKey(seed)
-    out = [attack(x[i:i + batch_size], y[i:i + batch_size], jax.random.fold_in(key, i))
+    out = [attack(params, state, x[i:i + batch_size], y[i:i + batch_size], jax.random.fold_in(key, i))
            for i in range(0, x.shape[0], batch_size)]
     return np.asarray(jnp.concatenate(out))

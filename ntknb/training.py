@@ -400,8 +400,10 @@ def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
             return _attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
 
         x_adv = None
-        if mode == "standard":
+        if mode == "standard" or (eps == 0 and mode != "trades"):  # eps = 0: nothing to attack
             x_in = x
+        elif mode == "trades" and eps == 0:
+            x_in, x_adv = x, x
         elif mode == "fgsm":
             if cfg.fgsm_random_start:
                 x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=fgsm_alpha, steps=1, random_start=True, key=k_att)

@@ -141,3 +141,15 @@ def test_kernel_tracker_modes():
     assert set(M) == {"clean.CL", "adv.CL", "adv.AL"}
     assert M["clean.CL"].shape == (3, 3)
     assert "adv.ks_al" in tb.trajectory().metrics
+
+
+def test_adversarial_examples_in_ball_and_mode_specific():
+    model, params, state, x = _tiny_resnet()
+    labels = np.arange(8) % 3
+    xa_w = batchnorm.adversarial_examples(model, "buffer", params, state, x, labels, eps=0.05, steps=2, batch_size=4)
+    xa_wo = batchnorm.adversarial_examples(model, "batch", params, state, x, labels, eps=0.05, steps=2, batch_size=4)
+    for xa in (xa_w, xa_wo):
+        assert xa.shape == x.shape
+        assert np.max(np.abs(xa - np.asarray(x))) <= 0.05 + 1e-6
+        assert xa.min() >= 0.0 and xa.max() <= 1.0
+    assert not np.allclose(xa_w, xa_wo)

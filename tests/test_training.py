@@ -45,3 +45,99 @@ def test_full_batch_gd_rejects_bad_input(kwargs, name):
     x, y = jnp.ones((2, 3)), jnp.ones((2, 1))
     with pytest.raises(ValueError, match=name):
         training.train_full_batch_gd(lambda w, xx: xx @ w, jnp.zeros((3, 1)), x, y, **kwargs)
+
+
+# ------------------------------------------------------------- mini-batch (adversarial) training
+
+from ntknb import models  # noqa: E402
+
+
+def _toy_data(n=32, k=2, seed=0):
+    """Linearly separable 8×8×1 images: class c has a bright square in quadrant c."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % k
+    x = 0.1 * rng.random((n, 8, 8, 1)).astype(np.float32)
+    for i, c in enumerate(labels):
+        x[i, :4, 4 * c:4 * c + 4, 0] += 0.8
+    return x, labels.astype(np.int64)
+
+
+def _small_cnn(k=2):
+    return models.CNN(num_classes=k, width=2, hidden=8)
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="mode"):
+        training.TrainConfig(mode="bogus")
+    with pytest.raises(ValueError, match="lr_decay_epochs"):
+        training.TrainConfig(epochs=3, lr_decay_epochs=(3,))
+    with pytest.raises(ValueError, match="clean_epochs"):
+        training.TrainConfig(mode="clean_then_pgd", epochs=2, clean_epochs=3)
+    cfg = training.TrainConfig(mode="clean_then_pgd", epochs=4, clean_epochs=2, lr_decay_epochs=(3,))
+    assert [cfg.epoch_mode(e) for e in (1, 2, 3, 4)] == ["standard", "standard", "pgd", "pgd"]
+    assert cfg.learning_rate_at(3) == pytest.approx(cfg.learning_rate)
+    assert cfg.learning_rate_at(4) == pytest.approx(cfg.learning_rate * 0.1)
+
+
+@pytest.mark.parametrize("mode", ["standard", "fgsm", "pgd", "trades", "clean_then_pgd"])
+def test_fit_modes_run_and_are_seeded(mode):
+    x, y = _toy_data()
+    cfg = training.TrainConfig(mode=mode, epochs=2, batch_size=8, learning_rate=0.05, eps=0.05, attack_steps=2,
+                               eval_attack_steps=2, clean_epochs=1, augment="crop_flip", crop_padding=1)
+    calls = []
+    r1 = training.train_model(_small_cnn(), x, y, x, y, cfg, callbacks=[lambda e, p, s: calls.append(e)], progress=False)
+    r2 = training.train_model(_small_cnn(), x, y, x, y, cfg, progress=False)
+    assert calls == [0, 1, 2]
+    assert len(r1.history) == 2 and r1.history[-1].epoch == 2
+    assert np.all(np.isfinite(r1.column("train_loss")))
+    assert 0 <= r1.history[-1].robust_acc <= 1
+    leaves1, leaves2 = jax.tree_util.tree_leaves(r1.params), jax.tree_util.tree_leaves(r2.params)
+    for a, b in zip(leaves1, leaves2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_standard_training_learns_toy_task():
+    x, y = _toy_data(64)
+    cfg = training.TrainConfig(epochs=15, batch_size=16, learning_rate=0.05, eps=0.0, eval_attack_steps=1)
+    r = training.train_model(_small_cnn(), x, y, x, y, cfg, progress=False)
+    assert r.history[-1].clean_acc >= 0.9
+    assert r.history[-1].train_loss < r.history[0].train_loss
+
+
+def test_pgd_training_uses_adversarial_examples():
+    # A PGD-AT step differs from a standard step on the same batch (eps > 0) and equals it at eps = 0.
+    x, y = _toy_data(16)
+    m = _small_cnn()
+    p0, s0 = models.init_model(m, x.shape[1:])
+    base = dict(epochs=1, batch_size=16, learning_rate=0.1, attack_steps=2, eval_attack_steps=1)
+    outs = {}
+    for name, mode, eps in [("std", "standard", 0.1), ("pgd", "pgd", 0.1), ("pgd0", "pgd", 0.0)]:
+        cfg = training.TrainConfig(mode=mode, eps=eps, **base)
+        outs[name] = training.fit(training.flax_apply_fn(m), p0, s0, x, y, x, y, cfg, progress=False).params
+    flat = {k: np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(v)]) for k, v in outs.items()}
+    assert not np.allclose(flat["std"], flat["pgd"])
+    np.testing.assert_allclose(flat["std"], flat["pgd0"], rtol=1e-5, atol=1e-6)
+
+
+def test_resnet_with_batchnorm_trains_and_updates_stats():
+    x, y = _toy_data(16)
+    m = models.ResNet(num_classes=2, width=4, stage_sizes=(1, 1))
+    cfg = training.TrainConfig(mode="pgd", epochs=1, batch_size=8, eps=0.03, attack_steps=1, eval_attack_steps=1)
+    p0, s0 = models.init_model(m, x.shape[1:])
+    assert "batch_stats" in s0
+    r = training.fit(training.flax_apply_fn(m), p0, s0, x, y, x, y, cfg, progress=False)
+    before = jax.tree_util.tree_leaves(s0)
+    after = jax.tree_util.tree_leaves(r.state)
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_linearized_apply_fn_matches_at_expansion_point_and_is_linear():
+    x, _ = _toy_data(4)
+    m = _small_cnn()
+    p0, s0 = models.init_model(m, x.shape[1:])
+    apply_fn = training.flax_apply_fn(m)
+    lin = training.linearized_apply_fn(apply_fn, p0, s0)
+    np.testing.assert_allclose(lin(p0, s0, x, False)[0], apply_fn(p0, s0, x, False)[0], rtol=1e-5, atol=1e-6)
+    d = jax.tree_util.tree_map(lambda a: 0.01 * jnp.ones_like(a), p0)
+    f = lambda c: lin(jax.tree_util.tree_map(lambda a, b: a + c * b, p0, d), s0, x, False)[0]  # noqa: E731
+    np.testing.assert_allclose(f(2.0) - f(0.0), 2 * (f(1.0) - f(0.0)), rtol=1e-4, atol=1e-5)

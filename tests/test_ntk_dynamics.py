@@ -1,0 +1,75 @@
+"""Tests for ntknb.ntk_dynamics (tiny CNN, few images)."""
+
+import numpy as np
+import pytest
+
+import ntknb  # noqa: F401
+from ntknb import kernels, metrics, models, training
+from ntknb import ntk_dynamics as nd
+
+
+def _data(n=12, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % k
+    x = rng.random((n, 6, 6, 1)).astype(np.float32)
+    return x, labels.astype(np.int64)
+
+
+def test_balanced_probe():
+    labels = np.array([0, 1, 2] * 10)
+    idx = nd.balanced_probe(labels, 4, seed=0)
+    assert idx.size == 12
+    np.testing.assert_array_equal(labels[idx], np.repeat([0, 1, 2], 4))
+    with pytest.raises(ValueError, match="n_per_class"):
+        nd.balanced_probe(labels, 11)
+
+
+def test_tracker_matches_direct_kernel_and_metrics():
+    x, y = _data()
+    m = models.CNN(num_classes=3, width=2, hidden=4)
+    params, state = models.init_model(m, x.shape[1:])
+    apply_fn = training.flax_apply_fn(m)
+    tr = nd.KernelTracker(apply_fn, x, y, eps=0.05, attack_steps=2, top_p=3)
+    tr(0, params, state)
+    traj = tr.trajectory()
+    full = kernels.empirical_ntk(lambda p, xx: m.apply({"params": p}, xx), params, x, trace_axes=(),
+                                 implementation="jacobian_contraction", batch_size=None)
+    traced = np.mean(np.diagonal(full, axis1=2, axis2=3), axis=-1)
+    np.testing.assert_allclose(traj.kernels["clean"][0], traced, rtol=2e-3, atol=1e-5)
+    assert traj.metrics["clean.frob"][0] == pytest.approx(metrics.frobenius_norm(traced), rel=2e-3)
+    assert traj.metrics["clean.ks_cl"][0] == pytest.approx(metrics.kernel_specialization(full, y), rel=2e-3)
+    assert traj.kernels["adv"].shape == (1, 12, 12)
+    assert set(traj.metrics) >= {"adv.ks_al", "clean.ker", "clean.top_conc", "adv.acc"}
+
+
+def test_train_and_track_trajectory_shapes_and_polar():
+    x, y = _data()
+    cfg = training.TrainConfig(mode="pgd", epochs=3, batch_size=6, learning_rate=0.1, eps=0.05, attack_steps=1,
+                               eval_attack_steps=1)
+    res, traj, snaps = nd.train_and_track(models.CNN(3, width=2, hidden=4), x, y, x, y, cfg, x, y, top_p=3,
+                                          snapshot_epochs=[1], progress=False)
+    assert traj.epochs.tolist() == [0, 1, 2, 3]
+    assert traj.distance_matrix().shape == (4, 4)
+    r, theta = traj.polar()
+    assert r[0] == 0 and r[-1] == pytest.approx(1.0)
+    r_top, _ = traj.polar(top=True)
+    assert r_top.shape == (4,)
+    assert traj.consecutive_distances("adv").shape == (3,)
+    assert np.isfinite(traj.lazy_epoch(1.0)) and traj.lazy_epoch(1.0) == 0.0
+    assert set(snaps) == {1}
+    # linearised continuation from epoch 1
+    cont = nd.continue_config(cfg.replace(lr_decay_epochs=(2,)), 1)
+    assert cont.epochs == 2 and cont.lr_decay_epochs == (1,)
+    p1, s1 = snaps[1]
+    lin = nd.train_linearized(res.apply_fn, p1, s1, x, y, x, y, cont, progress=False)
+    assert len(lin.history) == 2
+
+
+def test_tracker_epoch_subset():
+    x, y = _data()
+    cfg = training.TrainConfig(epochs=2, batch_size=6, eps=0.05, eval_attack_steps=1)
+    _, traj, _ = nd.train_and_track(models.CNN(3, width=2, hidden=4), x, y, x, y, cfg, x, y, top_p=3,
+                                    track_adv=False, track_epochs=[2], progress=False)
+    assert traj.epochs.tolist() == [2] and "adv" not in traj.kernels
+    with pytest.raises(ValueError, match="every epoch"):
+        traj.lazy_epoch(0.1)
