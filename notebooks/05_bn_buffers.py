@@ -249,6 +249,11 @@ table(
 # {glue:text}`std_robust_acc_w_buffer:.3f` with and {glue:text}`std_robust_acc_wo_buffer:.3f`
 # without: without buffers its PGD accuracy is {glue:text}`std_robust_verdict`.
 #
+# Along training (figure), the network without buffers can be ahead in the first epochs: while
+# the weights change fast, the running averages (an exponential moving average with momentum
+# 0.9 over mini-batches) lag behind them, and the current batch's statistics are the better
+# estimate; the curves meet once training slows down after the learning-rate decay.
+#
 # So, at these parameters, the experiment {glue:text}`fig2_verdict` the paper's Fig. 2 (clean
 # accuracy the same in both modes, robust test accuracy clearly lower without buffers). Two
 # things differ between

@@ -151,7 +151,7 @@ from ntknb import attacks as _attacks
 #: Training modes of :class:`TrainConfig`.
 TRAINING_MODES = ("standard", "fgsm", "pgd", "trades", "clean_then_pgd")
 #: Data augmentations of :class:`TrainConfig`.
-AUGMENTATIONS = ("none", "crop", "crop_flip")
+AUGMENTATIONS = ("none", "crop", "crop_flip", "crop_shared", "crop_flip_shared")
 
 
 @dataclass(frozen=True)
@@ -178,6 +178,9 @@ class TrainConfig:
       fgsm_step_size: FGSM step α (default ``eps``).
       fgsm_random_start: FGSM from a uniform random point of the ε-ball (FGSM-RS,
         Wong et al. 2020) instead of from x.
+      fgsm_noise: scale of the per-sample anisotropic noise added to every image before
+        the FGSM step ("Rethinking" Sec. 6; :func:`ntknb.overfitting.anisotropic_noise`),
+        0 = off; exclusive with ``fgsm_random_start``.
       trades_beta: β of TRADES.
       clean_epochs: k of ``"clean_then_pgd"``.
       augment: ``"none"``, ``"crop"`` (random crop after zero padding by
@@ -202,6 +205,7 @@ class TrainConfig:
     attack_step_size: Optional[float] = None
     fgsm_step_size: Optional[float] = None
     fgsm_random_start: bool = False
+    fgsm_noise: float = 0.0
     trades_beta: float = 6.0
     clean_epochs: int = 0
     augment: str = "none"
@@ -251,6 +255,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise ValueError(f"{name} must be None (default) or > 0; got {v!r}")
+        if not self.fgsm_noise >= 0 or (self.fgsm_noise > 0 and self.fgsm_random_start):
+            raise ValueError(f"fgsm_noise must be >= 0 (0 = off) and 0 with fgsm_random_start; got {self.fgsm_noise!r}")
         if not self.trades_beta >= 0:
             raise ValueError(f"trades_beta must be >= 0; got {self.trades_beta!r}")
         return self
@@ -371,17 +377,23 @@ def _kl_rows(p_ref: jnp.ndarray, logits: jnp.ndarray) -> jnp.ndarray:
 
 
 def _augment(x: jnp.ndarray, key, augment: str, padding: int) -> jnp.ndarray:
-    """Random crop (zero padding ``padding``) and, for ``"crop_flip"``, horizontal flip."""
+    """Random crop (zero padding ``padding``) and, for ``"crop_flip"``, horizontal flip.
+
+    ``"crop_shared"`` / ``"crop_flip_shared"``: the same, but one crop offset (and one
+    flip) drawn per mini-batch and applied to every image in it — the batch-shared
+    augmentation of "Rethinking" Sec. 6 ("TE-OF"), which plants a shortcut.
+    """
     if augment == "none":
         return x
     n, h, w, c = x.shape
     k1, k2 = jax.random.split(key)
+    n_draw = 1 if augment.endswith("_shared") else n  # batch-shared: one draw for all
     if padding > 0:
         xp = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-        off = jax.random.randint(k1, (n, 2), 0, 2 * padding + 1)
+        off = jnp.broadcast_to(jax.random.randint(k1, (n_draw, 2), 0, 2 * padding + 1), (n, 2))
         x = jax.vmap(lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c)))(xp, off)
-    if augment == "crop_flip":
-        flip = jax.random.bernoulli(k2, 0.5, (n,))
+    if augment in ("crop_flip", "crop_flip_shared"):
+        flip = jnp.broadcast_to(jax.random.bernoulli(k2, 0.5, (n_draw,)), (n,))
         x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
     return x
 
@@ -405,7 +417,11 @@ def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
         elif mode == "trades" and eps == 0:
             x_in, x_adv = x, x
         elif mode == "fgsm":
-            if cfg.fgsm_random_start:
+            if cfg.fgsm_noise > 0:  # noise-initialised FGSM ("Rethinking" Sec. 6)
+                from ntknb.overfitting import noise_initialized_fgsm
+
+                x_in = noise_initialized_fgsm(ce_loss, x, y, eps, fgsm_alpha, cfg.fgsm_noise, k_att)
+            elif cfg.fgsm_random_start:
                 x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=fgsm_alpha, steps=1, random_start=True, key=k_att)
             elif fgsm_alpha == eps:
                 x_in = _attacks.fgsm(ce_loss, x, y, eps)

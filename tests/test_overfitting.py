@@ -1,0 +1,164 @@
+"""Tests for ntknb.overfitting and the training.py additions it relies on
+(batch-shared augmentation, noise-initialised FGSM)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ntknb  # noqa: F401  (compat shim before neural_tangents)
+from ntknb import attacks, models, overfitting, training
+
+
+def _images(n=6, h=5, w=5, c=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return jnp.asarray(rng.uniform(0.1, 0.9, size=(n, h, w, c)).astype(np.float32))
+
+
+# ----------------------------------------------------------- batch-shared augmentation
+
+
+def test_shared_augmentations_are_registered():
+    assert {"crop_shared", "crop_flip_shared"} <= set(training.AUGMENTATIONS)
+    training.TrainConfig(augment="crop_flip_shared")
+    with pytest.raises(ValueError, match="augment"):
+        training.TrainConfig(augment="crop_flip_sharedd")
+
+
+def test_crop_flip_shared_applies_one_transform_to_the_whole_batch():
+    # Identical images in, identical images out (one crop and one flip for all) — and for
+    # some key the transform is not the identity.
+    x = jnp.tile(_images(1), (8, 1, 1, 1))
+    changed = False
+    for s in range(10):
+        out = training._augment(x, jax.random.PRNGKey(s), "crop_flip_shared", 2)
+        assert out.shape == x.shape and out.dtype == x.dtype
+        assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+        np.testing.assert_array_equal(np.asarray(out), np.broadcast_to(np.asarray(out[0]), out.shape))
+        changed |= not np.array_equal(np.asarray(out[0]), np.asarray(x[0]))
+    assert changed
+
+
+def test_shared_crop_equals_per_image_crop_with_a_common_offset():
+    x = _images(4)
+    out = np.asarray(training._augment(x, jax.random.PRNGKey(3), "crop_shared", 1))
+    xp = np.pad(np.asarray(x), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    matches = [(i, j) for i in range(3) for j in range(3) if np.array_equal(out, xp[:, i:i + 5, j:j + 5])]
+    assert len(matches) >= 1
+
+
+def test_per_image_crop_flip_still_differs_across_the_batch():
+    x = jnp.tile(_images(1), (32, 1, 1, 1))
+    out = np.asarray(training._augment(x, jax.random.PRNGKey(0), "crop_flip", 2))
+    assert len({o.tobytes() for o in out}) > 1
+
+
+# ----------------------------------------------------------------- noise initialisation
+
+
+def test_anisotropic_noise_shape_range_and_per_sample_independence():
+    eps = 0.1
+    d = np.asarray(overfitting.anisotropic_noise(jax.random.PRNGKey(0), (64, 4, 4, 3), eps))
+    assert d.shape == (64, 4, 4, 3) and d.dtype == np.float32
+    assert np.all(np.abs(d) <= eps + 1e-7)
+    assert np.abs(d).max() > 0.5 * eps
+    # samples differ from each other ...
+    flat = d.reshape(64, -1)
+    assert len({row.tobytes() for row in flat}) == 64
+    # ... and are uncorrelated across samples (independent draws)
+    c = np.corrcoef(flat)
+    off = c[~np.eye(64, dtype=bool)]
+    assert np.abs(off).mean() < 0.25
+    # anisotropic: per-coordinate scales vary within a sample (unlike i.i.d. uniform noise)
+    big = np.asarray(overfitting.anisotropic_noise(jax.random.PRNGKey(1), (4000, 2), 1.0, scale=0.5))
+    assert abs(big.mean()) < 0.02
+    # the kurtosis of a Gaussian scale mixture exceeds 3 (uniform: 1.8, Gaussian: 3)
+    z = big[:, 0]
+    assert np.mean(z**4) / np.mean(z**2) ** 2 > 3.3
+
+
+def test_anisotropic_noise_is_seeded_and_validates():
+    a = overfitting.anisotropic_noise(jax.random.PRNGKey(5), (3, 2), 0.2)
+    b = overfitting.anisotropic_noise(jax.random.PRNGKey(5), (3, 2), 0.2)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="eps"):
+        overfitting.anisotropic_noise(jax.random.PRNGKey(0), (3, 2), -0.1)
+    with pytest.raises(ValueError, match="scale"):
+        overfitting.anisotropic_noise(jax.random.PRNGKey(0), (3, 2), 0.1, scale=0.0)
+
+
+def test_noise_initialized_fgsm_stays_in_ball_and_range():
+    x = _images(5, seed=1)
+    y = jnp.asarray([0, 1, 2, 1, 0])
+    w = jnp.asarray(np.random.default_rng(0).normal(size=(25, 3)).astype(np.float32))
+
+    def loss(xx, yy):
+        return attacks.cross_entropy(xx.reshape(xx.shape[0], -1) @ w, yy)
+
+    eps = 0.1
+    xa = np.asarray(overfitting.noise_initialized_fgsm(loss, x, y, eps, 1.25 * eps, 1.0, jax.random.PRNGKey(0)))
+    assert xa.shape == x.shape
+    assert np.all(np.abs(xa - np.asarray(x)) <= eps + 1e-6)
+    assert xa.min() >= 0 and xa.max() <= 1
+    # starts from noise: differs from plain FGSM for some pixels, and raises the loss
+    xf = np.asarray(attacks.fgsm(loss, x, y, eps))
+    assert not np.allclose(xa, xf)
+    assert float(loss(jnp.asarray(xa), y).mean()) > float(loss(x, y).mean())
+
+
+def test_fgsm_noise_config_and_training_step():
+    with pytest.raises(ValueError, match="fgsm_noise"):
+        training.TrainConfig(mode="fgsm", fgsm_noise=-1.0)
+    with pytest.raises(ValueError, match="fgsm_noise"):
+        training.TrainConfig(mode="fgsm", fgsm_noise=1.0, fgsm_random_start=True)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(16, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 2, 16).astype(np.int64)
+    m = models.CNN(num_classes=2, width=2, hidden=8)
+    p0, s0 = models.init_model(m, x.shape[1:])
+    base = dict(mode="fgsm", epochs=1, batch_size=16, learning_rate=0.1, eps=0.1, eval_attack_steps=1)
+    outs = {}
+    for name, extra in [("fgsm", {}), ("noise", dict(fgsm_noise=1.0)), ("noise2", dict(fgsm_noise=1.0))]:
+        cfg = training.TrainConfig(**base, **extra)
+        outs[name] = training.fit(training.flax_apply_fn(m), p0, s0, x, y, x, y, cfg, progress=False).params
+    flat = {k: np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(v)]) for k, v in outs.items()}
+    assert not np.allclose(flat["fgsm"], flat["noise"])
+    np.testing.assert_array_equal(flat["noise"], flat["noise2"])  # seeded
+
+
+# ------------------------------------------------------------------- collapse & runs
+
+
+def test_detect_collapse():
+    c = overfitting.detect_collapse([0.1, 0.3, 0.4, 0.05, 0.02, 0.2])
+    assert c.collapsed and c.peak == pytest.approx(0.4) and c.peak_epoch == 3 and c.epoch == 4
+    assert c.low == pytest.approx(0.02) and c.final == pytest.approx(0.2)
+    assert not overfitting.detect_collapse([0.1, 0.3, 0.4, 0.35]).collapsed
+    assert not overfitting.detect_collapse([0.1, 0.15, 0.0], min_peak=0.2).collapsed  # never robust
+    with pytest.raises(ValueError, match="fraction"):
+        overfitting.detect_collapse([0.1], fraction=1.5)
+    with pytest.raises(ValueError, match="robust_acc"):
+        overfitting.detect_collapse([])
+
+
+def test_run_variant_with_kernel_tracking_and_comparisons():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(2), 8).astype(np.int64)
+    x = rng.uniform(size=(16, 8, 8, 1)).astype(np.float32) * 0.5
+    x[labels == 1, :4] += 0.4
+    task = SimpleNamespace(x_train=x, labels_train=labels, x_test=x, labels_test=labels)
+    m = models.CNN(num_classes=2, width=2, hidden=8)
+    cfg = training.TrainConfig(mode="fgsm", epochs=2, batch_size=8, learning_rate=0.05, eps=0.05,
+                               eval_attack_steps=1, eval_batch_size=16)
+    probe = (x[:4], labels[:4])
+    run = overfitting.run_variant(m, task, cfg, n_monitor=8, probe=probe, probe_attack_steps=1, top_p=2)
+    assert run.fgsm_train_acc.shape == (3,) and np.all((0 <= run.fgsm_train_acc) & (run.fgsm_train_acc <= 1))
+    assert run.robust_acc.shape == (2,) and isinstance(run.collapse, overfitting.Collapse)
+    assert list(run.trajectory.epochs) == [0, 1, 2]
+    ep, d = overfitting.distance_to_reference(run.trajectory, run.trajectory)
+    np.testing.assert_allclose(d, 0.0, atol=1e-9)
+    M = overfitting.ae_specialization_matrix(run.result, x[:4], labels[:4], eps=0.05, attack_steps=1)
+    assert M.shape == (2, 2) and np.all(np.isfinite(M))
+
