@@ -412,6 +412,7 @@ glue_md("noise_verdict",
 # time of this page: {glue:text}`runtime_s:.0f` s.
 
 # %%
+TRIED = "TBD"
 glue_md("tried_md", TRIED)
 glue("runtime_s", time.perf_counter() - t_start)
 print(f"training time of all runs: {t_train:.0f} s")

@@ -48,6 +48,7 @@ import numpy as np
 
 __all__ = [
     "LOSSES",
+    "classification_loss",
     "binary_cross_entropy_pm1",
     "cross_entropy",
     "squared_error",
@@ -155,6 +156,22 @@ LOSSES = {
     "ce": cross_entropy,
     "mse": squared_error,
 }
+
+
+def classification_loss(loss: str, k: int) -> str:
+    """The classification loss for ``k`` outputs: ``"bce"`` (±1 labels, ``k = 1``) or ``"ce"``.
+
+    ``loss="auto"`` picks by ``k``; an explicit ``"bce"`` / ``"ce"`` must fit ``k``.
+    Raises ``ValueError`` naming ``loss`` and the allowed values otherwise.
+    """
+    if loss == "auto":
+        return "bce" if k == 1 else "ce"
+    if loss not in ("bce", "ce"):
+        raise ValueError(f"`loss` must be one of ['auto', 'bce', 'ce'], got {loss!r}")
+    if (loss == "bce") != (k == 1):
+        raise ValueError(f"`loss`={loss!r} does not fit k = {k} outputs ('bce' needs binary "
+                         "labels of shape (n, 1), 'ce' needs k > 1 classes)")
+    return loss
 
 
 def accuracy(f: jnp.ndarray, y: jnp.ndarray) -> float:

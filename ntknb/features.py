@@ -40,6 +40,7 @@ Shapes: images ``(m, H, W, C)`` (any trailing shape works); labels ``(m, 1)`` ``
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -140,17 +141,6 @@ def _check_pos_int(name, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
     return int(value)
-
-
-def _resolve_loss(loss, k: int) -> str:
-    if loss == "auto":
-        return "bce" if k == 1 else "ce"
-    if loss not in ("bce", "ce"):
-        raise ValueError(f"`loss` must be one of ['auto', 'bce', 'ce'], got {loss!r}")
-    if (loss == "bce") != (k == 1):
-        raise ValueError(f"`loss`={loss!r} does not fit k = {k} outputs ('bce' needs binary "
-                         "labels of shape (n, 1), 'ce' needs k > 1 classes)")
-    return loss
 
 
 def _check_clip(clip):
@@ -288,7 +278,7 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     idx = _check_indices(indices, predictor.n_train)
     eps = _check_eps(eps)
     k = int(np.asarray(predictor.y_train).shape[1])
-    loss = _resolve_loss(loss, k)
+    loss = attacks.classification_loss(loss, k)
     test_batch_size = _check_pos_int("test_batch_size", test_batch_size)
     feature_batch_size = _check_pos_int("feature_batch_size", feature_batch_size)
     clip = _check_clip(clip)
@@ -303,7 +293,7 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     m = x_np.shape[0]
     bs = min(test_batch_size, m)
     f64 = dtype is not None and np.dtype(dtype) == np.float64
-    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else _null()
+    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     t0 = time.perf_counter()
     with ctx:
         dt = jnp.float64 if f64 else jnp.float32
@@ -324,14 +314,6 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     return FeatureSweep(indices=idx, eigenvalues=lam, clean_accuracy=clean[:p] / m,
                         robust_accuracy=robust[:p] / m, eps=eps, loss=loss, n_test=m,
                         seconds=seconds)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 # --------------------------------------------------------------------------- naive reference
@@ -367,12 +349,12 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
     idx = _check_indices(indices, predictor.n_train)
     eps = _check_eps(eps)
     k = int(np.asarray(predictor.y_train).shape[1])
-    loss = _resolve_loss(loss, k)
+    loss = attacks.classification_loss(loss, k)
     clip = _check_clip(clip)
     x_np, y_np = _check_xy(x_test, y_test, k)
     V, C, lam = feature_components(predictor, idx)
     f64 = dtype is not None and np.dtype(dtype) == np.float64
-    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else _null()
+    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     feature, grad = _naive_fns(kernel_fn, kind, loss)
     m = x_np.shape[0]
     t0 = time.perf_counter()

@@ -97,17 +97,6 @@ def _check_sweep(sweep):
                          f"features.feature_sweep), got {type(sweep).__name__}")
 
 
-def _resolve_loss(loss, k: int) -> str:
-    if loss == "auto":
-        return "bce" if k == 1 else "ce"
-    if loss not in ("bce", "ce"):
-        raise ValueError(f"`loss` must be one of ['auto', 'bce', 'ce'], got {loss!r}")
-    if (loss == "bce") != (k == 1):
-        raise ValueError(f"`loss`={loss!r} does not fit k = {k} outputs ('bce' needs binary "
-                         "labels of shape (n, 1), 'ce' needs k > 1 classes)")
-    return loss
-
-
 def _as_alphas(alphas, n: int) -> np.ndarray:
     a = np.asarray(alphas, dtype=np.float32)
     if a.ndim == 2:
@@ -307,7 +296,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
     n = int(np.shape(x_train)[0])
     A = _as_alphas(alphas, n)
     k = A.shape[2]
-    name = _resolve_loss(loss, k)
+    name = attacks.classification_loss(loss, k)
     eps = _check_nonneg_float("eps", eps)
     pgd_steps = _check_pos_int("pgd_steps", pgd_steps)
     x, y = _check_xy(x, y, k)
@@ -420,7 +409,7 @@ def adversarial_train_kernel(kernel_fn: Callable, x_train, y_train, eps: float, 
     if y_train.ndim != 2 or y_train.shape[0] != n:
         raise ValueError(f"`y_train` must have shape (n, k) with n = {n}, got {y_train.shape}")
     k = y_train.shape[1]
-    name = _resolve_loss(loss, k)
+    name = attacks.classification_loss(loss, k)
     eps = _check_nonneg_float("eps", eps)
     steps = _check_pos_int("steps", steps)
     batch_size = min(_check_pos_int("batch_size", batch_size), n)

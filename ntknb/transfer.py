@@ -82,7 +82,7 @@ def loss_name_for(y) -> str:
     y = np.asarray(y)
     if y.ndim != 2:
         raise ValueError(f"y must have shape (n, 1) (binary ±1) or (n, k) (centred one-hot); got {y.shape}")
-    return "bce" if y.shape[1] == 1 else "ce"
+    return A.classification_loss("auto", y.shape[1])
 
 
 def cosine_similarity(a, b, eps: float = 1e-30) -> np.ndarray:

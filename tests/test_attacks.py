@@ -273,3 +273,13 @@ def test_eq8_with_neural_tangents_kernel_predictor():
     np.testing.assert_allclose(A.kernel_fgsm(f_t, x, Y_BIN, eps), expected, atol=1e-6)
     lf = A.predictor_loss(f_t, "bce")
     assert _mean_loss(lf, A.kernel_pgd(f_t, x, Y_BIN, eps, batch_size=4), Y_BIN) > _mean_loss(lf, x, Y_BIN)
+
+
+def test_classification_loss_resolves_auto_and_checks_fit():
+    assert A.classification_loss("auto", 1) == "bce"
+    assert A.classification_loss("auto", 10) == "ce"
+    assert A.classification_loss("ce", 3) == "ce"
+    with pytest.raises(ValueError, match="loss"):
+        A.classification_loss("bce", 10)
+    with pytest.raises(ValueError, match=r"\['auto', 'bce', 'ce'\]"):
+        A.classification_loss("hinge", 1)
