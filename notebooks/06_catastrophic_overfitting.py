@@ -53,9 +53,10 @@
 #
 # **Scale and what was tried.** The paper trains ResNet-18 on CIFAR-10 for 200 epochs
 # (`06_catastrophic_overfitting.paper.yaml`, GPU). Defaults here are sized for a 2-core CPU and
-# about 8 minutes; the setting — dataset, $\epsilon$, learning rate, data size — is the smallest
-# in which we found the collapse on this machine (see the section "Which settings collapse"
-# below for what was tried). Note that for FGSM started at $x$ the step size does not matter
+# about 8 minutes: MNIST, the 7-layer CNN of {doc}`04_at_kernel_dynamics` (width 8), 1600
+# training images, $\epsilon = 0.4$, learning rate 0.02, 14 epochs. This is the setting in
+# which a short search on this machine (section "Which settings collapse" below) saw a collapse
+# at all; how reliable it is, is measured below over seeds. Note that for FGSM started at $x$ the step size does not matter
 # once $\alpha \geq \epsilon$: $x + \alpha\,\mathrm{sign}(g)$ is projected back to
 # $x + \epsilon\,\mathrm{sign}(g)$, so "step $1.25\epsilon$" only changes the randomly started
 # variants. Every number in the text is measured by the run that produced this page.
@@ -67,28 +68,30 @@ dataset = "mnist"  # "mnist" or "cifar10"
 model_name = "cnn"  # "cnn" (7-layer CNN of chapter 04) or "resnet" (BatchNorm ResNet; stage_sizes below)
 width = 8  # channels of the first block (CNN: conv w-w-2w-2w; ResNet: stem width)
 hidden = 32  # CNN: units of the two hidden dense layers
-resnet_stages = [1, 1, 1]  # ResNet blocks per stage ([2, 2, 2, 2] with width 64 = ResNet-18)
-n_train = 2000  # training images (class-balanced)
-n_test = 500  # held-out images for per-epoch clean and PGD accuracy
-n_monitor = 500  # training images on which FGSM training accuracy is measured each epoch
-probe_per_class = 5  # probe images per class for the empirical NTK (n = 10 * this)
-epochs = 12  # training epochs
-learning_rate = 0.05  # initial SGD learning rate
+resnet_stages = [1, 1, 1]  # ResNet blocks per stage; [2, 2, 2, 2] with width 64 is ResNet-18
+n_train = 1600  # training images (class-balanced)
+n_test = 200  # held-out images for per-epoch clean and PGD accuracy
+n_monitor = 200  # training images on which FGSM training accuracy is measured each epoch
+kernel_every = 2  # compute the empirical NTK every this many epochs (and at the last one)
+probe_per_class = 5  # probe images per class for the empirical NTK; 10 times this images in all
+epochs = 14  # training epochs
+learning_rate = 0.02  # initial SGD learning rate
 lr_decay_epochs = []  # epochs after which the learning rate is multiplied by lr_decay_factor
 lr_decay_factor = 0.1  # step learning-rate decay
 momentum = 0.9  # SGD momentum
 weight_decay = 5e-4  # L2 weight decay
 batch_size = 32  # mini-batch size
 eps = 0.4  # l-inf radius of training, evaluation and AE-NTK attacks (CIFAR-10: 8/255)
-fgsm_step = 1.25  # FGSM step of FGSM-RS and noise-FGSM, in units of eps (plain FGSM: any value >= 1 is eps)
+fgsm_step = 1.25  # FGSM step of FGSM-RS and noise-FGSM, in units of eps; plain FGSM from x never moves further than eps
 noise_scale = 1.0  # s of the anisotropic noise: per-coordinate std up to s * eps
 attack_steps = 3  # PGD steps of PGD-AT (step 2.5 * eps / steps, random start)
-eval_attack_steps = 10  # PGD steps of the robust-accuracy evaluation and of the AE-NTK probe
+eval_attack_steps = 5  # PGD steps of the robust-accuracy evaluation and of the AE-NTK probe
 augment = "none"  # augmentation of every run except the batch-shared one: "none", "crop", "crop_flip"
 shared_augment = "crop_shared"  # batch-shared augmentation of the shortcut run: "crop_shared", "crop_flip_shared"
 crop_padding = 2  # padding of the random crop (pixels)
 collapse_fraction = 0.3  # collapse: robust acc. falls below this fraction of its earlier peak ...
 collapse_min_peak = 0.15  # ... which must be at least this high
+co_gap = 0.5  # CO state: final FGSM training accuracy exceeds final PGD test accuracy by at least this
 
 # %%
 import time
@@ -134,6 +137,8 @@ crop_padding = check_int("crop_padding", crop_padding, min=1)
 collapse_fraction = check_float("collapse_fraction", collapse_fraction, min=0.0, max=1.0,
                                 min_inclusive=False, max_inclusive=False)
 collapse_min_peak = check_float("collapse_min_peak", collapse_min_peak, min=0.0, max=1.0)
+co_gap = check_float("co_gap", co_gap, min=0.0, max=1.0)
+kernel_every = check_int("kernel_every", kernel_every, min=1)
 
 
 def glue_md(name: str, text: str) -> None:
@@ -144,6 +149,7 @@ def glue_md(name: str, text: str) -> None:
 plotting.use_book_style()
 t_start = time.perf_counter()
 SEEDS = [seed + i for i in range(n_seeds)]
+TRACK = sorted(set(range(0, epochs + 1, kernel_every)) | {epochs})
 LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS", "noise": "noise-FGSM (ours)",
          "pgd": "PGD-AT", "pgd_shared": "PGD-AT, batch-shared aug."}
 
@@ -190,16 +196,18 @@ print(TASKS[seed], "probe:", PROBE[0].shape, "\n", make_model())
 
 def run(variant, s, track=False):
     return co.run_variant(make_model(), TASKS[s], config(variant, s), n_monitor=n_monitor,
-                          probe=PROBE if track else None, collapse_fraction=collapse_fraction,
+                          probe=PROBE if track else None, track_epochs=TRACK, collapse_fraction=collapse_fraction,
                           collapse_min_peak=collapse_min_peak, description=f"{variant} seed {s}")
 
 
 # %% [markdown]
 # ## 1. Catastrophic overfitting of FGSM-AT, over seeds
 #
-# **Collapse criterion** ({func}`ntknb.overfitting.detect_collapse`): the PGD robust test accuracy
-# first reaches a peak of at least {glue:text}`min_peak_g`, and at a later epoch falls below
-# {glue:text}`fraction_g` times that peak. The first seed's runs also track the kernel (used in
+# **Collapse criterion** ({func}`ntknb.overfitting.detect_collapse`): epoch $t$ collapses if its
+# PGD robust test accuracy falls below {glue:text}`fraction_g` times the best robust accuracy of
+# the earlier epochs, and that earlier best is at least {glue:text}`min_peak_g` (a network that
+# never became robust cannot collapse). A collapsed run *recovered* if its final robust accuracy
+# is back above the same threshold. The first seed's runs also track the kernel (used in
 # sections 2 and 3).
 
 # %%
@@ -216,10 +224,11 @@ t_train = time.perf_counter() - t_start
 rows = []
 for (v, s), r in RUNS.items():
     c = r.collapse
-    rows.append([LABEL[v], s, c.peak, c.peak_epoch, c.low, c.final, r.clean_acc[-1], r.fgsm_train_acc[-1],
-                 "yes" if c.collapsed else "no", c.epoch if c.collapsed else "-"])
+    rows.append([LABEL[v], s, c.peak, c.peak_epoch, c.low, c.final, r.clean_acc[-1],
+                 r.fgsm_train_acc[c.epoch] if c.collapsed else r.fgsm_train_acc[-1],
+                 f"epoch {c.epoch}" + (" (recovered)" if c.recovered else "") if c.collapsed else "no"])
 glue_table("co_table", rows, ["training", "seed", "peak robust", "at epoch", "lowest after peak", "final robust",
-                              "final clean", "final FGSM train acc.", "collapsed", "collapse epoch"],
+                              "final clean", "FGSM train acc. (at collapse, else final)", "collapsed"],
            floatfmt=".3f", display=True)
 
 # %%
@@ -244,6 +253,27 @@ glue("co_fgsm_final_robust_acc", float(np.mean([r.robust_acc[-1] for r in fg])))
 glue("co_fgsm_low_robust_acc", float(np.mean([r.collapse.low for r in fg])))
 glue("co_fgsm_final_train_fgsm_acc", float(np.mean([r.fgsm_train_acc[-1] for r in fg])))
 glue("co_fgsm_final_clean_acc", float(np.mean([r.clean_acc[-1] for r in fg])))
+glue("co_n_recovered", sum(r.collapse.recovered for r in fg))
+def n_overfitted(v):
+    return int(sum(RUNS[(v, s)].fgsm_train_acc[-1] - RUNS[(v, s)].robust_acc[-1] >= co_gap for s in SEEDS))
+
+
+n_gap = glue("co_n_gap", n_overfitted("fgsm"))
+n_gap_rs = glue("co_n_gap_rs", n_overfitted("fgsm_rs"))
+glue_md("gap_verdict",
+        "This criterion does not single out FGSM-AT here: FGSM-RS, which did not collapse, meets it as often "
+        "(FGSM examples of training images are simply much easier than PGD on test images at this scale), so "
+        "the drop criterion above is the one to read." if n_gap_rs >= n_gap else
+        "FGSM-RS meets it in fewer seeds, so here it does separate FGSM-AT from its randomly started variant.")
+glue("co_gap_g", co_gap)
+at_collapse = [(r.robust_acc[r.collapse.epoch - 1], r.fgsm_train_acc[r.collapse.epoch]) for r in fg if r.collapse.collapsed]
+glue_md("co_at_collapse",
+        "At the collapsed epochs the PGD robust test accuracy was "
+        + ", ".join(f"{a:.3f}" for a, _ in at_collapse) + " while the FGSM accuracy on training images was "
+        + ", ".join(f"{b:.3f}" for _, b in at_collapse) + "; "
+        + f"{sum(r.collapse.recovered for r in fg)} of the {len(at_collapse)} collapsed runs recovered by the last epoch "
+          "(compare the reviewers' remark on the paper's Fig. 10b)."
+        if at_collapse else "No seed collapsed, so there is no collapsed epoch to inspect.")
 glue_md("co_verdict",
         f"FGSM-AT collapsed in **{n_collapsed} of {n_seeds}** seeds at this setting"
         + (" — reliably." if n_collapsed == n_seeds else
@@ -256,8 +286,14 @@ glue_md("co_verdict",
 # {glue:text}`co_fgsm_low_robust_acc:.3f` after the peak and end at
 # {glue:text}`co_fgsm_final_robust_acc:.3f`, while their accuracy on FGSM examples of their
 # own training images ends at {glue:text}`co_fgsm_final_train_fgsm_acc:.3f` (clean test
-# accuracy {glue:text}`co_fgsm_final_clean_acc:.3f`): the network defeats the attack it trains
-# on, not PGD ($\epsilon$ = {glue:text}`eps_g:.3f`).
+# accuracy {glue:text}`co_fgsm_final_clean_acc:.3f`; $\epsilon$ = {glue:text}`eps_g:.3f`).
+# {glue:md}`co_at_collapse`
+#
+# The drop criterion needs a robust peak first. A second, end-state criterion asks only whether
+# the network ends *in* the overfitted state: its final FGSM accuracy on training images exceeds
+# its final PGD test accuracy by at least {glue:text}`co_gap_g`. By that criterion FGSM-AT
+# ended overfitted in {glue:text}`co_n_gap` of {glue:text}`n_seeds_g` seeds, FGSM-RS in
+# {glue:text}`co_n_gap_rs`. {glue:md}`gap_verdict`
 
 # %% [markdown]
 # ## 2. Kernels of the collapsed network (Figs. 8 and 9)
@@ -386,11 +422,20 @@ glue("co_rs_n_collapsed", STATS["fgsm_rs"]["n_collapsed"])
 glue("co_pgd_final_robust_acc", RUNS[("pgd", seed)].robust_acc[-1])
 glue("co_pgd_final_clean_acc", RUNS[("pgd", seed)].clean_acc[-1])
 glue("co_std_final_robust_acc", RUNS[("standard", seed)].robust_acc[-1])
-noise_ok = STATS["noise"]["n_collapsed"] < max(n_collapsed, 1) and STATS["noise"]["final"] > STATS["fgsm"]["final"]
-glue_md("noise_verdict",
-        "The anisotropic noise prevents the collapse here and ends more robust than FGSM-AT, as the paper's Fig. 10 claims."
-        if noise_ok else
-        "The anisotropic noise does NOT fix FGSM-AT at this setting (it collapses as often, or ends no more robust).")
+more = STATS["noise"]["final"] > STATS["fgsm"]["final"]
+if n_collapsed == 0:
+    noise_text = ("FGSM-AT did not collapse here, so this page cannot test the fix; noise-FGSM ends "
+                  + ("more" if more else "no more") + " robust than FGSM-AT.")
+elif STATS["noise"]["n_collapsed"] < n_collapsed and more:
+    noise_text = ("The anisotropic noise collapses in fewer seeds than FGSM-AT and ends more robust, "
+                  "in line with the paper's Fig. 10.")
+else:
+    noise_text = ("The anisotropic noise does NOT fix FGSM-AT at this setting: it collapses in as many seeds, "
+                  "or ends no more robust.")
+rs_more = STATS["fgsm_rs"]["final"] > STATS["noise"]["final"]
+noise_text += (" The uniform random start (FGSM-RS) ends " + ("more" if rs_more else "less")
+               + " robust than the anisotropic noise.")
+glue_md("noise_verdict", noise_text)
 
 # %% [markdown]
 # Final PGD robust test accuracy, mean over seeds: FGSM-AT {glue:text}`co_fgsm_final_robust_acc:.3f`
@@ -412,14 +457,35 @@ glue_md("noise_verdict",
 # time of this page: {glue:text}`runtime_s:.0f` s.
 
 # %%
-TRIED = "TBD"
+TRIED = """\
+*Development log* — single runs made while choosing the defaults (FGSM-AT, MNIST, CNN width 8,
+batch 32, no augmentation, 200 test images, PGD-5 evaluation, unless stated). They are **not**
+re-measured by this page; they explain the choice of the default setting.
+
+| setting | epochs | what happened |
+|---|---|---|
+| ε 0.3, lr 0.05, 1000 images | 8 | training barely left chance level; no collapse |
+| ε 0.3, lr 0.01 and 0.02, 2000 images, α = ε, 1.25ε, 2ε | 10–12 | robust accuracy still rising; no collapse (α ≥ ε gives identical runs: the step is clipped to ε) |
+| ε 0.3, lr 0.05, 2000 images | 12 | training diverged to a constant prediction (clean accuracy at chance too: not catastrophic overfitting) |
+| ε 0.4, lr 0.01, 2000 images | 10 | robust accuracy rising slowly; no collapse |
+| ε 0.4, lr 0.05, 2000 images | 15 | slow, unstable start; no collapse |
+| ε 0.4, lr 0.02, 2000 images, 3 seeds | 20 | one seed dropped to below a third of its earlier robust peak around epoch 12 and recovered; the other two were noisy without such a drop |
+| ε 0.3, CNN width 16, lr 0.02 / 0.01 | 20 / 15 | stuck at chance / slow, no collapse |
+| ε 0.3, BatchNorm ResNet (1,1,1) width 8, lr 0.05, batch 64 | 12 | a one-epoch drop of robust accuracy to about 0, then recovery |
+| CIFAR-10, ε 8/255, CNN width 16, lr 0.05, 2000 images | 15 | stuck at chance level; CIFAR-10 at this budget never became robust enough to collapse |
+| ε 0.4, lr 0.02, 2000 images, 250 test images, PGD-7 evaluation, 3 seeds, this notebook | 15 | FGSM-AT: one seed collapsed by the drop criterion, all three ended with FGSM training accuracy near 0.9 and PGD test accuracy near 0; PGD-AT and two of three noise-FGSM runs never left chance level; about 12 minutes on the shared machine, hence the smaller defaults |
+
+The largest setting tried was 2000 MNIST images for 20 epochs. Collapse is known to need
+longer training and larger networks (Wong et al. 2020; Andriushchenko & Flammarion 2020): at
+this CPU budget it shows, if at all, as a transient drop.
+"""
 glue_md("tried_md", TRIED)
 glue("runtime_s", time.perf_counter() - t_start)
 print(f"training time of all runs: {t_train:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"FGSM-AT collapsed in {n_collapsed} of {n_seeds} seeds (eps = {eps:.3f})")
+print(f"FGSM-AT collapsed in {n_collapsed} of {n_seeds} seeds (eps = {eps:.3f}); ended overfitted in {n_gap}")
 print(f"FGSM-AT robust acc., peak / final (mean):  {np.mean([r.collapse.peak for r in fg]):.2f} / "
       f"{np.mean([r.robust_acc[-1] for r in fg]):.2f}")
 print(f"final robust acc., FGSM-RS / noise-FGSM:   {STATS['fgsm_rs']['final']:.2f} / {STATS['noise']['final']:.2f}")

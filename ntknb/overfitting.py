@@ -150,31 +150,34 @@ class Collapse:
 
     Attributes:
       collapsed: whether the curve collapsed.
-      peak: highest robust accuracy; peak_epoch: its (1-based) epoch.
-      low: lowest robust accuracy after the peak (``peak`` if the peak is last).
-      epoch: first epoch after the peak with accuracy below ``fraction · peak``
-        (0 if no collapse).
+      epoch: first collapsed epoch (1-based; 0 if none).
+      peak: the running peak before ``epoch`` (the overall maximum if no collapse);
+        peak_epoch: its epoch.
+      low: lowest robust accuracy after ``peak_epoch`` (``peak`` if it is the last epoch).
       final: robust accuracy at the last epoch.
+      recovered: collapsed, and the final accuracy is back to at least ``fraction · peak``.
     """
 
     collapsed: bool
+    epoch: int
     peak: float
     peak_epoch: int
     low: float
-    epoch: int
     final: float
+    recovered: bool
 
 
 def detect_collapse(robust_acc: Sequence[float], fraction: float = 0.3, min_peak: float = 0.2) -> Collapse:
     """Catastrophic-overfitting criterion on per-epoch PGD robust test accuracy.
 
-    The run *collapsed* if its robust accuracy first reached a peak ``p ≥ min_peak``
-    and later, at some epoch after the peak, fell below ``fraction · p``.
+    Epoch t *collapses* if its robust accuracy falls below ``fraction`` times the best
+    accuracy of the earlier epochs, p_t = max_{s<t} r_s, and p_t ≥ ``min_peak`` (a run that
+    never became robust cannot collapse).  The first such epoch is reported.
 
     Args:
       robust_acc: (T,) robust accuracy after epochs 1..T.
       fraction: in (0, 1).
-      min_peak: in [0, 1]: a run that never became robust cannot collapse.
+      min_peak: in [0, 1].
     """
     r = np.asarray(robust_acc, dtype=np.float64)
     if r.ndim != 1 or r.size == 0:
@@ -183,17 +186,23 @@ def detect_collapse(robust_acc: Sequence[float], fraction: float = 0.3, min_peak
         raise ValueError(f"fraction must be in (0, 1); got {fraction!r}")
     if not 0 <= min_peak <= 1:
         raise ValueError(f"min_peak must be in [0, 1]; got {min_peak!r}")
-    i = int(np.argmax(r))
+    prev_max = np.maximum.accumulate(r)[:-1]  # p_t for t = 2..T
+    hits = np.flatnonzero((r[1:] < fraction * prev_max) & (prev_max >= min_peak))
+    if hits.size:
+        t = int(hits[0]) + 1  # 0-based index of the collapsed epoch
+        i = int(np.argmax(r[:t]))
+    else:
+        t, i = 0, int(np.argmax(r))
     after = r[i + 1:]
-    below = np.flatnonzero(after < fraction * r[i])
-    collapsed = bool(r[i] >= min_peak and below.size > 0)
+    collapsed = bool(hits.size)
     return Collapse(
         collapsed=collapsed,
+        epoch=t + 1 if collapsed else 0,
         peak=float(r[i]),
         peak_epoch=i + 1,
         low=float(after.min()) if after.size else float(r[i]),
-        epoch=int(i + 2 + below[0]) if collapsed else 0,
         final=float(r[-1]),
+        recovered=bool(collapsed and r[-1] >= fraction * r[i]),
     )
 
 

@@ -132,7 +132,12 @@ def test_fgsm_noise_config_and_training_step():
 def test_detect_collapse():
     c = overfitting.detect_collapse([0.1, 0.3, 0.4, 0.05, 0.02, 0.2])
     assert c.collapsed and c.peak == pytest.approx(0.4) and c.peak_epoch == 3 and c.epoch == 4
-    assert c.low == pytest.approx(0.02) and c.final == pytest.approx(0.2)
+    assert c.low == pytest.approx(0.02) and c.final == pytest.approx(0.2) and c.recovered
+    # a transient collapse before a later, higher peak is still found
+    c = overfitting.detect_collapse([0.3, 0.05, 0.5, 0.6])
+    assert c.collapsed and c.epoch == 2 and c.peak_epoch == 1 and c.recovered
+    c = overfitting.detect_collapse([0.2, 0.4, 0.01, 0.0])
+    assert c.collapsed and not c.recovered
     assert not overfitting.detect_collapse([0.1, 0.3, 0.4, 0.35]).collapsed
     assert not overfitting.detect_collapse([0.1, 0.15, 0.0], min_peak=0.2).collapsed  # never robust
     with pytest.raises(ValueError, match="fraction"):
