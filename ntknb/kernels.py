@@ -460,6 +460,17 @@ def residual_projections(eigenvectors, residual):
 
 # --------------------------------------------------------------------------- differentiable f_t
 
+def _check_dual_weights(x_train, alpha):
+    """``(x_train, alpha)`` as arrays, ``alpha`` as ``(n, k)`` with one row per training point."""
+    x_train = jnp.asarray(x_train)
+    alpha = jnp.asarray(alpha)
+    if alpha.ndim == 1:
+        alpha = alpha[:, None]
+    if alpha.shape[0] != x_train.shape[0]:
+        raise ValueError(f"`alpha` has {alpha.shape[0]} rows, `x_train` has {x_train.shape[0]}")
+    return x_train, alpha
+
+
 def make_predict_fn(kernel_fn: Callable, x_train, alpha, kind: str = "ntk",
                     train_batch_size: int | None = None) -> Callable:
     """Differentiable kernel predictor ``f(x) = Theta(x, X) alpha`` ([TK22] Eq. 7 / Eq. 8).
@@ -473,12 +484,7 @@ def make_predict_fn(kernel_fn: Callable, x_train, alpha, kind: str = "ntk",
     """
     _check_kind(kind)
     train_batch_size = _check_batch_size(train_batch_size, "train_batch_size")
-    x_train = jnp.asarray(x_train)
-    alpha = jnp.asarray(alpha)
-    if alpha.ndim == 1:
-        alpha = alpha[:, None]
-    if alpha.shape[0] != x_train.shape[0]:
-        raise ValueError(f"`alpha` has {alpha.shape[0]} rows, `x_train` has {x_train.shape[0]}")
+    x_train, alpha = _check_dual_weights(x_train, alpha)
     return functools.partial(_predict, kernel_fn, kind, train_batch_size, x_train=x_train,
                              alpha=alpha)
 
@@ -529,12 +535,7 @@ def predictor_input_gradients(kernel_fn: Callable, x_train, alpha, x_test, loss=
     _check_kind(kind)
     batch_size = _check_batch_size(batch_size)
     train_batch_size = _check_batch_size(train_batch_size, "train_batch_size")
-    x_train = jnp.asarray(x_train)
-    alpha = jnp.asarray(alpha)
-    if alpha.ndim == 1:
-        alpha = alpha[:, None]
-    if alpha.shape[0] != x_train.shape[0]:
-        raise ValueError(f"`alpha` has {alpha.shape[0]} rows, `x_train` has {x_train.shape[0]}")
+    x_train, alpha = _check_dual_weights(x_train, alpha)
     if loss is None and alpha.shape[1] != 1:
         raise ValueError(f"`loss` is required for k = {alpha.shape[1]} outputs (the gradient "
                          "of the output is defined for scalar outputs only)")
