@@ -27,7 +27,8 @@ cotangents at once (``jax.vmap`` of the pullback, so the contractions with the t
 become matrix-matrix products instead of ``p`` separate autodiff passes). The FGSM points
 ``x + eps sign(.)`` of all features are then evaluated in one batched kernel call
 ``Theta(x + delta_i, X)`` contracted with ``v_i``. Test points are processed in jitted chunks
-(padded to one compiled shape) and features in blocks, to bound memory.
+(padded to one compiled shape), features in blocks and, optionally, the training set in chunks
+(``train_batch_size``, for Myrtle-style kernels), to bound memory.
 
 :func:`naive_feature_sweep` is the reference: one jitted autodiff pass per feature per test
 point (the FGSM step of :func:`ntknb.attacks.fgsm` written out for a weight vector passed as an
@@ -43,7 +44,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -55,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntknb import attacks, kernels
+from ntknb.validation import check_float, check_int
 
 __all__ = [
     "FeatureSweep",
@@ -127,22 +128,6 @@ def _check_indices(indices, n: int) -> np.ndarray:
     return idx.astype(int)
 
 
-def _check_eps(eps) -> float:
-    try:
-        e = float(eps)
-    except (TypeError, ValueError):
-        raise ValueError(f"`eps` must be a finite number >= 0, got {eps!r}") from None
-    if not (math.isfinite(e) and e >= 0):
-        raise ValueError(f"`eps` must be a finite number >= 0, got {eps!r}")
-    return e
-
-
-def _check_pos_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_clip(clip):
     if clip is None:
         return None
@@ -154,6 +139,17 @@ def _check_clip(clip):
     if not lo < hi:
         raise ValueError(f"`clip` must be None or a pair (low, high) with low < high, got {clip!r}")
     return (lo, hi)
+
+
+def _check_train_batch_size(train_batch_size, x_train, predictor) -> int:
+    """``None`` -> n; else a positive int, capped at n. Also checks x_train's length."""
+    n = predictor.n_train
+    if np.shape(x_train)[:1] != (n,):
+        raise ValueError(f"x_train must hold the predictor's {n} training inputs; got shape "
+                         f"{np.shape(x_train)}")
+    if train_batch_size is None:
+        return n
+    return min(check_int("train_batch_size", train_batch_size, min=1), n)
 
 
 def _check_xy(x_test, y_test, k: int):
@@ -209,32 +205,82 @@ def _project(x_adv, x, eps, clip):
     return x_adv
 
 
+def _pullback_scan(x, Xc, vb, gb, rows):
+    """``sum_j J_j(x)^T [gb_i(x) vb_i[j]]`` for q features at once: ``(q, m, ...)``.
+
+    ``J_j(x) = d Theta(x, X_j) / dx`` (one ``jax.vjp`` per training chunk ``X_j``, pulled back
+    along the q cotangents by ``jax.vmap``); ``Xc (J, b, ...)``, ``vb (J, q, b)`` eigenvector
+    rows of the chunks, ``gb (q, m)`` per-(feature, test point) weights; ``rows(z, xj)``
+    evaluates ``Theta(z, X_j)``.
+    """
+    def add_grads(g, chunk):
+        xj, vj = chunk
+        _, pullback = jax.vjp(lambda z: rows(z, xj), x)
+        (gj,) = jax.vmap(pullback)(gb[:, :, None] * vj[:, None, :])   # (q, m, ...)
+        return g + gj, None
+
+    grads, _ = jax.lax.scan(add_grads, jnp.zeros((gb.shape[0],) + x.shape, x.dtype), (Xc, vb))
+    return grads
+
+
+def _feature_blocks(Vc, block: int):
+    """Chunked eigenvector rows ``(J, b, p)`` -> per feature block ``(p / block, J, block, b)``."""
+    J, b, p = Vc.shape
+    return Vc.reshape(J, b, p // block, block).transpose(2, 0, 3, 1)
+
+
 @functools.partial(jax.jit, static_argnames=("kernel_fn", "kind", "loss", "block", "clip"))
-def _sweep_chunk(x, y, x_train, V, C, eps, *, kernel_fn, kind, loss, block, clip):
+def _sweep_chunk(x, y, Xc, Vc, C, eps, *, kernel_fn, kind, loss, block, clip):
     """One chunk of test points x ``(m, ...)`` against all p features (p = blocks x block).
+
+    The training set arrives in J chunks, ``Xc (J, b, ...)`` with the matching rows of the
+    eigenvectors ``Vc (J, b, p)`` (zero rows for padding), and every kernel evaluation runs
+    one training chunk at a time (``lax.scan``), so at most ``m x b`` (clean) or
+    ``block x m x b`` (FGSM points) kernel entries live at once.
 
     Returns (clean_correct ``(p, m)``, robust_correct ``(p, m)``).
     """
-    m, n, p = x.shape[0], x_train.shape[0], V.shape[1]
-    rows, pullback = jax.vjp(lambda z: kernel_fn(z, x_train, kind), x)  # (m, n)
-    S = rows @ V                                                          # (m, p): s_i(x)
-    clean = _correct(S.T[:, :, None] * C[:, None, :], y[None])            # (p, m)
-    gamma = _dloss_ds(loss, S, C, y)                                       # (m, p)
-    Vb = V.T.reshape(p // block, block, n)
+    m, p = x.shape[0], Vc.shape[2]
+
+    def rows(z, xj):  # Theta(z, X_j): (len(z), b)
+        return kernel_fn(z, xj, kind)
+
+    def add_scores(s, chunk):  # s_i(x) = sum_j Theta(x, X_j) v_i[j]
+        xj, vj = chunk
+        return s + rows(x, xj) @ vj, None
+
+    S, _ = jax.lax.scan(add_scores, jnp.zeros((m, p), x.dtype), (Xc, Vc))    # (m, p)
+    clean = _correct(S.T[:, :, None] * C[:, None, :], y[None])                # (p, m)
+    gamma = _dloss_ds(loss, S, C, y)                                           # (m, p)
     Gb = gamma.T.reshape(p // block, block, m)
     Cb = C.reshape(p // block, block, C.shape[1])
 
     def one_block(args):
-        vb, gb, cb = args                                   # (q, n), (q, m), (q, k)
-        cot = gb[:, :, None] * vb[:, None, :]               # (q, m, n): gamma_i(x) v_i
-        (grads,) = jax.vmap(pullback)(cot)                  # (q, m, ...): loss gradients
+        vb, gb, cb = args                                    # (J, q, b), (q, m), (q, k)
+        grads = _pullback_scan(x, Xc, vb, gb, rows)          # (q, m, ...): loss gradients
         x_adv = _project(x[None] + eps * jnp.sign(grads), x[None], eps, clip)
-        k_adv = kernel_fn(x_adv.reshape((block * m,) + x.shape[1:]), x_train, kind)
-        s_adv = jnp.einsum("qmn,qn->qm", k_adv.reshape(block, m, n), vb)
-        return _correct(s_adv[:, :, None] * cb[:, None, :], y[None])      # (q, m)
+        x_adv = x_adv.reshape((block * m,) + x.shape[1:])
 
-    robust = jax.lax.map(one_block, (Vb, Gb, Cb)).reshape(p, m)
+        def add_adv(s, chunk):  # s_i(x~_i) over the training chunks
+            xj, vj = chunk
+            return s + jnp.einsum("qmb,qb->qm", rows(x_adv, xj).reshape(block, m, -1), vj), None
+
+        s_adv, _ = jax.lax.scan(add_adv, jnp.zeros((block, m), x.dtype), (Xc, vb))
+        return _correct(s_adv[:, :, None] * cb[:, None, :], y[None])        # (q, m)
+
+    robust = jax.lax.map(one_block, (_feature_blocks(Vc, block), Gb, Cb)).reshape(p, m)
     return clean, robust
+
+
+def _train_chunks(x_train, V, size: int):
+    """Training inputs ``(n, ...)`` and eigenvector rows ``(n, p)`` -> ``(J, size, ...)`` and
+    ``(J, size, p)``, J = ceil(n / size). Padding repeats the last input (so every kernel value
+    stays finite) with zero eigenvector rows (so it contributes nothing)."""
+    n = x_train.shape[0]
+    J = -(-n // size)
+    x = _pad_rows(x_train, J * size)
+    V = np.concatenate([V, np.zeros((J * size - n, V.shape[1]), V.dtype)])
+    return x.reshape((J, size) + x.shape[1:]), V.reshape(J, size, V.shape[1])
 
 
 def _pad_rows(a, size):
@@ -247,7 +293,7 @@ def _pad_rows(a, size):
 def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: float,
                   indices: Sequence[int] | None = range(100), loss: str = "auto",
                   kind: str = "ntk", test_batch_size: int = 50, feature_batch_size: int = 100,
-                  clip=(0.0, 1.0), dtype=None) -> FeatureSweep:
+                  train_batch_size: int | None = None, clip=(0.0, 1.0), dtype=None) -> FeatureSweep:
     """Usefulness and FGSM robustness of eigen-features, batched ([TK22] Sec. 4, Fig. 2).
 
     For each feature ``f^(i) = s_i c_i`` (Eq. 9) and test point: clean prediction, FGSM on the
@@ -265,8 +311,12 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
       loss: ``"auto"`` (``"bce"`` for k = 1, ``"ce"`` otherwise), ``"bce"`` or ``"ce"``.
       kind: ``"ntk"`` or ``"nngp"`` (must match the predictor's Gram matrix).
       test_batch_size: test points per jitted chunk (padded; bounds memory with
-        ``feature_batch_size``: about ``test_batch_size x feature_batch_size`` kernel rows live).
+        ``feature_batch_size`` and ``train_batch_size``: about ``test_batch_size x
+        feature_batch_size x train_batch_size`` kernel entries live).
       feature_batch_size: features per block inside a chunk.
+      train_batch_size: training images per kernel evaluation (``None``: all at once). Set it
+        for kernels whose entries are expensive in memory, e.g. Myrtle / GAP kernels, whose
+        every entry carries an ``(H W)^2`` spatial covariance.
       clip: valid input range or ``None``.
       dtype: ``None`` (float32) or ``float64`` (x64 mode, for exact comparisons).
 
@@ -276,11 +326,12 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     _check_predictor(predictor)
     kernels._check_kind(kind)
     idx = _check_indices(indices, predictor.n_train)
-    eps = _check_eps(eps)
+    eps = check_float("eps", eps, min=0.0)
     k = int(np.asarray(predictor.y_train).shape[1])
     loss = attacks.classification_loss(loss, k)
-    test_batch_size = _check_pos_int("test_batch_size", test_batch_size)
-    feature_batch_size = _check_pos_int("feature_batch_size", feature_batch_size)
+    test_batch_size = check_int("test_batch_size", test_batch_size, min=1)
+    feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
+    train_batch_size = _check_train_batch_size(train_batch_size, x_train, predictor)
     clip = _check_clip(clip)
     x_np, y_np = _check_xy(x_test, y_test, k)
     V, C, lam = feature_components(predictor, idx)
@@ -297,15 +348,15 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     t0 = time.perf_counter()
     with ctx:
         dt = jnp.float64 if f64 else jnp.float32
-        xtr = jnp.asarray(x_train, dt)
-        Vj, Cj = jnp.asarray(V, dt), jnp.asarray(C, dt)
+        Xc, Vc = _train_chunks(np.asarray(x_train), V, train_batch_size)
+        Xc, Vc, Cj = jnp.asarray(Xc, dt), jnp.asarray(Vc, dt), jnp.asarray(C, dt)
         clean = np.zeros(p_pad)
         robust = np.zeros(p_pad)
         for i0 in range(0, m, bs):
             i1 = min(i0 + bs, m)
             xb = jnp.asarray(_pad_rows(x_np[i0:i1], bs), dt)
             yb = jnp.asarray(_pad_rows(y_np[i0:i1], bs), dt)
-            c_ok, r_ok = _sweep_chunk(xb, yb, xtr, Vj, Cj, jnp.asarray(eps, dt),
+            c_ok, r_ok = _sweep_chunk(xb, yb, Xc, Vc, Cj, jnp.asarray(eps, dt),
                                       kernel_fn=kernel_fn, kind=kind, loss=loss, block=q,
                                       clip=clip)
             clean += np.asarray(c_ok)[:, : i1 - i0].sum(axis=1)
@@ -347,7 +398,7 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
     _check_predictor(predictor)
     kernels._check_kind(kind)
     idx = _check_indices(indices, predictor.n_train)
-    eps = _check_eps(eps)
+    eps = check_float("eps", eps, min=0.0)
     k = int(np.asarray(predictor.y_train).shape[1])
     loss = attacks.classification_loss(loss, k)
     clip = _check_clip(clip)
@@ -391,37 +442,38 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
 
 
 @functools.partial(jax.jit, static_argnames=("kernel_fn", "kind"))
-def _feature_grads(x, x_train, V, C, *, kernel_fn, kind):
-    """grad_x f^(i)(x) for scalar features (k = 1): ``(p, m, ...)``."""
-    _, pullback = jax.vjp(lambda z: kernel_fn(z, x_train, kind), x)
-    cot = (V.T * C[:, 0][:, None])[:, None, :] * jnp.ones((1, x.shape[0], 1), V.dtype)
-    (g,) = jax.vmap(pullback)(cot)
-    return g
+def _feature_grads(x, Xc, vb, C, *, kernel_fn, kind):
+    """grad_x f^(i)(x) = c_i J(x)^T v_i for scalar features (k = 1): ``(q, m, ...)``."""
+    gb = jnp.broadcast_to(C[:, :1], (C.shape[0], x.shape[0]))
+    return _pullback_scan(x, Xc, vb, gb, lambda z, xj: kernel_fn(z, xj, kind))
 
 
 def feature_input_gradients(kernel_fn: Callable, x_train, predictor, x, indices=range(5),
-                            kind: str = "ntk", feature_batch_size: int = 256):
+                            kind: str = "ntk", feature_batch_size: int = 256,
+                            train_batch_size: int | None = None):
     """Input gradients ``grad_x f^(i)(x)`` of binary eigen-features ([TK22] Fig. 2 left, Fig. 5).
 
-    Args: ``x (m, ...)``; ``indices`` 0-based eigen-indices. The predictor must be binary
-    (``k = 1``). Returns NumPy ``(p, m, ...)``.
+    Args: ``x (m, ...)``; ``indices`` 0-based eigen-indices; ``train_batch_size`` as in
+    :func:`feature_sweep`. The predictor must be binary (``k = 1``). Returns NumPy ``(p, m, ...)``.
     """
     _check_predictor(predictor)
     kernels._check_kind(kind)
     if np.asarray(predictor.y_train).shape[1] != 1:
         raise ValueError("`predictor` must be binary (k = 1) for feature_input_gradients; "
                          f"got k = {np.asarray(predictor.y_train).shape[1]}")
-    feature_batch_size = _check_pos_int("feature_batch_size", feature_batch_size)
+    feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
+    train_batch_size = _check_train_batch_size(train_batch_size, x_train, predictor)
     V, C, _ = feature_components(predictor, indices)
     x = jnp.asarray(x, jnp.float32)
     if x.ndim < 2:
         raise ValueError(f"`x` must have shape (m, ...), got {x.shape}")
-    xtr = jnp.asarray(x_train, jnp.float32)
+    Xc, Vc = _train_chunks(np.asarray(x_train, np.float32), V.astype(np.float32), train_batch_size)
+    Xc = jnp.asarray(Xc)
     out = []
     for j0 in range(0, V.shape[1], feature_batch_size):
         j1 = min(j0 + feature_batch_size, V.shape[1])
-        out.append(np.asarray(_feature_grads(x, xtr, jnp.asarray(V[:, j0:j1], jnp.float32),
-                                             jnp.asarray(C[j0:j1], jnp.float32),
+        vb = _feature_blocks(Vc[:, :, j0:j1], j1 - j0)[0]
+        out.append(np.asarray(_feature_grads(x, Xc, jnp.asarray(vb), jnp.asarray(C[j0:j1], jnp.float32),
                                              kernel_fn=kernel_fn, kind=kind)))
     return np.concatenate(out)
 
@@ -538,7 +590,7 @@ def average_pool(x, factor: int) -> np.ndarray:
     kernel grows with the number of pixels. ``x (m, H, W, C)`` with ``H, W`` divisible by
     ``factor`` -> ``(m, H / factor, W / factor, C)`` float32.
     """
-    factor = _check_pos_int("factor", factor)
+    factor = check_int("factor", factor, min=1)
     x = np.asarray(x, np.float32)
     if x.ndim != 4 or x.shape[1] % factor or x.shape[2] % factor:
         raise ValueError(f"`x` must be (m, H, W, C) with H and W divisible by factor={factor}, "

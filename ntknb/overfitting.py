@@ -20,7 +20,9 @@ This module holds the pieces of that chapter that are not generic training or ke
 * :func:`run_variant` / :func:`run_seeds` — training runs (via
   :func:`ntknb.ntk_dynamics.train_and_track` or :func:`ntknb.training.train_model`);
 * :func:`ae_specialization_matrix`, :func:`distance_to_reference` — kernel comparisons
-  built on :mod:`ntknb.ntk_dynamics` and :mod:`ntknb.metrics`.
+  built on :mod:`ntknb.ntk_dynamics` and :mod:`ntknb.metrics`;
+* :func:`search_run`, :func:`append_search_records`, :func:`search_table` — the recorded search
+  for a setting that collapses (``scripts/co_search.py`` runs it; the chapter tabulates it).
 """
 
 from __future__ import annotations
@@ -48,6 +50,12 @@ __all__ = [
     "run_seeds",
     "ae_specialization_matrix",
     "distance_to_reference",
+    "SEARCH_SETTINGS",
+    "check_search_setting",
+    "search_run",
+    "load_search_records",
+    "append_search_records",
+    "search_table",
 ]
 
 
@@ -294,3 +302,127 @@ def distance_to_reference(trajectory, reference, kind: str = "adv") -> np.ndarra
         raise ValueError("the two trajectories share no tracked epoch")
     d = np.array([metrics.kernel_distance(trajectory.kernel(e, kind), reference.kernel(e, kind)) for e in common])
     return common, d
+
+
+# --------------------------------------------------------------------------- settings search
+
+#: The settings of one recorded search run (:func:`search_run`); ``stage_sizes`` only for the ResNet,
+#: ``hidden`` only for the CNN.
+SEARCH_SETTINGS = ("dataset", "model", "width", "n_train", "n_test", "n_monitor", "batch_size", "learning_rate",
+                   "momentum", "weight_decay", "eps", "attack_steps", "eval_attack_steps", "clean_epochs", "epochs",
+                   "mode", "seed")
+SEARCH_CURVES = ("robust_acc", "clean_acc", "fgsm_train_acc")
+
+
+def check_search_setting(setting) -> dict:
+    if not isinstance(setting, dict):
+        raise ValueError(f"setting must be a dict of {SEARCH_SETTINGS}; got {type(setting).__name__}")
+    extra = {"cnn": "hidden", "resnet": "stage_sizes"}.get(setting.get("model"))
+    if extra is None:
+        raise ValueError(f"setting['model'] must be 'cnn' or 'resnet'; got {setting.get('model')!r}")
+    missing = [k for k in SEARCH_SETTINGS + (extra,) if k not in setting]
+    if missing:
+        raise ValueError(f"setting lacks {missing}; a search setting has {SEARCH_SETTINGS + (extra,)}")
+    if setting["mode"] not in ("standard", "fgsm", "pgd"):
+        raise ValueError(f"setting['mode'] must be 'standard', 'fgsm' or 'pgd'; got {setting['mode']!r}")
+    return {k: setting[k] for k in SEARCH_SETTINGS + (extra,)}
+
+
+def search_run(setting: dict, dataset=None, progress: bool = False) -> dict:
+    """Train one setting of the catastrophic-overfitting search and record its curves.
+
+    ``setting`` holds :data:`SEARCH_SETTINGS` plus ``hidden`` (CNN) or ``stage_sizes``
+    (ResNet); the run is :func:`run_variant` of that model on ``data.make_task(dataset,
+    n_train, n_test, seed)`` with ``TrainConfig(mode, epochs, ...)``, no augmentation,
+    PGD-AT step ``2.5 eps / attack_steps``, FGSM step ``eps`` from ``x``.
+
+    Args:
+      setting: the settings (checked before any work).
+      dataset: an already loaded :class:`ntknb.data.Dataset` (default: load ``setting["dataset"]``).
+
+    Returns:
+      the setting plus the per-epoch curves ``robust_acc`` (T,), ``clean_acc`` (T,) and
+      ``fgsm_train_acc`` (T+1,), rounded to 4 decimals (a JSON-ready record).
+    """
+    from ntknb import data, models
+
+    s = check_search_setting(setting)
+    ds = dataset if dataset is not None else data.load_dataset(s["dataset"])
+    task = data.make_task(ds, n_train=s["n_train"], n_test=s["n_test"], seed=s["seed"])
+    kwargs = ({"hidden": s["hidden"]} if s["model"] == "cnn" else {"stage_sizes": tuple(s["stage_sizes"])})
+    model = models.make_model(s["model"], ds.n_classes, width=s["width"], **kwargs)
+    config = training.TrainConfig(
+        mode=s["mode"], epochs=s["epochs"], batch_size=s["batch_size"], learning_rate=s["learning_rate"],
+        momentum=s["momentum"], weight_decay=s["weight_decay"], eps=s["eps"], attack_steps=s["attack_steps"],
+        eval_attack_steps=s["eval_attack_steps"], eval_batch_size=s["n_test"], clean_epochs=s["clean_epochs"],
+        seed=s["seed"])
+    run = run_variant(model, task, config, n_monitor=s["n_monitor"], progress=progress)
+    curves = (run.robust_acc, run.clean_acc, run.fgsm_train_acc)
+    return {**s, **{k: [round(float(v), 4) for v in c] for k, c in zip(SEARCH_CURVES, curves)}}
+
+
+def load_search_records(path) -> list:
+    """The records of a search file (JSON lines, one :func:`search_run` record each)."""
+    import json
+
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def append_search_records(path, records: Sequence[dict]) -> None:
+    """Append ``records`` to the JSON-lines file ``path`` atomically (the old file is replaced
+    only once the new one is complete)."""
+    import json
+    import os
+    import tempfile
+
+    for rec in records:
+        check_search_setting(rec)
+    path = os.fspath(path)
+    old = open(path).read() if os.path.exists(path) else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".search.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(old + "".join(json.dumps(rec) + "\n" for rec in records))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def search_table(records: Sequence[dict], fraction: float = 0.3, min_peak: float = 0.2,
+                 stuck_below: float = 0.15) -> list:
+    """One summary row per recorded run of :func:`search_run`.
+
+    Row: ``[setting, mode, seed, epochs, peak robust, final robust, final clean, final FGSM
+    train acc., outcome]``; the outcome is "stuck at chance" if the final clean accuracy is at
+    most ``stuck_below``, else the :func:`detect_collapse` verdict (``fraction``, ``min_peak``).
+    """
+    if not 0 < stuck_below < 1:
+        raise ValueError(f"stuck_below must be in (0, 1); got {stuck_below!r}")
+    rows = []
+    for rec in records:
+        s = check_search_setting(rec)
+        missing = [k for k in SEARCH_CURVES if k not in rec]
+        if missing:
+            raise ValueError(f"record lacks the curves {missing}")
+        robust, clean, fgsm_train = (np.asarray(rec[k], float) for k in SEARCH_CURVES)
+        if not (robust.size == clean.size == s["epochs"] and fgsm_train.size == s["epochs"] + 1):
+            raise ValueError(f"record curves must have epochs={s['epochs']} entries (fgsm_train_acc one more); got "
+                             f"{robust.size}, {clean.size}, {fgsm_train.size}")
+        net = (f"CNN w{s['width']}/h{s['hidden']}" if s["model"] == "cnn"
+               else f"ResNet{tuple(s['stage_sizes'])} w{s['width']}")
+        setting = (f"{net}, ε {s['eps']:g}, lr {s['learning_rate']:g}, batch {s['batch_size']}, {s['n_train']} images"
+                   + (f", {s['clean_epochs']} clean epoch(s) first" if s["clean_epochs"] else ""))
+        c = detect_collapse(robust, fraction, min_peak)
+        if clean[-1] <= stuck_below:
+            outcome = "stuck at chance"
+        elif c.collapsed:
+            outcome = f"collapsed at epoch {c.epoch}" + (" (recovered)" if c.recovered else "")
+        else:
+            outcome = "no collapse"
+        rows.append([setting, s["mode"], s["seed"], s["epochs"], float(robust.max()), float(robust[-1]),
+                     float(clean[-1]), float(fgsm_train[-1]), outcome])
+    return rows

@@ -182,7 +182,9 @@ class TrainConfig:
         the FGSM step ("Rethinking" Sec. 6; :func:`ntknb.overfitting.anisotropic_noise`),
         0 = off; exclusive with ``fgsm_random_start``.
       trades_beta: β of TRADES.
-      clean_epochs: k of ``"clean_then_pgd"``.
+      clean_epochs: k of ``"clean_then_pgd"``; for the other adversarial modes too, the first
+        k epochs train on clean data (a clean warm start: at large ε it keeps a small network
+        from sticking at a constant prediction; ``"clean_then_pgd"`` is ``"pgd"`` with it).
       augment: ``"none"``, ``"crop"`` (random crop after zero padding by
         ``crop_padding``) or ``"crop_flip"`` (plus random horizontal flip).
       crop_padding: padding of the random crop, in pixels.
@@ -232,7 +234,7 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{name} must be an integer >= 0; got {v!r}")
-        if self.mode == "clean_then_pgd" and self.clean_epochs > self.epochs:
+        if self.clean_epochs > self.epochs:
             raise ValueError(f"clean_epochs must be in [0, epochs={self.epochs}]; got {self.clean_epochs}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0; got {self.learning_rate!r}")
@@ -267,14 +269,19 @@ class TrainConfig:
 
     def epoch_mode(self, epoch: int) -> str:
         """The data the model trains on in ``epoch`` (1-based): ``"standard"``,
-        ``"fgsm"``, ``"pgd"`` or ``"trades"`` (``clean_then_pgd`` resolved)."""
-        if self.mode == "clean_then_pgd":
-            return "standard" if epoch <= self.clean_epochs else "pgd"
-        return self.mode
+        ``"fgsm"``, ``"pgd"`` or ``"trades"`` (``clean_epochs`` and ``clean_then_pgd`` resolved)."""
+        if epoch <= self.clean_epochs:
+            return "standard"
+        return "pgd" if self.mode == "clean_then_pgd" else self.mode
 
     def learning_rate_at(self, epoch: int) -> float:
         """Learning rate used during ``epoch`` (1-based)."""
         return float(self.learning_rate * self.lr_decay_factor ** sum(epoch > e for e in self.lr_decay_epochs))
+
+    def schedule(self, steps_per_epoch: int):
+        """The optax learning-rate schedule (step -> rate) of :meth:`learning_rate_at`."""
+        return optax.piecewise_constant_schedule(
+            self.learning_rate, {e * steps_per_epoch: self.lr_decay_factor for e in self.lr_decay_epochs})
 
 
 @dataclass
@@ -547,11 +554,9 @@ def fit(
     if bs > n:
         raise ValueError(f"batch_size must be <= n_train={n}; got {bs}")
     steps_per_epoch = n // bs
-    schedule = optax.piecewise_constant_schedule(
-        config.learning_rate, {e * steps_per_epoch: config.lr_decay_factor for e in config.lr_decay_epochs}
-    )
     tx = optax.chain(optax.add_decayed_weights(config.weight_decay),
-                     optax.sgd(schedule, momentum=config.momentum if config.momentum > 0 else None))
+                     optax.sgd(config.schedule(steps_per_epoch),
+                               momentum=config.momentum if config.momentum > 0 else None))
     opt_state = tx.init(params)
     modes = sorted({config.epoch_mode(e) for e in range(1, config.epochs + 1)})
     key0 = jax.random.PRNGKey(config.seed)

@@ -55,6 +55,19 @@ def test_fast_sweep_equals_naive_autodiff(k, arch):
     assert fast.robust_accuracy.sum() < fast.clean_accuracy.sum()
 
 
+@pytest.mark.parametrize("k,arch", [(1, "fc2"), (3, "conv2-gap")], ids=["binary-fc2", "3class-conv2-gap"])
+def test_sweep_chunked_over_training_set_is_exact(k, arch):
+    """Chunking X (7 does not divide N = 20: the padded last chunk is exercised) changes
+    nothing but the order of the sums."""
+    kfn, x, xt, y, yt, pred = _setup(k, arch)
+    kw = dict(eps=0.05, indices=range(8), dtype=np.float64, test_batch_size=4, feature_batch_size=3)
+    whole = features.feature_sweep(kfn, x, pred, xt, yt, **kw)
+    chunked = features.feature_sweep(kfn, x, pred, xt, yt, train_batch_size=7, **kw)
+    np.testing.assert_array_equal(chunked.clean_accuracy, whole.clean_accuracy)
+    np.testing.assert_array_equal(chunked.robust_accuracy, whole.robust_accuracy)
+    assert chunked.robust_accuracy.sum() < chunked.clean_accuracy.sum()
+
+
 @pytest.mark.parametrize("k", [1, 3])
 def test_naive_fgsm_is_the_package_fgsm(k):
     """The naive loop's FGSM points equal ntknb.attacks.fgsm on the feature itself."""
@@ -85,6 +98,8 @@ def test_feature_input_gradients_match_autodiff():
         w = jnp.asarray(V[:, j] * C[j, 0], jnp.float32)
         ref = jax.grad(lambda z: jnp.sum(kfn(z, jnp.asarray(x), "ntk") @ w))(jnp.asarray(xt[:2]))
         np.testing.assert_allclose(g[j], ref, rtol=1e-4, atol=1e-6)
+    chunked = features.feature_input_gradients(kfn, x, pred, xt[:2], indices=[0, 3], train_batch_size=7)
+    np.testing.assert_allclose(chunked, g, rtol=1e-5, atol=1e-7)
 
 
 def test_eq10_gradient_decomposition():
@@ -119,6 +134,7 @@ def test_training_time_weights_and_helpers():
         (dict(loss="ce"), "loss"),
         (dict(test_batch_size=0), "test_batch_size"),
         (dict(feature_batch_size=-1), "feature_batch_size"),
+        (dict(train_batch_size=0), "train_batch_size"),
         (dict(clip=(1.0, 0.0)), "clip"),
         (dict(kind="cntk"), "kind"),
     ],
@@ -137,5 +153,7 @@ def test_bad_shapes_and_predictor():
         features.feature_sweep(kfn, x, pred, xt, yt[:-1], 0.05, indices=range(3))
     with pytest.raises(ValueError, match="predictor"):
         features.feature_sweep(kfn, x, "not a predictor", xt, yt, 0.05, indices=range(3))
+    with pytest.raises(ValueError, match="x_train"):
+        features.feature_sweep(kfn, x[:-1], pred, xt, yt, 0.05, indices=range(3))
     with pytest.raises(ValueError, match="factor"):
         features.average_pool(np.ones((1, 5, 5, 1)), 2)

@@ -167,3 +167,84 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
     M = overfitting.ae_specialization_matrix(run.result, x[:4], labels[:4], eps=0.05, attack_steps=1)
     assert M.shape == (2, 2) and np.all(np.isfinite(M))
 
+
+
+def _search_dataset():
+    from ntknb import data
+
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        y = np.tile(np.arange(2), n // 2).astype(np.int64)
+        x = rng.uniform(size=(n, 8, 8, 1)).astype(np.float32) * 0.5
+        x[y == 1, :4] += 0.4
+        return x, y
+
+    (xtr, ytr), (xte, yte) = split(24), split(8)
+    return data.Dataset("toy", xtr, ytr, xte, yte, ("a", "b"), data.Provenance("toy", "/toy", "sha256", "00", lossy=False))
+
+
+SETTING = dict(dataset="toy", model="cnn", width=2, hidden=4, n_train=16, n_test=8, n_monitor=8, batch_size=8,
+               learning_rate=0.05, momentum=0.9, weight_decay=0.0, eps=0.05, attack_steps=1, eval_attack_steps=1,
+               clean_epochs=1, epochs=2, mode="fgsm", seed=0)
+
+
+def test_search_run_records_the_setting_and_its_curves_reproducibly():
+    ds = _search_dataset()
+    rec = overfitting.search_run(dict(SETTING), dataset=ds)
+    assert {k: rec[k] for k in SETTING} == SETTING
+    assert len(rec["robust_acc"]) == len(rec["clean_acc"]) == 2 and len(rec["fgsm_train_acc"]) == 3
+    assert all(0 <= v <= 1 for v in rec["robust_acc"] + rec["clean_acc"] + rec["fgsm_train_acc"])
+    assert overfitting.search_run(dict(SETTING), dataset=ds) == rec  # same setting, same numbers on CPU
+    row, = overfitting.search_table([rec], fraction=0.3, min_peak=0.2)
+    assert row[1:4] == ["fgsm", 0, 2] and row[4] == max(rec["robust_acc"])
+    assert row[-1] in ("stuck at chance", "no collapse") or row[-1].startswith("collapsed")
+    assert "1 clean epoch(s) first" in row[0] and "CNN w2/h4" in row[0]
+
+
+def test_search_table_outcomes_and_validation():
+    curves = dict(clean_acc=[0.9, 0.9, 0.9, 0.95], fgsm_train_acc=[0.0, 0.5, 0.8, 0.9, 0.95])
+    collapsed = dict(SETTING, epochs=4, robust_acc=[0.3, 0.6, 0.1, 0.5], **curves)
+    steady = dict(collapsed, robust_acc=[0.3, 0.5, 0.55, 0.6])
+    stuck = dict(steady, clean_acc=[0.1] * 4)
+    rows = overfitting.search_table([collapsed, steady, stuck], fraction=0.3, min_peak=0.2)
+    assert [r[-1] for r in rows] == ["collapsed at epoch 3 (recovered)", "no collapse", "stuck at chance"]
+    assert rows[0][4:8] == [0.6, 0.5, 0.95, 0.95]
+    with pytest.raises(ValueError, match="epochs=4"):
+        overfitting.search_table([dict(collapsed, robust_acc=[0.3])])
+    with pytest.raises(ValueError, match="lacks"):
+        overfitting.search_table([{k: v for k, v in collapsed.items() if k != "eps"}])
+    with pytest.raises(ValueError, match="model"):
+        overfitting.search_run(dict(SETTING, model="mlp"))
+    with pytest.raises(ValueError, match="mode"):
+        overfitting.search_run(dict(SETTING, mode="trades"))
+
+
+def test_append_search_records_is_atomic_and_appends(tmp_path, monkeypatch):
+    rec = dict(SETTING, robust_acc=[0.1, 0.2], clean_acc=[0.5, 0.6], fgsm_train_acc=[0.0, 0.1, 0.2])
+    path = tmp_path / "search.jsonl"
+    overfitting.append_search_records(path, [rec])
+    overfitting.append_search_records(path, [dict(rec, seed=1)])
+    assert [r["seed"] for r in overfitting.load_search_records(path)] == [0, 1]
+    with pytest.raises(ValueError, match="lacks"):  # checked before anything is written
+        overfitting.append_search_records(path, [{"model": "cnn"}])
+    import json
+    import os
+
+    def broken_dumps(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(json, "dumps", broken_dumps)
+    with pytest.raises(RuntimeError):
+        overfitting.append_search_records(path, [rec])
+    monkeypatch.undo()
+    assert len(overfitting.load_search_records(path)) == 2 and os.listdir(tmp_path) == ["search.jsonl"]
+
+
+def test_recorded_search_file_is_valid():
+    """The chapter's recorded search parses and every record has consistent curves."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "06_settings_search.jsonl"
+    rows = overfitting.search_table(overfitting.load_search_records(path))
+    assert len(rows) >= 10

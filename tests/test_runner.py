@@ -4,6 +4,7 @@ The end-to-end ``ntknb run`` (papermill execution) is in test_cli.py.
 """
 
 import math
+from pathlib import Path
 
 import jupytext
 import nbformat
@@ -190,3 +191,19 @@ def test_extract_glued():
     assert out["label"] == "mnist" and out["tab"] == "| a |"
     assert out["fig"] == "<Figure size 640x480 with 1 Axes>" and out["img"] == "<image/png>"
     assert list(out) == ["acc", "n", "curve", "label", "tab", "fig", "img"]
+
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.paper.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.name for p in PRESETS])
+def test_paper_presets_name_real_parameters_of_the_right_type(preset):
+    """Every key of a ``.paper.yaml`` is a parameter of its notebook and has its type."""
+    notebook = preset.name.replace(".paper.yaml", ".py")
+    _, _, params, injected = runner.prepare(preset.parent / notebook, [("file", preset)])
+    assert injected and set(injected) <= set(params)
+
+
+def test_every_notebook_has_a_paper_preset():
+    stems = {p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.py")}
+    assert stems and stems == {p.name.replace(".paper.yaml", "") for p in PRESETS}

@@ -75,6 +75,9 @@ def test_train_config_validation():
         training.TrainConfig(mode="clean_then_pgd", epochs=2, clean_epochs=3)
     cfg = training.TrainConfig(mode="clean_then_pgd", epochs=4, clean_epochs=2, lr_decay_epochs=(3,))
     assert [cfg.epoch_mode(e) for e in (1, 2, 3, 4)] == ["standard", "standard", "pgd", "pgd"]
+    fg = training.TrainConfig(mode="fgsm", epochs=3, clean_epochs=1)  # a clean warm start, any mode
+    assert [fg.epoch_mode(e) for e in (1, 2, 3)] == ["standard", "fgsm", "fgsm"]
+    assert training.TrainConfig(mode="fgsm", epochs=3).epoch_mode(1) == "fgsm"
     assert cfg.learning_rate_at(3) == pytest.approx(cfg.learning_rate)
     assert cfg.learning_rate_at(4) == pytest.approx(cfg.learning_rate * 0.1)
 
@@ -83,7 +86,8 @@ def test_train_config_validation():
 def test_fit_modes_run_and_are_seeded(mode):
     x, y = _toy_data()
     cfg = training.TrainConfig(mode=mode, epochs=2, batch_size=8, learning_rate=0.05, eps=0.05, attack_steps=2,
-                               eval_attack_steps=2, clean_epochs=1, augment="crop_flip", crop_padding=1)
+                               eval_attack_steps=2, clean_epochs=int(mode == "clean_then_pgd"), augment="crop_flip",
+                               crop_padding=1)
     calls = []
     r1 = training.train_model(_small_cnn(), x, y, x, y, cfg, callbacks=[lambda e, p, s: calls.append(e)], progress=False)
     r2 = training.train_model(_small_cnn(), x, y, x, y, cfg, progress=False)

@@ -1,0 +1,53 @@
+"""Run settings of the catastrophic-overfitting search and append them to the chapter's record.
+
+Every run is ``ntknb.overfitting.search_run`` (FGSM-AT / PGD-AT / standard training with per-epoch
+PGD test accuracy and FGSM training accuracy); chapter 06 tabulates the file with
+``ntknb.overfitting.search_table``. Defaults are the chapter's CNN setting; override with KEY=VALUE:
+
+    NTKNB_DATA_DIR=../shared/data .venv/bin/python scripts/co_search.py clean_epochs=1 width=16 \\
+        hidden=64 epochs=22 --modes fgsm --seeds 1,2,3
+"""
+
+import argparse
+import json
+import sys
+
+from ntknb import data
+from ntknb import overfitting as co
+
+BASE = dict(dataset="mnist", model="cnn", width=8, hidden=32, n_train=1600, n_test=200, n_monitor=200,
+            batch_size=32, learning_rate=0.02, momentum=0.9, weight_decay=5e-4, eps=0.3, attack_steps=3,
+            eval_attack_steps=5, clean_epochs=0, epochs=20)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("settings", nargs="*", metavar="KEY=VALUE",
+                        help=f"override a setting (JSON value); defaults {json.dumps(BASE)}")
+    parser.add_argument("--modes", default="fgsm", help="comma-separated: standard, fgsm, pgd")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds")
+    parser.add_argument("--out", default="notebooks/data/06_settings_search.jsonl", help="JSON-lines file to extend")
+    args = parser.parse_args(argv)
+    setting = dict(BASE)
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or key not in co.SEARCH_SETTINGS + ("hidden", "stage_sizes"):
+            parser.error(f"settings are KEY=VALUE with KEY in {co.SEARCH_SETTINGS + ('hidden', 'stage_sizes')}; "
+                         f"got {item!r}")
+        setting[key] = json.loads(value) if value[:1] in "[0123456789-." else value
+    if setting["model"] == "resnet":
+        setting.pop("hidden", None)
+        setting.setdefault("stage_sizes", [1, 1, 1])
+    runs = [dict(setting, mode=m, seed=int(s)) for s in args.seeds.split(",") for m in args.modes.split(",")]
+    for r in runs:  # every setting is checked before any training
+        co.check_search_setting(r)
+    ds = data.load_dataset(setting["dataset"])
+    for r in runs:
+        rec = co.search_run(r, dataset=ds)
+        co.append_search_records(args.out, [rec])
+        print(json.dumps({k: rec[k] for k in ("mode", "seed", "robust_acc")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
