@@ -461,7 +461,10 @@ glue_md("noise_verdict", noise_text)
 # setting and its per-epoch curves, in `notebooks/data/06_settings_search.jsonl`
 # (`scripts/co_search.py` reruns or extends it with {func}`ntknb.overfitting.search_run`); the
 # table below is computed from that file with this page's collapse criterion. These runs are
-# **not** retrained by this page. All use MNIST, batch-independent evaluation on 200 test images
+# **not** retrained by this page. They ran with single-threaded XLA (the script's default, stored
+# in each record), with which a rerun reproduces them exactly; this page's own runs use XLA's
+# default threading, whose reductions round differently, so the same setting (e.g. seed 0 of
+# FGSM-AT with one clean epoch) follows a slightly different curve here. All use MNIST, batch-independent evaluation on 200 test images
 # with PGD-5, FGSM-AT from $x$ with step $\epsilon$ and PGD-AT with 3 steps; "stuck at chance"
 # means a final clean accuracy of at most 0.15 (a constant prediction).
 #

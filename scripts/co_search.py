@@ -6,14 +6,22 @@ PGD test accuracy and FGSM training accuracy); chapter 06 tabulates the file wit
 
     NTKNB_DATA_DIR=../shared/data .venv/bin/python scripts/co_search.py clean_epochs=1 width=16 \\
         hidden=64 epochs=22 --modes fgsm --seeds 1,2,3
+
+XLA runs single-threaded on CPU unless XLA_FLAGS is set: the recorded runs were made that way,
+and a rerun reproduces them exactly only with the same threading (multi-threaded reductions
+round differently, and training amplifies the difference). Each record stores its XLA_FLAGS.
 """
 
 import argparse
 import json
+import os
 import sys
 
-from ntknb import data
-from ntknb import overfitting as co
+SINGLE_THREADED = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+os.environ.setdefault("XLA_FLAGS", SINGLE_THREADED)  # before jax is imported
+
+from ntknb import data  # noqa: E402
+from ntknb import overfitting as co  # noqa: E402
 
 BASE = dict(dataset="mnist", model="cnn", width=8, hidden=32, n_train=1600, n_test=200, n_monitor=200,
             batch_size=32, learning_rate=0.02, momentum=0.9, weight_decay=5e-4, eps=0.3, attack_steps=3,
@@ -43,7 +51,7 @@ def main(argv=None) -> int:
         co.check_search_setting(r)
     ds = data.load_dataset(setting["dataset"])
     for r in runs:
-        rec = co.search_run(r, dataset=ds)
+        rec = dict(co.search_run(r, dataset=ds), xla_flags=os.environ["XLA_FLAGS"])
         co.append_search_records(args.out, [rec])
         print(json.dumps({k: rec[k] for k in ("mode", "seed", "robust_acc")}), flush=True)
     return 0
