@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb import attacks, kernels, metrics, training
+from ntknb import attacks, metrics, training
 from ntknb.ntk_dynamics import KernelTracker
 
 __all__ = [
@@ -205,28 +205,17 @@ class BNKernelTracker(KernelTracker):
         if mode == "batch":
             kwargs["batch_size"] = None
         super().__init__(bn_apply_fn(model, mode), x_probe, labels_probe, eps, **kwargs)
-        apply_fn = self.apply_fn
-
-        def kernel_fn(ps, x):  # Jacobian w.r.t. ps[0] (params) only
-            return apply_fn(ps[0], jax.lax.stop_gradient(ps[1]), x, False)[0]
-
-        self._kernel_fn = kernel_fn
+        if mode == "batch":
+            self.vmap_axes = None
         self.ks_matrices: dict[int, dict[str, np.ndarray]] = {}
         self._pending: list = []
 
     def per_logit_kernel(self, params, state, x) -> np.ndarray:
-        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK in this BN mode, (n, n, k).
-
-        The kernel is taken with respect to ``params`` only; ``state`` (the running
-        averages) enters through ``stop_gradient`` as a second argument, so one compiled
-        kernel function serves every epoch."""
-        apply_fn = self.apply_fn
-        full = kernels.empirical_ntk(self._kernel_fn, (params, state), x, trace_axes=(),
-                                     implementation=self.implementation,
-                                     batch_size=None if self.mode == "batch" else self.batch_size,
-                                     vmap_axes=None if self.mode == "batch" else 0)
-        blocks = np.diagonal(np.asarray(full, dtype=np.float64), axis1=2, axis2=3)
-        preds = np.asarray(jnp.argmax(apply_fn(params, state, jnp.asarray(x), False)[0], -1))
+        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK in this BN mode, (n, n, k)
+        (:meth:`ntknb.ntk_dynamics.KernelTracker.per_logit_kernel`); also keeps them, with the
+        network's predictions on ``x``, for the M_ks matrices of this epoch."""
+        blocks = super().per_logit_kernel(params, state, x)
+        preds = np.asarray(jnp.argmax(self.apply_fn(params, state, jnp.asarray(x), False)[0], -1))
         self._pending.append((blocks, preds))
         return blocks
 

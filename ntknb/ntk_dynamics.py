@@ -184,7 +184,12 @@ class KernelTracker:
         self._epochs: list[int] = []
         self._kernels: dict[str, list] = {k: [] for k in KINDS}
         self._metrics: dict[str, list] = {}
-        self._stateless_fn = None
+        self.vmap_axes = 0  # per-example kernel; None: the whole probe set as one batch
+
+        def kernel_fn(ps, x):  # (params, state) -> logits; the Jacobian w.r.t. params only
+            return apply_fn(ps[0], jax.lax.stop_gradient(ps[1]), x, False)[0]
+
+        self._kernel_fn = kernel_fn
         alpha = 2.5 * self.eps / self.attack_steps if self.eps > 0 else 1.0
 
         @jax.jit
@@ -197,25 +202,19 @@ class KernelTracker:
 
         self._attack = attack
 
-    def _ntk_fn(self, state):
-        # empirical_ntk caches its jitted kernel function per apply function: reuse one
-        # function object while the model has no state (BatchNorm statistics change
-        # every epoch and need a new closure, hence a recompilation).
-        if not state:
-            if self._stateless_fn is None:
-                apply_fn = self.apply_fn
-                self._stateless_fn = lambda p, x: apply_fn(p, {}, x, False)[0]
-            return self._stateless_fn
-        apply_fn = self.apply_fn
-        return lambda p, x: apply_fn(p, state, x, False)[0]
-
     def _record(self, name: str, value: float) -> None:
         self._metrics.setdefault(name, []).append(float(value))
 
     def per_logit_kernel(self, params, state, x) -> np.ndarray:
-        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK, shape (n, n, k), float64."""
-        full = kernels.empirical_ntk(self._ntk_fn(state), params, x, trace_axes=(),
-                                     implementation=self.implementation, batch_size=self.batch_size)
+        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK, shape (n, n, k), float64.
+
+        The kernel is taken with respect to ``params`` only; ``state`` (e.g. BatchNorm running
+        averages) enters as a constant (``stop_gradient``) second argument, so one compiled
+        kernel function serves every epoch."""
+        full = kernels.empirical_ntk(self._kernel_fn, (params, state), x, trace_axes=(),
+                                     implementation=self.implementation,
+                                     batch_size=None if self.vmap_axes is None else self.batch_size,
+                                     vmap_axes=self.vmap_axes)
         return np.diagonal(np.asarray(full, dtype=np.float64), axis1=2, axis2=3)
 
     def __call__(self, epoch: int, params: Any, state: dict) -> None:

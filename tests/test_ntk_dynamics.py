@@ -24,6 +24,27 @@ def test_balanced_probe():
         nd.balanced_probe(labels, 11)
 
 
+def test_tracker_kernel_of_a_batchnorm_model_reuses_one_compiled_function():
+    """With state (BatchNorm running averages) the kernel is the Jacobian w.r.t. the params at
+    that state — equal to a closure over the state — and a new state does not recompile."""
+    import jax
+
+    x, y = _data(n=6)
+    m = models.ResNet(num_classes=3, width=2, stage_sizes=(1,))
+    params, state = models.init_model(m, x.shape[1:])
+    tr = nd.KernelTracker(training.flax_apply_fn(m), x, y, eps=0.05, attack_steps=1, top_p=2)
+    states = [state, jax.tree_util.tree_map(lambda a: a + 0.5, state)]
+    got = [tr.per_logit_kernel(params, s, x) for s in states]
+    compiled = kernels._empirical_fn.cache_info().currsize
+    tr.per_logit_kernel(params, jax.tree_util.tree_map(lambda a: a * 2.0, state), x)
+    assert kernels._empirical_fn.cache_info().currsize == compiled  # a new state compiles nothing new ...
+    assert not np.allclose(got[0], got[1])  # ... though it matters
+    for s, g in zip(states, got):
+        full = kernels.empirical_ntk(lambda p, xx, s=s: m.apply({"params": p, **s}, xx), params, x,
+                                     trace_axes=(), implementation="jacobian_contraction", batch_size=None)
+        np.testing.assert_allclose(g, np.diagonal(full, axis1=2, axis2=3), rtol=2e-3, atol=1e-5)
+
+
 def test_tracker_matches_direct_kernel_and_metrics():
     x, y = _data()
     m = models.CNN(num_classes=3, width=2, hidden=4)
