@@ -46,6 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntknb.validation import check_clip, check_int
+
 __all__ = [
     "LOSSES",
     "classification_loss",
@@ -207,16 +209,6 @@ def _check_eps(eps) -> None:
             raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
 
 
-def _check_clip(clip) -> Clip:
-    if clip is None:
-        return None
-    try:
-        lo, hi = (float(c) for c in clip)
-    except (TypeError, ValueError):
-        raise ValueError(f"clip must be None or a pair (low, high) with low < high; got {clip!r}") from None
-    if not lo < hi:
-        raise ValueError(f"clip must be None or a pair (low, high) with low < high; got {clip!r}")
-    return (lo, hi)
 
 
 def _check_xy(x, y) -> Tuple[jnp.ndarray, jnp.ndarray]:
@@ -232,12 +224,6 @@ def _check_xy(x, y) -> Tuple[jnp.ndarray, jnp.ndarray]:
     return x, y
 
 
-def _check_batch_size(batch_size) -> Optional[int]:
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be None or an integer >= 1; got {batch_size!r}")
-    return int(batch_size)
 
 
 # -------------------------------------------------------------------------- attacks
@@ -325,8 +311,8 @@ def fgsm(
       adversarial inputs, shape and dtype of ``x``.
     """
     _check_eps(eps)
-    clip = _check_clip(clip)
-    batch_size = _check_batch_size(batch_size)
+    clip = check_clip("clip", clip)
+    batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     x, y = _check_xy(x, y)
     eps = jnp.asarray(eps, x.dtype)
     out = [_fgsm_jit(loss_fn, x[s], y[s], eps, clip) for s in _chunks(x.shape[0], batch_size)]
@@ -377,8 +363,8 @@ def pgd(
             raise ValueError(f"step_size must be None (default 2.5*eps/steps) or a finite number > 0; got {step_size!r}")
     if random_start and key is None:
         raise ValueError("key must be a jax.random key when random_start=True; got None")
-    clip = _check_clip(clip)
-    batch_size = _check_batch_size(batch_size)
+    clip = check_clip("clip", clip)
+    batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     x, y = _check_xy(x, y)
     eps = jnp.asarray(eps, x.dtype)
     step_size = jnp.asarray(step_size, x.dtype)

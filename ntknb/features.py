@@ -46,7 +46,6 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
 
@@ -55,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntknb import attacks, kernels
-from ntknb.validation import check_float, check_int
+from ntknb.validation import check_clip, check_float, check_int
 
 __all__ = [
     "FeatureSweep",
@@ -128,17 +127,6 @@ def _check_indices(indices, n: int) -> np.ndarray:
     return idx.astype(int)
 
 
-def _check_clip(clip):
-    if clip is None:
-        return None
-    try:
-        lo, hi = (float(c) for c in clip)
-    except (TypeError, ValueError):
-        raise ValueError(f"`clip` must be None or a pair (low, high) with low < high, "
-                         f"got {clip!r}") from None
-    if not lo < hi:
-        raise ValueError(f"`clip` must be None or a pair (low, high) with low < high, got {clip!r}")
-    return (lo, hi)
 
 
 def _check_train_batch_size(train_batch_size, x_train, predictor) -> int:
@@ -332,7 +320,7 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     test_batch_size = check_int("test_batch_size", test_batch_size, min=1)
     feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
     train_batch_size = _check_train_batch_size(train_batch_size, x_train, predictor)
-    clip = _check_clip(clip)
+    clip = check_clip("clip", clip)
     x_np, y_np = _check_xy(x_test, y_test, k)
     V, C, lam = feature_components(predictor, idx)
     p = idx.size
@@ -401,7 +389,7 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
     eps = check_float("eps", eps, min=0.0)
     k = int(np.asarray(predictor.y_train).shape[1])
     loss = attacks.classification_loss(loss, k)
-    clip = _check_clip(clip)
+    clip = check_clip("clip", clip)
     x_np, y_np = _check_xy(x_test, y_test, k)
     V, C, lam = feature_components(predictor, idx)
     f64 = dtype is not None and np.dtype(dtype) == np.float64

@@ -46,6 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 import neural_tangents as nt
 
+from ntknb.validation import check_int
+
 __all__ = [
     "KERNEL_KINDS",
     "NTK_IMPLEMENTATIONS",
@@ -120,13 +122,6 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def _check_batch_size(batch_size, name="batch_size"):
-    if batch_size is None:
-        return None
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"`{name}` must be a positive integer or None, got {batch_size!r}")
-    return int(batch_size)
 
 
 def _chunks(n: int, size: int | None):
@@ -187,7 +182,7 @@ def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
       computed blockwise or in float64.
     """
     _check_kind(kind)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     kfn = _jit_kernel(kernel_fn)
     with _precision(dtype) as entered:
         cast = (lambda a: jnp.asarray(a, dtype)) if dtype is not None else jnp.asarray
@@ -483,7 +478,7 @@ def make_predict_fn(kernel_fn: Callable, x_train, alpha, kind: str = "ntk",
     Returns: ``predict_fn(x_test: (m, ...)) -> (m, k)``, jit- and grad-compatible.
     """
     _check_kind(kind)
-    train_batch_size = _check_batch_size(train_batch_size, "train_batch_size")
+    train_batch_size = check_int("train_batch_size", train_batch_size, min=1, none_ok=True)
     x_train, alpha = _check_dual_weights(x_train, alpha)
     return functools.partial(_predict, kernel_fn, kind, train_batch_size, x_train=x_train,
                              alpha=alpha)
@@ -533,8 +528,8 @@ def predictor_input_gradients(kernel_fn: Callable, x_train, alpha, x_test, loss=
     Returns: ``(m, ...)`` gradients, same shape as ``x_test``.
     """
     _check_kind(kind)
-    batch_size = _check_batch_size(batch_size)
-    train_batch_size = _check_batch_size(train_batch_size, "train_batch_size")
+    batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
+    train_batch_size = check_int("train_batch_size", train_batch_size, min=1, none_ok=True)
     x_train, alpha = _check_dual_weights(x_train, alpha)
     if loss is None and alpha.shape[1] != 1:
         raise ValueError(f"`loss` is required for k = {alpha.shape[1]} outputs (the gradient "
@@ -662,7 +657,7 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
     Returns: ``np.ndarray`` ``(n1, n2)`` or ``(n1, n2, k, k)`` in the parameters' precision.
     """
     implementation = _check_implementation(implementation)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     trace_axes = tuple(trace_axes) if isinstance(trace_axes, (tuple, list)) else (trace_axes,)
     if trace_axes not in ((-1,), ()):
         raise ValueError(f"`trace_axes` must be (-1,) or (), got {trace_axes!r}")

@@ -44,7 +44,6 @@ dual weights ``(n, k)``; a stack of machines ``(J, n, k)``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -55,6 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntknb import attacks, features, kernels
+from ntknb.validation import check_float, check_int
 
 __all__ = [
     "RowWeightedLoss",
@@ -75,20 +75,8 @@ __all__ = [
 # --------------------------------------------------------------------------- validation
 
 
-def _check_pos_int(name, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
-    return int(value)
 
 
-def _check_nonneg_float(name, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}") from None
-    if not (math.isfinite(v) and v >= 0):
-        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
-    return v
 
 
 def _check_sweep(sweep):
@@ -125,13 +113,13 @@ def select_by_robustness(sweep, gamma: float) -> np.ndarray:
     """Features whose own FGSM accuracy is at least ``gamma`` ([TK22] Sec. 4): the eigen-indices
     ``i`` of ``sweep`` with ``sweep.robust_accuracy[i] >= gamma``, ascending (possibly empty)."""
     _check_sweep(sweep)
-    gamma = _check_nonneg_float("gamma", gamma)
+    gamma = check_float("gamma", gamma, min=0.0)
     return np.sort(sweep.indices[sweep.robust_accuracy >= gamma]).astype(int)
 
 
 def select_top_eigen(n_features: int, n_train: int | None = None) -> np.ndarray:
     """Spectral truncation: the ``n_features`` largest-eigenvalue features, ``0 .. k-1``."""
-    n_features = _check_pos_int("n_features", n_features)
+    n_features = check_int("n_features", n_features, min=1)
     if n_train is not None and n_features > n_train:
         raise ValueError(f"`n_features` must be at most n_train = {n_train}, got {n_features}")
     return np.arange(n_features)
@@ -141,7 +129,7 @@ def select_top_robust(sweep, n_features: int) -> np.ndarray:
     """The ``n_features`` swept features with the highest own-FGSM accuracy (ties: larger
     eigenvalue first), returned as ascending eigen-indices."""
     _check_sweep(sweep)
-    n_features = _check_pos_int("n_features", n_features)
+    n_features = check_int("n_features", n_features, min=1)
     if n_features > len(sweep):
         raise ValueError(f"`n_features` must be at most the {len(sweep)} swept features, "
                          f"got {n_features}")
@@ -297,11 +285,11 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
     A = _as_alphas(alphas, n)
     k = A.shape[2]
     name = attacks.classification_loss(loss, k)
-    eps = _check_nonneg_float("eps", eps)
-    pgd_steps = _check_pos_int("pgd_steps", pgd_steps)
+    eps = check_float("eps", eps, min=0.0)
+    pgd_steps = check_int("pgd_steps", pgd_steps, min=1)
     x, y = _check_xy(x, y, k)
     m = x.shape[0]
-    bs = m if batch_size is None else min(_check_pos_int("batch_size", batch_size), m)
+    bs = m if batch_size is None else min(check_int("batch_size", batch_size, min=1), m)
     m_pad = -(-m // bs) * bs
     xp, yp = jnp.asarray(_pad(x, m_pad)), jnp.asarray(_pad(y, m_pad))
     lf = _row_loss(kernel_fn, kind, x_train, k, name)
@@ -410,18 +398,18 @@ def adversarial_train_kernel(kernel_fn: Callable, x_train, y_train, eps: float, 
         raise ValueError(f"`y_train` must have shape (n, k) with n = {n}, got {y_train.shape}")
     k = y_train.shape[1]
     name = attacks.classification_loss(loss, k)
-    eps = _check_nonneg_float("eps", eps)
-    steps = _check_pos_int("steps", steps)
-    batch_size = min(_check_pos_int("batch_size", batch_size), n)
-    lr_fraction = _check_nonneg_float("lr_fraction", lr_fraction)
+    eps = check_float("eps", eps, min=0.0)
+    steps = check_int("steps", steps, min=1)
+    batch_size = min(check_int("batch_size", batch_size, min=1), n)
+    lr_fraction = check_float("lr_fraction", lr_fraction, min=0.0)
     if lr_fraction == 0:
         raise ValueError("`lr_fraction` must be > 0")
-    momentum = _check_nonneg_float("momentum", momentum)
+    momentum = check_float("momentum", momentum, min=0.0)
     if momentum >= 1:
         raise ValueError(f"`momentum` must lie in [0, 1), got {momentum!r}")
-    pgd_steps = _check_pos_int("pgd_steps", pgd_steps)
+    pgd_steps = check_int("pgd_steps", pgd_steps, min=1)
     cps = sorted({0, steps} if checkpoints is None else
-                 {int(_check_pos_int("checkpoints", c) if c else 0) for c in checkpoints} | {0})
+                 {int(check_int("checkpoints", c, min=1) if c else 0) for c in checkpoints} | {0})
     if cps[-1] > steps:
         raise ValueError(f"`checkpoints` must lie in [0, steps = {steps}], got {checkpoints!r}")
     alpha = np.zeros((n, k), np.float32) if alpha0 is None else _as_alphas(alpha0, n)[0]

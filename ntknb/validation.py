@@ -18,7 +18,7 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "check_float", "check_bool", "check_sequence"]
+__all__ = ["check_choice", "check_int", "check_float", "check_bool", "check_sequence", "check_clip"]
 
 
 def _range_text(min: float | None, max: float | None) -> str:
@@ -43,11 +43,15 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
-def check_int(name: str, value: Any, min: int | None = None, max: int | None = None) -> int:
+def check_int(name: str, value: Any, min: int | None = None, max: int | None = None, *,
+              none_ok: bool = False) -> int | None:
     """``value`` as an ``int`` if it is an integer (not a bool) in ``[min, max]``.
 
-    An integral float such as ``4.0`` is accepted and returned as ``4``.
+    An integral float such as ``4.0`` is accepted and returned as ``4``; ``None`` is returned
+    as ``None`` when ``none_ok`` (e.g. "no batching").
     """
+    if value is None and none_ok:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"parameter {name!r} must be an integer {_range_text(min, max)}, got {value!r}")
     if not isinstance(value, numbers.Integral):
@@ -80,6 +84,8 @@ def check_float(
     else:
         rng = "(finite)"
     msg = f"parameter {name!r} must be a number {rng}, got {value!r}"
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):  # 0-d NumPy / JAX array
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(msg)
     value = float(value)
@@ -150,3 +156,17 @@ def check_sequence(
     if item is not None:
         items = [item(f"{name}[{i}]", v) for i, v in enumerate(items)]
     return items
+
+
+def check_clip(name: str, value: Any) -> tuple[float, float] | None:
+    """``None`` (no clipping) or a pair ``(low, high)`` of finite numbers with ``low < high``."""
+    msg = f"parameter {name!r} must be None or a pair (low, high) with low < high, got {value!r}"
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(c) for c in value)
+    except (TypeError, ValueError):
+        raise ValueError(msg) from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(msg)
+    return (lo, hi)

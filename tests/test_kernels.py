@@ -73,7 +73,7 @@ def test_kernel_matrix_bad_arguments(fc2):
     x, _, _ = _data(n=3)
     with pytest.raises(ValueError, match="`kind`"):
         K.kernel_matrix(fc2.kernel_fn, x, kind="cntk")
-    with pytest.raises(ValueError, match="`batch_size`"):
+    with pytest.raises(ValueError, match="batch_size"):
         K.kernel_matrix(fc2.kernel_fn, x, batch_size=0)
     with pytest.raises(ValueError, match="`dtype`"):
         K.kernel_matrix(fc2.kernel_fn, x, dtype=np.int32)
@@ -351,5 +351,5 @@ def test_empirical_ntk_bad_arguments(small_net):
         K.empirical_ntk(arch.apply_fn, params, x, implementation="fast")
     with pytest.raises(ValueError, match="`trace_axes`"):
         K.empirical_ntk(arch.apply_fn, params, x, trace_axes=(0,))
-    with pytest.raises(ValueError, match="`batch_size`"):
+    with pytest.raises(ValueError, match="batch_size"):
         K.empirical_ntk(arch.apply_fn, params, x, batch_size=-2)

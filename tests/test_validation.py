@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from ntknb.validation import check_bool, check_choice, check_float, check_int, check_sequence
+from ntknb.validation import check_bool, check_choice, check_clip, check_float, check_int, check_sequence
 
 
 def test_check_choice():
@@ -71,3 +71,23 @@ def test_check_sequence():
     assert check_sequence("eps", [0, 1], item=item) == [0.0, 1.0]
     with pytest.raises(ValueError, match=r"'eps\[1\]' must be a number >= 0.0"):
         check_sequence("eps", [0, -1], item=item)
+
+
+def test_check_int_none_ok_and_check_float_of_a_0d_array():
+    import numpy as np
+
+    assert check_int("batch_size", None, min=1, none_ok=True) is None
+    with pytest.raises(ValueError, match="'batch_size' must be an integer >= 1, got None"):
+        check_int("batch_size", None, min=1)
+    assert check_float("eps", np.float32(0.5), min=0.0) == 0.5
+    assert check_float("eps", np.asarray(0.25), min=0.0) == 0.25
+    with pytest.raises(ValueError, match="'eps' must be a number >= 0.0"):
+        check_float("eps", np.asarray([0.25]), min=0.0)
+
+
+def test_check_clip():
+    assert check_clip("clip", None) is None
+    assert check_clip("clip", [0, 1]) == (0.0, 1.0)
+    for bad in [(1.0, 0.0), (0.0,), "ab", (0.0, math.inf)]:
+        with pytest.raises(ValueError, match=r"'clip' must be None or a pair \(low, high\) with low < high"):
+            check_clip("clip", bad)
