@@ -140,6 +140,22 @@ def _check_train_batch_size(train_batch_size, x_train, predictor) -> int:
     return min(check_int("train_batch_size", train_batch_size, min=1), n)
 
 
+def _sweep_arguments(predictor, kind, indices, eps, loss, clip, x_test, y_test, dtype):
+    """The checks shared by :func:`feature_sweep` and :func:`naive_feature_sweep`: (indices, eps, k,
+    loss, clip, x_test, y_test, dtype, precision context)."""
+    _check_predictor(predictor)
+    kernels._check_kind(kind)
+    idx = _check_indices(indices, predictor.n_train)
+    eps = check_float("eps", eps, min=0.0)
+    k = int(np.asarray(predictor.y_train).shape[1])
+    loss = attacks.classification_loss(loss, k)
+    clip = check_clip("clip", clip)
+    x_np, y_np = _check_xy(x_test, y_test, k)
+    f64 = dtype is not None and np.dtype(dtype) == np.float64
+    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
+    return idx, eps, k, loss, clip, x_np, y_np, (jnp.float64 if f64 else jnp.float32), ctx
+
+
 def _check_xy(x_test, y_test, k: int):
     x = np.asarray(x_test)
     y = np.asarray(y_test)
@@ -311,17 +327,11 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     Returns:
       :class:`FeatureSweep`.
     """
-    _check_predictor(predictor)
-    kernels._check_kind(kind)
-    idx = _check_indices(indices, predictor.n_train)
-    eps = check_float("eps", eps, min=0.0)
-    k = int(np.asarray(predictor.y_train).shape[1])
-    loss = attacks.classification_loss(loss, k)
+    idx, eps, k, loss, clip, x_np, y_np, dt, ctx = _sweep_arguments(predictor, kind, indices, eps, loss, clip,
+                                                                x_test, y_test, dtype)
     test_batch_size = check_int("test_batch_size", test_batch_size, min=1)
     feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
     train_batch_size = _check_train_batch_size(train_batch_size, x_train, predictor)
-    clip = check_clip("clip", clip)
-    x_np, y_np = _check_xy(x_test, y_test, k)
     V, C, lam = feature_components(predictor, idx)
     p = idx.size
     q = min(feature_batch_size, p)
@@ -331,11 +341,8 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
         C = np.concatenate([C, np.zeros((p_pad - p, k))], axis=0)
     m = x_np.shape[0]
     bs = min(test_batch_size, m)
-    f64 = dtype is not None and np.dtype(dtype) == np.float64
-    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     t0 = time.perf_counter()
     with ctx:
-        dt = jnp.float64 if f64 else jnp.float32
         Xc, Vc = _train_chunks(np.asarray(x_train), V, train_batch_size)
         Xc, Vc, Cj = jnp.asarray(Xc, dt), jnp.asarray(Vc, dt), jnp.asarray(C, dt)
         clean = np.zeros(p_pad)
@@ -383,23 +390,14 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
     Same arguments and result as :func:`feature_sweep`; with ``return_adversarial=True`` also
     returns the FGSM points, ``(p, m, ...)``.
     """
-    _check_predictor(predictor)
-    kernels._check_kind(kind)
-    idx = _check_indices(indices, predictor.n_train)
-    eps = check_float("eps", eps, min=0.0)
-    k = int(np.asarray(predictor.y_train).shape[1])
-    loss = attacks.classification_loss(loss, k)
-    clip = check_clip("clip", clip)
-    x_np, y_np = _check_xy(x_test, y_test, k)
+    idx, eps, k, loss, clip, x_np, y_np, dt, ctx = _sweep_arguments(predictor, kind, indices, eps, loss, clip,
+                                                                x_test, y_test, dtype)
     V, C, lam = feature_components(predictor, idx)
-    f64 = dtype is not None and np.dtype(dtype) == np.float64
-    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     feature, grad = _naive_fns(kernel_fn, kind, loss)
     m = x_np.shape[0]
     t0 = time.perf_counter()
     clean, robust, advs = [], [], []
     with ctx:
-        dt = jnp.float64 if f64 else jnp.float32
         xtr = jnp.asarray(x_train, dt)
         xs = [jnp.asarray(x_np[j:j + 1], dt) for j in range(m)]
         ys = [jnp.asarray(y_np[j:j + 1], dt) for j in range(m)]
