@@ -209,8 +209,6 @@ def _check_eps(eps) -> None:
             raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
 
 
-
-
 def _check_xy(x, y) -> Tuple[jnp.ndarray, jnp.ndarray]:
     x = jnp.asarray(x)
     y = jnp.asarray(y)
@@ -222,8 +220,6 @@ def _check_xy(x, y) -> Tuple[jnp.ndarray, jnp.ndarray]:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     return x, y
-
-
 
 
 # -------------------------------------------------------------------------- attacks

@@ -127,8 +127,6 @@ def _check_indices(indices, n: int) -> np.ndarray:
     return idx.astype(int)
 
 
-
-
 def _check_train_batch_size(train_batch_size, x_train, predictor) -> int:
     """``None`` -> n; else a positive int, capped at n. Also checks x_train's length."""
     n = predictor.n_train

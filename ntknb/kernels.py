@@ -122,8 +122,6 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-
-
 def _chunks(n: int, size: int | None):
     size = n if size is None else size
     return [(i, min(i + size, n)) for i in range(0, n, max(size, 1))] or [(0, 0)]

@@ -75,10 +75,6 @@ __all__ = [
 # --------------------------------------------------------------------------- validation
 
 
-
-
-
-
 def _check_sweep(sweep):
     if not isinstance(sweep, features.FeatureSweep):
         raise ValueError(f"`sweep` must be an ntknb.features.FeatureSweep (from "
