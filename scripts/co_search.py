@@ -42,13 +42,19 @@ def main(argv=None) -> int:
         if not sep or key not in co.SEARCH_SETTINGS + ("hidden", "stage_sizes"):
             parser.error(f"settings are KEY=VALUE with KEY in {co.SEARCH_SETTINGS + ('hidden', 'stage_sizes')}; "
                          f"got {item!r}")
-        setting[key] = json.loads(value) if value[:1] in "[0123456789-." else value
+        try:
+            setting[key] = json.loads(value)  # numbers and lists
+        except json.JSONDecodeError:
+            setting[key] = value  # plain words, e.g. model=resnet
     if setting["model"] == "resnet":
         setting.pop("hidden", None)
         setting.setdefault("stage_sizes", [1, 1, 1])
     runs = [dict(setting, mode=m, seed=int(s)) for s in args.seeds.split(",") for m in args.modes.split(",")]
     for r in runs:  # every setting is checked before any training
-        co.check_search_setting(r)
+        try:
+            co.check_search_setting(r)
+        except ValueError as err:
+            parser.error(str(err))
     ds = data.load_dataset(setting["dataset"])
     for r in runs:
         rec = dict(co.search_run(r, dataset=ds), xla_flags=os.environ["XLA_FLAGS"])
