@@ -52,14 +52,14 @@
 # (`augment="crop_shared"`: one random crop offset per mini-batch).
 #
 # **Scale and what was tried.** The paper trains ResNet-18 on CIFAR-10 for 200 epochs
-# (`06_catastrophic_overfitting.paper.yaml`, GPU). Defaults here are sized for a 2-core CPU and
-# about 8 minutes: MNIST, the 7-layer CNN of {doc}`04_at_kernel_dynamics` (width 8), 1600
-# training images, $\epsilon = 0.3$ (the usual MNIST radius), learning rate 0.02, 16 epochs,
-# of which the first is a *clean warm start* for every adversarial run (`clean_epochs`; without
-# it PGD-AT at $\epsilon = 0.3$ stayed at a constant prediction in two of three seeds, so the
-# comparisons of sections 2-4 would be against a network that never learned). A search on this
-# machine (section "Which settings collapse" below) found no CPU-sized setting in which FGSM-AT
-# collapses *reliably*; how often it collapses at the defaults is measured below over seeds.
+# (`06_catastrophic_overfitting.paper.yaml`, GPU). The default parameters below are sized for a
+# 2-core CPU and about 7 minutes; this page ran with {glue:md}`setting_md`. The first
+# `clean_epochs` epochs of every adversarial run are a *clean warm start*: without it, PGD-AT at
+# $\epsilon = 0.3$ on the small CNN of {doc}`04_at_kernel_dynamics` often stayed at a constant
+# prediction (the "stuck at chance" rows of the search table at the end), and the comparisons of
+# sections 2-4 would be against a network that never learned. That search found no CPU-sized
+# setting in which FGSM-AT collapses *reliably*; how often it collapses at this page's setting is
+# measured below over seeds.
 # Note that for FGSM started at $x$ the step size does not matter
 # once $\alpha \geq \epsilon$: $x + \alpha\,\mathrm{sign}(g)$ is projected back to
 # $x + \epsilon\,\mathrm{sign}(g)$, so "step $1.25\epsilon$" only changes the randomly started
@@ -97,6 +97,7 @@ crop_padding = 2  # padding of the random crop (pixels)
 collapse_fraction = 0.3  # collapse: robust acc. falls below this fraction of its earlier peak ...
 collapse_min_peak = 0.15  # ... which must be at least this high
 co_gap = 0.5  # CO state: final FGSM training accuracy exceeds final PGD test accuracy by at least this
+stuck_below = 0.15  # settings search: a run whose final clean accuracy is at most this never learned
 
 # %%
 import time
@@ -144,6 +145,8 @@ collapse_fraction = check_float("collapse_fraction", collapse_fraction, min=0.0,
                                 min_inclusive=False, max_inclusive=False)
 collapse_min_peak = check_float("collapse_min_peak", collapse_min_peak, min=0.0, max=1.0)
 co_gap = check_float("co_gap", co_gap, min=0.0, max=1.0)
+stuck_below = check_float("stuck_below", stuck_below, min=0.0, max=1.0, min_inclusive=False,
+                          max_inclusive=False)
 kernel_every = check_int("kernel_every", kernel_every, min=1)
 
 
@@ -152,6 +155,12 @@ def glue_md(name: str, text: str) -> None:
     glue(name, Markdown(text))
 
 
+glue_md("setting_md",
+        f"{dataset}, {n_train} training images, "
+        + (f"the CNN (width {width}, hidden {hidden})" if model_name == "cnn"
+           else f"the BatchNorm ResNet {tuple(resnet_stages)} (width {width})")
+        + f", $\\epsilon$ = {eps:.4g}, learning rate {learning_rate:g}, batch {batch_size}, {epochs} epochs of which "
+          f"{clean_epochs} clean")
 plotting.use_book_style()
 t_start = time.perf_counter()
 SEEDS = [seed + i for i in range(n_seeds)]
@@ -261,8 +270,10 @@ glue("co_fgsm_low_robust_acc", float(np.mean([r.collapse.low for r in fg])))
 glue("co_fgsm_final_train_fgsm_acc", float(np.mean([r.fgsm_train_acc[-1] for r in fg])))
 glue("co_fgsm_final_clean_acc", float(np.mean([r.clean_acc[-1] for r in fg])))
 glue("co_n_recovered", sum(r.collapse.recovered for r in fg))
+
+
 def n_overfitted(v):
-    return int(sum(RUNS[(v, s)].fgsm_train_acc[-1] - RUNS[(v, s)].robust_acc[-1] >= co_gap for s in SEEDS))
+    return sum(RUNS[(v, s)].ended_overfitted(co_gap) for s in SEEDS)
 
 
 n_gap = glue("co_n_gap", n_overfitted("fgsm"))
@@ -307,7 +318,8 @@ glue_md("co_verdict",
 #
 # Standard training, FGSM-AT and PGD-AT on the first seed (same data, initialisation and data
 # order). The paper compares a *collapsed* FGSM-AT network; here the first seed's FGSM-AT run
-# is whatever section 1 found (collapsed or not; see the table there). Left: the kernel specialization matrix $M_{ks}$ of the final AE-NTK under clean labels
+# is whatever section 1 found (collapsed or not; see the table there). Left: the kernel
+# specialization matrix $M_{ks}$ of the final AE-NTK under clean labels
 # (row = logit, column = class; {func}`ntknb.metrics.specialization_matrix`): a diagonal pattern
 # means logit $i$'s kernel is aligned with class $i$. Its mean diagonal is the KS strength.
 
@@ -463,10 +475,11 @@ glue_md("noise_verdict", noise_text)
 # table below is computed from that file with this page's collapse criterion. These runs are
 # **not** retrained by this page. They ran with single-threaded XLA (the script's default, stored
 # in each record), with which a rerun reproduces them exactly; this page's own runs use XLA's
-# default threading, whose reductions round differently, so the same setting (e.g. seed 0 of
-# FGSM-AT with one clean epoch) follows a slightly different curve here. All use MNIST, batch-independent evaluation on 200 test images
-# with PGD-5, FGSM-AT from $x$ with step $\epsilon$ and PGD-AT with 3 steps; "stuck at chance"
-# means a final clean accuracy of at most 0.15 (a constant prediction).
+# default threading, whose reductions round differently, so the same setting can follow a
+# slightly different curve here. Settings shared by every recorded run:
+# {glue:md}`search_common`. FGSM-AT starts at $x$ with step $\epsilon$, PGD-AT uses a step of
+# $2.5\epsilon$ / steps; "stuck at chance" means a final clean accuracy of at most
+# {glue:text}`stuck_below_g` (a constant prediction).
 #
 # {glue:md}`search_summary`
 #
@@ -482,23 +495,18 @@ glue_md("noise_verdict", noise_text)
 
 # %%
 SEARCH = co.load_search_records("data/06_settings_search.jsonl")  # kernels start in notebooks/
-search_rows = co.search_table(SEARCH, fraction=collapse_fraction, min_peak=collapse_min_peak, stuck_below=0.15)
+search_rows = co.search_table(SEARCH, fraction=collapse_fraction, min_peak=collapse_min_peak, stuck_below=stuck_below)
 glue_table("search_table", search_rows, ["setting", "training", "seed", "epochs", "peak robust", "final robust",
                                          "final clean", "final FGSM train acc.", "outcome"], floatfmt=".2f", display=True)
-fgsm_rows = [r for r in search_rows if r[1] == "fgsm"]
-n_fgsm_collapsed = sum(r[-1].startswith("collapsed") for r in fgsm_rows)
-n_lasting = sum(r[-1].startswith("collapsed") and "recovered" not in r[-1] for r in fgsm_rows)
-n_stuck = sum(r[-1] == "stuck at chance" for r in search_rows)
-by_setting = {}
-for r in fgsm_rows:
-    by_setting.setdefault(r[0], []).append(r[-1].startswith("collapsed"))
-reliable = [k for k, v in by_setting.items() if len(v) >= 3 and all(v)]
+found = co.search_summary(SEARCH, search_rows, min_seeds=3)
+glue("stuck_below_g", stuck_below)
+glue_md("search_common", ", ".join(f"`{k}` = {v}" for k, v in found["common"].items()))
 glue_md("search_summary",
-        f"Of the {len(fgsm_rows)} recorded FGSM-AT runs, {n_fgsm_collapsed} collapsed by the criterion of section 1, "
-        f"{n_fgsm_collapsed - n_lasting} of them only transiently (recovered by the last epoch); "
-        f"{n_stuck} of all {len(search_rows)} runs never left a constant prediction. "
-        + (f"Settings that collapsed in every one of at least three seeds: {'; '.join(reliable)}." if reliable else
-           "No FGSM-AT setting run with at least three seeds collapsed in all of them."))
+        f"Of the {found['n_fgsm']} recorded FGSM-AT runs, {found['n_collapsed']} collapsed by the criterion of "
+        f"section 1, {found['n_transient']} of them only transiently (recovered by the last epoch); "
+        f"{found['n_stuck']} of all {found['n_runs']} runs never left a constant prediction. "
+        + (f"Settings that collapsed in every one of at least three seeds: {'; '.join(found['reliable'])}."
+           if found["reliable"] else "No FGSM-AT setting run with at least three seeds collapsed in all of them."))
 glue("runtime_s", time.perf_counter() - t_start)
 print(f"training time of all runs: {t_train:.0f} s")
 

@@ -21,7 +21,8 @@ This module holds the pieces of that chapter that are not generic training or ke
   :func:`ntknb.ntk_dynamics.train_and_track` or :func:`ntknb.training.train_model`);
 * :func:`ae_specialization_matrix`, :func:`distance_to_reference` — kernel comparisons
   built on :mod:`ntknb.ntk_dynamics` and :mod:`ntknb.metrics`;
-* :func:`search_run`, :func:`append_search_records`, :func:`search_table` — the recorded search
+* :func:`search_run`, :func:`append_search_records`, :func:`search_table`,
+  :func:`search_summary` — the recorded search
   for a setting that collapses (``scripts/co_search.py`` runs it; the chapter tabulates it).
 """
 
@@ -56,6 +57,7 @@ __all__ = [
     "load_search_records",
     "append_search_records",
     "search_table",
+    "search_summary",
 ]
 
 
@@ -237,6 +239,13 @@ class VariantRun:
     @property
     def clean_acc(self) -> np.ndarray:
         return self.result.column("clean_acc")
+
+    def ended_overfitted(self, gap: float) -> bool:
+        """End-state criterion: the final FGSM accuracy on the monitored training images exceeds
+        the final PGD test accuracy by at least ``gap`` (in [0, 1])."""
+        if not 0 <= gap <= 1:
+            raise ValueError(f"gap must be in [0, 1]; got {gap!r}")
+        return bool(self.fgsm_train_acc[-1] - self.robust_acc[-1] >= gap)
 
 
 def run_variant(model, task, config: "training.TrainConfig", n_monitor: int = 500, probe=None,
@@ -426,3 +435,29 @@ def search_table(records: Sequence[dict], fraction: float = 0.3, min_peak: float
         rows.append([setting, s["mode"], s["seed"], s["epochs"], float(robust.max()), float(robust[-1]),
                      float(clean[-1]), float(fgsm_train[-1]), outcome])
     return rows
+
+
+def search_summary(records: Sequence[dict], rows: Sequence[list], min_seeds: int = 3) -> dict:
+    """What a recorded search shows, from its records and their :func:`search_table` rows.
+
+    Returns a dict with ``common`` (the settings shared by every record, e.g. ``n_test``),
+    ``n_runs``, ``n_fgsm`` (FGSM-AT runs), ``n_collapsed`` / ``n_transient`` (FGSM-AT runs
+    that collapsed / of those, recovered by the last epoch), ``n_stuck`` (runs stuck at
+    chance) and ``reliable``: the FGSM-AT settings run with at least ``min_seeds`` seeds that
+    collapsed in every one of them.
+    """
+    if len(records) != len(rows):
+        raise ValueError(f"records and rows must have the same length; got {len(records)} and {len(rows)}")
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
+        raise ValueError(f"min_seeds must be an integer >= 1; got {min_seeds!r}")
+    keys = [k for k in SEARCH_SETTINGS if k not in ("mode", "seed")]
+    common = {k: records[0][k] for k in keys if records and all(r[k] == records[0][k] for r in records)}
+    fgsm = [r for r in rows if r[1] == "fgsm"]
+    collapsed = [r for r in fgsm if r[-1].startswith("collapsed")]
+    by_setting: dict = {}
+    for r in fgsm:
+        by_setting.setdefault(r[0], []).append(r[-1].startswith("collapsed"))
+    return dict(common=common, n_runs=len(rows), n_fgsm=len(fgsm), n_collapsed=len(collapsed),
+                n_transient=sum("recovered" in r[-1] for r in collapsed),
+                n_stuck=sum(r[-1] == "stuck at chance" for r in rows),
+                reliable=[k for k, v in by_setting.items() if len(v) >= min_seeds and all(v)])

@@ -161,6 +161,12 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
     run = overfitting.run_variant(m, task, cfg, n_monitor=8, probe=probe, probe_attack_steps=1, top_p=2)
     assert run.fgsm_train_acc.shape == (3,) and np.all((0 <= run.fgsm_train_acc) & (run.fgsm_train_acc <= 1))
     assert run.robust_acc.shape == (2,) and isinstance(run.collapse, overfitting.Collapse)
+    gap = run.fgsm_train_acc[-1] - run.robust_acc[-1]
+    assert run.ended_overfitted(0.0) == (gap >= 0)
+    for g in (0.0, 0.25, 0.5, 1.0):  # the threshold is the gap itself
+        assert run.ended_overfitted(g) == (gap >= g)
+    with pytest.raises(ValueError, match="gap"):
+        run.ended_overfitted(1.5)
     assert list(run.trajectory.epochs) == [0, 1, 2]
     ep, d = overfitting.distance_to_reference(run.trajectory, run.trajectory)
     np.testing.assert_allclose(d, 0.0, atol=1e-9)
@@ -198,7 +204,7 @@ def test_search_run_records_the_setting_and_its_curves_reproducibly():
     assert overfitting.search_run(dict(SETTING), dataset=ds) == rec  # same setting, same numbers on CPU
     row, = overfitting.search_table([rec], fraction=0.3, min_peak=0.2)
     assert row[1:4] == ["fgsm", 0, 2] and row[4] == max(rec["robust_acc"])
-    assert row[-1] in ("stuck at chance", "no collapse") or row[-1].startswith("collapsed")
+    assert row[5:8] == [rec["robust_acc"][-1], rec["clean_acc"][-1], rec["fgsm_train_acc"][-1]]
     assert "1 clean epoch(s) first" in row[0] and "CNN w2/h4" in row[0]
 
 
@@ -210,6 +216,17 @@ def test_search_table_outcomes_and_validation():
     rows = overfitting.search_table([collapsed, steady, stuck], fraction=0.3, min_peak=0.2)
     assert [r[-1] for r in rows] == ["collapsed at epoch 3 (recovered)", "no collapse", "stuck at chance"]
     assert rows[0][4:8] == [0.6, 0.5, 0.95, 0.95]
+    found = overfitting.search_summary([collapsed, steady, stuck], rows, min_seeds=1)
+    assert found["common"]["eps"] == 0.05 and "seed" not in found["common"]
+    assert (found["n_runs"], found["n_fgsm"], found["n_collapsed"], found["n_transient"], found["n_stuck"]) == (3, 3, 1, 1, 1)
+    assert found["reliable"] == []  # the setting collapsed in one of its three runs only
+    single = overfitting.search_summary([collapsed], [rows[0]], min_seeds=1)
+    assert single["reliable"] == [rows[0][0]] and single["common"]["width"] == 2
+    assert overfitting.search_summary([collapsed], [rows[0]], min_seeds=2)["reliable"] == []
+    with pytest.raises(ValueError, match="same length"):
+        overfitting.search_summary([collapsed], rows)
+    with pytest.raises(ValueError, match="min_seeds"):
+        overfitting.search_summary([collapsed], [rows[0]], min_seeds=0)
     with pytest.raises(ValueError, match="epochs=4"):
         overfitting.search_table([dict(collapsed, robust_acc=[0.3])])
     with pytest.raises(ValueError, match="lacks"):
