@@ -159,7 +159,7 @@ glue_md("setting_md",
         f"{dataset}, {n_train} training images, "
         + (f"the CNN (width {width}, hidden {hidden})" if model_name == "cnn"
            else f"the BatchNorm ResNet {tuple(resnet_stages)} (width {width})")
-        + f", $\\epsilon$ = {eps:.4g}, learning rate {learning_rate:g}, batch {batch_size}, {epochs} epochs of which "
+        + f", ε = {eps:.4g}, learning rate {learning_rate:g}, batch {batch_size}, {epochs} epochs of which "
           f"{clean_epochs} clean")
 plotting.use_book_style()
 t_start = time.perf_counter()
