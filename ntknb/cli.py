@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
              "-p and -f apply in order, later wins",
     )
     run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<notebook>-<timestamp>/)")
-    run.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: ntknb, installed into .venv by scripts/dev)")
     run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
                      help="fail a cell that runs longer than this (default: no limit)")
     run.add_argument("--log-output", action="store_true", help="stream the cells' output to the terminal")
@@ -98,21 +98,25 @@ def _cmd_run(args) -> int:
     from ntknb import runner
 
     overrides = args.overrides or []
+    kernel = args.kernel or runner.DEFAULT_KERNEL
     if args.dry_run:
-        path, _, _, injected = runner.prepare(args.notebook, overrides, args.kernel)
+        path, _, _, injected = runner.prepare(args.notebook, overrides, kernel)
         print(json.dumps({"notebook": str(path), "parameters": injected}, indent=2))
         return 0
     result = runner.run_notebook(
         args.notebook,
         overrides,
         out_dir=args.out,
-        kernel_name=args.kernel,
+        kernel_name=kernel,
         progress_bar=sys.stderr.isatty(),
         log_output=args.log_output,
         cell_timeout=args.cell_timeout,
     )
     print(f"executed notebook: {result.executed}")
     print(f"metrics ({len(result.metrics)} glued values): {result.metrics_path}")
+    note = json.loads((result.out_dir / runner.RUN_STATUS).read_text()).get("note")
+    if note:
+        print(f"note: {note}")
     return 0
 
 

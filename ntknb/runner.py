@@ -11,17 +11,27 @@ convention), e.g.::
 
 :func:`notebook_parameters` reads them with :mod:`ast` (literals and simple arithmetic on
 literals; anything else is shown as source text and accepts any value). Overrides come
-from ``-p NAME VALUE`` (VALUE parsed as YAML) and ``-f FILE.yaml`` (a mapping), applied in
-command-line order, later wins. Every override is checked against the defaults *before*
-anything runs: an unknown name or a value of the wrong type raises :class:`RunError` with
-the list of parameters and their defaults.
+from ``-p NAME VALUE`` (VALUE parsed as YAML) and ``-f FILE.yaml`` (a UTF-8 mapping), applied
+in command-line order, later wins (one ``-p`` per name). YAML is read with a restricted
+loader: only the JSON types (no ``!!binary`` / ``!!set`` / ... tags, no anchors or aliases,
+no duplicate keys), and every value is checked recursively to be plain JSON (finite
+floats, 64-bit integers, string keys; :func:`check_plain`); a ``seed`` / ``*_seed``
+parameter must lie in ``[0, 2**32)``. Every override is checked against the defaults
+*before* anything runs: an unknown name or a value of the wrong type raises
+:class:`RunError` (one line) with the list of parameters and their defaults.
 
 :func:`run_notebook` then converts a py:percent source to a temporary ``.ipynb`` with
-jupytext, executes it with papermill (kernel ``python3``, working directory = the
-notebook's folder, like nbval and the book), and writes into the output folder
+jupytext, writes the overrides into an ``injected-parameters`` cell as Python literals
+(:func:`inject_parameters`), executes it with papermill (kernel ``ntknb``, the project's
+kernelspec in ``.venv``; working directory = the notebook's folder, like nbval and the
+book) in a temporary folder next to the output folder, and moves that into place when the
+run ends (:func:`check_out_dir` refuses folders it would overwrite). The output folder holds
 
-* ``<name>.ipynb`` — the executed notebook (written even when a cell fails),
-* ``metrics.json`` — every value the notebook glued (:func:`extract_glued`),
+* ``<name>.ipynb`` — the executed notebook (also when a cell fails or the run is
+  interrupted; then marked incomplete),
+* ``status.json`` — ``done``, ``failed`` or ``interrupted``, with times and the error,
+* ``metrics.json`` — every value the notebook glued (:func:`extract_glued`), NaN written
+  as ``null`` (:func:`write_metrics`); only for a finished run,
 * ``parameters.yaml`` — the effective parameters (defaults plus overrides).
 """
 
@@ -34,7 +44,11 @@ import json
 import math
 import numbers
 import os
+import shutil
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +67,12 @@ __all__ = [
     "load_param_file",
     "merge_overrides",
     "extract_glued",
+    "check_plain",
+    "check_seed",
+    "check_out_dir",
+    "check_kernel",
+    "inject_parameters",
+    "write_metrics",
     "run_notebook",
 ]
 
@@ -60,7 +80,7 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GLUE_PREFIX = "application/papermill.record/"
 PARAMETERS_TAG = "parameters"
-DEFAULT_KERNEL = "python3"
+DEFAULT_KERNEL = "ntknb"  #: the kernelspec `scripts/dev setup` installs into .venv
 
 
 class RunError(Exception):
@@ -174,7 +194,7 @@ def load_notebook(path: str | os.PathLike, kernel_name: str = DEFAULT_KERNEL):
             nb = jupytext.read(path, fmt="py:percent")
             nb.metadata["kernelspec"] = {
                 "name": kernel_name,
-                "display_name": "Python 3",
+                "display_name": "Python 3 (ntknb)",
                 "language": "python",
             }
             nb.metadata.setdefault("language_info", {"name": "python"})
@@ -281,13 +301,130 @@ def format_parameters(params: Mapping[str, Parameter], multiline: bool = False) 
     )
 
 
+# ------------------------------------------------------------- restricted YAML loading
+
+#: The only YAML tags a parameter value may carry: the JSON types.
+_JSON_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "seq", "map"))
+#: Limits of a parameter value: 64-bit integers, nesting depth, size of a file / -p text.
+MAX_INT = 2**63
+MAX_DEPTH = 32
+MAX_TEXT_BYTES = 1 << 20
+#: Parameters named ``seed`` or ``*_seed`` must be integers in [0, SEED_LIMIT).
+SEED_LIMIT = 2**32
+
+
+class _Refused(ValueError):
+    """A parameter value or file that is refused (tags, aliases, duplicate keys, ...)."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else f"<integer of {len(str(abs(value)))} digits>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_LOADER = None
+
+
+def _strict_loader():
+    """A ``yaml.SafeLoader`` that builds only JSON types: no tags beyond the JSON ones
+    (``!!binary``, ``!!set``, ``!!pairs``, ``!!timestamp``, ``!custom``, ... are refused), no
+    anchors or aliases (no alias bombs), no duplicate mapping keys; unquoted dates stay strings."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise _Refused("YAML anchors and aliases (&name, *name) are not allowed in parameters "
+                               "(quote a value that starts with & or *)")
+            return super().compose_node(parent, index)
+
+        def construct_object(self, node, deep=False):
+            if node.tag not in _JSON_TAGS:
+                raise _Refused(f"the YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')} is not allowed "
+                               "(only strings, numbers, true/false, null, lists and mappings)")
+            return super().construct_object(node, deep=deep)
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool, type(None))):
+                    if key in seen:
+                        raise _Refused(f"key {_short(key)} appears twice (give each key once)")
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    # implicit types: only the JSON ones (no timestamps, no '<<' merge keys, no '=' values)
+    StrictLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in _JSON_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _LOADER = StrictLoader
+    return _LOADER
+
+
+def _load_yaml(text: str) -> Any:
+    """``text`` loaded with the restricted loader; :class:`_Refused` for refused input,
+    ``yaml.YAMLError`` for a syntax error."""
+    import yaml
+
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        raise _Refused(f"more than {MAX_TEXT_BYTES} bytes")
+    try:
+        return yaml.load(text, Loader=_strict_loader())  # noqa: S506 - restricted SafeLoader
+    except (_Refused, yaml.YAMLError):
+        raise
+    except RecursionError:
+        raise _Refused(f"nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        if "digits" in str(exc):
+            raise _Refused("integer too large (more than 4300 digits)") from None
+        raise _Refused(f"cannot read a value ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+
+
+def check_plain(value: Any, where: str = "value", depth: int = 0) -> None:
+    """Raise :class:`ValueError` unless ``value`` is built from plain JSON types only:
+    ``None``, ``bool``, ``int`` (|v| < 2**63), finite ``float``, ``str``, lists / tuples of
+    them and mappings with string keys, nested at most :data:`MAX_DEPTH` levels."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"{where} is nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        if abs(value) >= MAX_INT:
+            raise ValueError(f"{where}: integer too large ({_short(value)}; the limit is |n| < 2**63)")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value!r} is not a finite number")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_plain(item, f"{where}[{i}]", depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: mapping key {_short(key)} is not a string")
+            check_plain(item, f"{where}[{key!r}]", depth + 1)
+        return
+    raise ValueError(f"{where}: a {type(value).__name__} is not allowed "
+                     "(only strings, numbers, true/false, null, lists and mappings)")
+
+
 def parse_value(text: str) -> Any:
     """A ``-p`` value: parsed as YAML (``3`` → int, ``0.5`` / ``1e-3`` → float,
-    ``true`` → bool, ``[1, 2]`` → list, anything else → the string)."""
+    ``true`` → bool, ``[1, 2]`` → list, anything else → the string) with the restricted
+    loader: a tag beyond the JSON types, an anchor / alias or a duplicate key raises
+    :class:`ValueError`."""
     import yaml
 
     try:
-        value = yaml.safe_load(text)
+        value = _load_yaml(text)
     except yaml.YAMLError:
         return text
     if isinstance(value, str) and not text.strip().startswith(("'", '"')):  # '3' stays a str
@@ -305,7 +442,17 @@ def _number_or_self(text: str) -> Any:
         f = float(text)
     except ValueError:
         return text
+    if not math.isfinite(f) and text.strip().lower().lstrip("+-") not in ("nan", "inf", "infinity"):
+        raise _Refused(f"{_short(text)} is not a finite number (too large)")
     return f if text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else text
+
+
+def check_seed(name: str, value: Any) -> None:
+    """A parameter named ``seed`` or ``*_seed`` must be an integer in ``[0, 2**32)``: NumPy and
+    JAX seeds are 32-bit (larger seeds collide with small ones, or crash mid-run)."""
+    if (name == "seed" or name.endswith("_seed")) and isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < SEED_LIMIT:
+            raise ValueError(f"a seed must be an integer with 0 <= {name} < 2**32, got {_short(value)}")
 
 
 def coerce_value(param: Parameter, value: Any, raw: str | None = None) -> Any:
@@ -345,7 +492,7 @@ def coerce_value(param: Parameter, value: Any, raw: str | None = None) -> Any:
     else:  # complex, set, ...: exact type
         if type(value) is type(default):
             return value
-    raise ValueError(f"expects {want} like its default {default!r}, got {type(value).__name__} {value!r}")
+    raise ValueError(f"expects {want} like its default {_short(default)}, got {type(value).__name__} {_short(value)}")
 
 
 def load_param_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -354,11 +501,23 @@ def load_param_file(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        text = path.read_text()
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise RunError(f"parameter file {path} is larger than {MAX_TEXT_BYTES} bytes ({size})")
+        raw = path.read_bytes()
     except OSError as exc:
         raise RunError(f"cannot read parameter file {path}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunError(
+            f"parameter file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+    try:
+        data = _load_yaml(text)
+    except _Refused as exc:
+        raise RunError(f"parameter file {path} refused: {exc}") from None
     except yaml.YAMLError as exc:
         raise RunError(f"parameter file {path} is not valid YAML: {exc}") from exc
     if data is None:
@@ -381,14 +540,19 @@ def merge_overrides(
     """
     listing = f"parameters of {notebook}: {format_parameters(params)}"
     result: dict[str, Any] = {}
+    given_p: dict[str, str] = {}
 
     def put(name: str, value: Any, raw: str | None, origin: str) -> None:
         if name not in params:
             raise RunError(f"unknown parameter {name!r} ({origin}); {listing}")
         try:
-            result[name] = coerce_value(params[name], value, raw)
+            check_seed(name, value)
+            check_plain(value, name)
+            value = coerce_value(params[name], value, raw)
+            check_plain(value, name)
         except ValueError as exc:
-            raise RunError(f"bad value for parameter {name!r} ({origin}): {exc}; {listing}") from exc
+            raise RunError(f"bad value for parameter {name!r} ({origin}): {exc}; {listing}") from None
+        result[name] = value
 
     for ov in overrides:
         if ov[0] == "file":
@@ -396,7 +560,17 @@ def merge_overrides(
                 put(name, value, None, f"from {ov[1]}")
         elif ov[0] == "param":
             _, name, text = ov
-            put(name, parse_value(text), text, "-p")
+            if name in given_p:
+                raise RunError(
+                    f"parameter {name!r} given twice with -p ({_short(given_p[name])} and {_short(text)}); "
+                    "give it once"
+                )
+            given_p[name] = text
+            try:
+                value = parse_value(text)
+            except ValueError as exc:
+                raise RunError(f"bad value for parameter {name!r} (-p): {exc}") from None
+            put(name, value, text, "-p")
         else:  # pragma: no cover - programming error
             raise ValueError(f"unknown override kind {ov[0]!r}")
     return result
@@ -474,6 +648,125 @@ def _default_out_dir(stem: str) -> Path:
     return out
 
 
+RUN_STATUS = "status.json"
+_RUN_FILES = ("metrics.json", "parameters.yaml", RUN_STATUS)
+
+
+def _is_previous_run(folder: Path) -> bool:
+    """Whether ``folder`` holds the output of an earlier ``ntknb run``: its ``status.json``
+    says so (or, for runs before status files, it holds only ``metrics.json``,
+    ``parameters.yaml`` and papermill-executed notebooks)."""
+    status = folder / RUN_STATUS
+    if status.is_file():
+        try:
+            return bool(json.loads(status.read_text()).get("ntknb_run"))
+        except (OSError, ValueError, AttributeError):
+            return False
+    names = [p for p in folder.iterdir()]
+    if not any(p.suffix == ".ipynb" for p in names):
+        return False
+    for p in names:
+        if p.name in _RUN_FILES:
+            continue
+        if p.suffix != ".ipynb" or not p.is_file():
+            return False
+        try:
+            if "papermill" not in json.loads(p.read_text()).get("metadata", {}):
+                return False
+        except (OSError, ValueError, AttributeError):
+            return False
+    return True
+
+
+def check_out_dir(out: str | os.PathLike, stem: str) -> None:
+    """Refuse an output folder that would overwrite files ``ntknb run`` did not write.
+
+    Allowed: a new folder, an empty one, or the folder of an earlier ``ntknb run`` (its
+    ``status.json``, ``metrics.json``, ``parameters.yaml`` and executed notebooks, nothing
+    else; it is replaced as a whole when the new run ends). Refused: the project's
+    ``notebooks/`` folder (or any folder holding a notebook source), a file, a folder with
+    other content. Raises :class:`RunError` (exit code 2)."""
+    out = Path(out)
+    resolved = out.resolve()
+    nb_dir = (REPO_ROOT / "notebooks").resolve()
+    if resolved == nb_dir or resolved in nb_dir.parents:
+        raise RunError(f"--out {out} would overwrite the project's notebooks ({nb_dir}); "
+                       "choose another folder (default: runs/<notebook>-<timestamp>/)")
+    if not out.exists():
+        if out.is_symlink():
+            raise RunError(f"--out {out} is a dangling symbolic link")
+        return
+    if not out.is_dir():
+        raise RunError(f"--out {out} exists and is not a folder")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return
+    if any(n.endswith(".py") and (out / n.replace(".py", ".ipynb")).exists() for n in entries):
+        raise RunError(f"--out {out} holds notebook sources ({entries[0]}, ...); choose another folder")
+    if not _is_previous_run(out):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise RunError(f"--out {out} is not empty and not an earlier `ntknb run` output (it holds {shown}); "
+                       "choose a new or empty folder")
+    foreign = [n for n in entries if n not in _RUN_FILES and not n.endswith(".ipynb")]
+    if foreign:
+        raise RunError(f"--out {out} is an earlier run's folder but also holds {', '.join(foreign[:3])}, "
+                       "which the new run would delete; move it or choose another folder")
+
+
+def inject_parameters(nb, parameters: Mapping[str, Any]):
+    """``nb`` with a cell tagged ``injected-parameters`` right after its ``parameters`` cell
+    (replacing an earlier injected cell), assigning each value as a Python literal
+    (``repr`` of plain JSON types, checked to evaluate back to the same value), and
+    ``metadata.papermill.parameters`` set. papermill gets no parameters of its own, so it
+    neither translates values nor warns about parameters it fails to detect."""
+    import nbformat
+
+    lines = ["# Parameters"]
+    for name, value in parameters.items():
+        if not name.isidentifier():
+            raise RunError(f"not a parameter name: {_short(name)}")
+        check_plain(value, name)
+        text = repr(value)
+        if ast.literal_eval(text) != value:  # pragma: no cover - plain JSON values round-trip
+            raise RunError(f"cannot write parameter {name!r} as a Python literal")
+        lines.append(f"{name} = {text}")
+    cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    cell = nbformat.v4.new_code_cell("\n".join(lines) + "\n")
+    cell.metadata["tags"] = ["injected-parameters"]
+    where = next((i + 1 for i, c in enumerate(cells) if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])), 0)
+    nb.cells = cells[:where] + [cell] + cells[where:]
+    nb.metadata.setdefault("papermill", {})["parameters"] = dict(parameters)
+    return nb
+
+
+def write_metrics(path: str | os.PathLike, metrics: Mapping[str, Any]) -> list[str]:
+    """Write ``metrics`` as strict JSON (atomically). NaN and ±Infinity are not JSON: they
+    are written as ``null`` and listed under the key ``"_note"``. Returns those locations."""
+    nulls: list[str] = []
+
+    def clean(value: Any, where: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            nulls.append(f"{where} ({value!r})")
+            return None
+        if isinstance(value, (list, tuple)):
+            return [clean(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {str(k): clean(v, f"{where}[{k!r}]") for k, v in value.items()}
+        if isinstance(value, (set, frozenset, complex)):
+            return repr(value)
+        return value
+
+    data = {str(k): clean(v, str(k)) for k, v in metrics.items()}
+    if nulls:
+        shown = ", ".join(nulls[:10]) + (f" and {len(nulls) - 10} more" if len(nulls) > 10 else "")
+        data["_note"] = f"JSON has no NaN or Infinity: these values are written as null: {shown}"
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return nulls
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
@@ -486,6 +779,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def check_schema(stem: str, params: Mapping[str, Parameter], injected: Mapping[str, Any]) -> None:
+    """Check the effective parameters (defaults + ``injected``) against the chapter's schema
+    (:func:`ntknb.chapters.check_parameters`: ranges, allowed values, cross-parameter rules)
+    before anything runs; :class:`RunError` with the chapter's message on a bad value."""
+    from ntknb import chapters
+
+    if chapters.schema_for(stem) is None:
+        return
+    values = {name: p.default if p.evaluated else p.source for name, p in params.items()}
+    values.update(injected)
+    try:
+        chapters.check_parameters(stem, values)
+    except ValueError as exc:
+        raise RunError(f"bad parameters for {stem}: {exc}") from exc
+
+
 def prepare(
     notebook: str | os.PathLike, overrides: Sequence[Override] = (), kernel_name: str = DEFAULT_KERNEL
 ):
@@ -496,7 +805,121 @@ def prepare(
     if overrides and not params:
         raise RunError(f"{path.name} has no cell tagged {PARAMETERS_TAG!r}; it takes no parameters")
     injected = merge_overrides(params, overrides, notebook=path.stem)
+    check_schema(path.stem, params, injected)
     return path, nb, params, injected
+
+
+class _Signals:
+    """While active (main thread only): SIGINT and SIGTERM raise KeyboardInterrupt once, so
+    papermill / nbclient stop the kernel and every ``finally`` runs; ``received`` names the
+    signal. Once ``deferred`` (cleanup under way) or after the first one, signals are noted
+    and ignored."""
+
+    def __init__(self):
+        self.received: str | None = None
+        self.deferred = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum, frame):  # noqa: ARG002
+        if self.received is None:
+            self.received = signal.Signals(signum).name
+            if not self.deferred:
+                raise KeyboardInterrupt
+        # a second Ctrl-C while cleaning up is ignored: cleanup finishes
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def _write_status(folder: Path, **fields: Any) -> None:
+    status = {"ntknb_run": 1, **fields}
+    tmp = folder / f".{RUN_STATUS}.tmp"
+    tmp.write_text(json.dumps(_jsonable(status), indent=2) + "\n")
+    os.replace(tmp, folder / RUN_STATUS)
+
+
+def _mark_incomplete(executed: Path, reason: str) -> str:
+    """Mark a partially executed notebook: cells that never started get papermill status
+    ``pending`` again (papermill marks them ``completed`` at shutdown), the running cell
+    ``interrupted``, and a first markdown cell says so. Returns where it stopped."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # noqa: BLE001 - nothing usable was written
+        return "before the first cell"
+    stopped = "before the first cell"
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("papermill")
+        if not isinstance(meta, dict):
+            continue
+        if meta.get("start_time"):
+            if meta.get("status") != "failed":
+                meta["status"] = "completed"
+            stopped = f"cell {i + 1} of {len(nb.cells)}"
+            last = meta
+        else:
+            meta["status"] = "pending"
+            meta["end_time"] = None
+    if stopped != "before the first cell":
+        last["status"] = "interrupted"
+    note = nbformat.v4.new_markdown_cell(
+        f"**ntknb run: {reason} in {stopped}; the cells after it did not run. "
+        "This notebook is incomplete.**"
+    )
+    note.metadata["tags"] = ["ntknb-incomplete"]
+    nb.cells.insert(0, note)
+    nb.metadata.setdefault("ntknb", {})["status"] = "interrupted"
+    nb.metadata["ntknb"]["reason"] = reason
+    nbformat.write(nb, executed)
+    return stopped
+
+
+def _install_run(tmp_dir: Path, out: Path) -> None:
+    """Move the finished (or failed) run from ``tmp_dir`` to ``out``: a new folder is a
+    rename; an empty folder receives the files; an earlier run's folder is swapped out as a
+    whole (never a mix of two runs)."""
+    if not out.exists():
+        os.rename(tmp_dir, out)
+        return
+    if not any(out.iterdir()):
+        for p in tmp_dir.iterdir():
+            os.replace(p, out / p.name)
+        tmp_dir.rmdir()
+        return
+    old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-old-"))
+    os.replace(out, old / "run")
+    try:
+        os.rename(tmp_dir, out)
+    except OSError:
+        os.replace(old / "run", out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_kernel(kernel_name: str) -> None:
+    """:class:`RunError` (exit code 2) unless Jupyter knows a kernel named ``kernel_name``."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    ksm = KernelSpecManager()
+    try:
+        ksm.get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        known = ", ".join(sorted(ksm.find_kernel_specs())) or "(none)"
+        hint = " (`bash scripts/dev setup` installs it into .venv)" if kernel_name == DEFAULT_KERNEL else ""
+        raise RunError(f"no Jupyter kernel named {kernel_name!r}{hint}; available: {known}") from None
 
 
 def run_notebook(
@@ -510,60 +933,99 @@ def run_notebook(
 ) -> RunResult:
     """Validate the overrides, execute the notebook with papermill, write the outputs.
 
-    Raises :class:`RunError` (exit code 2) before execution for bad input, and
-    (exit code 1) when a cell fails; the executed notebook is written in both cases
-    where execution started.
+    Raises :class:`RunError` (exit code 2) before execution for bad input (nothing is
+    written), (exit code 1) when a cell fails and (130 / 143) when interrupted by SIGINT /
+    SIGTERM. The run is written into a temporary folder next to ``out_dir`` and moved into
+    place when it ends, whatever the outcome, with ``status.json`` saying ``done``,
+    ``failed`` or ``interrupted``; ``metrics.json`` is written only for a finished run, so an
+    earlier run's results never sit beside a failed rerun. An interrupted notebook is
+    marked incomplete and its kernel is stopped.
     """
     path, nb, params, injected = prepare(notebook, overrides, kernel_name)
     import nbformat
     import papermill
+    import yaml
     from papermill.exceptions import PapermillExecutionError
 
     out = Path(out_dir) if out_dir is not None else _default_out_dir(path.stem)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise RunError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    executed = out / f"{path.stem}.ipynb"
+    check_out_dir(out, path.stem)
+    check_kernel(kernel_name)
     effective = {name: p.default if p.evaluated else p.source for name, p in params.items()}
     effective.update(injected)
-
-    with tempfile.TemporaryDirectory(prefix="ntknb-run-") as tmp:
-        source = Path(tmp) / f"{path.stem}.ipynb"
-        nbformat.write(nb, source)
+    nb = inject_parameters(nb, injected)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-partial-"))
+    except OSError as exc:
+        raise RunError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    executed_tmp = tmp_dir / f"{path.stem}.ipynb"
+    executed = out / executed_tmp.name
+    started = _now()
+    status: dict[str, Any] = {"status": "running", "notebook": str(path), "started": started}
+    error: RunError | None = None
+    metrics: dict[str, Any] = {}
+    with _Signals() as signals:
         try:
-            papermill.execute_notebook(
-                str(source),
-                str(executed),
-                parameters=injected,
-                kernel_name=kernel_name,
-                cwd=str(path.parent),
-                progress_bar=progress_bar,
-                log_output=log_output,
-                execution_timeout=cell_timeout,
-                # ipykernel logs a TCP-encryption warning at start and a spurious
-                # "KeyboardInterrupt caught" at shutdown; cell errors still surface.
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            _write_status(tmp_dir, **status)
+            (tmp_dir / "parameters.yaml").write_text(
+                yaml.safe_dump(_jsonable(effective), sort_keys=False, default_flow_style=None)
+            )
+            with tempfile.TemporaryDirectory(prefix="ntknb-run-") as tmp:
+                source = Path(tmp) / f"{path.stem}.ipynb"
+                nbformat.write(nb, source)
+                papermill.execute_notebook(
+                    str(source),
+                    str(executed_tmp),
+                    parameters=None,  # injected above (inject_parameters)
+                    kernel_name=kernel_name,
+                    cwd=str(path.parent),
+                    progress_bar=progress_bar,
+                    log_output=False,
+                    stdout_file=sys.stdout if log_output else None,
+                    stderr_file=sys.stderr if log_output else None,
+                    execution_timeout=cell_timeout,
+                    # ipykernel logs a TCP-encryption warning at start and a spurious
+                    # "KeyboardInterrupt caught" at shutdown; cell errors still surface.
+                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                )
+            signals.deferred = True
+            metrics = extract_glued(nbformat.read(executed_tmp, as_version=4))
+            nulls = write_metrics(tmp_dir / "metrics.json", metrics)
+            status.update(status="done", finished=_now())
+            if nulls:
+                status["note"] = f"{len(nulls)} NaN/Infinity value(s) written as null in metrics.json"
+        except KeyboardInterrupt:
+            signals.deferred = True
+            how = signals.received or "SIGINT"
+            where = _mark_incomplete(executed_tmp, f"interrupted by {how}") if executed_tmp.exists() else \
+                "before the first cell"
+            status.update(status="interrupted", finished=_now(), message=f"interrupted by {how} in {where}")
+            error = RunError(
+                f"{path.name} interrupted by {how} in {where}; kernel stopped; run folder {out} "
+                f"(status interrupted, notebook marked incomplete)",
+                exit_code=143 if how == "SIGTERM" else 130,
             )
         except PapermillExecutionError as exc:
+            signals.deferred = True
             evalue = str(exc.evalue).strip().splitlines()
-            raise RunError(
-                f"{path.name} failed in cell {exc.exec_count}: {exc.ename}: "
-                f"{evalue[0] if evalue else ''} (executed notebook: {executed})",
-                exit_code=1,
-            ) from exc
-        except Exception as exc:  # noqa: BLE001 - kernel missing, dead kernel, ...
-            raise RunError(f"could not execute {path.name}: {type(exc).__name__}: {exc}", exit_code=1) from exc
-
-    metrics = extract_glued(nbformat.read(executed, as_version=4))
-    metrics_path = out / "metrics.json"
-    tmp_path = metrics_path.with_suffix(".json.tmp")
-    tmp_path.write_text(json.dumps(_jsonable(metrics), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp_path, metrics_path)
-
-    import yaml
-
-    (out / "parameters.yaml").write_text(
-        yaml.safe_dump(_jsonable(effective), sort_keys=False, default_flow_style=None)
-    )
-    return RunResult(path, out, executed, metrics_path, metrics, effective)
+            msg = f"failed in cell {exc.exec_count}: {exc.ename}: {evalue[0] if evalue else ''}"
+            status.update(status="failed", finished=_now(), message=msg)
+            error = RunError(f"{path.name} {msg} (executed notebook: {executed}; status failed)", exit_code=1)
+        except Exception as exc:  # noqa: BLE001 - kernel died, disk full, ...
+            signals.deferred = True
+            msg = f"could not execute {path.name}: {type(exc).__name__}: {str(exc).strip()}"
+            status.update(status="failed", finished=_now(), message=msg)
+            error = RunError(f"{msg} (run folder {out}; status failed)", exit_code=1)
+        finally:
+            signals.deferred = True
+            try:
+                if status["status"] == "running":  # an unexpected BaseException
+                    status.update(status="failed", finished=_now(), message="aborted")
+                _write_status(tmp_dir, **status)
+                _install_run(tmp_dir, out)
+            except OSError as exc:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+                error = RunError(f"cannot write the run into {out}: {exc.strerror or exc}", exit_code=1)
+    if error is not None:
+        raise error
+    return RunResult(path, out, executed, out / "metrics.json", metrics, effective)

@@ -140,3 +140,162 @@ def test_run_end_to_end(tiny, tmp_path):
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "ValueError: parameter 'n' must be an integer in [1, 100], got 1000" in proc.stderr
     assert (out2 / "tiny.ipynb").is_file() and not (out2 / "metrics.json").exists()
+
+
+# ----------------------------------------------------------------- hardening (issue 14)
+
+PAYLOAD_B64 = "Il07b3BlbigibWFya2VyIiwidyIpO1si"  # base64 of '"];open("marker","w");["'
+
+
+def _cli(*argv, cwd=None, timeout=300, **kw):
+    return subprocess.run([sys.executable, "-m", "ntknb.cli", *map(str, argv)], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, **kw)
+
+
+def _one_line_error(err):
+    lines = err.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith("ntknb: error: ") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("dry", [False, True])
+def test_binary_preset_and_alias_bomb_refused(capsys, tiny, tmp_path, monkeypatch, dry):
+    monkeypatch.chdir(tmp_path)  # the payload would create ./marker (and tiny's folder is tmp_path)
+    binary = tmp_path / "binary.yaml"
+    binary.write_text(f"widths: [!!binary {PAYLOAD_B64}]\n")
+    bomb = tmp_path / "bomb.yaml"
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for prev, cur in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    bomb.write_text("\n".join(lines) + "\nwidths: *i\n")
+    extra = ["--dry-run"] if dry else ["--out", tmp_path / "out"]
+    for args in (["-f", binary], ["-f", bomb], ["-p", "widths", f"[!!binary {PAYLOAD_B64}]"],
+                 ["-p", "n", "9" * 5000], ["-p", "widths", "[1, 2]", "-p", "widths", "[3]"]):
+        code, out, err = run_cli(capsys, "run", tiny, *args, *extra)
+        assert code == 2 and _one_line_error(err), err
+        assert out == "" and len(err) < 1000
+    assert not (tmp_path / "marker").exists() and not (tmp_path / "out").exists()
+
+
+def test_out_notebooks_refused(capsys, tmp_path):
+    nb_dir = runner_root() / "notebooks"
+    before = {p: p.stat().st_mtime_ns for p in nb_dir.glob("*.ipynb")}
+    code, _, err = run_cli(capsys, "run", "00_ntk_basics", "--out", nb_dir, "-p", "n_train", "20")
+    assert code == 2 and _one_line_error(err) and "notebooks" in err
+    assert before == {p: p.stat().st_mtime_ns for p in nb_dir.glob("*.ipynb")}
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "tiny.ipynb").write_text("{}")
+    code, _, err = run_cli(capsys, "run", runner_root() / "notebooks" / "00_ntk_basics.py", "--out", foreign)
+    assert code == 2 and _one_line_error(err) and "not an earlier `ntknb run` output" in err
+    assert (foreign / "tiny.ipynb").read_text() == "{}"
+
+
+def runner_root():
+    from ntknb.runner import REPO_ROOT
+    return REPO_ROOT
+
+
+@pytest.mark.slow
+def test_failed_rerun_does_not_leave_earlier_results(tiny, tmp_path):
+    out = tmp_path / "run"
+    proc = _cli("run", tiny, "-p", "n", "4", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "Passed unknown parameter" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "done" and (out / "metrics.json").is_file()
+    # rerun into the same folder with a value the notebook rejects
+    proc = _cli("run", tiny, "-p", "n", "1000", "--out", out)
+    assert proc.returncode == 1 and _one_line_error(proc.stderr), proc.stderr
+    assert json.loads((out / "status.json").read_text())["status"] == "failed"
+    assert not (out / "metrics.json").exists()
+    assert yaml.safe_load((out / "parameters.yaml").read_text())["n"] == 1000
+    assert "ValueError" in (out / "tiny.ipynb").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp folders left
+    # and a good rerun replaces the failed one
+    proc = _cli("run", tiny, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "status.json").read_text())["status"] == "done"
+    assert json.loads((out / "metrics.json").read_text())["n_sq"] == 9
+
+
+@pytest.mark.slow
+def test_log_output_and_nan_metrics(tmp_path):
+    nb = tmp_path / "noisy.py"
+    nb.write_text('# %% tags=["parameters"]\nk = 2\n\n# %%\nprint("hello from cell", k)\n'
+                  'import math\nfrom ntknb.report import glue\nglue("bad", [1.0, math.nan])\n')
+    out = tmp_path / "run"
+    proc = _cli("run", nb, "-p", "k", "5", "--out", out, "--log-output")
+    assert proc.returncode == 0, proc.stderr
+    assert "hello from cell 5" in proc.stdout + proc.stderr
+    metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert metrics["bad"] == [1.0, None] and "bad[1]" in metrics["_note"]
+    assert "null" in proc.stdout
+
+
+SLEEPY = '''\
+# %% tags=["parameters"]
+steps = 600
+
+# %%
+import os, time
+open("kernel.pid", "w").write(str(os.getpid()))
+
+# %%
+for _ in range(steps):
+    time.sleep(0.1)
+
+# %%
+print("never reached")
+'''
+
+
+def _pid_alive(pid):
+    import os
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_run_is_marked_and_cleaned_up(tmp_path, sig):
+    import os
+    import signal
+    import time
+
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "sleepy.py").write_text(SLEEPY)
+    tmpdir, runtime = tmp_path / "tmp", tmp_path / "runtime"
+    tmpdir.mkdir()
+    runtime.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir), JUPYTER_RUNTIME_DIR=str(runtime))
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ntknb.cli", "run", str(work / "sleepy.py"), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    pid_file = work / "kernel.pid"
+    deadline = time.time() + 120
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    kernel_pid = int(pid_file.read_text())
+    time.sleep(1.0)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == (130 if sig == "SIGINT" else 143), err
+    assert _one_line_error(err) and f"interrupted by {sig}" in err, err
+    for _ in range(50):
+        if not _pid_alive(kernel_pid):
+            break
+        time.sleep(0.1)
+    assert not _pid_alive(kernel_pid), "kernel still running"
+    assert list(tmpdir.iterdir()) == [] and [p for p in runtime.iterdir() if p.suffix == ".json"] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "runtime", "tmp", "work"]
+    status = json.loads((out / "status.json").read_text())
+    assert status["status"] == "interrupted" and not (out / "metrics.json").exists()
+    nb = nbformat.read(out / "sleepy.ipynb", as_version=4)
+    assert "incomplete" in nb.cells[0].source and nb.metadata["ntknb"]["status"] == "interrupted"
+    states = [c.metadata.get("papermill", {}).get("status") for c in nb.cells[1:]]
+    assert "interrupted" in states and states[-1] == "pending" and nb.cells[-1].outputs == []

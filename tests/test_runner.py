@@ -142,7 +142,7 @@ def test_resolve_and_load_py(tmp_path, monkeypatch):
     assert runner.resolve_notebook("notebooks/07_demo") == py
     assert runner.resolve_notebook(str(py)) == py
     nb = runner.load_notebook(py)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["name"] == "ntknb"
     assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
     assert "parameters" in nb.cells[1].metadata["tags"]
     # the .py converts to a valid .ipynb that papermill can read
@@ -207,3 +207,157 @@ def test_paper_presets_name_real_parameters_of_the_right_type(preset):
 def test_every_notebook_has_a_paper_preset():
     stems = {p.stem for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9]*.py")}
     assert stems and stems == {p.name.replace(".paper.yaml", "") for p in PRESETS}
+
+
+# ----------------------------------------------------------------- hardening (issue 14)
+
+BINARY = "!!binary Il07b3BlbigibWFya2VyIiwidyIpO1si"  # '"];open("marker","w");["'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"[{BINARY}]", BINARY, "!!set {a, b}", "[!!pairs [a: 1]]", "!!python/object:os.system x", "!custom 3",
+     "[!!timestamp 2024-01-01]", "!!omap [a: 1]"],
+)
+def test_p_value_refuses_tags_beyond_json(params, text):
+    with pytest.raises(RunError, match=r"bad value for parameter 'widths' \(-p\): .*(tag|not allowed)") as err:
+        runner.merge_overrides(params, [("param", "widths", text)], notebook="tiny")
+    assert "\n" not in str(err.value) and err.value.exit_code == 2
+
+
+def test_param_file_refuses_tags_aliases_and_bombs(params, tmp_path):
+    f = tmp_path / "binary.yaml"
+    f.write_text(f"widths: [{BINARY}]\n")
+    with pytest.raises(RunError, match="not allowed") as err:
+        runner.merge_overrides(params, [("file", f)])
+    assert "\n" not in str(err.value)
+    bomb = tmp_path / "bomb.yaml"
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, (prev, cur) in enumerate(zip("abcdefgh", "bcdefghi")):
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    bomb.write_text("\n".join(lines) + "\nwidths: *i\n")
+    import time
+    t0 = time.perf_counter()
+    with pytest.raises(RunError, match="alias|anchor"):
+        runner.merge_overrides(params, [("file", bomb)])
+    assert time.perf_counter() - t0 < 1.0
+    with pytest.raises(RunError, match="alias|anchor"):
+        runner.merge_overrides(params, [("param", "widths", "*x")])
+
+
+@pytest.mark.parametrize(
+    "name, value, match",
+    [("widths", "[1, .nan]", "finite"), ("lr", "1e400", "finite"), ("n", "9" * 5000, "too large"),
+     ("maybe", "{1: 2}", "key"), ("maybe", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+                                          "nested")],
+)
+def test_values_must_be_plain_json(params, name, value, match):
+    with pytest.raises(RunError, match=match) as err:
+        runner.merge_overrides(params, [("param", name, value)], notebook="tiny")
+    assert len(str(err.value)) < 2000 and "\n" not in str(err.value)
+
+
+def test_param_file_nested_values_checked(params, tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("maybe: {a: [1, 2, {b: .inf}]}\n")
+    with pytest.raises(RunError, match=r"maybe.*finite"):
+        runner.merge_overrides(params, [("file", f)])
+    f.write_text("n: " + "7" * 5000 + "\n")
+    with pytest.raises(RunError, match="too large") as err:
+        runner.merge_overrides(params, [("file", f)])
+    assert len(str(err.value)) < 2000
+
+
+def test_duplicate_keys_and_duplicate_p_refused(params, tmp_path):
+    f = tmp_path / "dup.yaml"
+    f.write_text("n: 1\nlr: 0.1\nn: 2\n")
+    with pytest.raises(RunError, match=r"'n'.*twice"):
+        runner.merge_overrides(params, [("file", f)])
+    with pytest.raises(RunError, match=r"'n'.*twice"):
+        runner.merge_overrides(params, [("param", "n", "1"), ("param", "n", "2")])
+    # a -p after a file (or a later file) still overrides: documented order
+    g = tmp_path / "g.yaml"
+    g.write_text("n: 1\n")
+    assert runner.merge_overrides(params, [("file", g), ("param", "n", "2")]) == {"n": 2}
+
+
+def test_non_utf8_param_file(params, tmp_path):
+    f = tmp_path / "latin1.yaml"
+    f.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RunError, match="not UTF-8") as err:
+        runner.merge_overrides(params, [("file", f)])
+    assert "\n" not in str(err.value)
+
+
+def test_plain_strings_and_dates_stay_strings(params):
+    assert runner.merge_overrides(params, [("param", "name", "2024-01-01")]) == {"name": "2024-01-01"}
+    assert runner.merge_overrides(params, [("param", "maybe", "{a: [1, 'x', null, true]}")]) == \
+        {"maybe": {"a": [1, "x", None, True]}}
+
+
+@pytest.mark.parametrize("value, ok", [("0", True), (str(2**32 - 1), True), (str(2**32), False), ("-1", False),
+                                       (str(2**64), False)])
+def test_seed_bounds(value, ok):
+    nb = jupytext.reads('# %% tags=["parameters"]\nseed = 0\ninit_seed = 1\n', fmt="py:percent")
+    p = runner.notebook_parameters(nb)
+    for name in ("seed", "init_seed"):
+        if ok:
+            assert runner.merge_overrides(p, [("param", name, value)]) == {name: int(value)}
+        else:
+            with pytest.raises(RunError, match=rf"'{name}'.*0 <= {name} < 2\*\*32"):
+                runner.merge_overrides(p, [("param", name, value)])
+
+
+def test_injected_cell_is_plain_literals(nb, params):
+    injected = runner.merge_overrides(params, [("param", "name", 'a"b\\'), ("param", "widths", "[1, 'x']")])
+    out = runner.inject_parameters(nb, injected)
+    cell = next(c for c in out.cells if "injected-parameters" in c.metadata.get("tags", []))
+    import ast
+    tree = ast.parse(cell.source)
+    values = {s.targets[0].id: ast.literal_eval(s.value) for s in tree.body}
+    assert values == {"name": 'a"b\\', "widths": [1, "x"]}
+    assert out.metadata["papermill"]["parameters"] == injected
+
+
+def test_metrics_nan_written_as_null(tmp_path):
+    path = tmp_path / "metrics.json"
+    runner.write_metrics(path, {"acc": 0.5, "curve": [0.1, math.nan, math.inf], "d": {"x": -math.inf}})
+    import json
+    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert data["curve"] == [0.1, None, None] and data["d"] == {"x": None} and data["acc"] == 0.5
+    assert "curve[1]" in data["_note"] and "null" in data["_note"]
+    runner.write_metrics(path, {"acc": 0.5})
+    assert json.loads(path.read_text()) == {"acc": 0.5}
+
+
+def test_out_dir_checks(tmp_path):
+    nbdir = runner.REPO_ROOT / "notebooks"
+    with pytest.raises(RunError, match="notebooks"):
+        runner.check_out_dir(nbdir, "00_ntk_basics")
+    with pytest.raises(RunError, match="notebooks"):
+        runner.check_out_dir(nbdir / ".." / "notebooks", "00_ntk_basics")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "tiny.ipynb").write_text("{}")
+    with pytest.raises(RunError, match="not an earlier .ntknb run. output"):
+        runner.check_out_dir(foreign, "tiny")
+    (tmp_path / "empty").mkdir()
+    runner.check_out_dir(tmp_path / "empty", "tiny")
+    runner.check_out_dir(tmp_path / "new" / "sub", "tiny")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(RunError, match="not a folder"):
+        runner.check_out_dir(afile, "tiny")
+    prev = tmp_path / "prev"
+    prev.mkdir()
+    for name in ("tiny.ipynb", "metrics.json", "parameters.yaml"):
+        (prev / name).write_text("{}")
+    (prev / "status.json").write_text('{"ntknb_run": 1, "status": "done"}')
+    runner.check_out_dir(prev, "tiny")
+    (prev / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="notes.txt"):
+        runner.check_out_dir(prev, "tiny")
+
+
+def test_default_kernel_is_project_specific():
+    assert runner.DEFAULT_KERNEL == "ntknb"
