@@ -34,6 +34,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ntknb.runner import DEFAULT_KERNEL
+
 __all__ = [
     "ROOT",
     "SyncProblem",
@@ -147,7 +149,7 @@ def sync(names: Sequence[str] = (), root: str | os.PathLike | None = None) -> li
     for py, ipynb in pairs:
         if compare_pair(py, ipynb) is None:
             continue
-        args = ["--quiet", "--to", "ipynb", "--update", "--set-kernel", "python3", str(py)]
+        args = ["--quiet", "--to", "ipynb", "--update", "--set-kernel", DEFAULT_KERNEL, str(py)]
         if not ipynb.exists():
             args.remove("--update")
         jupytext_cli(args)
@@ -155,7 +157,8 @@ def sync(names: Sequence[str] = (), root: str | os.PathLike | None = None) -> li
     return written
 
 
-def execute(names: Sequence[str], root: str | os.PathLike | None = None, kernel_name: str = "python3") -> list[Path]:
+def execute(names: Sequence[str], root: str | os.PathLike | None = None,
+            kernel_name: str = DEFAULT_KERNEL) -> list[Path]:
     """Sync, then execute ``notebooks/NAME.ipynb`` in place at its default parameters
     (papermill, working directory ``notebooks/``) so the book renders fresh outputs."""
     import papermill

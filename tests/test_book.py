@@ -86,6 +86,7 @@ def test_sync_regenerates_inputs_keeping_outputs(tmp_path):
     nb = nbformat.read(ipynb, as_version=4)
     assert nb.cells[0].source == "# Demo, revised"
     assert nb.cells[2].outputs[0]["text"] == "1\n"  # the stored output survived
+    assert nb.metadata["kernelspec"]["name"] == "ntknb"  # the project's kernel, not a user's python3
     assert book.sync(root=tmp_path) == []  # nothing left to do
 
 
