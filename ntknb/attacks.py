@@ -99,6 +99,7 @@ def binary_cross_entropy_pm1(f: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
             "binary_cross_entropy_pm1: f and y must both have shape (n, 1) or (n,); "
             f"got f {f.shape}, y {y.shape}"
         )
+    _check_pm1(y)
     return jax.nn.softplus(-y * f)[:, 0]
 
 
@@ -121,7 +122,9 @@ def cross_entropy(logits: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
 
     The class ``c_i = argmax_j y_ij``, so ``y`` may be one-hot **or** the package's
     centred one-hot ``one_hot - 1/k`` (same argmax, same loss); integer class
-    indices of shape ``(n,)`` are accepted too.  Multi-class form of the kernel
+    indices of shape ``(n,)`` are accepted too.  With a single logit (``k = 1``) the
+    softmax would be constant (no loss, no gradient): the binary cross-entropy
+    :func:`binary_cross_entropy_pm1` on ±1 labels is used instead.  Multi-class form of the kernel
     attack of Tsilivis & Kempe (2022), Sec. 3.1 / Appendix.
 
     Args:
@@ -134,6 +137,8 @@ def cross_entropy(logits: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     logits = jnp.asarray(logits)
     if logits.ndim != 2:
         raise ValueError(f"cross_entropy: logits must have shape (n, k); got {logits.shape}")
+    if logits.shape[1] == 1:  # one logit: softmax over one class is constant; binary CE instead
+        return binary_cross_entropy_pm1(logits, jnp.reshape(jnp.asarray(y), (-1, 1)))
     c = _class_index(y, logits.shape[1])
     logp = jax.nn.log_softmax(logits, axis=-1)
     return -jnp.take_along_axis(logp, c[:, None], axis=-1)[:, 0]
@@ -187,6 +192,7 @@ def accuracy(f: jnp.ndarray, y: jnp.ndarray) -> float:
     f = jnp.asarray(f)
     y = jnp.asarray(y)
     if f.ndim == 1 or (f.ndim == 2 and f.shape[1] == 1):
+        _check_pm1(y)
         correct = jnp.reshape(f, (-1,)) * jnp.reshape(y, (-1,)).astype(f.dtype) > 0
     elif f.ndim == 2:
         correct = jnp.argmax(f, axis=-1) == _class_index(y, f.shape[1])
@@ -220,6 +226,49 @@ def _check_xy(x, y) -> Tuple[jnp.ndarray, jnp.ndarray]:
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.float32)
     return x, y
+
+
+def _check_pm1(y, name: str = "y") -> None:
+    """Binary labels must be ±1 (DEVELOPERS.md): 0/1 labels make ``y * f`` vanish for half
+    the examples (no loss gradient, no attack). Checked on concrete arrays only."""
+    if not _concrete(y):
+        return
+    v = np.asarray(y)
+    if v.size and not np.all(np.abs(v) == 1):
+        values = np.unique(v)
+        shown = values[:5].tolist() + (["..."] if values.size > 5 else [])
+        hint = "; for 0/1 labels pass 2 * y - 1" if np.isin(values, (0, 1)).all() else ""
+        raise ValueError(f"parameter {name!r}: binary labels must be -1 or +1, got values {shown}{hint}")
+
+
+def _check_in_clip(x, clip: Clip) -> None:
+    """``x`` must lie inside the ``clip`` range it is projected back onto (images in [0, 1]):
+    otherwise the projection moves every pixel far beyond ``eps``."""
+    if clip is None or not _concrete(x) or x.size == 0:
+        return
+    lo, hi = float(jnp.min(x)), float(jnp.max(x))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("parameter 'x' holds NaN or infinite values")
+    tol = 1e-6 * max(1.0, clip[1] - clip[0])
+    if lo < clip[0] - tol or hi > clip[1] + tol:
+        raise ValueError(
+            f"parameter 'x' must lie in the clip range [{clip[0]}, {clip[1]}] (images are float in [0, 1]), "
+            f"got values in [{lo:.4g}, {hi:.4g}]; rescale x (e.g. x / 255) or pass the matching clip=(low, high) "
+            "or clip=None"
+        )
+
+
+def _check_labels(loss_fn, y) -> None:
+    """±1 labels where the loss expects them: ``"bce"``, ``"ce"`` on one output, and any loss
+    given ``(n, 1)`` labels that are all 0/1 (binary labels are ±1 of shape (n, 1))."""
+    if not _concrete(y):
+        return
+    name = loss_fn.name if isinstance(loss_fn, _PredictorLoss) else None
+    binary = (y.ndim == 2 and y.shape[1] == 1) or (y.ndim == 1 and jnp.issubdtype(y.dtype, jnp.floating))
+    if name == "bce" or (name == "ce" and binary):
+        _check_pm1(y)
+    elif name is None and binary and y.size and bool(jnp.all((y == 0) | (y == 1))):
+        _check_pm1(y)
 
 
 # -------------------------------------------------------------------------- attacks
@@ -297,8 +346,9 @@ def fgsm(
     Args:
       loss_fn: differentiable per-example loss ``(x (n, ...), y (n, ...)) -> (n,)``;
         hashable (it is a static jit argument).
-      x: inputs, shape ``(n, ...)`` (images NHWC in ``[0, 1]``).
-      y: labels, shape ``(n, ...)``.
+      x: inputs, shape ``(n, ...)`` (images NHWC in ``[0, 1]``); inputs outside ``clip``
+        (e.g. 0..255 images) raise ``ValueError``.
+      y: labels, shape ``(n, ...)``; binary labels must be ±1 (0/1 labels raise ``ValueError``).
       eps: l-inf radius, ``>= 0``.
       clip: ``(low, high)`` valid input range, or ``None`` for no range projection.
       batch_size: optional chunk size over ``n`` (same result as unchunked).
@@ -310,6 +360,8 @@ def fgsm(
     clip = check_clip("clip", clip)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     x, y = _check_xy(x, y)
+    _check_in_clip(x, clip)
+    _check_labels(loss_fn, y)
     eps = jnp.asarray(eps, x.dtype)
     out = [_fgsm_jit(loss_fn, x[s], y[s], eps, clip) for s in _chunks(x.shape[0], batch_size)]
     return out[0] if len(out) == 1 else jnp.concatenate(out, axis=0)
@@ -362,6 +414,8 @@ def pgd(
     clip = check_clip("clip", clip)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     x, y = _check_xy(x, y)
+    _check_in_clip(x, clip)
+    _check_labels(loss_fn, y)
     eps = jnp.asarray(eps, x.dtype)
     step_size = jnp.asarray(step_size, x.dtype)
     if random_start:

@@ -283,3 +283,47 @@ def test_classification_loss_resolves_auto_and_checks_fit():
         A.classification_loss("bce", 10)
     with pytest.raises(ValueError, match=r"\['auto', 'bce', 'ce'\]"):
         A.classification_loss("hinge", 1)
+
+
+# ------------------------------------------------------------ wrong inputs (issue 14)
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_images_outside_clip_range_refused(name):
+    x255 = _images() * 255.0  # 0..255 images instead of [0, 1]
+    with pytest.raises(ValueError, match=r"parameter 'x'.*\[0\.0, 1\.0\].*255"):
+        ATTACKS[name](BCE, x255, Y_BIN, 0.1)
+    with pytest.raises(ValueError, match=r"parameter 'x'"):
+        A.kernel_fgsm(f_bin, x255, Y_BIN, 0.1)
+    # the same images with their own range (or no range) are fine
+    xa = ATTACKS[name](BCE, x255, Y_BIN, 0.1, clip=(0.0, 255.0))
+    assert float(jnp.max(jnp.abs(xa - x255))) <= 0.1 + 1e-3
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_zero_one_labels_refused_where_pm1_expected(name):
+    y01 = (Y_BIN + 1) / 2
+    with pytest.raises(ValueError, match=r"parameter 'y'.*-1 or \+1.*2 \* y - 1"):
+        ATTACKS[name](BCE, _images(), y01, 0.1)
+    with pytest.raises(ValueError, match=r"parameter 'y'.*-1 or \+1"):
+        A.kernel_pgd(f_bin, _images(), y01, 0.1, steps=2)
+    with pytest.raises(ValueError, match=r"-1 or \+1"):
+        A.binary_cross_entropy_pm1(f_bin(_images()), y01)
+    with pytest.raises(ValueError, match=r"-1 or \+1"):
+        A.accuracy(f_bin(_images()), y01)
+    # a generic loss on (n, 1) labels: 0/1 contradicts the convention too
+    with pytest.raises(ValueError, match=r"parameter 'y'"):
+        ATTACKS[name](lambda a, b: A.binary_cross_entropy_pm1(f_bin(a), b), _images(), y01, 0.1)
+
+
+def test_kernel_fgsm_ce_on_single_output_model_attacks():
+    """loss="ce" on one logit is the binary cross-entropy (logistic loss) on ±1 labels,
+    not a constant (log-softmax of a single logit is 0: no gradient, no attack)."""
+    x = _images()
+    xa = A.kernel_fgsm(f_bin, x, Y_BIN, 0.1, loss="ce")
+    assert float(jnp.max(jnp.abs(xa - x))) > 0.05
+    np.testing.assert_allclose(xa, A.kernel_fgsm(f_bin, x, Y_BIN, 0.1, loss="bce"), atol=1e-6)
+    np.testing.assert_allclose(A.cross_entropy(f_bin(x), Y_BIN), A.binary_cross_entropy_pm1(f_bin(x), Y_BIN),
+                               rtol=1e-6)
+    assert A.robust_accuracy(f_bin, lambda a, b: A.kernel_fgsm(f_bin, a, b, 0.3, loss="ce"), x, Y_BIN) < \
+        A.accuracy(f_bin(x), Y_BIN) or A.accuracy(f_bin(x), Y_BIN) == 0
