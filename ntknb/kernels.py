@@ -653,6 +653,9 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
       vmap_axes: batch axis of inputs/outputs for neural-tangents (``0``; ``None`` for
         models that mix examples, e.g. batch norm in training mode).
     Returns: ``np.ndarray`` ``(n1, n2)`` or ``(n1, n2, k, k)`` in the parameters' precision.
+    Raises: ``RuntimeError`` (one line) when no implementation works: what each one raised
+      (e.g. ``RESOURCE_EXHAUSTED ... allocate N bytes``, a shape error), the input shapes and
+      the size of one block's Jacobians.
     """
     implementation = _check_implementation(implementation)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
@@ -663,9 +666,8 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
     symmetric = x2 is None
     x2 = x1 if symmetric else jnp.asarray(x2)
     candidates = _working_implementations() if implementation == "auto" else [implementation]
-    last_err, tried = None, []
+    last_err, failures = None, []
     for impl in candidates:
-        tried.append(impl)
         fn = _empirical_fn(apply_fn, trace_axes, impl, vmap_axes)
 
         def block(a, b, fn=fn):
@@ -676,9 +678,39 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
             if out is None:
                 out = np.asarray(fn(x1, None if symmetric else x2, params))
             return out
-        except Exception as err:  # noqa: BLE001
-            if implementation != "auto":
-                raise
+        except Exception as err:  # noqa: BLE001 - reported below, with what each one said
             last_err = err
-    raise RuntimeError(f"no empirical NTK implementation worked; tried {tried}") \
+            failures.append(f"{impl}: {_first_line(err)}")
+    raise RuntimeError(_empirical_failure_message(apply_fn, params, x1, x2, batch_size, failures)) \
         from last_err
+
+
+def _first_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).strip().splitlines()[:1]) or "(no message)"
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}"
+
+
+def _empirical_failure_message(apply_fn, params, x1, x2, batch_size, failures) -> str:
+    """One line: which implementation failed how, the size of the inputs and of one block's
+    Jacobians (what the memory is asked for), and what to change."""
+    leaves = jax.tree_util.tree_leaves(params)
+    n_params = int(sum(np.size(leaf) for leaf in leaves))
+    itemsize = max((np.dtype(getattr(leaf, "dtype", np.float32)).itemsize for leaf in leaves), default=4)
+    try:
+        k = int(np.prod(jax.eval_shape(apply_fn, params, x1[:1]).shape[1:]))
+    except Exception:  # noqa: BLE001 - the model may not even accept x1
+        k = None
+    b1 = min(x1.shape[0], batch_size or x1.shape[0])
+    b2 = min(x2.shape[0], batch_size or x2.shape[0])
+    if k is not None:
+        gib = (b1 + b2) * k * n_params * itemsize / 2**30
+        size = (f"one {b1}x{b2} block's Jacobians take {b1 + b2} x {k} outputs x {n_params} parameters x "
+                f"{itemsize} bytes = {gib:.3g} GiB")
+    else:
+        size = f"{n_params} parameters; the model could not be applied to inputs of shape {tuple(x1.shape[1:])}"
+    oom = any("RESOURCE_EXHAUSTED" in f or "out of memory" in f.lower() for f in failures)
+    hint = ("; out of memory: pass a smaller batch_size (now " f"{batch_size}) or fewer / smaller inputs"
+            if oom else "")
+    return (f"empirical NTK failed for inputs {tuple(x1.shape)} x {tuple(x2.shape)} "
+            f"(batch_size={batch_size}; {size}): " + "; ".join(failures) + hint)

@@ -353,3 +353,36 @@ def test_empirical_ntk_bad_arguments(small_net):
         K.empirical_ntk(arch.apply_fn, params, x, trace_axes=(0,))
     with pytest.raises(ValueError, match="batch_size"):
         K.empirical_ntk(arch.apply_fn, params, x, batch_size=-2)
+
+
+# ---------------------------------------------------------- error reporting (issue 14)
+
+
+def test_empirical_ntk_failure_says_what_failed_and_memory(small_net, monkeypatch):
+    arch, params, x, xt = small_net
+
+    def oom_fn(apply_fn, trace_axes, impl, vmap_axes):
+        def fn(a, b, p):
+            raise RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 12884901888 bytes.\n"
+                               + "x" * 3000)
+        return fn
+
+    monkeypatch.setattr(K, "_empirical_fn", oom_fn)
+    with pytest.raises(RuntimeError) as err:
+        K.empirical_ntk(arch.apply_fn, params, x, xt, batch_size=4)
+    msg = str(err.value)
+    assert "RESOURCE_EXHAUSTED" in msg and "12884901888 bytes" in msg  # what failed, what was asked for
+    assert "out of memory" in msg.lower() and "batch_size" in msg  # and what to do
+    assert "parameters" in msg and "GiB" in msg  # the size of one block's Jacobians
+    assert len(msg) < 1500 and "\n" not in msg
+    with pytest.raises(RuntimeError, match="RESOURCE_EXHAUSTED"):  # an explicit implementation too
+        K.empirical_ntk(arch.apply_fn, params, x, xt, implementation="jacobian_contraction")
+
+
+def test_empirical_ntk_shape_error_reported(small_net):
+    arch, params, x, _ = small_net
+    bad = jnp.zeros((3, 5))  # the network expects 2*2*1 = 4 features
+    with pytest.raises(RuntimeError) as err:
+        K.empirical_ntk(arch.apply_fn, params, bad)
+    msg = str(err.value)
+    assert "(3, 5)" in msg and ("TypeError" in msg or "ValueError" in msg)
