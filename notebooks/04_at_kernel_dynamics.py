@@ -87,67 +87,15 @@ linearize_epoch = 2  # Loo et al.: PGD-AT epochs before freezing the kernel (lin
 # %%
 import time
 
-import numpy as np
-from IPython.display import Markdown
+import jax
 
-from ntknb import data, metrics, models, plotting, training
-from ntknb import ntk_dynamics as nd
-from ntknb.report import glue, glue_table
-from ntknb.validation import check_bool, check_choice, check_float, check_int, check_sequence
+from ntknb import metrics, models, plotting
+from ntknb.chapters import ch04_kernel_dynamics as ch
+from ntknb.report import glue, glue_md, glue_table
 
-seed = check_int("seed", seed, min=0)
-dataset = check_choice("dataset", dataset, ["cifar10", "mnist"])
-second_dataset = check_choice("second_dataset", second_dataset, ["cifar10", "mnist", "none"])
-n_train = check_int("n_train", n_train, min=20)
-n_test = check_int("n_test", n_test, min=10)
-probe_per_class = check_int("probe_per_class", probe_per_class, min=1, max=100)
-width = check_int("width", width, min=1)
-hidden = check_int("hidden", hidden, min=1)
-epochs = check_int("epochs", epochs, min=2)
-lr_decay_epochs = check_sequence("lr_decay_epochs", lr_decay_epochs, of=int, max_length=4,
-                                 item=lambda n, v: check_int(n, v, min=1, max=epochs - 1))
-lr_decay_factor = check_float("lr_decay_factor", lr_decay_factor, min=0.0, max=1.0, min_inclusive=False)
-learning_rate = check_float("learning_rate", learning_rate, min=0.0, min_inclusive=False)
-momentum = check_float("momentum", momentum, min=0.0, max=1.0, max_inclusive=False)
-weight_decay = check_float("weight_decay", weight_decay, min=0.0)
-batch_size = check_int("batch_size", batch_size, min=1, max=n_train)
-augment = check_choice("augment", augment, list(training.AUGMENTATIONS))
-eps_cifar = check_float("eps_cifar", eps_cifar, min=0.0, max=1.0, min_inclusive=False)
-eps_mnist = check_float("eps_mnist", eps_mnist, min=0.0, max=1.0, min_inclusive=False)
-attack_steps = check_int("attack_steps", attack_steps, min=1)
-eval_attack_steps = check_int("eval_attack_steps", eval_attack_steps, min=1)
-trades_beta = check_float("trades_beta", trades_beta, min=0.0)
-modes = check_sequence("modes", modes, allowed=["standard", "fgsm", "pgd", "trades"], min_length=2)
-if "standard" not in modes or "pgd" not in modes:
-    raise ValueError(f"parameter 'modes' must contain 'standard' and 'pgd', got {modes!r}")
-top_p = check_int("top_p", top_p, min=1, max=10 * probe_per_class)
-lazy_threshold = check_float("lazy_threshold", lazy_threshold, min=0.0, max=1.0, min_inclusive=False)
-cheap_at_clean_epochs = check_sequence("cheap_at_clean_epochs", cheap_at_clean_epochs, of=int,
-                                       item=lambda n, v: check_int(n, v, min=1, max=epochs - 1))
-linearize_epoch = check_int("linearize_epoch", linearize_epoch, min=1, max=epochs - 1)
-
-
-
-def glue_md(name: str, text: str) -> None:
-    """Glue a sentence as Markdown (pasted with {glue:md})."""
-    glue(name, Markdown(text))
-
-
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
 t_start = time.perf_counter()
-EPS = {"cifar10": eps_cifar, "mnist": eps_mnist}
-LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "pgd": "PGD-AT", "trades": "TRADES"}
-lazy_until = lr_decay_epochs[0] if lr_decay_epochs else None  # lazy window: before the first LR decay
-
-
-def base_config(ds_name: str, mode: str) -> training.TrainConfig:
-    return training.TrainConfig(
-        mode=mode, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
-        weight_decay=weight_decay, lr_decay_epochs=tuple(lr_decay_epochs), lr_decay_factor=lr_decay_factor,
-        eps=EPS[ds_name], attack_steps=attack_steps, eval_attack_steps=eval_attack_steps, trades_beta=trades_beta,
-        augment="none" if ds_name == "mnist" else augment, eval_batch_size=n_test, seed=seed,
-    )
-
 
 # %% [markdown]
 # ## Data, probe set and model
@@ -158,24 +106,14 @@ def base_config(ds_name: str, mode: str) -> training.TrainConfig:
 # $(n, n, k, k)$; see `benchmarks/bench_empirical_ntk.py` for the choice of implementation).
 
 # %%
-def load(ds_name):
-    ds = data.load_dataset(ds_name)
-    task = data.make_task(ds, n_train=n_train, n_test=n_test, seed=seed)
-    # probe: held-out images *not* in the test subsample (another seed of the test split)
-    probe_idx = nd.balanced_probe(ds.y_test, probe_per_class, num_classes=ds.n_classes, seed=seed + 1)
-    return ds, task, ds.x_test[probe_idx], ds.y_test[probe_idx].astype(np.int64)
-
-
-datasets = [dataset] + ([second_dataset] if second_dataset not in ("none", dataset) else [])
-DATA = {name: load(name) for name in datasets}
-for name, (ds, task, xp, lp) in DATA.items():
-    print(ds.provenance.describe())
-    print(task, "probe:", xp.shape)
-n_probe = glue("n_probe", len(DATA[dataset][3]))
-model = models.CNN(num_classes=10, width=width, hidden=hidden)
-params0, _ = models.init_model(model, DATA[dataset][1].x_train.shape[1:], seed=seed)
-print(model, "parameters:", sum(p.size for p in __import__("jax").tree_util.tree_leaves(params0)))
-
+DATA = ch.load_data(P)  # {dataset: its subsample and probe set}
+for name, d in DATA.items():
+    print(d.dataset.provenance.describe())
+    print(d.task, "probe:", d.x_probe.shape)
+n_probe = glue("n_probe", len(DATA[P.dataset].labels_probe))
+model = ch.make_model(P)
+params0, _ = models.init_model(model, DATA[P.dataset].task.x_train.shape[1:], seed=P.seed)
+print(model, "parameters:", sum(p.size for p in jax.tree_util.tree_leaves(params0)))
 
 # %% [markdown]
 # ## Training with kernel tracking
@@ -185,27 +123,11 @@ print(model, "parameters:", sum(p.size for p in __import__("jax").tree_util.tree
 # after each epoch.
 
 # %%
-def run(ds_name, mode, **changes):
-    ds, task, xp, lp = DATA[ds_name]
-    cfg = base_config(ds_name, mode).replace(**changes)
-    return nd.train_and_track(model, task.x_train, task.labels_train, task.x_test, task.labels_test, cfg, xp, lp,
-                              top_p=top_p, init_seed=seed, description=f"{ds_name} {mode}",
-                              snapshot_epochs=[linearize_epoch] if mode == "pgd" else [])
-
-
-RUNS = {(dataset, m): run(dataset, m) for m in modes}
-for name in datasets[1:]:
-    for m in ("standard", "pgd"):
-        RUNS[(name, m)] = run(name, m)
-
-rows = []
+RUNS = ch.run_all(P, DATA, model)  # {(dataset, mode): (TrainResult, KernelTrajectory, snapshots)}
 for (name, m), (res, traj, _) in RUNS.items():
-    rows.append([name, LABEL[m], res.history[-1].clean_acc, res.history[-1].robust_acc, res.train_seconds])
     glue(f"acc_{name}_{m}", res.history[-1].clean_acc)
     glue(f"robacc_{name}_{m}", res.history[-1].robust_acc)
-glue_table("acc_table", rows, ["dataset", "training", "clean acc.", "PGD robust acc.", "train time (s)"],
-           floatfmt=".3f", display=True)
-
+glue_table("acc_table", ch.accuracy_rows(RUNS), ch.ACCURACY_COLUMNS, floatfmt=".3f", display=True)
 
 # %% [markdown]
 # After {glue:text}`epochs_g` epochs, standard training reaches a clean test accuracy of
@@ -224,56 +146,21 @@ glue_table("acc_table", rows, ["dataset", "training", "clean acc.", "PGD robust 
 # *early* phase of training.
 
 # %%
-glue("epochs_g", epochs)
-glue("acc_main_std", RUNS[(dataset, "standard")][0].history[-1].clean_acc)
-glue("robacc_main_std", RUNS[(dataset, "standard")][0].history[-1].robust_acc)
-glue("acc_main_adv", RUNS[(dataset, "pgd")][0].history[-1].clean_acc)
-glue("robacc_main_adv", RUNS[(dataset, "pgd")][0].history[-1].robust_acc)
-_rs, _ra = RUNS[(dataset, "standard")][0].history[-1].robust_acc, RUNS[(dataset, "pgd")][0].history[-1].robust_acc
-glue_md("at_verdict", "PGD-AT is the more robust network, as expected." if _ra > _rs else
-        "At this scale PGD-AT is NOT more robust than standard training under this weak evaluation attack "
-        f"(PGD-{eval_attack_steps}): {epochs} short epochs are not enough for PGD-AT to overtake; the other "
-        "adversarial modes and the cheap-AT runs below show that robustness is reachable at this budget.")
-
-
-def strong_robust_acc(res, steps=40, restarts=2):
-    """Worst-case accuracy over ``restarts`` random-start PGD-``steps`` attacks (ntknb.attacks.pgd)."""
-    import jax
-    from ntknb import attacks
-    _, task, _, _ = DATA[dataset]
-    x, y = jax.numpy.asarray(task.x_test), jax.numpy.asarray(task.labels_test)
-    logits = lambda xx: res.apply_fn(res.params, res.state, xx, False)[0]  # noqa: E731
-    loss = lambda xx, yy: attacks.cross_entropy(logits(xx), yy)  # noqa: E731
-    ok = np.array(jax.numpy.argmax(logits(x), -1) == y)
-    for r in range(restarts):
-        xa = attacks.pgd(loss, x, y, EPS[dataset], steps=steps, random_start=True,
-                         key=jax.random.PRNGKey(10_000 + seed + r), batch_size=n_test)
-        ok &= np.asarray(jax.numpy.argmax(logits(xa), -1) == y)
-    return float(ok.mean())
-
-
+glue("epochs_g", P.epochs)
+res_std, res_adv = RUNS[(P.dataset, "standard")][0], RUNS[(P.dataset, "pgd")][0]
+glue("acc_main_std", res_std.history[-1].clean_acc)
+rob_std = glue("robacc_main_std", res_std.history[-1].robust_acc)
+glue("acc_main_adv", res_adv.history[-1].clean_acc)
+rob_adv = glue("robacc_main_adv", res_adv.history[-1].robust_acc)
+glue_md("at_verdict", ch.at_verdict(P, rob_std, rob_adv))
 strong_steps, strong_restarts = glue("strong_steps", 40), glue("strong_restarts", 2)
-_ss = glue("strong_rob_std", strong_robust_acc(RUNS[(dataset, "standard")][0], strong_steps, strong_restarts))
-_sa = glue("strong_rob_adv", strong_robust_acc(RUNS[(dataset, "pgd")][0], strong_steps, strong_restarts))
-_gap = max(_rs - _ss, _ra - _sa)
-glue_md("strong_verdict",
-        (f"The stronger attack lowers the per-epoch numbers by at most {_gap:.3f}, so the PGD-{eval_attack_steps} "
-         "evaluation is adequate here and shows no sign of gradient masking"
-         + (", and PGD-AT stays the more robust network." if _sa > _ss else
-            "; under it PGD-AT is NOT more robust than standard training.")) if _gap <= 0.05 else
-        (f"The stronger attack lowers the per-epoch numbers by up to {_gap:.3f}: the PGD-{eval_attack_steps} "
-         "per-epoch evaluation overstates robustness at these parameters; read the robust accuracies below as "
-         "upper bounds" + (" (PGD-AT stays the more robust network under the stronger attack)." if _sa > _ss else
-                           " (under the stronger attack PGD-AT is NOT more robust than standard training).")))
-fig, axes = plotting.new_figure(ncols=2, width=4.0, height=3.0)
-for m in modes:
-    res = RUNS[(dataset, m)][0]
-    ep = res.column("epoch")
-    axes[0].plot(ep, res.column("clean_acc"), "o-", ms=3, label=LABEL[m])
-    axes[1].plot(ep, res.column("robust_acc"), "o-", ms=3, label=LABEL[m])
-axes[0].set(title=f"{dataset}: clean test accuracy", xlabel="epoch")
-axes[1].set(title=f"{dataset}: PGD-{eval_attack_steps} robust accuracy", xlabel="epoch")
-axes[0].legend(fontsize=7)
+task, eps = DATA[P.dataset].task, P.eps[P.dataset]
+strong_std = ch.strong_robust_acc(res_std, task, eps, P.seed, P.n_test, strong_steps, strong_restarts)
+strong_adv = ch.strong_robust_acc(res_adv, task, eps, P.seed, P.n_test, strong_steps, strong_restarts)
+glue("strong_rob_std", strong_std)
+glue("strong_rob_adv", strong_adv)
+glue_md("strong_verdict", ch.strong_verdict(P, rob_std, rob_adv, strong_std, strong_adv))
+fig = ch.plot_accuracies(P, RUNS)
 
 # %% [markdown]
 # ## Kernel rotation and polar trajectories (T&K Fig. 3)
@@ -285,36 +172,30 @@ axes[0].legend(fontsize=7)
 # restriction to the top-{glue:text}`top_p_g` eigenspace.
 
 # %%
-glue("top_p_g", top_p)
-mats = {f"{name} {LABEL[m]}": RUNS[(name, m)][1].distance_matrix("clean")
-        for name in datasets for m in ("standard", "pgd")}
-plotting.plot_distance_heatmaps(mats, epochs=RUNS[(dataset, "pgd")][1].epochs)
+glue("top_p_g", P.top_p)
+mats = {f"{name} {ch.LABEL[m]}": RUNS[(name, m)][1].distance_matrix("clean")
+        for name in P.datasets for m in ("standard", "pgd")}
+fig = plotting.plot_distance_heatmaps(mats, epochs=RUNS[(P.dataset, "pgd")][1].epochs)
 
 # %%
 panels = {}
-for name in datasets:
-    panels[f"{name}: whole kernel"] = {LABEL[m]: RUNS[(name, m)][1].polar("clean") for m in ("standard", "pgd")}
-    panels[f"{name}: top-{top_p} space"] = {LABEL[m]: RUNS[(name, m)][1].polar("clean", top=True)
-                                           for m in ("standard", "pgd")}
-plotting.plot_polar_trajectories(panels)
+for name in P.datasets:
+    trajs = {ch.LABEL[m]: RUNS[(name, m)][1] for m in ("standard", "pgd")}
+    panels[f"{name}: whole kernel"] = {k: t.polar("clean") for k, t in trajs.items()}
+    panels[f"{name}: top-{P.top_p} space"] = {k: t.polar("clean", top=True) for k, t in trajs.items()}
+fig = plotting.plot_polar_trajectories(panels)
 
 # %% [markdown]
 # ## Growth and concentration of the kernel (T&K Fig. 6)
 
 # %%
-fig, axes = plotting.new_figure(ncols=2, width=4.0, height=3.0)
-plotting.plot_curves(axes[0], {f"{n} {LABEL[m]}": (RUNS[(n, m)][1].epochs, RUNS[(n, m)][1].metrics["clean.frob"])
-                               for n in datasets for m in ("standard", "pgd")},
-                     ylabel=r"$\|\hat\Theta_t\|_F$", logy=True, vlines=lr_decay_epochs, title="Frobenius norm")
-plotting.plot_curves(axes[1], {f"{n} {LABEL[m]}": (RUNS[(n, m)][1].epochs, RUNS[(n, m)][1].metrics["clean.top_conc"])
-                               for n in datasets for m in ("standard", "pgd")},
-                     ylabel=r"$\sum_{i\leq p}\lambda_i^2/\sum_i\lambda_i^2$", vlines=lr_decay_epochs,
-                     title=f"concentration on the top {top_p} eigenvalues")
+fig = ch.plot_growth_and_concentration(P, RUNS)
 
 # %%
-traj_std, traj_adv = RUNS[(dataset, "standard")][1], RUNS[(dataset, "pgd")][1]
-plotting.plot_kernel_matrices({"initialisation": traj_std.kernel(0), "after standard training": traj_std.final["clean"],
-                               "after PGD-AT": traj_adv.final["clean"]})
+traj_std, traj_adv = RUNS[(P.dataset, "standard")][1], RUNS[(P.dataset, "pgd")][1]
+fig = plotting.plot_kernel_matrices({"initialisation": traj_std.kernel(0),
+                                     "after standard training": traj_std.final["clean"],
+                                     "after PGD-AT": traj_adv.final["clean"]})
 
 # %% [markdown]
 # ### The claims, measured
@@ -340,66 +221,19 @@ plotting.plot_kernel_matrices({"initialisation": traj_std.kernel(0), "after stan
 # {glue:md}`second_verdict`
 
 # %%
-def claims(name):
-    ts, ta = RUNS[(name, "standard")][1], RUNS[(name, "pgd")][1]
-    return dict(
-        frob_ratio=ts.metrics["clean.frob"][-1] / ta.metrics["clean.frob"][-1],
-        frob_init=ts.metrics["clean.frob"][0], frob_std=ts.metrics["clean.frob"][-1],
-        frob_adv=ta.metrics["clean.frob"][-1], top_std=ts.metrics["clean.top_conc"][-1],
-        top_adv=ta.metrics["clean.top_conc"][-1], top_init=ts.metrics["clean.top_conc"][0],
-        lazy_std=ts.lazy_epoch(lazy_threshold, until=lazy_until),
-        lazy_adv=ta.lazy_epoch(lazy_threshold, until=lazy_until),
-    )
-
-
-C = claims(dataset)
-glue("frob_ratio_std_over_adv", C["frob_ratio"])
-glue("frob_init", C["frob_init"])
-glue("frob_std", C["frob_std"])
-glue("frob_adv", C["frob_adv"])
-glue("top20_std", C["top_std"])
-glue("top20_adv", C["top_adv"])
-glue("top20_init", C["top_init"])
-glue("lazy_threshold_g", lazy_threshold)
-glue("lazy_until_g", lazy_until if lazy_until is not None else epochs)
-glue("lazy_epoch_std", C["lazy_std"])
-glue("lazy_epoch_adv", C["lazy_adv"])
-glue_md("growth_verdict", "The adversarial kernel grows less, as T&K report." if C["frob_ratio"] > 1 else
-     "At this scale the adversarial kernel does NOT grow less than the standard one: T&K's growth claim is not reproduced here.")
-conc_text = ("PGD-AT concentrates more on the top eigenspace, as T&K report." if C["top_adv"] > C["top_std"] else
-             "At this scale PGD-AT does NOT concentrate more on the top eigenspace than standard training: T&K's concentration claim is not reproduced here.")
-if min(C["top_std"], C["top_adv"], C["top_init"]) > 0.99:
-    conc_text += (f" But all three values are within 0.01 of 1: on a {n_probe}-image probe the spectrum of this small "
-                  "ReLU network is dominated by its largest eigenvalue from initialisation on, so the top-"
-                  f"{top_p} concentration is saturated and the difference is too small to carry T&K's claim.")
-glue_md("conc_verdict", conc_text)
-ls, la = C["lazy_std"], C["lazy_adv"]
-if np.isnan(la) and np.isnan(ls):
-    verdict = "Neither kernel is lazy within the window at this scale: the laziness claim cannot be tested here."
-elif np.isnan(ls) or (not np.isnan(la) and la < ls):
-    verdict = "The adversarial kernel becomes lazy earlier, as T&K report."
-elif la == ls:
-    verdict = "Both kernels become lazy at the same epoch: no difference at this scale."
-else:
-    verdict = "The standard kernel becomes lazy earlier: T&K's laziness claim is not reproduced at this scale."
-glue_md("lazy_verdict", verdict)
-if len(datasets) > 1:
-    C2 = claims(datasets[1])
-    glue_md("second_name", datasets[1])
-    collapsed = RUNS[(datasets[1], "pgd")][0].history[-1].clean_acc <= 0.1 + 0.02
-    glue_md("second_verdict", f"Caution: PGD-AT on {datasets[1]} did not leave the trivial plateau at this scale "
-            "(clean accuracy at chance: the network predicts the class prior), so its kernel is degenerate and "
-            "these numbers say nothing about robust kernels." if collapsed else "")
-    glue("frob_ratio_second", C2["frob_ratio"])
-    glue("top20_std_second", C2["top_std"])
-    glue("top20_adv_second", C2["top_adv"])
-    glue("lazy_epoch_std_second", C2["lazy_std"])
-    glue("lazy_epoch_adv_second", C2["lazy_adv"])
-else:
-    for g in ("second_name", "frob_ratio_second", "top20_std_second", "top20_adv_second",
-              "lazy_epoch_std_second", "lazy_epoch_adv_second"):
-        glue(g, float("nan")) if g != "second_name" else glue_md(g, "none")
-    glue_md("second_verdict", "")
+C = ch.claims(P, RUNS, P.dataset)
+for key, name in ch.CLAIM_NAMES.items():
+    glue(name, C[key])
+glue("lazy_threshold_g", P.lazy_threshold)
+glue("lazy_until_g", P.lazy_until if P.lazy_until is not None else P.epochs)
+glue_md("growth_verdict", ch.growth_verdict(C))
+glue_md("conc_verdict", ch.conc_verdict(C, n_probe, P.top_p))
+glue_md("lazy_verdict", ch.lazy_verdict(C))
+numbers, texts = ch.second_dataset_values(P, RUNS)
+for name, value in numbers.items():
+    glue(name, value)
+for name, text in texts.items():
+    glue_md(name, text)
 
 # %% [markdown]
 # ## KD, KER and KS along training ("Rethinking", Sec. 3)
@@ -413,19 +247,7 @@ else:
 # dotted). The dashed line marks the learning-rate decay.
 
 # %%
-fig, axes = plotting.new_figure(ncols=3, nrows=2, width=3.3, height=2.6)
-for row, kind in enumerate(("clean", "adv")):
-    tag = "C-NTK" if kind == "clean" else "AE-NTK"
-    kd = {LABEL[m]: (RUNS[(dataset, m)][1].epochs[1:], RUNS[(dataset, m)][1].consecutive_distances(kind)) for m in modes}
-    ker = {LABEL[m]: (RUNS[(dataset, m)][1].epochs, RUNS[(dataset, m)][1].metrics[f"{kind}.ker"]) for m in modes}
-    ks = {LABEL[m]: (RUNS[(dataset, m)][1].epochs, RUNS[(dataset, m)][1].metrics[f"{kind}.ks_cl"]) for m in modes}
-    plotting.plot_curves(axes[row, 0], kd, ylabel="KD(t-1, t)", vlines=lr_decay_epochs, title=f"{tag}: KD")
-    plotting.plot_curves(axes[row, 1], ker, ylabel="KER", vlines=lr_decay_epochs, title=f"{tag}: KER")
-    plotting.plot_curves(axes[row, 2], ks, ylabel="KS", vlines=lr_decay_epochs, title=f"{tag}: KS")
-    if kind == "adv":
-        for m in modes:
-            t = RUNS[(dataset, m)][1]
-            axes[row, 2].plot(t.epochs, t.metrics["adv.ks_al"], ":", lw=1, color="grey")
+fig = ch.plot_kd_ker_ks(P, RUNS)
 
 # %% [markdown]
 # Measured: the mean consecutive KD of the C-NTK *before* the learning-rate decay (after the
@@ -438,22 +260,12 @@ for row, kind in enumerate(("clean", "adv")):
 # AE-NTKs close to 1 goes with robustness.
 
 # %%
-def kd_phases(traj, kind="clean"):
-    kd = traj.consecutive_distances(kind)  # kd[t-1] = d(K_{t-1}, K_t)
-    if lazy_until is None:
-        return float(np.mean(kd[1:])), float("nan")
-    return float(np.mean(kd[1:lazy_until])), float(kd[lazy_until]) if lazy_until < kd.size else float("nan")
-
-
-(pre_s, post_s), (pre_a, post_a) = kd_phases(traj_std), kd_phases(traj_adv)
+(pre_s, post_s), (pre_a, post_a) = ch.kd_phases(traj_std, P.lazy_until), ch.kd_phases(traj_adv, P.lazy_until)
 glue("kd_pre_std", pre_s)
 glue("kd_pre_adv", pre_a)
 glue("kd_post_std", post_s)
 glue("kd_post_adv", post_a)
-glue_md("decay_verdict",
-     "The kernel moves less right after the decay than before it: no second kernel-learning phase is visible at this scale (it needs the long lazy plateau of the paper's 100 epochs before the decay)."
-     if (post_s < pre_s and post_a < pre_a) else
-     "At least one kernel moves more right after the decay than on average before it, consistent with a second kernel-learning phase.")
+glue_md("decay_verdict", ch.decay_verdict(pre_s, post_s, pre_a, post_a))
 glue("ker_std", traj_std.metrics["clean.ker"][-1])
 glue("ker_adv", traj_adv.metrics["clean.ker"][-1])
 glue("ks_ae_std", traj_std.metrics["adv.ks_cl"][-1])
@@ -468,30 +280,16 @@ glue("ks_ae_adv", traj_adv.metrics["adv.ks_cl"][-1])
 # parameter updates (compilation and evaluation excluded).
 
 # %%
-ds_task = DATA[dataset]
-cheap = {0: RUNS[(dataset, "pgd")]}
-for k in cheap_at_clean_epochs:
-    cheap[k] = nd.train_and_track(model, ds_task[1].x_train, ds_task[1].labels_train, ds_task[1].x_test,
-                                  ds_task[1].labels_test, base_config(dataset, "clean_then_pgd").replace(clean_epochs=k),
-                                  ds_task[2], ds_task[3], track_adv=False, track_epochs=[epochs], top_p=top_p,
-                                  init_seed=seed, description=f"clean {k} then PGD")
-cheap[epochs] = RUNS[(dataset, "standard")]
+cheap = ch.cheap_at_runs(P, DATA, model, RUNS)  # {k: run}; k = 0: PGD-AT, k = epochs: standard
 K_at = traj_adv.final["clean"]
-rows = []
-t_full = cheap[0][0].train_seconds
-for k, (res, traj, _) in sorted(cheap.items()):
-    kd = metrics.kernel_distance(traj.final["clean"], K_at)
-    rows.append([k, res.train_seconds, res.train_seconds / t_full, res.history[-1].clean_acc,
-                 res.history[-1].robust_acc, kd])
-    glue(f"cheap_at_k{k}_time_frac", res.train_seconds / t_full)
-    glue(f"cheap_at_k{k}_clean_acc", res.history[-1].clean_acc)
-    glue(f"cheap_at_k{k}_robust_acc", res.history[-1].robust_acc)
+cheap_rows = ch.cheap_at_rows(cheap, K_at)
+for k, _, frac, clean, robust, kd in cheap_rows:
+    glue(f"cheap_at_k{k}_time_frac", frac)
+    glue(f"cheap_at_k{k}_clean_acc", clean)
+    glue(f"cheap_at_k{k}_robust_acc", robust)
     glue(f"cheap_at_k{k}_kd_to_at", kd)
-cheap_rows = rows
-glue_table("cheap_at_table", rows, ["clean epochs k", "time (s)", "time / PGD-AT", "clean acc.", "robust acc.",
-                                    "KD to PGD-AT kernel"], floatfmt=".3f", display=True)
-k_mid = sorted(cheap_at_clean_epochs)[0]
-glue("cheap_at_k_mid", k_mid)
+glue_table("cheap_at_table", cheap_rows, ch.CHEAP_AT_COLUMNS, floatfmt=".3f", display=True)
+k_mid = glue("cheap_at_k_mid", sorted(P.cheap_at_clean_epochs)[0])
 
 # %% [markdown]
 # With $k$ = {glue:text}`cheap_at_k_mid` clean epochs the training costs
@@ -501,7 +299,7 @@ glue("cheap_at_k_mid", k_mid)
 # {glue:text}`cheap_k_mid_kd:.4f` from the PGD-AT kernel. The table holds the other $k$.
 
 # %%
-glue("cheap_k_mid_frac", cheap[k_mid][0].train_seconds / t_full)
+glue("cheap_k_mid_frac", cheap[k_mid][0].train_seconds / cheap[0][0].train_seconds)
 glue("cheap_k_mid_rob", cheap[k_mid][0].history[-1].robust_acc)
 glue("cheap_k_mid_kd", metrics.kernel_distance(cheap[k_mid][1].final["clean"], K_at))
 
@@ -514,23 +312,12 @@ glue("cheap_k_mid_kd", metrics.kernel_distance(cheap[k_mid][1].final["clean"], K
 # the linearised model (attacks target $f_{lin}$) for the remaining epochs with the same schedule.
 
 # %%
-glue("linearize_epoch_g", linearize_epoch)
-p_k, s_k = RUNS[(dataset, "pgd")][2][linearize_epoch]
-res_adv = RUNS[(dataset, "pgd")][0]
-res_lin = nd.train_linearized(res_adv.apply_fn, p_k, s_k, ds_task[1].x_train, ds_task[1].labels_train,
-                              ds_task[1].x_test, ds_task[1].labels_test,
-                              nd.continue_config(base_config(dataset, "pgd"), linearize_epoch))
+glue("linearize_epoch_g", P.linearize_epoch)
+res_lin = ch.linearized_run(P, DATA, RUNS)  # PGD-AT of the network linearised at linearize_epoch
 lin_rob = glue("lin_robust_acc", res_lin.history[-1].robust_acc)
 lin_clean = glue("lin_clean_acc", res_lin.history[-1].clean_acc)
-glue("lin_at_k_robust_acc", res_adv.history[linearize_epoch - 1].robust_acc)
-fig, ax = plotting.new_figure(width=4.5, height=3.0)
-ax.plot(res_adv.column("epoch"), res_adv.column("robust_acc"), "o-", ms=3, label="PGD-AT (full network)")
-ax.plot(res_lin.column("epoch") + linearize_epoch, res_lin.column("robust_acc"), "s-", ms=3,
-        label=f"PGD-AT of the network linearised at epoch {linearize_epoch}")
-ax.plot(RUNS[(dataset, "standard")][0].column("epoch"), RUNS[(dataset, "standard")][0].column("robust_acc"), "^-",
-        ms=3, label="standard")
-ax.set(xlabel="epoch", ylabel="PGD robust accuracy")
-ax.legend(fontsize=7)
+glue("lin_at_k_robust_acc", res_adv.history[P.linearize_epoch - 1].robust_acc)
+fig = ch.plot_linearized(P, RUNS, res_lin)
 
 # %% [markdown]
 # The linearised model ends with robust accuracy {glue:text}`lin_robust_acc:.3f` (clean
@@ -538,11 +325,7 @@ ax.legend(fontsize=7)
 # {glue:text}`lin_at_k_robust_acc:.3f` at the moment of linearisation. {glue:md}`lin_verdict`
 
 # %%
-glue_md("lin_verdict",
-     "Adversarial training on the frozen kernel matches or beats full AT here, in line with Loo et al."
-     if lin_rob >= res_adv.history[-1].robust_acc else
-     "Adversarial training on the frozen kernel stays below full AT here: at this scale the kernel after "
-     f"{linearize_epoch} epochs is not yet the robust kernel Loo et al. find after longer training.")
+glue_md("lin_verdict", ch.lin_verdict(P, lin_rob, res_adv.history[-1].robust_acc))
 
 # %% [markdown]
 # ## Summary
@@ -553,14 +336,7 @@ glue_md("lin_verdict",
 
 # %%
 # NBVAL_CHECK_OUTPUT
-summary = {
-    "frob_ratio_std_over_adv": C["frob_ratio"], "top20_std": C["top_std"], "top20_adv": C["top_adv"],
-    "lazy_epoch_std": C["lazy_std"], "lazy_epoch_adv": C["lazy_adv"],
-    "robust_acc_std": RUNS[(dataset, "standard")][0].history[-1].robust_acc,
-    "robust_acc_pgd": res_adv.history[-1].robust_acc, "robust_acc_linearized": lin_rob,
-}
-for key, value in summary.items():
-    print(f"{key:28s} {value:.2f}")
+print(ch.summary_text(P, C, RUNS, lin_rob))
 
 # %%
 runtime = glue("runtime_s", time.perf_counter() - t_start)

@@ -44,9 +44,9 @@
 # anisotropic Gaussian noise: for sample $i$, $\delta_i = \mathrm{clip}_{[-\epsilon,\epsilon]}
 # (\sigma_i \odot \xi_i)$ with $\xi_i \sim \mathcal N(0, I)$ and its own random per-coordinate
 # scales $\sigma_i = s\,\epsilon\,u_i$, $u_i \sim U(0,1)^d$
-# ({func}`ntknb.overfitting.anisotropic_noise`); the FGSM step of size $\alpha$ starts from
-# $x_i + \delta_i$ and is projected back onto the $\epsilon$-ball
-# (`TrainConfig(mode="fgsm", fgsm_noise=s)`). FGSM-RS is the same with
+# ({func}`ntknb.chapters.ch06_overfitting.anisotropic_noise`); the FGSM step of size $\alpha$ starts
+# from $x_i + \delta_i$ and is projected back onto the $\epsilon$-ball (the adversary
+# `NoiseFGSM(eps, alpha, s)` that training takes as a value). FGSM-RS is the same with
 # $\delta_i \sim U(-\epsilon, \epsilon)^d$. The paper's TE-OF uses TE (Dong et al. 2022), which
 # this book does not implement: **we use PGD-AT instead** with batch-shared augmentation
 # (`augment="crop_shared"`: one random crop offset per mini-batch).
@@ -102,92 +102,14 @@ stuck_below = 0.15  # settings search: a run whose final clean accuracy is at mo
 # %%
 import time
 
-import jax
-import numpy as np
-from IPython.display import Markdown
+from ntknb import data, plotting
+from ntknb.chapters import ch06_overfitting as ch
+from ntknb.report import glue, glue_md, glue_table
 
-from ntknb import data, models, plotting, training
-from ntknb import ntk_dynamics as nd
-from ntknb import overfitting as co
-from ntknb.report import glue, glue_table
-from ntknb.validation import check_choice, check_float, check_int, check_sequence
-
-seed = check_int("seed", seed, min=0)
-n_seeds = check_int("n_seeds", n_seeds, min=1, max=20)
-dataset = check_choice("dataset", dataset, ["cifar10", "mnist"])
-model_name = check_choice("model_name", model_name, ["cnn", "resnet"])
-width = check_int("width", width, min=1)
-hidden = check_int("hidden", hidden, min=1)
-resnet_stages = check_sequence("resnet_stages", resnet_stages, of=int, min_length=1, max_length=6,
-                               item=lambda n, v: check_int(n, v, min=1))
-n_train = check_int("n_train", n_train, min=20)
-n_test = check_int("n_test", n_test, min=10)
-n_monitor = check_int("n_monitor", n_monitor, min=1, max=n_train)
-probe_per_class = check_int("probe_per_class", probe_per_class, min=1, max=100)
-epochs = check_int("epochs", epochs, min=3)
-clean_epochs = check_int("clean_epochs", clean_epochs, min=0, max=epochs - 2)
-learning_rate = check_float("learning_rate", learning_rate, min=0.0, min_inclusive=False)
-lr_decay_epochs = check_sequence("lr_decay_epochs", lr_decay_epochs, of=int, max_length=4,
-                                 item=lambda n, v: check_int(n, v, min=1, max=epochs - 1))
-lr_decay_factor = check_float("lr_decay_factor", lr_decay_factor, min=0.0, max=1.0, min_inclusive=False)
-momentum = check_float("momentum", momentum, min=0.0, max=1.0, max_inclusive=False)
-weight_decay = check_float("weight_decay", weight_decay, min=0.0)
-batch_size = check_int("batch_size", batch_size, min=1, max=n_train)
-eps = check_float("eps", eps, min=0.0, max=1.0, min_inclusive=False)
-fgsm_step = check_float("fgsm_step", fgsm_step, min=0.0, min_inclusive=False)
-noise_scale = check_float("noise_scale", noise_scale, min=0.0, min_inclusive=False)
-attack_steps = check_int("attack_steps", attack_steps, min=1)
-eval_attack_steps = check_int("eval_attack_steps", eval_attack_steps, min=1)
-augment = check_choice("augment", augment, ["none", "crop", "crop_flip"])
-shared_augment = check_choice("shared_augment", shared_augment, ["crop_shared", "crop_flip_shared"])
-crop_padding = check_int("crop_padding", crop_padding, min=1)
-collapse_fraction = check_float("collapse_fraction", collapse_fraction, min=0.0, max=1.0,
-                                min_inclusive=False, max_inclusive=False)
-collapse_min_peak = check_float("collapse_min_peak", collapse_min_peak, min=0.0, max=1.0)
-co_gap = check_float("co_gap", co_gap, min=0.0, max=1.0)
-stuck_below = check_float("stuck_below", stuck_below, min=0.0, max=1.0, min_inclusive=False,
-                          max_inclusive=False)
-kernel_every = check_int("kernel_every", kernel_every, min=1)
-
-
-def glue_md(name: str, text: str) -> None:
-    """Glue a sentence as Markdown (pasted with {glue:md})."""
-    glue(name, Markdown(text))
-
-
-glue_md("setting_md",
-        f"{dataset}, {n_train} training images, "
-        + (f"the CNN (width {width}, hidden {hidden})" if model_name == "cnn"
-           else f"the BatchNorm ResNet {tuple(resnet_stages)} (width {width})")
-        + f", ε = {eps:.4g}, learning rate {learning_rate:g}, batch {batch_size}, {epochs} epochs of which "
-          f"{clean_epochs} clean")
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
+glue_md("setting_md", ch.setting_text(P))
 plotting.use_book_style()
 t_start = time.perf_counter()
-SEEDS = [seed + i for i in range(n_seeds)]
-TRACK = sorted(set(range(0, epochs + 1, kernel_every)) | {epochs})
-LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS", "noise": "noise-FGSM (ours)",
-         "pgd": "PGD-AT", "pgd_shared": "PGD-AT, batch-shared aug."}
-
-
-def make_model():
-    if model_name == "cnn":
-        return models.CNN(num_classes=10, width=width, hidden=hidden)
-    return models.ResNet(num_classes=10, width=width, stage_sizes=tuple(resnet_stages))
-
-
-def config(variant: str, s: int) -> training.TrainConfig:
-    """The TrainConfig of ``variant`` for seed ``s``."""
-    mode = {"fgsm_rs": "fgsm", "noise": "fgsm", "pgd_shared": "pgd"}.get(variant, variant)
-    return training.TrainConfig(
-        mode=mode, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
-        weight_decay=weight_decay, lr_decay_epochs=tuple(lr_decay_epochs), lr_decay_factor=lr_decay_factor,
-        eps=eps, attack_steps=attack_steps, eval_attack_steps=eval_attack_steps, eval_batch_size=n_test,
-        fgsm_step_size=(fgsm_step * eps) if variant in ("fgsm_rs", "noise") else None,
-        fgsm_random_start=variant == "fgsm_rs", fgsm_noise=noise_scale if variant == "noise" else 0.0,
-        clean_epochs=0 if variant == "standard" else clean_epochs,
-        augment=shared_augment if variant == "pgd_shared" else augment, crop_padding=crop_padding, seed=s,
-    )
-
 
 # %% [markdown]
 # ## Data, probe set and model
@@ -198,28 +120,19 @@ def config(variant: str, s: int) -> training.TrainConfig:
 # network's own PGD-{glue:text}`eval_steps_g` examples of them (AE-NTK).
 
 # %%
-ds = data.load_dataset(dataset)
+ds = data.load_dataset(P.dataset)
 print(ds.provenance.describe())
-TASKS = {s: data.make_task(ds, n_train=n_train, n_test=n_test, seed=s) for s in SEEDS}
-probe_idx = nd.balanced_probe(ds.y_test, probe_per_class, num_classes=ds.n_classes, seed=seed + 1000)
-PROBE = (ds.x_test[probe_idx], ds.y_test[probe_idx].astype(np.int64))
-n_probe = glue("n_probe", len(PROBE[1]))
-glue("eval_steps_g", eval_attack_steps)
-glue("eps_g", eps)
-glue("n_seeds_g", n_seeds)
-print(TASKS[seed], "probe:", PROBE[0].shape, "\n", make_model())
-
-
-def run(variant, s, track=False):
-    return co.run_variant(make_model(), TASKS[s], config(variant, s), n_monitor=n_monitor,
-                          probe=PROBE if track else None, track_epochs=TRACK, collapse_fraction=collapse_fraction,
-                          collapse_min_peak=collapse_min_peak, description=f"{variant} seed {s}")
-
+D = ch.prepare_data(P, ds)  # one subsample per seed, and the probe set
+n_probe = glue("n_probe", len(D.probe[1]))
+glue("eval_steps_g", P.eval_attack_steps)
+glue("eps_g", P.eps)
+glue("n_seeds_g", P.n_seeds)
+print(D.tasks[P.seed], "probe:", D.probe[0].shape, "\n", ch.make_model(P))
 
 # %% [markdown]
 # ## 1. Catastrophic overfitting of FGSM-AT, over seeds
 #
-# **Collapse criterion** ({func}`ntknb.overfitting.detect_collapse`): epoch $t$ collapses if its
+# **Collapse criterion** ({func}`ntknb.chapters.ch06_overfitting.detect_collapse`): epoch $t$ collapses if its
 # PGD robust test accuracy falls below {glue:text}`fraction_g` times the best robust accuracy of
 # the earlier epochs, and that earlier best is at least {glue:text}`min_peak_g` (a network that
 # never became robust cannot collapse). A collapsed run *recovered* if its final robust accuracy
@@ -227,76 +140,23 @@ def run(variant, s, track=False):
 # sections 2 and 3).
 
 # %%
-glue("min_peak_g", collapse_min_peak)
-glue("fraction_g", collapse_fraction)
-RUNS = {}
-for s in SEEDS:
-    for v in ("fgsm", "fgsm_rs", "noise"):
-        RUNS[(v, s)] = run(v, s, track=(s == seed and v == "fgsm"))
-for v in ("standard", "pgd", "pgd_shared"):
-    RUNS[(v, seed)] = run(v, seed, track=True)
+glue("min_peak_g", P.collapse_min_peak)
+glue("fraction_g", P.collapse_fraction)
+RUNS = ch.run_all(P, D)  # {(variant, seed): VariantRun}
 t_train = time.perf_counter() - t_start
-
-rows = []
-for (v, s), r in RUNS.items():
-    c = r.collapse
-    rows.append([LABEL[v], s, c.peak, c.peak_epoch, c.low, c.final, r.clean_acc[-1],
-                 r.fgsm_train_acc[c.epoch] if c.collapsed else r.fgsm_train_acc[-1],
-                 f"epoch {c.epoch}" + (" (recovered)" if c.recovered else "") if c.collapsed else "no"])
-glue_table("co_table", rows, ["training", "seed", "peak robust", "at epoch", "lowest after peak", "final robust",
-                              "final clean", "FGSM train acc. (at collapse, else final)", "collapsed"],
-           floatfmt=".3f", display=True)
+glue_table("co_table", ch.collapse_rows(RUNS), ch.COLLAPSE_COLUMNS, floatfmt=".3f", display=True)
 
 # %%
-fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.1)
-for s in SEEDS:
-    r = RUNS[("fgsm", s)]
-    ep = np.arange(1, epochs + 1)
-    line, = axes[0].plot(ep, r.robust_acc, "o-", ms=3, label=f"seed {s}: PGD-{eval_attack_steps} test")
-    axes[0].plot(np.arange(0, epochs + 1), r.fgsm_train_acc, "--", color=line.get_color(), label=f"seed {s}: FGSM train")
-    axes[1].plot(ep, r.clean_acc, "o-", ms=3, color=line.get_color(), label=f"seed {s}")
-axes[0].set(title="FGSM-AT: robust accuracy", xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02))
-axes[1].set(title="FGSM-AT: clean test accuracy", xlabel="epoch", ylim=(-0.02, 1.02))
-axes[0].legend(fontsize=6)
-axes[1].legend(fontsize=6)
+fig = ch.plot_fgsm_runs(P, RUNS)
 
 # %%
-fg = [RUNS[("fgsm", s)] for s in SEEDS]
-n_collapsed = sum(r.collapse.collapsed for r in fg)
-glue("co_n_collapsed", n_collapsed)
-glue("co_fgsm_peak_robust_acc", float(np.mean([r.collapse.peak for r in fg])))
-glue("co_fgsm_final_robust_acc", float(np.mean([r.robust_acc[-1] for r in fg])))
-glue("co_fgsm_low_robust_acc", float(np.mean([r.collapse.low for r in fg])))
-glue("co_fgsm_final_train_fgsm_acc", float(np.mean([r.fgsm_train_acc[-1] for r in fg])))
-glue("co_fgsm_final_clean_acc", float(np.mean([r.clean_acc[-1] for r in fg])))
-glue("co_n_recovered", sum(r.collapse.recovered for r in fg))
-
-
-def n_overfitted(v):
-    return sum(RUNS[(v, s)].ended_overfitted(co_gap) for s in SEEDS)
-
-
-n_gap = glue("co_n_gap", n_overfitted("fgsm"))
-n_gap_rs = glue("co_n_gap_rs", n_overfitted("fgsm_rs"))
-glue_md("gap_verdict",
-        "This criterion does not single out FGSM-AT here: FGSM-RS, which did not collapse, meets it as often "
-        "(FGSM examples of training images are simply much easier than PGD on test images at this scale), so "
-        "the drop criterion above is the one to read." if n_gap_rs >= n_gap else
-        "FGSM-RS meets it in fewer seeds, so here it does separate FGSM-AT from its randomly started variant.")
-glue("co_gap_g", co_gap)
-at_collapse = [(r.robust_acc[r.collapse.epoch - 1], r.fgsm_train_acc[r.collapse.epoch]) for r in fg if r.collapse.collapsed]
-glue_md("co_at_collapse",
-        "At the collapsed epochs the PGD robust test accuracy was "
-        + ", ".join(f"{a:.3f}" for a, _ in at_collapse) + " while the FGSM accuracy on training images was "
-        + ", ".join(f"{b:.3f}" for _, b in at_collapse) + "; "
-        + f"{sum(r.collapse.recovered for r in fg)} of the {len(at_collapse)} collapsed runs recovered by the last epoch "
-          "(compare the reviewers' remark on the paper's Fig. 10b)."
-        if at_collapse else "No seed collapsed, so there is no collapsed epoch to inspect.")
-glue_md("co_verdict",
-        f"FGSM-AT collapsed in **{n_collapsed} of {n_seeds}** seeds at this setting"
-        + (" — reliably." if n_collapsed == n_seeds else
-           (" — not reliably: the collapse does not reproduce in every seed at this scale." if n_collapsed else
-            " — the collapse does NOT reproduce at this scale.")))
+S = ch.fgsm_summary(P, RUNS)
+for name, value in S.items():
+    glue(name, value)
+glue_md("gap_verdict", ch.gap_verdict(S["co_n_gap"], S["co_n_gap_rs"]))
+glue("co_gap_g", P.co_gap)
+glue_md("co_at_collapse", ch.at_collapse_text(ch.fgsm_runs(P, RUNS)))
+glue_md("co_verdict", ch.collapse_verdict(S["co_n_collapsed"], P.n_seeds))
 
 # %% [markdown]
 # {glue:md}`co_verdict` Averaged over the {glue:text}`n_seeds_g` seeds, the FGSM-AT networks peak
@@ -324,15 +184,12 @@ glue_md("co_verdict",
 # means logit $i$'s kernel is aligned with class $i$. Its mean diagonal is the KS strength.
 
 # %%
-ref = RUNS[("fgsm", seed)]
-KVARS = ["standard", "fgsm", "pgd", "pgd_shared"]
-MKS = {v: co.ae_specialization_matrix(RUNS[(v, seed)].result, *PROBE, eps=eps, attack_steps=eval_attack_steps,
-                                      seed=seed) for v in KVARS}
-plotting.plot_specialization_matrices({("AE-NTK, clean labels", LABEL[v]): MKS[v] for v in KVARS})
-KS = {v: float(np.nanmean(np.diag(MKS[v]))) for v in KVARS}
-for v in KVARS:
+MKS = ch.specialization_matrices(P, RUNS, D.probe)
+plotting.plot_specialization_matrices({("AE-NTK, clean labels", ch.LABEL[v]): MKS[v] for v in ch.KERNEL_VARIANTS})
+KS = ch.ks_strengths(MKS)
+for v in ch.KERNEL_VARIANTS:
     glue(f"co_ks_{v}", KS[v])
-glue_table("ks_table", [[LABEL[v], KS[v], RUNS[(v, seed)].robust_acc[-1]] for v in KVARS],
+glue_table("ks_table", [[ch.LABEL[v], KS[v], RUNS[(v, P.seed)].robust_acc[-1]] for v in ch.KERNEL_VARIANTS],
            ["training", "KS of final AE-NTK (clean labels)", "final robust acc."], floatfmt=".3f", display=True)
 
 # %% [markdown]
@@ -345,21 +202,8 @@ glue_table("ks_table", [[LABEL[v], KS[v], RUNS[(v, seed)].robust_acc[-1]] for v 
 # (AE-NTK).
 
 # %%
-ks_ok = KS["pgd"] > max(KS["standard"], KS["fgsm"])
-glue_md("ks_verdict",
-        "As in the paper's Fig. 8, the robust PGD-AT network has the most specialised (diagonal) AE-NTK."
-        if ks_ok else
-        "Unlike the paper's Fig. 8, the PGD-AT network's AE-NTK is NOT the most specialised here: at this scale "
-        "the KS strength does not separate robust from non-robust networks.")
-fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.1)
-KD = {}
-for ax, kind, title in ((axes[0], "clean", "C-NTK"), (axes[1], "adv", "AE-NTK")):
-    curves = {}
-    for v in ("standard", "pgd", "pgd_shared"):
-        ep, d = co.distance_to_reference(RUNS[(v, seed)].trajectory, ref.trajectory, kind)
-        curves[LABEL[v]] = (ep, d)
-        KD[(v, kind)] = d
-    plotting.plot_curves(ax, curves, ylabel="KD to the FGSM-AT kernel", title=f"{title}: distance to FGSM-AT")
+glue_md("ks_verdict", ch.ks_verdict(KS))
+KD = ch.plot_distances_to_fgsm(P, RUNS)  # {(variant, "clean" | "adv"): KD per tracked epoch}
 for v in ("standard", "pgd", "pgd_shared"):
     glue(f"co_kd_{v}_adv", KD[(v, "adv")][-1])
     glue(f"co_kd_{v}_clean", KD[(v, "clean")][-1])
@@ -377,29 +221,14 @@ for v in ("standard", "pgd", "pgd_shared"):
 # random crop, against PGD-AT with {glue:md}`augment_md` augmentation.
 
 # %%
-glue("attack_steps_g", attack_steps)
-glue_md("augment_md", f"`{augment}`")
-d_sh, d_pgd = KD[("pgd_shared", "adv")][-1], KD[("pgd", "adv")][-1]
-glue_md("kd_verdict",
-        "The batch-shared PGD-AT kernel is closer to the FGSM-AT kernel than the PGD-AT kernel is, as in the "
-        "paper's Fig. 9b-c." if d_sh < d_pgd else
-        "The batch-shared PGD-AT kernel is NOT closer to the FGSM-AT kernel than the PGD-AT kernel is: the "
-        "paper's Fig. 9b-c is not reproduced at this scale.")
-fig, ax = plotting.new_figure(width=5.0, height=3.2)
-ep = np.arange(1, epochs + 1)
-for v in ("pgd", "pgd_shared", "fgsm"):
-    r = RUNS[(v, seed)]
-    line, = ax.plot(ep, r.clean_acc, "-", label=f"{LABEL[v]}: clean")
-    ax.plot(ep, r.robust_acc, "--", color=line.get_color(), label=f"{LABEL[v]}: PGD-{eval_attack_steps}")
-ax.set(xlabel="epoch", ylabel="test accuracy", title=f"Batch-shared augmentation (seed {seed})", ylim=(-0.02, 1.02))
-ax.legend(fontsize=6)
-sh = RUNS[("pgd_shared", seed)]
+glue("attack_steps_g", P.attack_steps)
+glue_md("augment_md", f"`{P.augment}`")
+glue_md("kd_verdict", ch.kd_verdict(KD))
+fig = ch.plot_shared_augmentation(P, RUNS)
+sh = RUNS[("pgd_shared", P.seed)]
 glue("co_pgd_shared_final_robust_acc", sh.robust_acc[-1])
 glue("co_pgd_shared_peak_robust_acc", sh.collapse.peak)
-glue_md("shared_verdict",
-        "It **collapses** by our criterion, like FGSM-AT: the shortcut reproduces the failure." if sh.collapse.collapsed
-        else "It does **not** collapse by our criterion: at this scale batch-shared augmentation does not reproduce "
-             "the paper's TE-OF failure with PGD-AT.")
+glue_md("shared_verdict", ch.shared_verdict(sh))
 
 # %% [markdown]
 # PGD-AT with batch-shared augmentation peaks at a robust accuracy of
@@ -414,48 +243,12 @@ glue_md("shared_verdict",
 # $\alpha$ = {glue:text}`fgsm_step_g:.2f` $\epsilon$.
 
 # %%
-glue("fgsm_step_g", fgsm_step)
-fig, ax = plotting.new_figure(width=5.6, height=3.4)
-for v in ("fgsm", "fgsm_rs", "noise"):
-    curves = np.stack([RUNS[(v, s)].robust_acc for s in SEEDS])
-    line, = ax.plot(ep, curves.mean(0), "o-", ms=3, lw=2, label=f"{LABEL[v]} (mean of {n_seeds})")
-    for c in curves:
-        ax.plot(ep, c, "-", lw=0.6, alpha=0.5, color=line.get_color())
-for v in ("pgd", "pgd_shared", "standard"):
-    ax.plot(ep, RUNS[(v, seed)].robust_acc, "s--", ms=3, label=LABEL[v])
-ax.set(xlabel="epoch", ylabel=f"PGD-{eval_attack_steps} robust test accuracy", ylim=(-0.02, 1.02),
-       title=f"{dataset}, eps = {eps:.3g}")
-ax.legend(fontsize=6)
-
-STATS = {}
-for v in ("fgsm", "fgsm_rs", "noise"):
-    rs = [RUNS[(v, s)] for s in SEEDS]
-    STATS[v] = dict(final=float(np.mean([r.robust_acc[-1] for r in rs])),
-                    clean=float(np.mean([r.clean_acc[-1] for r in rs])),
-                    n_collapsed=int(sum(r.collapse.collapsed for r in rs)))
-glue("co_noise_final_robust_acc", STATS["noise"]["final"])
-glue("co_noise_final_clean_acc", STATS["noise"]["clean"])
-glue("co_noise_n_collapsed", STATS["noise"]["n_collapsed"])
-glue("co_rs_final_robust_acc", STATS["fgsm_rs"]["final"])
-glue("co_rs_final_clean_acc", STATS["fgsm_rs"]["clean"])
-glue("co_rs_n_collapsed", STATS["fgsm_rs"]["n_collapsed"])
-glue("co_pgd_final_robust_acc", RUNS[("pgd", seed)].robust_acc[-1])
-glue("co_pgd_final_clean_acc", RUNS[("pgd", seed)].clean_acc[-1])
-glue("co_std_final_robust_acc", RUNS[("standard", seed)].robust_acc[-1])
-more = STATS["noise"]["final"] > STATS["fgsm"]["final"]
-if n_collapsed == 0:
-    noise_text = ("FGSM-AT did not collapse here, so this page cannot test the fix; noise-FGSM ends "
-                  + ("more" if more else "no more") + " robust than FGSM-AT.")
-elif STATS["noise"]["n_collapsed"] < n_collapsed and more:
-    noise_text = ("The anisotropic noise collapses in fewer seeds than FGSM-AT and ends more robust, "
-                  "in line with the paper's Fig. 10.")
-else:
-    noise_text = ("The anisotropic noise does NOT fix FGSM-AT at this setting: it collapses in as many seeds, "
-                  "or ends no more robust.")
-rs_more = STATS["fgsm_rs"]["final"] > STATS["noise"]["final"]
-noise_text += (" The uniform random start (FGSM-RS) ends " + ("more" if rs_more else "less")
-               + " robust than the anisotropic noise.")
-glue_md("noise_verdict", noise_text)
+glue("fgsm_step_g", P.fgsm_step)
+fig = ch.plot_all_variants(P, RUNS)
+STATS = ch.variant_stats(P, RUNS)
+for name, value in ch.fix_summary(P, RUNS, STATS).items():
+    glue(name, value)
+glue_md("noise_verdict", ch.noise_verdict(S["co_n_collapsed"], STATS))
 
 # %% [markdown]
 # Final PGD robust test accuracy, mean over seeds: FGSM-AT {glue:text}`co_fgsm_final_robust_acc:.3f`
@@ -471,7 +264,7 @@ glue_md("noise_verdict", noise_text)
 #
 # The defaults were chosen by a search on this machine. Every run of it is recorded, with its
 # setting and its per-epoch curves, in `notebooks/data/06_settings_search.jsonl`
-# (`scripts/co_search.py` reruns or extends it with {func}`ntknb.overfitting.search_run`); the
+# (`scripts/co_search.py` reruns or extends it with {func}`ntknb.chapters.ch06_overfitting.search_run`); the
 # table below is computed from that file with this page's collapse criterion. These runs are
 # **not** retrained by this page. They ran with single-threaded XLA (the script's default, stored
 # in each record), with which a rerun reproduces them exactly; this page's own runs use XLA's
@@ -494,28 +287,17 @@ glue_md("noise_verdict", noise_text)
 # Fig. 10b.
 
 # %%
-SEARCH = co.load_search_records("data/06_settings_search.jsonl")  # kernels start in notebooks/
-search_rows = co.search_table(SEARCH, fraction=collapse_fraction, min_peak=collapse_min_peak, stuck_below=stuck_below)
-glue_table("search_table", search_rows, ["setting", "training", "seed", "epochs", "peak robust", "final robust",
-                                         "final clean", "final FGSM train acc.", "outcome"], floatfmt=".2f", display=True)
-found = co.search_summary(SEARCH, search_rows, min_seeds=3)
-glue("stuck_below_g", stuck_below)
-glue_md("search_common", ", ".join(f"`{k}` = {v}" for k, v in found["common"].items()))
-glue_md("search_summary",
-        f"Of the {found['n_fgsm']} recorded FGSM-AT runs, {found['n_collapsed']} collapsed by the criterion of "
-        f"section 1, {found['n_transient']} of them only transiently (recovered by the last epoch); "
-        f"{found['n_stuck']} of all {found['n_runs']} runs never left a constant prediction. "
-        + (f"Settings that collapsed in every one of at least three seeds: {'; '.join(found['reliable'])}."
-           if found["reliable"] else "No FGSM-AT setting run with at least three seeds collapsed in all of them."))
+SEARCH = ch.load_search_records("data/06_settings_search.jsonl")  # kernels start in notebooks/
+search_rows = ch.search_table(SEARCH, fraction=P.collapse_fraction, min_peak=P.collapse_min_peak,
+                              stuck_below=P.stuck_below)
+glue_table("search_table", search_rows, ch.SEARCH_COLUMNS, floatfmt=".2f", display=True)
+found = ch.search_summary(SEARCH, search_rows, min_seeds=3)
+glue("stuck_below_g", P.stuck_below)
+glue_md("search_common", ch.search_common_text(found))
+glue_md("search_summary", ch.search_summary_text(found))
 glue("runtime_s", time.perf_counter() - t_start)
 print(f"training time of all runs: {t_train:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"FGSM-AT collapsed in {n_collapsed} of {n_seeds} seeds (eps = {eps:.3f}); ended overfitted in {n_gap}")
-print(f"FGSM-AT robust acc., peak / final (mean):  {np.mean([r.collapse.peak for r in fg]):.2f} / "
-      f"{np.mean([r.robust_acc[-1] for r in fg]):.2f}")
-print(f"final robust acc., FGSM-RS / noise-FGSM:   {STATS['fgsm_rs']['final']:.2f} / {STATS['noise']['final']:.2f}")
-print(f"final robust acc., PGD-AT / shared-aug PGD: {RUNS[('pgd', seed)].robust_acc[-1]:.2f} / "
-      f"{sh.robust_acc[-1]:.2f}")
-print(f"KS (AE-NTK): standard {KS['standard']:.2f}, FGSM-AT {KS['fgsm']:.2f}, PGD-AT {KS['pgd']:.2f}")
+print(ch.check_text(P, RUNS, KS, STATS))

@@ -57,6 +57,7 @@ __all__ = [
     "accuracy",
     "fgsm",
     "pgd",
+    "pgd_step_size",
     "predictor_loss",
     "kernel_fgsm",
     "kernel_pgd",
@@ -320,6 +321,12 @@ def _pgd_impl(loss_fn, x, y, eps, step_size, delta0, steps, clip):
 _pgd_jit = jax.jit(_pgd_impl, static_argnames=("loss_fn", "steps", "clip"))
 
 
+def pgd_step_size(eps, steps: int):
+    """The PGD step of Madry et al. (``madry2018towards``): ``2.5 * eps / steps``, so that
+    ``steps`` steps can cross the ε-ball from a random start. The one place this rule lives."""
+    return 2.5 * eps / steps
+
+
 def _chunks(n: int, batch_size: Optional[int]):
     if batch_size is None or batch_size >= n:
         yield slice(0, n)
@@ -404,7 +411,7 @@ def pgd(
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     steps = int(steps)
     if step_size is None:
-        step_size = 2.5 * eps / steps
+        step_size = pgd_step_size(eps, steps)
     elif _concrete(step_size):
         s = float(step_size)
         if not (math.isfinite(s) and s > 0):

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb import attacks, metrics, training
+from ntknb import adversaries, attacks, metrics, training
 from ntknb.ntk_dynamics import KernelTracker
 
 __all__ = [
@@ -215,7 +215,7 @@ class BNKernelTracker(KernelTracker):
         (:meth:`ntknb.ntk_dynamics.KernelTracker.per_logit_kernel`); also keeps them, with the
         network's predictions on ``x``, for the M_ks matrices of this epoch."""
         blocks = super().per_logit_kernel(params, state, x)
-        preds = np.asarray(jnp.argmax(self.apply_fn(params, state, jnp.asarray(x), False)[0], -1))
+        preds = np.asarray(adversaries.predicted_class(self.apply_fn(params, state, jnp.asarray(x), False)[0]))
         self._pending.append((blocks, preds))
         return blocks
 
@@ -338,13 +338,11 @@ def adversarial_examples(model, mode: str, params, state, x, labels, eps: float,
     key_ = (id(model), mode, float(eps), int(steps))
     if key_ not in _ATTACK_FNS or _ATTACK_FNS[key_][0] is not model:
         apply_fn = bn_apply_fn(model, mode)
-        alpha = 2.5 * eps / steps
+        alpha = adversaries.pgd_step_size(eps, steps)
 
         @jax.jit
         def attack(params, state, xb, yb, key):
-            def ce(xx, yy):
-                return attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
-
+            ce = adversaries.network_loss(apply_fn, params, state)
             return attacks.pgd(ce, xb, yb, eps, step_size=alpha, steps=steps, random_start=True, key=key)
 
         _ATTACK_FNS[key_] = (model, attack)

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb import attacks, kernels, metrics
+from ntknb import adversaries, attacks, kernels, metrics, training
 
 __all__ = [
     "balanced_probe",
@@ -190,13 +190,11 @@ class KernelTracker:
             return apply_fn(ps[0], jax.lax.stop_gradient(ps[1]), x, False)[0]
 
         self._kernel_fn = kernel_fn
-        alpha = 2.5 * self.eps / self.attack_steps if self.eps > 0 else 1.0
+        alpha = adversaries.pgd_step_size(self.eps, self.attack_steps) if self.eps > 0 else 1.0
 
         @jax.jit
         def attack(params, state, x, y, key):
-            def ce(xx, yy):
-                return attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
-
+            ce = adversaries.network_loss(apply_fn, params, state)
             xa = attacks.pgd(ce, x, y, self.eps, step_size=alpha, steps=self.attack_steps, random_start=True, key=key)
             return xa, apply_fn(params, state, x, False)[0], apply_fn(params, state, xa, False)[0]
 
@@ -224,9 +222,9 @@ class KernelTracker:
         key = jax.random.fold_in(jax.random.PRNGKey(self.seed), epoch)
         y = jnp.asarray(self.labels)
         x_adv, logits, logits_adv = self._attack(params, state, self.x, y, key)
-        todo = [("clean", self.x, np.asarray(jnp.argmax(logits, -1)))]
+        todo = [("clean", self.x, np.asarray(adversaries.predicted_class(logits)))]
         if self.track_adv:
-            todo.append(("adv", x_adv, np.asarray(jnp.argmax(logits_adv, -1))))
+            todo.append(("adv", x_adv, np.asarray(adversaries.predicted_class(logits_adv))))
         for kind, x, pred in todo:
             blocks = self.per_logit_kernel(params, state, x)  # (n, n, k)
             traced = blocks.mean(axis=-1)
@@ -288,8 +286,6 @@ def train_and_track(
     ``config.eval_attack_steps``).  Returns ``(TrainResult, KernelTrajectory,
     snapshots)`` where ``snapshots[epoch] = (params, state)`` for ``snapshot_epochs``.
     """
-    from ntknb import training
-
     tracker = KernelTracker(
         training.flax_apply_fn(model), x_probe, labels_probe, eps=config.eps,
         attack_steps=probe_attack_steps or config.eval_attack_steps, track_adv=track_adv,
@@ -333,8 +329,6 @@ def train_linearized(
     ``neural_tangents.linearize`` (:func:`ntknb.training.linearized_apply_fn`), from
     θ = θ_0, in ``config.mode`` (e.g. PGD-AT: the attacks target f_lin).
     Returns the :class:`ntknb.training.TrainResult`."""
-    from ntknb import training
-
     lin = training.linearized_apply_fn(apply_fn, params0, state0)
     return training.fit(lin, params0, state0, x_train, labels_train, x_test, labels_test, config,
                         progress=progress, description=description)

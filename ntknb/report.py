@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["glue", "glue_table", "markdown_table", "to_python", "NAME_PATTERN"]
+__all__ = ["glue", "glue_md", "glue_table", "markdown_table", "to_python", "NAME_PATTERN"]
 
 #: Allowed glue names: identifier-like, plus ``.`` and ``-`` after the first character
 #: (``acc_clean``, ``eps-8``, ``fig.spectrum``).
@@ -166,4 +166,13 @@ def glue_table(
     _check_name(name)
     text = markdown_table(rows, columns, floatfmt=floatfmt)
     glue(name, Markdown(text), display=display)
+    return text
+
+
+def glue_md(name: str, text: str) -> str:
+    """Glue a sentence (Markdown) under ``name``, pasted with ``{glue:md}`name```; returns it."""
+    from IPython.display import Markdown
+
+    _check_name(name)
+    glue(name, Markdown(text))
     return text

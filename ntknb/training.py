@@ -146,6 +146,7 @@ import time
 
 import optax
 
+from ntknb import adversaries as _adv
 from ntknb import attacks as _attacks
 
 #: Training modes of :class:`TrainConfig`.
@@ -174,13 +175,12 @@ class TrainConfig:
       lr_decay_factor: multiplicative decay, in (0, 1].
       eps: l∞ radius of the training (and evaluation) attacks.
       attack_steps: PGD steps for PGD-AT and TRADES.
-      attack_step_size: PGD step α (default ``2.5·eps/attack_steps``).
-      fgsm_step_size: FGSM step α (default ``eps``).
-      fgsm_random_start: FGSM from a uniform random point of the ε-ball (FGSM-RS,
-        Wong et al. 2020) instead of from x.
-      fgsm_noise: scale of the per-sample anisotropic noise added to every image before
-        the FGSM step ("Rethinking" Sec. 6; :func:`ntknb.overfitting.anisotropic_noise`),
-        0 = off; exclusive with ``fgsm_random_start``.
+      attack_step_size: PGD step α (default :func:`ntknb.attacks.pgd_step_size`).
+      adversary: the attack the adversarial epochs of ``"fgsm"`` / ``"pgd"`` /
+        ``"clean_then_pgd"`` train on, as a value (:mod:`ntknb.adversaries`: e.g.
+        ``FGSM(eps, step_size, random_start=True)`` for FGSM-RS, or a chapter's own
+        adversary); ``None``: ``FGSM(eps)`` for ``"fgsm"``, ``PGD(eps, attack_steps,
+        attack_step_size)`` for the PGD modes (:meth:`training_adversary`).
       trades_beta: β of TRADES.
       clean_epochs: k of ``"clean_then_pgd"``; for the other adversarial modes too, the first
         k epochs train on clean data (a clean warm start: at large ε it keeps a small network
@@ -205,9 +205,7 @@ class TrainConfig:
     eps: float = 8 / 255
     attack_steps: int = 10
     attack_step_size: Optional[float] = None
-    fgsm_step_size: Optional[float] = None
-    fgsm_random_start: bool = False
-    fgsm_noise: float = 0.0
+    adversary: Any = None
     trades_beta: float = 6.0
     clean_epochs: int = 0
     augment: str = "none"
@@ -253,12 +251,14 @@ class TrainConfig:
             )
         if not (0 <= self.eps <= 1):
             raise ValueError(f"eps must be in [0, 1]; got {self.eps!r}")
-        for name in ("attack_step_size", "fgsm_step_size"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be None (default) or > 0; got {v!r}")
-        if not self.fgsm_noise >= 0 or (self.fgsm_noise > 0 and self.fgsm_random_start):
-            raise ValueError(f"fgsm_noise must be >= 0 (0 = off) and 0 with fgsm_random_start; got {self.fgsm_noise!r}")
+        if self.attack_step_size is not None and not self.attack_step_size > 0:
+            raise ValueError(f"attack_step_size must be None (default) or > 0; got {self.attack_step_size!r}")
+        if self.adversary is not None:
+            if self.mode in ("standard", "trades"):
+                raise ValueError(f"adversary must be None in mode {self.mode!r} (it trains on no adversary of its own)")
+            if not callable(self.adversary) or not hasattr(self.adversary, "eps"):
+                raise ValueError("adversary must be a callable adversary(loss_fn, x, y, key) -> x_adv with an eps "
+                                 f"attribute (ntknb.adversaries); got {self.adversary!r}")
         if not self.trades_beta >= 0:
             raise ValueError(f"trades_beta must be >= 0; got {self.trades_beta!r}")
         return self
@@ -266,6 +266,14 @@ class TrainConfig:
     def replace(self, **changes) -> "TrainConfig":
         """A copy with ``changes`` applied (validated)."""
         return dataclasses.replace(self, **changes)
+
+    def training_adversary(self):
+        """The adversary of the adversarial epochs (``adversary``, else the mode's default)."""
+        if self.adversary is not None:
+            return self.adversary
+        if self.mode == "fgsm":
+            return _adv.FGSM(self.eps)
+        return _adv.PGD(self.eps, self.attack_steps, self.attack_step_size)
 
     def epoch_mode(self, epoch: int) -> str:
         """The data the model trains on in ``epoch`` (1-based): ``"standard"``,
@@ -408,35 +416,21 @@ def _augment(x: jnp.ndarray, key, augment: str, padding: int) -> jnp.ndarray:
 def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
     """The jitted update for one mini-batch in ``mode`` (see :class:`TrainConfig`)."""
     eps = cfg.eps
-    pgd_alpha = cfg.attack_step_size if cfg.attack_step_size is not None else 2.5 * eps / cfg.attack_steps
-    fgsm_alpha = cfg.fgsm_step_size if cfg.fgsm_step_size is not None else eps
+    pgd_alpha = cfg.attack_step_size if cfg.attack_step_size is not None else _adv.pgd_step_size(eps, cfg.attack_steps)
+    adversary = cfg.training_adversary() if mode in ("fgsm", "pgd") else None
 
     def step(params, state, opt_state, x, y, key):
         k_aug, k_att = jax.random.split(key)
         x = _augment(x, k_aug, cfg.augment, cfg.crop_padding)
-
-        def ce_loss(xx, yy):  # per-example loss of the current (frozen) network, for the attack
-            return _attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
+        ce_loss = _adv.network_loss(apply_fn, params, state)  # the current (frozen) network, for the attack
 
         x_adv = None
         if mode == "standard" or (eps == 0 and mode != "trades"):  # eps = 0: nothing to attack
             x_in = x
         elif mode == "trades" and eps == 0:
             x_in, x_adv = x, x
-        elif mode == "fgsm":
-            if cfg.fgsm_noise > 0:  # noise-initialised FGSM ("Rethinking" Sec. 6)
-                from ntknb.overfitting import noise_initialized_fgsm
-
-                x_in = noise_initialized_fgsm(ce_loss, x, y, eps, fgsm_alpha, cfg.fgsm_noise, k_att)
-            elif cfg.fgsm_random_start:
-                x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=fgsm_alpha, steps=1, random_start=True, key=k_att)
-            elif fgsm_alpha == eps:
-                x_in = _attacks.fgsm(ce_loss, x, y, eps)
-            else:
-                x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=fgsm_alpha, steps=1)
-        elif mode == "pgd":
-            x_in = _attacks.pgd(ce_loss, x, y, eps, step_size=pgd_alpha, steps=cfg.attack_steps,
-                                random_start=True, key=k_att)
+        elif mode in ("fgsm", "pgd"):
+            x_in = adversary(ce_loss, x, y, k_att)
         elif mode == "trades":
             p_clean = jax.nn.softmax(jax.lax.stop_gradient(apply_fn(params, state, x, False)[0]), -1)
 
@@ -473,17 +467,15 @@ def make_evaluator(apply_fn: Callable, eps: float, steps: int, batch_size: int =
     Robust accuracy is under l∞ PGD of :func:`ntknb.attacks.pgd` on the cross-entropy,
     ``steps`` steps of size 2.5·eps/steps from a uniform random start, radius ``eps``.
     """
-    alpha = 2.5 * eps / steps if eps > 0 else 1.0
+    alpha = _adv.pgd_step_size(eps, steps) if eps > 0 else 1.0
 
     @jax.jit
     def counts(params, state, x, y, key):
-        def ce_loss(xx, yy):
-            return _attacks.cross_entropy(apply_fn(params, state, xx, False)[0], yy)
-
-        clean = jnp.argmax(apply_fn(params, state, x, False)[0], -1) == y
+        ce_loss = _adv.network_loss(apply_fn, params, state)
+        clean = _adv.predicted_class(apply_fn(params, state, x, False)[0]) == y
         if eps > 0:
             xa = _attacks.pgd(ce_loss, x, y, eps, step_size=alpha, steps=steps, random_start=True, key=key)
-            robust = jnp.argmax(apply_fn(params, state, xa, False)[0], -1) == y
+            robust = _adv.predicted_class(apply_fn(params, state, xa, False)[0]) == y
         else:
             robust = clean
         return jnp.sum(clean), jnp.sum(robust)

@@ -1,5 +1,5 @@
-"""Tests for ntknb.overfitting and the training.py additions it relies on
-(batch-shared augmentation, noise-initialised FGSM)."""
+"""Tests for ntknb.chapters.ch06_overfitting (chapter 06) and the training.py features it relies on
+(batch-shared augmentation, adversaries as values)."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
-from ntknb import attacks, models, overfitting, training
+from ntknb import adversaries, attacks, models, training
+from ntknb.chapters import ch06_overfitting as overfitting
 
 
 def _images(n=6, h=5, w=5, c=1, seed=0):
@@ -106,24 +107,31 @@ def test_noise_initialized_fgsm_stays_in_ball_and_range():
     assert float(loss(jnp.asarray(xa), y).mean()) > float(loss(x, y).mean())
 
 
-def test_fgsm_noise_config_and_training_step():
-    with pytest.raises(ValueError, match="fgsm_noise"):
-        training.TrainConfig(mode="fgsm", fgsm_noise=-1.0)
-    with pytest.raises(ValueError, match="fgsm_noise"):
-        training.TrainConfig(mode="fgsm", fgsm_noise=1.0, fgsm_random_start=True)
+def test_adversaries_as_values_tell_the_training_runs_apart():
+    with pytest.raises(ValueError, match="noise_scale"):
+        overfitting.NoiseFGSM(0.1, 0.125, noise_scale=-1.0)
+    with pytest.raises(ValueError, match="adversary"):
+        training.TrainConfig(mode="standard", adversary=adversaries.FGSM(0.1))
+    with pytest.raises(ValueError, match="adversary"):
+        training.TrainConfig(mode="fgsm", adversary="fgsm")
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(16, 8, 8, 1)).astype(np.float32)
     y = rng.integers(0, 2, 16).astype(np.int64)
     m = models.CNN(num_classes=2, width=2, hidden=8)
     p0, s0 = models.init_model(m, x.shape[1:])
     base = dict(mode="fgsm", epochs=1, batch_size=16, learning_rate=0.1, eps=0.1, eval_attack_steps=1)
+    adv = {"fgsm": None, "fgsm_explicit": adversaries.FGSM(0.1), "rs": adversaries.FGSM(0.1, 0.125, random_start=True),
+           "noise": overfitting.NoiseFGSM(0.1, 0.125, 1.0), "noise2": overfitting.NoiseFGSM(0.1, 0.125, 1.0),
+           "pgd": adversaries.PGD(0.1, 2)}
     outs = {}
-    for name, extra in [("fgsm", {}), ("noise", dict(fgsm_noise=1.0)), ("noise2", dict(fgsm_noise=1.0))]:
-        cfg = training.TrainConfig(**base, **extra)
+    for name, a in adv.items():
+        cfg = training.TrainConfig(**base, adversary=a)
         outs[name] = training.fit(training.flax_apply_fn(m), p0, s0, x, y, x, y, cfg, progress=False).params
     flat = {k: np.concatenate([np.ravel(a) for a in jax.tree_util.tree_leaves(v)]) for k, v in outs.items()}
-    assert not np.allclose(flat["fgsm"], flat["noise"])
+    np.testing.assert_array_equal(flat["fgsm"], flat["fgsm_explicit"])  # the mode's default adversary
     np.testing.assert_array_equal(flat["noise"], flat["noise2"])  # seeded
+    for a, b in [("fgsm", "rs"), ("fgsm", "noise"), ("rs", "noise"), ("fgsm", "pgd"), ("rs", "pgd")]:
+        assert not np.allclose(flat[a], flat[b]), (a, b)
 
 
 # ------------------------------------------------------------------- collapse & runs
@@ -159,7 +167,9 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
                                eval_attack_steps=1, eval_batch_size=16)
     probe = (x[:4], labels[:4])
     run = overfitting.run_variant(m, task, cfg, n_monitor=8, probe=probe, probe_attack_steps=1, top_p=2)
-    assert run.fgsm_train_acc.shape == (3,) and np.all((0 <= run.fgsm_train_acc) & (run.fgsm_train_acc <= 1))
+    assert run.fgsm_train_acc.shape == (3,)
+    # accuracies over exactly the 8 monitored images (n_monitor), not the 16 training images
+    assert np.all(np.asarray(run.fgsm_train_acc) * 8 == np.round(np.asarray(run.fgsm_train_acc) * 8))
     assert run.robust_acc.shape == (2,) and isinstance(run.collapse, overfitting.Collapse)
     gap = run.fgsm_train_acc[-1] - run.robust_acc[-1]
     assert run.ended_overfitted(0.0) == (gap >= 0)
@@ -200,7 +210,6 @@ def test_search_run_records_the_setting_and_its_curves_reproducibly():
     rec = overfitting.search_run(dict(SETTING), dataset=ds)
     assert {k: rec[k] for k in SETTING} == SETTING
     assert len(rec["robust_acc"]) == len(rec["clean_acc"]) == 2 and len(rec["fgsm_train_acc"]) == 3
-    assert all(0 <= v <= 1 for v in rec["robust_acc"] + rec["clean_acc"] + rec["fgsm_train_acc"])
     assert overfitting.search_run(dict(SETTING), dataset=ds) == rec  # same setting, same numbers on CPU
     row, = overfitting.search_table([rec], fraction=0.3, min_peak=0.2)
     assert row[1:4] == ["fgsm", 0, 2] and row[4] == max(rec["robust_acc"])
@@ -265,3 +274,81 @@ def test_recorded_search_file_is_valid():
     path = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "06_settings_search.jsonl"
     rows = overfitting.search_table(overfitting.load_search_records(path))
     assert len(rows) >= 10
+
+
+# ------------------------------------------------------------------ the chapter's functions
+
+
+def _defaults():
+    from ntknb import runner
+    from pathlib import Path
+
+    nb = runner.load_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "06_catastrophic_overfitting.py")
+    return {n: p.default for n, p in runner.notebook_parameters(nb).items()}
+
+
+def test_params_defaults_and_rules():
+    p = overfitting.Params.from_values(_defaults())
+    assert p.seeds == [p.seed + i for i in range(p.n_seeds)]
+    assert p.track_epochs[0] == 0 and p.track_epochs[-1] == p.epochs
+    for change, name in [(dict(eps=3), "eps"), (dict(clean_epochs=p.epochs - 1), "clean_epochs"),
+                         (dict(n_monitor=p.n_train + 1), "n_monitor"), (dict(augment="crop_shared"), "augment"),
+                         (dict(lr_decay_epochs=[p.epochs]), r"lr_decay_epochs\[0\]")]:
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            p.replace(**change)
+
+
+def test_variant_configs_pick_their_adversary():
+    p = overfitting.Params.from_values(_defaults())
+    cfg = {v: overfitting.variant_config(p, v, 7) for v in overfitting.LABEL}
+    assert cfg["fgsm"].training_adversary() == adversaries.FGSM(p.eps)
+    assert cfg["fgsm_rs"].adversary == adversaries.FGSM(p.eps, p.fgsm_step * p.eps, random_start=True)
+    assert cfg["noise"].adversary == overfitting.NoiseFGSM(p.eps, p.fgsm_step * p.eps, p.noise_scale)
+    assert cfg["pgd"].training_adversary() == adversaries.PGD(p.eps, p.attack_steps)
+    assert cfg["pgd_shared"].augment == p.shared_augment and cfg["pgd"].augment == p.augment
+    assert cfg["standard"].clean_epochs == 0 and cfg["fgsm"].clean_epochs == p.clean_epochs
+    assert {c.seed for c in cfg.values()} == {7}
+    with pytest.raises(ValueError, match="variant"):
+        overfitting.variant_config(p, "trades", 0)
+
+
+def test_verdicts_follow_the_numbers():
+    assert "does not single out" in overfitting.gap_verdict(2, 2)
+    assert "does separate" in overfitting.gap_verdict(2, 1)
+    assert "reliably." in overfitting.collapse_verdict(3, 3)
+    assert "not reliably" in overfitting.collapse_verdict(1, 3)
+    assert "does NOT reproduce" in overfitting.collapse_verdict(0, 3)
+    assert "most specialised" in overfitting.ks_verdict(dict(standard=0.1, fgsm=0.2, pgd=0.3))
+    assert "NOT the most" in overfitting.ks_verdict(dict(standard=0.1, fgsm=0.3, pgd=0.2))
+    kd = {("pgd_shared", "adv"): [0.5, 0.1], ("pgd", "adv"): [0.5, 0.2]}
+    assert "is closer" in overfitting.kd_verdict(kd)
+    kd[("pgd", "adv")] = [0.5, 0.1]
+    assert "NOT closer" in overfitting.kd_verdict(kd)
+    stats = dict(fgsm=dict(final=0.1, n_collapsed=2), fgsm_rs=dict(final=0.5, n_collapsed=0),
+                 noise=dict(final=0.3, n_collapsed=0))
+    assert overfitting.noise_verdict(2, stats).startswith("The anisotropic noise collapses in fewer seeds")
+    assert overfitting.noise_verdict(2, stats).endswith("(FGSM-RS) ends more robust than the anisotropic noise.")
+    assert overfitting.noise_verdict(0, stats).startswith("FGSM-AT did not collapse here")
+    stats["noise"] = dict(final=0.05, n_collapsed=2)
+    assert "does NOT fix" in overfitting.noise_verdict(2, stats)
+
+
+def test_collapse_texts_and_rows():
+    from types import SimpleNamespace
+
+    def run(robust, fgsm_train):
+        r = SimpleNamespace(robust_acc=np.asarray(robust), clean_acc=np.asarray([0.9] * len(robust)),
+                            fgsm_train_acc=np.asarray(fgsm_train))
+        r.collapse = overfitting.detect_collapse(robust, 0.3, 0.15)
+        return r
+
+    collapsed, steady = run([0.3, 0.5, 0.05, 0.4], [0, 0.5, 0.6, 0.9, 0.8]), run([0.3, 0.5, 0.5, 0.5], [0] * 5)
+    text = overfitting.at_collapse_text([collapsed, steady])
+    assert text.startswith("At the collapsed epochs the PGD robust test accuracy was 0.050 while the FGSM accuracy "
+                           "on training images was 0.900; 1 of the 1 collapsed runs recovered")
+    assert overfitting.at_collapse_text([steady]).startswith("No seed collapsed")
+    rows = overfitting.collapse_rows({("fgsm", 0): collapsed, ("noise", 1): steady})
+    assert rows[0][0] == "FGSM-AT" and rows[0][7] == 0.9 and rows[0][8] == "epoch 3 (recovered)"
+    assert rows[1][:2] == ["noise-FGSM (ours)", 1] and rows[1][8] == "no"
+    assert overfitting.shared_verdict(collapsed).startswith("It **collapses**")
+    assert overfitting.shared_verdict(steady).startswith("It does **not** collapse")

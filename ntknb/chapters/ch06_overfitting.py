@@ -1,0 +1,893 @@
+"""Chapter 06: catastrophic overfitting in single-step adversarial training, seen through the kernel.
+
+``li2023rethinking`` Sec. 6 (Figs. 8-10): a network trained with FGSM-AT
+(``goodfellow2015explaining``) can suddenly lose its robustness to multi-step attacks while its
+accuracy on its own FGSM training examples stays high ("catastrophic overfitting",
+``wong2020fast``, ``andriushchenko2020understanding``). The paper attributes it to *isotropic
+shortcut features* in the one-step adversarial examples, plants such a shortcut on purpose with
+batch-shared augmentation (``augment="crop_shared"`` of :class:`ntknb.training.TrainConfig`) and
+removes it by adding *anisotropic noise to every sample* before the FGSM step (this module's
+:class:`NoiseFGSM` adversary, :func:`anisotropic_noise` / :func:`noise_initialized_fgsm`).
+
+This module is the chapter's code; the notebook ``notebooks/06_catastrophic_overfitting.py``
+only calls it:
+
+* :class:`Params` — the chapter's parameter schema (the rules for the notebook's
+  ``parameters`` cell, checked by ``ntknb run`` before anything runs);
+* :func:`anisotropic_noise`, :func:`noise_initialized_fgsm`, :class:`NoiseFGSM` — the noise
+  initialisation and its adversary;
+* :class:`AttackAccuracyMonitor` — a :func:`ntknb.training.fit` callback measuring the
+  accuracy on FGSM examples of a fixed training subset after every epoch;
+* :func:`detect_collapse` — the collapse criterion;
+* :func:`run_variant` / :func:`run_seeds` — training runs (via
+  :func:`ntknb.ntk_dynamics.train_and_track` or :func:`ntknb.training.train_model`);
+  :func:`variant_config`, :func:`prepare_data`, :func:`run_all` — the chapter's runs;
+* :func:`ae_specialization_matrix`, :func:`distance_to_reference` — kernel comparisons
+  built on :mod:`ntknb.ntk_dynamics` and :mod:`ntknb.metrics`;
+* the tables, summaries and verdict sentences the page glues (``*_rows``, ``*_verdict``);
+* :func:`search_run`, :func:`append_search_records`, :func:`search_table`,
+  :func:`search_summary` — the recorded search for a setting that collapses
+  (``scripts/co_search.py`` runs it; the chapter tabulates it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional, Sequence
+
+import ntknb  # noqa: F401  (compat shim before neural_tangents)
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ntknb import adversaries, attacks, metrics, training
+from ntknb import ntk_dynamics as nd
+from ntknb import schema
+
+__all__ = [
+    "Params",
+    "anisotropic_noise",
+    "noise_initialized_fgsm",
+    "NoiseFGSM",
+    "AttackAccuracyMonitor",
+    "Collapse",
+    "detect_collapse",
+    "VariantRun",
+    "run_variant",
+    "run_seeds",
+    "ae_specialization_matrix",
+    "distance_to_reference",
+    "SEARCH_SETTINGS",
+    "check_search_setting",
+    "search_run",
+    "load_search_records",
+    "append_search_records",
+    "search_table",
+    "search_summary",
+]
+
+
+def anisotropic_noise(key, shape: Sequence[int], eps: float, scale: float = 1.0) -> jnp.ndarray:
+    """Per-sample anisotropic Gaussian noise in the l∞ ball of radius ``eps``.
+
+    ``li2023rethinking`` Sec. 6 proposes to "add some anisotropy noise into every sample inside
+    each mini-batch" without giving its distribution; this is our reading of it.  Each
+    sample i gets its own random diagonal covariance:
+
+        δ_i = clip(σ_i ⊙ ξ_i, −eps, eps),   σ_i = scale · eps · u_i,
+        u_i ~ U(0, 1)^d,   ξ_i ~ N(0, I_d)   (independent over i and coordinates),
+
+    so the noise differs in scale from coordinate to coordinate and from sample to
+    sample — unlike the uniform random start of FGSM-RS (``wong2020fast``), which draws
+    every coordinate of every sample from the same U(−eps, eps).
+
+    Args:
+      key: ``jax.random`` key.
+      shape: ``(n, ...)``; the first axis indexes samples.
+      eps: l∞ radius (``>= 0``).
+      scale: standard deviations are at most ``scale · eps`` (``> 0``).
+
+    Returns:
+      float32 array of ``shape`` with entries in ``[−eps, eps]``.
+    """
+    shape = tuple(int(s) for s in shape)
+    if len(shape) < 1 or any(s < 0 for s in shape):
+        raise ValueError(f"shape must be (n, ...) with non-negative sizes; got {shape!r}")
+    if isinstance(eps, (int, float)) and not eps >= 0:
+        raise ValueError(f"eps must be >= 0; got {eps!r}")
+    if isinstance(scale, (int, float)) and not scale > 0:
+        raise ValueError(f"scale must be > 0; got {scale!r}")
+    k_scale, k_dir = jax.random.split(key)
+    sigma = scale * eps * jax.random.uniform(k_scale, shape, jnp.float32)
+    return jnp.clip(sigma * jax.random.normal(k_dir, shape, jnp.float32), -eps, eps)
+
+
+def noise_initialized_fgsm(loss_fn: Callable, x, y, eps, step_size, noise_scale, key,
+                           clip=(0.0, 1.0)) -> jnp.ndarray:
+    """FGSM from ``x + δ`` with δ = :func:`anisotropic_noise` (``li2023rethinking`` Sec. 6):
+
+        x~ = Proj_{B∞(x, eps) ∩ [0,1]}( x + δ + α · sign ∇_x L(x + δ, y) ),
+
+    i.e. one step of :func:`ntknb.attacks.pgd` started at δ instead of at 0 or at a
+    uniform random point (FGSM-RS).  Traceable (used inside the jitted training step).
+
+    Args:
+      loss_fn: per-example loss ``(x, y) -> (n,)``.
+      x: (n, ...) inputs in ``clip``; y: labels.
+      eps: l∞ radius; step_size: α; noise_scale: ``scale`` of :func:`anisotropic_noise`.
+      key: ``jax.random`` key of the noise.
+    """
+    x = jnp.asarray(x)
+    delta0 = anisotropic_noise(key, x.shape, eps, noise_scale).astype(x.dtype)
+    eps = jnp.asarray(eps, x.dtype)
+    step_size = jnp.asarray(step_size, x.dtype)
+    return attacks._pgd_impl(loss_fn, x, y, eps, step_size, delta0, 1, clip)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoiseFGSM:
+    """The noise-initialised FGSM as an adversary of :func:`ntknb.training.fit`
+    (``TrainConfig(mode="fgsm", adversary=NoiseFGSM(eps, step_size, noise_scale))``):
+    :func:`noise_initialized_fgsm` with radius ``eps``, step ``step_size`` and noise scale
+    ``noise_scale``."""
+
+    eps: float
+    step_size: float
+    noise_scale: float = 1.0
+
+    def __post_init__(self):
+        if not self.eps >= 0:
+            raise ValueError(f"eps must be >= 0; got {self.eps!r}")
+        if not self.step_size > 0:
+            raise ValueError(f"step_size must be > 0; got {self.step_size!r}")
+        if not self.noise_scale > 0:
+            raise ValueError(f"noise_scale must be > 0; got {self.noise_scale!r}")
+
+    def __call__(self, loss_fn, x, y, key):
+        return noise_initialized_fgsm(loss_fn, x, y, self.eps, self.step_size, self.noise_scale, key)
+
+
+class AttackAccuracyMonitor:
+    """:func:`ntknb.training.fit` callback: accuracy on single-step adversarial examples
+    of a fixed set (e.g. training images) after every epoch, epoch 0 included.
+
+    The attack is FGSM from x with step ``step_size`` (default ``eps``), projected on the
+    ε-ball — the attack FGSM-AT trains on.  ``accuracies[i]`` belongs to ``epochs[i]``.
+    """
+
+    def __init__(self, apply_fn: Callable, x, labels, eps: float, step_size: Optional[float] = None,
+                 batch_size: int = 500):
+        self.x = jnp.asarray(x, jnp.float32)
+        self.labels = jnp.asarray(np.asarray(labels))
+        self.batch_size = int(batch_size)
+        alpha = float(eps if step_size is None else step_size)
+
+        @jax.jit
+        def correct(params, state, xb, yb):
+            ce = adversaries.network_loss(apply_fn, params, state)
+            xa = attacks._pgd_impl(ce, xb, yb, jnp.asarray(eps, xb.dtype), jnp.asarray(alpha, xb.dtype),
+                                   jnp.zeros_like(xb), 1, (0.0, 1.0))
+            return jnp.sum(adversaries.predicted_class(apply_fn(params, state, xa, False)[0]) == yb)
+
+        self._correct = correct
+        self.epochs: list[int] = []
+        self.accuracies: list[float] = []
+
+    def __call__(self, epoch: int, params: Any, state: dict) -> None:
+        n = self.x.shape[0]
+        c = sum(int(self._correct(params, state, self.x[s:s + self.batch_size], self.labels[s:s + self.batch_size]))
+                for s in range(0, n, self.batch_size))
+        self.epochs.append(int(epoch))
+        self.accuracies.append(c / n)
+
+
+@dataclasses.dataclass(frozen=True)
+class Collapse:
+    """Result of :func:`detect_collapse` on a robust-accuracy curve (epochs 1..T).
+
+    Attributes:
+      collapsed: whether the curve collapsed.
+      epoch: first collapsed epoch (1-based; 0 if none).
+      peak: the running peak before ``epoch`` (the overall maximum if no collapse);
+        peak_epoch: its epoch.
+      low: lowest robust accuracy after ``peak_epoch`` (``peak`` if it is the last epoch).
+      final: robust accuracy at the last epoch.
+      recovered: collapsed, and the final accuracy is back to at least ``fraction · peak``.
+    """
+
+    collapsed: bool
+    epoch: int
+    peak: float
+    peak_epoch: int
+    low: float
+    final: float
+    recovered: bool
+
+
+def detect_collapse(robust_acc: Sequence[float], fraction: float = 0.3, min_peak: float = 0.2) -> Collapse:
+    """Catastrophic-overfitting criterion on per-epoch PGD robust test accuracy.
+
+    Epoch t *collapses* if its robust accuracy falls below ``fraction`` times the best
+    accuracy of the earlier epochs, p_t = max_{s<t} r_s, and p_t ≥ ``min_peak`` (a run that
+    never became robust cannot collapse).  The first such epoch is reported.
+
+    Args:
+      robust_acc: (T,) robust accuracy after epochs 1..T.
+      fraction: in (0, 1).
+      min_peak: in [0, 1].
+    """
+    r = np.asarray(robust_acc, dtype=np.float64)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"robust_acc must be a non-empty 1-d sequence; got shape {r.shape}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1); got {fraction!r}")
+    if not 0 <= min_peak <= 1:
+        raise ValueError(f"min_peak must be in [0, 1]; got {min_peak!r}")
+    prev_max = np.maximum.accumulate(r)[:-1]  # p_t for t = 2..T
+    hits = np.flatnonzero((r[1:] < fraction * prev_max) & (prev_max >= min_peak))
+    if hits.size:
+        t = int(hits[0]) + 1  # 0-based index of the collapsed epoch
+        i = int(np.argmax(r[:t]))
+    else:
+        t, i = 0, int(np.argmax(r))
+    after = r[i + 1:]
+    collapsed = bool(hits.size)
+    return Collapse(
+        collapsed=collapsed,
+        epoch=t + 1 if collapsed else 0,
+        peak=float(r[i]),
+        peak_epoch=i + 1,
+        low=float(after.min()) if after.size else float(r[i]),
+        final=float(r[-1]),
+        recovered=bool(collapsed and r[-1] >= fraction * r[i]),
+    )
+
+
+@dataclasses.dataclass
+class VariantRun:
+    """One training run of the chapter.
+
+    Attributes:
+      result: the :class:`ntknb.training.TrainResult` (per-epoch clean / robust test accuracy).
+      fgsm_train_acc: (T+1,) FGSM accuracy on the monitored training images, epochs 0..T.
+      collapse: :func:`detect_collapse` of the robust test accuracy.
+      trajectory: the :class:`ntknb.ntk_dynamics.KernelTrajectory` (``None`` if not tracked).
+    """
+
+    result: Any
+    fgsm_train_acc: np.ndarray
+    collapse: Collapse
+    trajectory: Optional[Any] = None
+
+    @property
+    def robust_acc(self) -> np.ndarray:
+        return self.result.column("robust_acc")
+
+    @property
+    def clean_acc(self) -> np.ndarray:
+        return self.result.column("clean_acc")
+
+    def ended_overfitted(self, gap: float) -> bool:
+        """End-state criterion: the final FGSM accuracy on the monitored training images exceeds
+        the final PGD test accuracy by at least ``gap`` (in [0, 1])."""
+        if not 0 <= gap <= 1:
+            raise ValueError(f"gap must be in [0, 1]; got {gap!r}")
+        return bool(self.fgsm_train_acc[-1] - self.robust_acc[-1] >= gap)
+
+
+def run_variant(model, task, config: "training.TrainConfig", n_monitor: int = 500, probe=None,
+                track_epochs: Optional[Sequence[int]] = None, probe_attack_steps: Optional[int] = None,
+                top_p: int = 20, collapse_fraction: float = 0.3, collapse_min_peak: float = 0.2,
+                init_seed: Optional[int] = None, monitor_step: Optional[float] = None, progress: bool = False,
+                description: str = "") -> VariantRun:
+    """Train ``model`` on ``task`` (an :class:`ntknb.data.Task`) with ``config``, monitoring
+    the FGSM accuracy on the first ``n_monitor`` training images (step ``monitor_step``,
+    default eps) and, if ``probe=(x_probe, labels_probe)``, the C-NTK / AE-NTK with
+    :func:`ntknb.ntk_dynamics.train_and_track` at ``track_epochs``.
+    ``init_seed`` defaults to ``config.seed``."""
+    init_seed = config.seed if init_seed is None else init_seed
+    n_monitor = min(int(n_monitor), task.x_train.shape[0])
+    monitor = AttackAccuracyMonitor(training.flax_apply_fn(model), task.x_train[:n_monitor],
+                                    task.labels_train[:n_monitor], config.eps, monitor_step)
+    trajectory = None
+    if probe is None:
+        result = training.train_model(model, task.x_train, task.labels_train, task.x_test, task.labels_test, config,
+                                      init_seed=init_seed, callbacks=[monitor], progress=progress,
+                                      description=description)
+    else:
+        x_probe, labels_probe = probe
+        tracker = nd.KernelTracker(training.flax_apply_fn(model), x_probe, labels_probe, eps=config.eps,
+                                   attack_steps=probe_attack_steps or config.eval_attack_steps,
+                                   epochs=track_epochs, top_p=min(top_p, len(labels_probe)), seed=config.seed)
+        result = training.train_model(model, task.x_train, task.labels_train, task.x_test, task.labels_test, config,
+                                      init_seed=init_seed, callbacks=[monitor, tracker], progress=progress,
+                                      description=description)
+        trajectory = tracker.trajectory()
+    collapse = detect_collapse(result.column("robust_acc"), collapse_fraction, collapse_min_peak)
+    return VariantRun(result=result, fgsm_train_acc=np.asarray(monitor.accuracies), collapse=collapse,
+                      trajectory=trajectory)
+
+
+def run_seeds(model_fn: Callable[[], Any], task_fn: Callable[[int], Any], config: "training.TrainConfig",
+              seeds: Sequence[int], **kwargs) -> list:
+    """:func:`run_variant` for each seed: ``task_fn(seed)`` gives the data subsample,
+    ``config.replace(seed=seed)`` the data order / attack starts and the initialisation."""
+    return [run_variant(model_fn(), task_fn(s), config.replace(seed=int(s)), **kwargs) for s in seeds]
+
+
+def ae_specialization_matrix(result, x_probe, labels_probe, eps: float, attack_steps: int = 10,
+                             seed: int = 0) -> np.ndarray:
+    """Kernel specialization matrix M_ks of the final network's AE-NTK under clean labels
+    (``li2023rethinking`` Fig. 8): the per-logit empirical NTK (:class:`ntknb.ntk_dynamics.KernelTracker`)
+    on the network's own PGD examples of the probe images (``attack_steps`` steps, step
+    2.5·eps/steps, random start), then :func:`ntknb.metrics.specialization_matrix` with the
+    probe's clean labels.  Returns (k, k): row = logit, column = class."""
+    tracker = nd.KernelTracker(result.apply_fn, x_probe, labels_probe, eps=eps, attack_steps=attack_steps,
+                               top_p=1, seed=seed)
+    x_adv, _, _ = tracker._attack(result.params, result.state, tracker.x, jnp.asarray(tracker.labels),
+                                  jax.random.PRNGKey(seed))
+    blocks = tracker.per_logit_kernel(result.params, result.state, x_adv)
+    return metrics.specialization_matrix(blocks, tracker.labels)
+
+
+def distance_to_reference(trajectory, reference, kind: str = "adv") -> np.ndarray:
+    """Kernel distance KD(Θ_t, Θ_t^ref) (:func:`ntknb.metrics.kernel_distance`) between two
+    :class:`ntknb.ntk_dynamics.KernelTrajectory` at each epoch both tracked (``li2023rethinking``
+    Fig. 9b-c: the reference is the FGSM-AT model).  Returns ``(epochs, distances)``."""
+    common = np.intersect1d(trajectory.epochs, reference.epochs)
+    if common.size == 0:
+        raise ValueError("the two trajectories share no tracked epoch")
+    d = np.array([metrics.kernel_distance(trajectory.kernel(e, kind), reference.kernel(e, kind)) for e in common])
+    return common, d
+
+
+# --------------------------------------------------------------------------- settings search
+
+#: The settings of one recorded search run (:func:`search_run`); ``stage_sizes`` only for the ResNet,
+#: ``hidden`` only for the CNN.
+SEARCH_SETTINGS = ("dataset", "model", "width", "n_train", "n_test", "n_monitor", "batch_size", "learning_rate",
+                   "momentum", "weight_decay", "eps", "attack_steps", "eval_attack_steps", "clean_epochs", "epochs",
+                   "mode", "seed")
+SEARCH_CURVES = ("robust_acc", "clean_acc", "fgsm_train_acc")
+
+
+def check_search_setting(setting) -> dict:
+    if not isinstance(setting, dict):
+        raise ValueError(f"setting must be a dict of {SEARCH_SETTINGS}; got {type(setting).__name__}")
+    extra = {"cnn": "hidden", "resnet": "stage_sizes"}.get(setting.get("model"))
+    if extra is None:
+        raise ValueError(f"setting['model'] must be 'cnn' or 'resnet'; got {setting.get('model')!r}")
+    missing = [k for k in SEARCH_SETTINGS + (extra,) if k not in setting]
+    if missing:
+        raise ValueError(f"setting lacks {missing}; a search setting has {SEARCH_SETTINGS + (extra,)}")
+    if setting["mode"] not in ("standard", "fgsm", "pgd"):
+        raise ValueError(f"setting['mode'] must be 'standard', 'fgsm' or 'pgd'; got {setting['mode']!r}")
+    return {k: setting[k] for k in SEARCH_SETTINGS + (extra,)}
+
+
+def search_run(setting: dict, dataset=None, progress: bool = False) -> dict:
+    """Train one setting of the catastrophic-overfitting search and record its curves.
+
+    ``setting`` holds :data:`SEARCH_SETTINGS` plus ``hidden`` (CNN) or ``stage_sizes``
+    (ResNet); the run is :func:`run_variant` of that model on ``data.make_task(dataset,
+    n_train, n_test, seed)`` with ``TrainConfig(mode, epochs, ...)``, no augmentation,
+    PGD-AT step ``2.5 eps / attack_steps``, FGSM step ``eps`` from ``x``.
+
+    Args:
+      setting: the settings (checked before any work).
+      dataset: an already loaded :class:`ntknb.data.Dataset` (default: load ``setting["dataset"]``).
+
+    Returns:
+      the setting plus the per-epoch curves ``robust_acc`` (T,), ``clean_acc`` (T,) and
+      ``fgsm_train_acc`` (T+1,), rounded to 4 decimals (a JSON-ready record).
+    """
+    from ntknb import data, models
+
+    s = check_search_setting(setting)
+    ds = dataset if dataset is not None else data.load_dataset(s["dataset"])
+    task = data.make_task(ds, n_train=s["n_train"], n_test=s["n_test"], seed=s["seed"])
+    kwargs = ({"hidden": s["hidden"]} if s["model"] == "cnn" else {"stage_sizes": tuple(s["stage_sizes"])})
+    model = models.make_model(s["model"], ds.n_classes, width=s["width"], **kwargs)
+    config = training.TrainConfig(
+        mode=s["mode"], epochs=s["epochs"], batch_size=s["batch_size"], learning_rate=s["learning_rate"],
+        momentum=s["momentum"], weight_decay=s["weight_decay"], eps=s["eps"], attack_steps=s["attack_steps"],
+        eval_attack_steps=s["eval_attack_steps"], eval_batch_size=s["n_test"], clean_epochs=s["clean_epochs"],
+        seed=s["seed"])
+    run = run_variant(model, task, config, n_monitor=s["n_monitor"], progress=progress)
+    curves = (run.robust_acc, run.clean_acc, run.fgsm_train_acc)
+    return {**s, **{k: [round(float(v), 4) for v in c] for k, c in zip(SEARCH_CURVES, curves)}}
+
+
+def load_search_records(path) -> list:
+    """The records of a search file (JSON lines, one :func:`search_run` record each)."""
+    import json
+
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def append_search_records(path, records: Sequence[dict]) -> None:
+    """Append ``records`` to the JSON-lines file ``path`` atomically (the old file is replaced
+    only once the new one is complete)."""
+    import json
+    import os
+    import tempfile
+
+    for rec in records:
+        check_search_setting(rec)
+    path = os.fspath(path)
+    old = open(path).read() if os.path.exists(path) else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".search.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(old + "".join(json.dumps(rec) + "\n" for rec in records))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def search_table(records: Sequence[dict], fraction: float = 0.3, min_peak: float = 0.2,
+                 stuck_below: float = 0.15) -> list:
+    """One summary row per recorded run of :func:`search_run`.
+
+    Row: ``[setting, mode, seed, epochs, peak robust, final robust, final clean, final FGSM
+    train acc., outcome]``; the outcome is "stuck at chance" if the final clean accuracy is at
+    most ``stuck_below``, else the :func:`detect_collapse` verdict (``fraction``, ``min_peak``).
+    """
+    if not 0 < stuck_below < 1:
+        raise ValueError(f"stuck_below must be in (0, 1); got {stuck_below!r}")
+    rows = []
+    for rec in records:
+        s = check_search_setting(rec)
+        missing = [k for k in SEARCH_CURVES if k not in rec]
+        if missing:
+            raise ValueError(f"record lacks the curves {missing}")
+        robust, clean, fgsm_train = (np.asarray(rec[k], float) for k in SEARCH_CURVES)
+        if not (robust.size == clean.size == s["epochs"] and fgsm_train.size == s["epochs"] + 1):
+            raise ValueError(f"record curves must have epochs={s['epochs']} entries (fgsm_train_acc one more); got "
+                             f"{robust.size}, {clean.size}, {fgsm_train.size}")
+        net = (f"CNN w{s['width']}/h{s['hidden']}" if s["model"] == "cnn"
+               else f"ResNet{tuple(s['stage_sizes'])} w{s['width']}")
+        setting = (f"{net}, ε {s['eps']:g}, lr {s['learning_rate']:g}, batch {s['batch_size']}, {s['n_train']} images"
+                   + (f", {s['clean_epochs']} clean epoch(s) first" if s["clean_epochs"] else ""))
+        c = detect_collapse(robust, fraction, min_peak)
+        if clean[-1] <= stuck_below:
+            outcome = "stuck at chance"
+        elif c.collapsed:
+            outcome = f"collapsed at epoch {c.epoch}" + (" (recovered)" if c.recovered else "")
+        else:
+            outcome = "no collapse"
+        rows.append([setting, s["mode"], s["seed"], s["epochs"], float(robust.max()), float(robust[-1]),
+                     float(clean[-1]), float(fgsm_train[-1]), outcome])
+    return rows
+
+
+def search_summary(records: Sequence[dict], rows: Sequence[list], min_seeds: int = 3) -> dict:
+    """What a recorded search shows, from its records and their :func:`search_table` rows.
+
+    Returns a dict with ``common`` (the settings shared by every record, e.g. ``n_test``),
+    ``n_runs``, ``n_fgsm`` (FGSM-AT runs), ``n_collapsed`` / ``n_transient`` (FGSM-AT runs
+    that collapsed / of those, recovered by the last epoch), ``n_stuck`` (runs stuck at
+    chance) and ``reliable``: the FGSM-AT settings run with at least ``min_seeds`` seeds that
+    collapsed in every one of them.
+    """
+    if len(records) != len(rows):
+        raise ValueError(f"records and rows must have the same length; got {len(records)} and {len(rows)}")
+    if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
+        raise ValueError(f"min_seeds must be an integer >= 1; got {min_seeds!r}")
+    keys = [k for k in SEARCH_SETTINGS if k not in ("mode", "seed")]
+    common = {k: records[0][k] for k in keys if records and all(r[k] == records[0][k] for r in records)}
+    fgsm = [r for r in rows if r[1] == "fgsm"]
+    collapsed = [r for r in fgsm if r[-1].startswith("collapsed")]
+    by_setting: dict = {}
+    for r in fgsm:
+        by_setting.setdefault(r[0], []).append(r[-1].startswith("collapsed"))
+    return dict(common=common, n_runs=len(rows), n_fgsm=len(fgsm), n_collapsed=len(collapsed),
+                n_transient=sum("recovered" in r[-1] for r in collapsed),
+                n_stuck=sum(r[-1] == "stuck at chance" for r in rows),
+                reliable=[k for k, v in by_setting.items() if len(v) >= min_seeds and all(v)])
+
+
+# ----------------------------------------------------------------------------- the chapter
+
+@dataclasses.dataclass(frozen=True)
+class Params(schema.Params):
+    """The rules for the parameters of ``notebooks/06_catastrophic_overfitting.py`` (the
+    defaults live in its ``parameters`` cell; field order = cell order)."""
+
+    seed: int = schema.param(schema.Int(min=0))
+    n_seeds: int = schema.param(schema.Int(min=1, max=20))
+    dataset: str = schema.param(schema.Choice(["cifar10", "mnist"]))
+    model_name: str = schema.param(schema.Choice(["cnn", "resnet"]))
+    width: int = schema.param(schema.Int(min=1))
+    hidden: int = schema.param(schema.Int(min=1))
+    resnet_stages: list = schema.param(schema.List(schema.Int(min=1), min_length=1, max_length=6))
+    n_train: int = schema.param(schema.Int(min=20))
+    n_test: int = schema.param(schema.Int(min=10))
+    n_monitor: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
+    kernel_every: int = schema.param(schema.Int(min=1))
+    probe_per_class: int = schema.param(schema.Int(min=1, max=100))
+    epochs: int = schema.param(schema.Int(min=3))
+    clean_epochs: int = schema.param(schema.Int(min=0, max=schema.Ref("epochs", -2)))
+    learning_rate: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
+    lr_decay_epochs: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("epochs", -1)), max_length=4,
+                                                     increasing=True))
+    lr_decay_factor: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
+    momentum: float = schema.param(schema.Float(min=0.0, max=1.0, max_inclusive=False))
+    weight_decay: float = schema.param(schema.Float(min=0.0))
+    batch_size: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
+    eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
+    fgsm_step: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
+    noise_scale: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
+    attack_steps: int = schema.param(schema.Int(min=1))
+    eval_attack_steps: int = schema.param(schema.Int(min=1))
+    augment: str = schema.param(schema.Choice(["none", "crop", "crop_flip"]))
+    shared_augment: str = schema.param(schema.Choice(["crop_shared", "crop_flip_shared"]))
+    crop_padding: int = schema.param(schema.Int(min=1))
+    collapse_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False,
+                                                         max_inclusive=False))
+    collapse_min_peak: float = schema.param(schema.Float(min=0.0, max=1.0))
+    co_gap: float = schema.param(schema.Float(min=0.0, max=1.0))
+    stuck_below: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
+
+    @property
+    def seeds(self) -> list:
+        """The seeds of the repeated runs: ``seed .. seed + n_seeds - 1``."""
+        return [self.seed + i for i in range(self.n_seeds)]
+
+    @property
+    def track_epochs(self) -> list:
+        """The epochs at which the kernel is computed: every ``kernel_every``-th and the last."""
+        return sorted(set(range(0, self.epochs + 1, self.kernel_every)) | {self.epochs})
+
+
+#: The training variants, as the page names them.
+LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS", "noise": "noise-FGSM (ours)",
+         "pgd": "PGD-AT", "pgd_shared": "PGD-AT, batch-shared aug."}
+#: Variants repeated over every seed / run on the first seed only.
+SEEDED_VARIANTS = ("fgsm", "fgsm_rs", "noise")
+FIRST_SEED_VARIANTS = ("standard", "pgd", "pgd_shared")
+
+
+def setting_text(p: Params) -> str:
+    """The one-line description of the page's setting (glued as ``setting_md``)."""
+    return (f"{p.dataset}, {p.n_train} training images, "
+            + (f"the CNN (width {p.width}, hidden {p.hidden})" if p.model_name == "cnn"
+               else f"the BatchNorm ResNet {tuple(p.resnet_stages)} (width {p.width})")
+            + f", ε = {p.eps:.4g}, learning rate {p.learning_rate:g}, batch {p.batch_size}, {p.epochs} epochs of which "
+              f"{p.clean_epochs} clean")
+
+
+def make_model(p: Params):
+    """The chapter's network: the CNN of chapter 04 or a BatchNorm ResNet (10 classes)."""
+    from ntknb import models
+
+    if p.model_name == "cnn":
+        return models.CNN(num_classes=10, width=p.width, hidden=p.hidden)
+    return models.ResNet(num_classes=10, width=p.width, stage_sizes=tuple(p.resnet_stages))
+
+
+def _variant_step(p: Params, variant: str) -> Optional[float]:
+    """The FGSM step of the randomly started variants (``fgsm_step`` · eps); ``None`` = eps."""
+    return (p.fgsm_step * p.eps) if variant in ("fgsm_rs", "noise") else None
+
+
+def variant_config(p: Params, variant: str, s: int) -> "training.TrainConfig":
+    """The :class:`ntknb.training.TrainConfig` of ``variant`` (a key of :data:`LABEL`) for seed ``s``:
+    FGSM-AT from x, FGSM-RS (:class:`ntknb.adversaries.FGSM` with a random start), noise-FGSM
+    (:class:`NoiseFGSM`), PGD-AT and PGD-AT with batch-shared augmentation; every adversarial run
+    starts with ``clean_epochs`` clean epochs."""
+    if variant not in LABEL:
+        raise ValueError(f"variant must be one of {list(LABEL)}; got {variant!r}")
+    mode = {"fgsm_rs": "fgsm", "noise": "fgsm", "pgd_shared": "pgd"}.get(variant, variant)
+    step = _variant_step(p, variant)
+    adversary = {"fgsm_rs": lambda: adversaries.FGSM(p.eps, step, random_start=True),
+                 "noise": lambda: NoiseFGSM(p.eps, step, p.noise_scale)}.get(variant, lambda: None)()
+    return training.TrainConfig(
+        mode=mode, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, momentum=p.momentum,
+        weight_decay=p.weight_decay, lr_decay_epochs=tuple(p.lr_decay_epochs), lr_decay_factor=p.lr_decay_factor,
+        eps=p.eps, attack_steps=p.attack_steps, eval_attack_steps=p.eval_attack_steps, eval_batch_size=p.n_test,
+        adversary=adversary, clean_epochs=0 if variant == "standard" else p.clean_epochs,
+        augment=p.shared_augment if variant == "pgd_shared" else p.augment, crop_padding=p.crop_padding, seed=s,
+    )
+
+
+@dataclasses.dataclass
+class ChapterData:
+    """The data of the chapter's runs: one class-balanced subsample per seed and the probe set."""
+
+    tasks: dict  #: seed -> :class:`ntknb.data.Task`
+    probe: tuple  #: (x_probe, labels_probe), class-balanced held-out images sorted by class
+
+
+def prepare_data(p: Params, ds) -> ChapterData:
+    """Each seed's training / test subsample of ``ds`` and the probe set (seed ``seed + 1000``)."""
+    from ntknb import data
+
+    tasks = {s: data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=s) for s in p.seeds}
+    probe_idx = nd.balanced_probe(ds.y_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + 1000)
+    return ChapterData(tasks, (ds.x_test[probe_idx], ds.y_test[probe_idx].astype(np.int64)))
+
+
+def run_one(p: Params, d: ChapterData, variant: str, s: int, track: bool = False) -> VariantRun:
+    """:func:`run_variant` of ``variant`` on seed ``s`` (kernel tracked on the probe if ``track``)."""
+    return run_variant(make_model(p), d.tasks[s], variant_config(p, variant, s), n_monitor=p.n_monitor,
+                       probe=d.probe if track else None, track_epochs=p.track_epochs,
+                       collapse_fraction=p.collapse_fraction, collapse_min_peak=p.collapse_min_peak,
+                       monitor_step=_variant_step(p, variant), description=f"{variant} seed {s}")
+
+
+def run_all(p: Params, d: ChapterData) -> dict:
+    """Every run of the page: ``{(variant, seed): VariantRun}``. The single-step variants on
+    every seed (the first seed's FGSM-AT with the kernel tracked), then standard training,
+    PGD-AT and batch-shared PGD-AT on the first seed, kernel tracked."""
+    runs = {}
+    for s in p.seeds:
+        for v in SEEDED_VARIANTS:
+            runs[(v, s)] = run_one(p, d, v, s, track=(s == p.seed and v == "fgsm"))
+    for v in FIRST_SEED_VARIANTS:
+        runs[(v, p.seed)] = run_one(p, d, v, p.seed, track=True)
+    return runs
+
+
+COLLAPSE_COLUMNS = ["training", "seed", "peak robust", "at epoch", "lowest after peak", "final robust",
+                    "final clean", "FGSM train acc. (at collapse, else final)", "collapsed"]
+
+
+def collapse_rows(runs: dict) -> list:
+    """One row of :data:`COLLAPSE_COLUMNS` per run."""
+    rows = []
+    for (v, s), r in runs.items():
+        c = r.collapse
+        rows.append([LABEL[v], s, c.peak, c.peak_epoch, c.low, c.final, r.clean_acc[-1],
+                     r.fgsm_train_acc[c.epoch] if c.collapsed else r.fgsm_train_acc[-1],
+                     f"epoch {c.epoch}" + (" (recovered)" if c.recovered else "") if c.collapsed else "no"])
+    return rows
+
+
+def fgsm_runs(p: Params, runs: dict, variant: str = "fgsm") -> list:
+    """The runs of ``variant`` over the seeds, in seed order."""
+    return [runs[(variant, s)] for s in p.seeds]
+
+
+def fgsm_summary(p: Params, runs: dict) -> dict:
+    """Section 1's numbers (glued under these names): FGSM-AT collapses, mean peak / final /
+    lowest robust accuracy, final FGSM training and clean accuracy, recoveries, and how many
+    FGSM-AT / FGSM-RS runs ended overfitted by the end-state criterion (gap ``co_gap``)."""
+    fg = fgsm_runs(p, runs)
+    return {
+        "co_n_collapsed": sum(r.collapse.collapsed for r in fg),
+        "co_fgsm_peak_robust_acc": float(np.mean([r.collapse.peak for r in fg])),
+        "co_fgsm_final_robust_acc": float(np.mean([r.robust_acc[-1] for r in fg])),
+        "co_fgsm_low_robust_acc": float(np.mean([r.collapse.low for r in fg])),
+        "co_fgsm_final_train_fgsm_acc": float(np.mean([r.fgsm_train_acc[-1] for r in fg])),
+        "co_fgsm_final_clean_acc": float(np.mean([r.clean_acc[-1] for r in fg])),
+        "co_n_recovered": sum(r.collapse.recovered for r in fg),
+        "co_n_gap": sum(r.ended_overfitted(p.co_gap) for r in fg),
+        "co_n_gap_rs": sum(r.ended_overfitted(p.co_gap) for r in fgsm_runs(p, runs, "fgsm_rs")),
+    }
+
+
+def gap_verdict(n_gap: int, n_gap_rs: int) -> str:
+    """Whether the end-state criterion separates FGSM-AT from FGSM-RS."""
+    return ("This criterion does not single out FGSM-AT here: FGSM-RS, which did not collapse, meets it as often "
+            "(FGSM examples of training images are simply much easier than PGD on test images at this scale), so "
+            "the drop criterion above is the one to read." if n_gap_rs >= n_gap else
+            "FGSM-RS meets it in fewer seeds, so here it does separate FGSM-AT from its randomly started variant.")
+
+
+def at_collapse_text(fg: Sequence[VariantRun]) -> str:
+    """The robust test / FGSM training accuracy at each collapsed epoch, and the recoveries."""
+    at = [(r.robust_acc[r.collapse.epoch - 1], r.fgsm_train_acc[r.collapse.epoch]) for r in fg if r.collapse.collapsed]
+    if not at:
+        return "No seed collapsed, so there is no collapsed epoch to inspect."
+    return ("At the collapsed epochs the PGD robust test accuracy was "
+            + ", ".join(f"{a:.3f}" for a, _ in at) + " while the FGSM accuracy on training images was "
+            + ", ".join(f"{b:.3f}" for _, b in at) + "; "
+            + f"{sum(r.collapse.recovered for r in fg)} of the {len(at)} collapsed runs recovered by the last epoch "
+              "(compare the reviewers' remark on the paper's Fig. 10b).")
+
+
+def collapse_verdict(n_collapsed: int, n_seeds: int) -> str:
+    """How reliably FGSM-AT collapsed over the seeds."""
+    return (f"FGSM-AT collapsed in **{n_collapsed} of {n_seeds}** seeds at this setting"
+            + (" — reliably." if n_collapsed == n_seeds else
+               (" — not reliably: the collapse does not reproduce in every seed at this scale." if n_collapsed else
+                " — the collapse does NOT reproduce at this scale.")))
+
+
+def plot_fgsm_runs(p: Params, runs: dict):
+    """FGSM-AT over the seeds: PGD robust test and FGSM training accuracy (left), clean test
+    accuracy (right). Returns the figure."""
+    from ntknb import plotting
+
+    fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.1)
+    for s in p.seeds:
+        r = runs[("fgsm", s)]
+        ep = np.arange(1, p.epochs + 1)
+        line, = axes[0].plot(ep, r.robust_acc, "o-", ms=3, label=f"seed {s}: PGD-{p.eval_attack_steps} test")
+        axes[0].plot(np.arange(0, p.epochs + 1), r.fgsm_train_acc, "--", color=line.get_color(),
+                     label=f"seed {s}: FGSM train")
+        axes[1].plot(ep, r.clean_acc, "o-", ms=3, color=line.get_color(), label=f"seed {s}")
+    axes[0].set(title="FGSM-AT: robust accuracy", xlabel="epoch", ylabel="accuracy", ylim=(-0.02, 1.02))
+    axes[1].set(title="FGSM-AT: clean test accuracy", xlabel="epoch", ylim=(-0.02, 1.02))
+    axes[0].legend(fontsize=6)
+    axes[1].legend(fontsize=6)
+    return fig
+
+
+KERNEL_VARIANTS = ("standard", "fgsm", "pgd", "pgd_shared")
+
+
+def specialization_matrices(p: Params, runs: dict, probe) -> dict:
+    """``{variant: M_ks}`` of the final AE-NTK (clean labels) of the first seed's runs
+    (:func:`ae_specialization_matrix`, PGD-``eval_attack_steps``)."""
+    return {v: ae_specialization_matrix(runs[(v, p.seed)].result, *probe, eps=p.eps,
+                                        attack_steps=p.eval_attack_steps, seed=p.seed) for v in KERNEL_VARIANTS}
+
+
+def ks_strengths(mks: dict) -> dict:
+    """KS strength (mean diagonal of M_ks) of each variant."""
+    return {v: float(np.nanmean(np.diag(m))) for v, m in mks.items()}
+
+
+def ks_verdict(ks: dict) -> str:
+    """Whether the PGD-AT network has the most specialised AE-NTK (the paper's Fig. 8)."""
+    if ks["pgd"] > max(ks["standard"], ks["fgsm"]):
+        return "As in the paper's Fig. 8, the robust PGD-AT network has the most specialised (diagonal) AE-NTK."
+    return ("Unlike the paper's Fig. 8, the PGD-AT network's AE-NTK is NOT the most specialised here: at this scale "
+            "the KS strength does not separate robust from non-robust networks.")
+
+
+def plot_distances_to_fgsm(p: Params, runs: dict) -> dict:
+    """Fig. 9b-c: KD of the standard, PGD-AT and batch-shared PGD-AT kernels to the FGSM-AT
+    kernel (first seed) per tracked epoch, C-NTK (left) and AE-NTK (right), plotted.
+    Returns ``{(variant, "clean" | "adv"): distances}``."""
+    from ntknb import plotting
+
+    ref = runs[("fgsm", p.seed)]
+    fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.1)
+    kd = {}
+    for ax, kind, title in ((axes[0], "clean", "C-NTK"), (axes[1], "adv", "AE-NTK")):
+        curves = {}
+        for v in ("standard", "pgd", "pgd_shared"):
+            ep, d = distance_to_reference(runs[(v, p.seed)].trajectory, ref.trajectory, kind)
+            curves[LABEL[v]] = (ep, d)
+            kd[(v, kind)] = d
+        plotting.plot_curves(ax, curves, ylabel="KD to the FGSM-AT kernel", title=f"{title}: distance to FGSM-AT")
+    return kd
+
+
+def kd_verdict(kd: dict) -> str:
+    """Whether the batch-shared PGD-AT kernel is closer to FGSM-AT's than PGD-AT's (Fig. 9b-c)."""
+    if kd[("pgd_shared", "adv")][-1] < kd[("pgd", "adv")][-1]:
+        return ("The batch-shared PGD-AT kernel is closer to the FGSM-AT kernel than the PGD-AT kernel is, as in the "
+                "paper's Fig. 9b-c.")
+    return ("The batch-shared PGD-AT kernel is NOT closer to the FGSM-AT kernel than the PGD-AT kernel is: the "
+            "paper's Fig. 9b-c is not reproduced at this scale.")
+
+
+def plot_shared_augmentation(p: Params, runs: dict):
+    """Clean and PGD test accuracy of PGD-AT, batch-shared PGD-AT and FGSM-AT (first seed)."""
+    from ntknb import plotting
+
+    fig, ax = plotting.new_figure(width=5.0, height=3.2)
+    ep = np.arange(1, p.epochs + 1)
+    for v in ("pgd", "pgd_shared", "fgsm"):
+        r = runs[(v, p.seed)]
+        line, = ax.plot(ep, r.clean_acc, "-", label=f"{LABEL[v]}: clean")
+        ax.plot(ep, r.robust_acc, "--", color=line.get_color(), label=f"{LABEL[v]}: PGD-{p.eval_attack_steps}")
+    ax.set(xlabel="epoch", ylabel="test accuracy", title=f"Batch-shared augmentation (seed {p.seed})",
+           ylim=(-0.02, 1.02))
+    ax.legend(fontsize=6)
+    return fig
+
+
+def shared_verdict(shared: VariantRun) -> str:
+    """Whether PGD-AT with batch-shared augmentation collapses (the paper's TE-OF)."""
+    if shared.collapse.collapsed:
+        return "It **collapses** by our criterion, like FGSM-AT: the shortcut reproduces the failure."
+    return ("It does **not** collapse by our criterion: at this scale batch-shared augmentation does not reproduce "
+            "the paper's TE-OF failure with PGD-AT.")
+
+
+def plot_all_variants(p: Params, runs: dict):
+    """PGD robust test accuracy of every variant (single-step methods: mean over seeds, thin
+    lines the seeds)."""
+    from ntknb import plotting
+
+    fig, ax = plotting.new_figure(width=5.6, height=3.4)
+    ep = np.arange(1, p.epochs + 1)
+    for v in SEEDED_VARIANTS:
+        curves = np.stack([runs[(v, s)].robust_acc for s in p.seeds])
+        line, = ax.plot(ep, curves.mean(0), "o-", ms=3, lw=2, label=f"{LABEL[v]} (mean of {p.n_seeds})")
+        for c in curves:
+            ax.plot(ep, c, "-", lw=0.6, alpha=0.5, color=line.get_color())
+    for v in ("pgd", "pgd_shared", "standard"):
+        ax.plot(ep, runs[(v, p.seed)].robust_acc, "s--", ms=3, label=LABEL[v])
+    ax.set(xlabel="epoch", ylabel=f"PGD-{p.eval_attack_steps} robust test accuracy", ylim=(-0.02, 1.02),
+           title=f"{p.dataset}, eps = {p.eps:.3g}")
+    ax.legend(fontsize=6)
+    return fig
+
+
+def variant_stats(p: Params, runs: dict) -> dict:
+    """Per single-step variant: mean final robust and clean accuracy and number collapsed."""
+    stats = {}
+    for v in SEEDED_VARIANTS:
+        rs = fgsm_runs(p, runs, v)
+        stats[v] = dict(final=float(np.mean([r.robust_acc[-1] for r in rs])),
+                        clean=float(np.mean([r.clean_acc[-1] for r in rs])),
+                        n_collapsed=int(sum(r.collapse.collapsed for r in rs)))
+    return stats
+
+
+def fix_summary(p: Params, runs: dict, stats: dict) -> dict:
+    """Section 4's numbers (glued under these names)."""
+    return {
+        "co_noise_final_robust_acc": stats["noise"]["final"],
+        "co_noise_final_clean_acc": stats["noise"]["clean"],
+        "co_noise_n_collapsed": stats["noise"]["n_collapsed"],
+        "co_rs_final_robust_acc": stats["fgsm_rs"]["final"],
+        "co_rs_final_clean_acc": stats["fgsm_rs"]["clean"],
+        "co_rs_n_collapsed": stats["fgsm_rs"]["n_collapsed"],
+        "co_pgd_final_robust_acc": runs[("pgd", p.seed)].robust_acc[-1],
+        "co_pgd_final_clean_acc": runs[("pgd", p.seed)].clean_acc[-1],
+        "co_std_final_robust_acc": runs[("standard", p.seed)].robust_acc[-1],
+    }
+
+
+def noise_verdict(n_collapsed: int, stats: dict) -> str:
+    """Whether the anisotropic noise fixes FGSM-AT (the paper's Fig. 10), and how it compares
+    with the uniform random start."""
+    more = stats["noise"]["final"] > stats["fgsm"]["final"]
+    if n_collapsed == 0:
+        text = ("FGSM-AT did not collapse here, so this page cannot test the fix; noise-FGSM ends "
+                + ("more" if more else "no more") + " robust than FGSM-AT.")
+    elif stats["noise"]["n_collapsed"] < n_collapsed and more:
+        text = ("The anisotropic noise collapses in fewer seeds than FGSM-AT and ends more robust, "
+                "in line with the paper's Fig. 10.")
+    else:
+        text = ("The anisotropic noise does NOT fix FGSM-AT at this setting: it collapses in as many seeds, "
+                "or ends no more robust.")
+    rs_more = stats["fgsm_rs"]["final"] > stats["noise"]["final"]
+    return text + (" The uniform random start (FGSM-RS) ends " + ("more" if rs_more else "less")
+                   + " robust than the anisotropic noise.")
+
+
+SEARCH_COLUMNS = ["setting", "training", "seed", "epochs", "peak robust", "final robust", "final clean",
+                  "final FGSM train acc.", "outcome"]
+
+
+def search_common_text(found: dict) -> str:
+    """The settings shared by every recorded search run, as Markdown."""
+    return ", ".join(f"`{k}` = {v}" for k, v in found["common"].items())
+
+
+def search_summary_text(found: dict) -> str:
+    """What the recorded search shows (:func:`search_summary`), in one paragraph."""
+    return (f"Of the {found['n_fgsm']} recorded FGSM-AT runs, {found['n_collapsed']} collapsed by the criterion of "
+            f"section 1, {found['n_transient']} of them only transiently (recovered by the last epoch); "
+            f"{found['n_stuck']} of all {found['n_runs']} runs never left a constant prediction. "
+            + (f"Settings that collapsed in every one of at least three seeds: {'; '.join(found['reliable'])}."
+               if found["reliable"] else "No FGSM-AT setting run with at least three seeds collapsed in all of them."))
+
+
+def check_text(p: Params, runs: dict, ks: dict, stats: dict) -> str:
+    """The page's short summary (the cell nbval compares)."""
+    fg = fgsm_runs(p, runs)
+    s = fgsm_summary(p, runs)
+    return "\n".join([
+        f"FGSM-AT collapsed in {s['co_n_collapsed']} of {p.n_seeds} seeds (eps = {p.eps:.3f}); "
+        f"ended overfitted in {s['co_n_gap']}",
+        f"FGSM-AT robust acc., peak / final (mean):  {np.mean([r.collapse.peak for r in fg]):.2f} / "
+        f"{np.mean([r.robust_acc[-1] for r in fg]):.2f}",
+        f"final robust acc., FGSM-RS / noise-FGSM:   {stats['fgsm_rs']['final']:.2f} / {stats['noise']['final']:.2f}",
+        f"final robust acc., PGD-AT / shared-aug PGD: {runs[('pgd', p.seed)].robust_acc[-1]:.2f} / "
+        f"{runs[('pgd_shared', p.seed)].robust_acc[-1]:.2f}",
+        f"KS (AE-NTK): standard {ks['standard']:.2f}, FGSM-AT {ks['fgsm']:.2f}, PGD-AT {ks['pgd']:.2f}",
+    ])

@@ -1,0 +1,241 @@
+"""Parameter schemas: a chapter's parameters declared once, checked once.
+
+A notebook's ``parameters`` cell keeps its literal defaults (papermill's contract, and what
+the reader sees). The *rules* for those parameters — type, range, allowed values and
+cross-parameter constraints — live once, in the chapter's schema: a frozen dataclass
+deriving from :class:`Params` whose fields carry a rule each::
+
+    @dataclasses.dataclass(frozen=True)
+    class Params(schema.Params):
+        n_train: int = schema.param(schema.Int(min=20))
+        n_monitor: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
+        eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
+        dataset: str = schema.param(schema.Choice(["mnist", "cifar10"]))
+
+        def check(self):  # optional cross-parameter rules
+            ...
+
+Building the object checks every field in declaration order (a :class:`Ref` bound names
+an *earlier* field), normalises it (``4.0`` -> ``4`` for an integer, tuples -> lists),
+then runs :meth:`Params.check`. Every failure is a :class:`ValueError` naming the
+parameter and the allowed values (:mod:`ntknb.validation` writes the messages).
+
+The same object serves both ends:
+
+* the notebook's validation is one line, ``P = Params.from_namespace(globals())``;
+* ``ntknb run`` / ``--dry-run`` builds it from the defaults plus the overrides before
+  papermill starts (:func:`ntknb.chapters.check_parameters`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ntknb.validation import check_bool, check_choice, check_float, check_int, check_sequence
+
+__all__ = ["Ref", "Rule", "Int", "Float", "Choice", "Bool", "List", "param", "Params"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Ref:
+    """A bound taken from an earlier field: ``Ref("epochs", -1)`` is ``epochs - 1``,
+    ``Ref("per_class", scale=10)`` is ``10 * per_class``."""
+
+    name: str
+    offset: int = 0
+    scale: int = 1
+
+    def resolve(self, done: Mapping[str, Any]):
+        if self.name not in done:
+            raise RuntimeError(f"Ref({self.name!r}) names no earlier field")  # schema bug
+        return self.scale * done[self.name] + self.offset
+
+    def __str__(self) -> str:
+        text = self.name if self.scale == 1 else f"{self.scale} * {self.name}"
+        if not self.offset:
+            return text
+        return f"{text} {'+' if self.offset > 0 else '-'} {abs(self.offset)}"
+
+
+def _bound(b, done):
+    return b.resolve(done) if isinstance(b, Ref) else b
+
+
+class Rule:
+    """A per-field rule: ``rule(name, value, done) -> normalised value`` or ``ValueError``
+    (``done`` maps the earlier fields to their checked values)."""
+
+    def __call__(self, name: str, value: Any, done: Mapping[str, Any]) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def describe(self) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Int(Rule):
+    """An integer (not a bool) in ``[min, max]``; ``none_ok`` also admits ``None``."""
+
+    min: int | Ref | None = None
+    max: int | Ref | None = None
+    none_ok: bool = False
+
+    def __call__(self, name, value, done):
+        return check_int(name, value, min=_bound(self.min, done), max=_bound(self.max, done),
+                         none_ok=self.none_ok)
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            text = f"integer in [{self.min}, {self.max}]"
+        elif self.min is not None:
+            text = f"integer >= {self.min}"
+        elif self.max is not None:
+            text = f"integer <= {self.max}"
+        else:
+            text = "integer"
+        return text + (" or None" if self.none_ok else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Float(Rule):
+    """A finite number in the range (bounds inclusive unless told)."""
+
+    min: float | Ref | None = None
+    max: float | Ref | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    def __call__(self, name, value, done):
+        return check_float(name, value, min=_bound(self.min, done), max=_bound(self.max, done),
+                           min_inclusive=self.min_inclusive, max_inclusive=self.max_inclusive)
+
+    def describe(self) -> str:
+        lo, hi = "[" if self.min_inclusive else "(", "]" if self.max_inclusive else ")"
+        if self.min is not None and self.max is not None:
+            return f"number in {lo}{self.min}, {self.max}{hi}"
+        if self.min is not None:
+            return f"number {'>=' if self.min_inclusive else '>'} {self.min}"
+        if self.max is not None:
+            return f"number {'<=' if self.max_inclusive else '<'} {self.max}"
+        return "finite number"
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice(Rule):
+    """One of ``options``."""
+
+    options: tuple
+
+    def __init__(self, options: Sequence[Any]):
+        object.__setattr__(self, "options", tuple(options))
+
+    def __call__(self, name, value, done):
+        return check_choice(name, value, list(self.options))
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(o) for o in self.options)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bool(Rule):
+    """``True`` or ``False``."""
+
+    def __call__(self, name, value, done):
+        return check_bool(name, value)
+
+    def describe(self) -> str:
+        return "True or False"
+
+
+@dataclasses.dataclass(frozen=True)
+class List(Rule):
+    """A list (or tuple, returned as a list) whose items each pass ``item``, with
+    ``min_length <= len <= max_length``; ``increasing``: strictly increasing items."""
+
+    item: Rule | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    increasing: bool = False
+
+    def __call__(self, name, value, done):
+        of = int if isinstance(self.item, Int) else (float if isinstance(self.item, Float) else None)
+        check = None if self.item is None else (lambda n, v: self.item(n, v, done))
+        items = check_sequence(name, value, of=of, min_length=self.min_length, max_length=self.max_length,
+                               item=check)
+        if self.increasing and any(b <= a for a, b in zip(items, items[1:])):
+            raise ValueError(f"parameter {name!r} must be strictly increasing, got {value!r}")
+        return items
+
+    def describe(self) -> str:
+        parts = ["list"]
+        if self.item is not None:
+            parts.append(f"of {self.item.describe()}")
+        if self.min_length is not None or self.max_length is not None:
+            parts.append(f"with {self.min_length or 0} to {self.max_length if self.max_length is not None else 'any'} "
+                         "items")
+        if self.increasing:
+            parts.append("strictly increasing")
+        return " ".join(parts)
+
+
+def param(rule: Rule, help: str = "") -> Any:
+    """A schema field: ``name: type = param(Int(min=0))``. No default: the default lives in
+    the notebook's ``parameters`` cell."""
+    return dataclasses.field(metadata={"rule": rule, "help": help})
+
+
+class Params:
+    """Base of the chapter schemas (frozen dataclasses whose fields are :func:`param`)."""
+
+    def __post_init__(self) -> None:
+        done: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            rule = f.metadata.get("rule")
+            value = getattr(self, f.name)
+            if rule is not None:
+                value = rule(f.name, value, done)
+                object.__setattr__(self, f.name, value)
+            done[f.name] = value
+        self.check()
+
+    def check(self) -> None:
+        """Cross-parameter rules (override; raise ``ValueError`` naming the parameter)."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]):
+        """The checked parameters from a mapping holding exactly the schema's names."""
+        names = cls.names()
+        unknown = [k for k in values if k not in names]
+        missing = [k for k in names if k not in values]
+        if unknown or missing:
+            raise ValueError(f"parameters {unknown or ''}{' unknown' if unknown else ''}"
+                             f"{'; ' if unknown and missing else ''}{missing or ''}{' missing' if missing else ''}; "
+                             f"the parameters are {names}")
+        return cls(**{k: values[k] for k in names})
+
+    @classmethod
+    def from_namespace(cls, namespace: Mapping[str, Any]):
+        """The checked parameters read from a namespace (a notebook's ``globals()``);
+        other names in it are ignored."""
+        missing = [k for k in cls.names() if k not in namespace]
+        if missing:
+            raise ValueError(f"parameters {missing} are not defined")
+        return cls(**{k: namespace[k] for k in cls.names()})
+
+    @classmethod
+    def rules(cls) -> dict[str, str]:
+        """``{name: description of its rule}`` (for listings)."""
+        return {f.name: f.metadata["rule"].describe() for f in dataclasses.fields(cls) if "rule" in f.metadata}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+

@@ -1,0 +1,66 @@
+"""Tests for ntknb.schema (parameter schemas)."""
+
+import dataclasses
+
+import pytest
+
+from ntknb import schema
+
+
+@dataclasses.dataclass(frozen=True)
+class Toy(schema.Params):
+    n: int = schema.param(schema.Int(min=2))
+    k: int = schema.param(schema.Int(min=1, max=schema.Ref("n", -1)))
+    eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
+    name: str = schema.param(schema.Choice(["a", "b"]))
+    flag: bool = schema.param(schema.Bool())
+    steps: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n")), max_length=3, increasing=True))
+
+    def check(self):
+        if self.name == "b" and self.flag:
+            raise ValueError("parameter 'flag' must be False with name 'b'")
+
+
+GOOD = dict(n=5, k=4, eps=0.5, name="a", flag=True, steps=(1, 3))
+
+
+def test_valid_values_are_normalised_and_frozen():
+    p = Toy.from_values(dict(GOOD, n=5.0))
+    assert p.n == 5 and isinstance(p.n, int) and p.steps == [1, 3]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.n = 3
+    assert Toy.names() == list(GOOD)
+    assert p.as_dict() == dict(GOOD, steps=[1, 3])
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(n=1), r"'n' must be an integer >= 2, got 1"),
+    (dict(k=5), r"'k' must be an integer in \[1, 4\], got 5"),  # bound from n
+    (dict(eps=0.0), r"'eps' must be a number in \(0.0, 1.0\], got 0.0"),
+    (dict(eps=True), r"'eps'"),
+    (dict(name="c"), r"'name' must be one of \['a', 'b'\]"),
+    (dict(flag=1), r"'flag' must be True or False"),
+    (dict(steps=[3, 1]), r"'steps' must be strictly increasing"),
+    (dict(steps=[1, 6]), r"'steps\[1\]' must be an integer in \[1, 5\]"),
+    (dict(steps=[1, 2, 3, 4]), r"'steps' must have at most 3 items"),
+    (dict(name="b"), r"'flag' must be False"),  # cross-parameter rule
+])
+def test_each_rule_names_the_parameter_and_its_range(change, message):
+    with pytest.raises(ValueError, match=message):
+        Toy.from_values(dict(GOOD, **change))
+
+
+def test_unknown_and_missing_names():
+    with pytest.raises(ValueError, match=r"\['m'\] unknown"):
+        Toy.from_values(dict(GOOD, m=1))
+    with pytest.raises(ValueError, match=r"\['flag'\] missing"):
+        Toy.from_values({k: v for k, v in GOOD.items() if k != "flag"})
+    with pytest.raises(ValueError, match="not defined"):
+        Toy.from_namespace({"n": 5})
+
+
+def test_from_namespace_ignores_other_names_and_rules_describe():
+    assert Toy.from_namespace(dict(GOOD, other=object())).k == 4
+    rules = Toy.rules()
+    assert rules["k"] == "integer in [1, n - 1]" and rules["eps"] == "number in (0.0, 1.0]"
+    assert rules["name"] == "one of 'a', 'b'" and rules["steps"].startswith("list of integer in [1, n]")
