@@ -134,21 +134,46 @@ def _jit_kernel(kernel_fn):
     return jax.jit(kernel_fn, static_argnames=("get",))
 
 
-def _blockwise(block_fn, x1, x2, batch_size, symmetric, out_tail=()):
-    """Assemble ``block_fn(x1[i:j], x2[k:l])`` -> (bi, bj, *out_tail) on the host."""
+def _check_devices(devices):
+    """``None`` -> all local devices; otherwise a non-empty sequence of ``jax.Device``."""
+    if devices is None:
+        return tuple(jax.local_devices())
+    devices = tuple(devices)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError("`devices` must be None (all local devices) or a non-empty sequence "
+                         f"of jax.Device, got {devices!r}")
+    return devices
+
+
+def _blockwise(block_fn, x1, x2, batch_size, symmetric, devices=None):
+    """Assemble ``block_fn(x1[i:j], x2[k:l], device)`` -> (bi, bj, ...) on the host.
+
+    Blocks are dealt round-robin to ``devices`` (default: all local devices): each wave
+    dispatches one block per device (JAX runs them concurrently), then gathers them, so a
+    multi-GPU machine computes ``len(devices)`` blocks at a time. Every block is the same
+    computation whichever device runs it, so the result does not depend on the device count.
+    ``block_fn`` receives the block's inputs already placed on ``device`` and must place
+    anything else it closes over there too.
+    """
+    devices = _check_devices(devices)
     n1, n2 = x1.shape[0], x2.shape[0]
     rows, cols = _chunks(n1, batch_size), _chunks(n2, batch_size)
-    if len(rows) == 1 and len(cols) == 1:
+    if len(rows) == 1 and len(cols) == 1 and len(devices) == 1:
         return None  # caller computes in one go
+    tasks = [(a, b) for a in range(len(rows)) for b in range(len(cols))
+             if not (symmetric and b < a)]
     out = None
-    for a, (i0, i1) in enumerate(rows):
-        for b, (j0, j1) in enumerate(cols):
-            if symmetric and b < a:
-                continue
+    for w0 in range(0, len(tasks), len(devices)):
+        wave = []
+        for (a, b), dev in zip(tasks[w0:w0 + len(devices)], devices):
+            (i0, i1), (j0, j1) = rows[a], cols[b]
             # Diagonal blocks of a Gram matrix as K(x, None): neural-tangents then uses the
             # exact diagonal (arccos near 1 loses ~sqrt(eps) precision otherwise).
-            second = None if symmetric and a == b else x2[j0:j1]
-            blk = np.asarray(block_fn(x1[i0:i1], second))
+            second = None if symmetric and a == b else jax.device_put(x2[j0:j1], dev)
+            wave.append((a, b, block_fn(jax.device_put(x1[i0:i1], dev), second, dev)))
+        for a, b, blk in wave:
+            (i0, i1), (j0, j1) = rows[a], cols[b]
+            blk = np.asarray(blk)
             if out is None:
                 out = np.empty((n1, n2) + blk.shape[2:], dtype=blk.dtype)
             out[i0:i1, j0:j1] = blk
@@ -162,7 +187,7 @@ def _blockwise(block_fn, x1, x2, batch_size, symmetric, out_tail=()):
 # --------------------------------------------------------------------------- analytic kernels
 
 def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
-                  batch_size: int | None = 256, dtype=None):
+                  batch_size: int | None = 256, dtype=None, devices=None):
     """Analytic Gram / cross kernel matrix, computed in bounded-memory blocks.
 
     The infinite-width NTK ``Theta`` ([TK22] Eq. 5) or NNGP kernel of a stax ``kernel_fn``.
@@ -175,6 +200,8 @@ def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
       batch_size: block size along rows and columns (``None``: one block).
       dtype: ``None`` (inputs' dtype), ``float32`` or ``float64`` (computed in x64 mode,
         returned as a NumPy array).
+      devices: devices the blocks are spread over (``None``: all local devices; see
+        :func:`_blockwise`). The result is the same for any number of devices.
     Returns: ``(n1, n2)`` kernel matrix (neural-tangents traces the output dimensions; the
       analytic kernel is the same for every output). ``jax.Array``, or ``np.ndarray`` when
       computed blockwise or in float64.
@@ -188,14 +215,14 @@ def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
         symmetric = x2 is None
         x2 = x1 if symmetric else cast(x2)
 
-        def block(a, b):  # b = None: Gram block K(a, a)
+        def block(a, b, device=None):  # b = None: Gram block K(a, a)
             k = kfn(a, b, get=kind)
             if k.ndim != 2:
                 raise ValueError(f"kernel_fn returned shape {k.shape}; expected (n1, n2) - "
                                  "use a network with a scalar (flattened / pooled) readout")
             return k
 
-        out = _blockwise(block, x1, x2, batch_size, symmetric)
+        out = _blockwise(block, x1, x2, batch_size, symmetric, devices)
         if out is None:
             out = kfn(x1, None if symmetric else x2, get=kind)
             if out.ndim != 2:
@@ -635,7 +662,7 @@ def _empirical_fn(apply_fn, trace_axes, impl, vmap_axes):
 
 def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
                   implementation: str = "auto", batch_size: int | None = 64,
-                  vmap_axes: Any = 0):
+                  vmap_axes: Any = 0, devices=None):
     """Empirical NTK ``Theta_hat(x1, x2) = J(x1) J(x2)^T`` of a finite network ([TK22] Eq. 6).
 
     Args:
@@ -652,6 +679,8 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
       batch_size: block size along rows and columns (``None``: one block).
       vmap_axes: batch axis of inputs/outputs for neural-tangents (``0``; ``None`` for
         models that mix examples, e.g. batch norm in training mode).
+      devices: devices the blocks are spread over, ``params`` replicated on each
+        (``None``: all local devices). The result is the same for any number of devices.
     Returns: ``np.ndarray`` ``(n1, n2)`` or ``(n1, n2, k, k)`` in the parameters' precision.
     Raises: ``RuntimeError`` (one line) when no implementation works: what each one raised
       (e.g. ``RESOURCE_EXHAUSTED ... allocate N bytes``, a shape error), the input shapes and
@@ -665,16 +694,24 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
     x1 = jnp.asarray(x1)
     symmetric = x2 is None
     x2 = x1 if symmetric else jnp.asarray(x2)
+    devices = _check_devices(devices)
     candidates = _working_implementations() if implementation == "auto" else [implementation]
+    replicas = {}  # params placed once on each device
+
+    def on(device):
+        if device not in replicas:
+            replicas[device] = jax.device_put(params, device)
+        return replicas[device]
+
     last_err, failures = None, []
     for impl in candidates:
         fn = _empirical_fn(apply_fn, trace_axes, impl, vmap_axes)
 
-        def block(a, b, fn=fn):
-            return fn(a, b, params)
+        def block(a, b, device, fn=fn):
+            return fn(a, b, on(device))
 
         try:
-            out = _blockwise(block, x1, x2, batch_size, symmetric)
+            out = _blockwise(block, x1, x2, batch_size, symmetric, devices)
             if out is None:
                 out = np.asarray(fn(x1, None if symmetric else x2, params))
             return out

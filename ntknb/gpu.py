@@ -1,0 +1,342 @@
+"""Runs at GPU scale: the runbook behind ``scripts/gpu_runs``, and the recorded runs the book shows.
+
+A chapter may come with ``notebooks/NN_name.gpu.yaml``, a preset sized to a few minutes on one
+H100/H200. ``scripts/gpu_runs`` (on the GPU machine) calls :func:`main`, which
+
+1. runs :func:`smoke_test` (imports, devices, an analytic and an empirical NTK checked against
+   the CPU backend) and stops early if it fails;
+2. runs the listed presets one after the other with ``ntknb run``, each under what is left of
+   a total time budget (:func:`run_presets`), and after each run writes ``manifest.json``
+   (device, library versions, each run's wall time and status) and, if asked, packs the
+   output folder into one archive, so a run cut off by the budget loses only itself.
+
+Back on the CPU machine, :func:`record` copies each finished run's ``metrics.json`` and
+``parameters.yaml`` with its device, versions and wall time into ``notebooks/data/gpu/NN_name/``.
+A chapter reads its record with :func:`load_recorded` and shows it beside its CPU numbers
+(:func:`comparison_rows`); nothing is typed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PRESET_SUFFIX",
+    "RECORD_DIR",
+    "RecordedRun",
+    "smoke_test",
+    "library_versions",
+    "device_description",
+    "preset_path",
+    "run_presets",
+    "record",
+    "load_recorded",
+    "comparison_rows",
+    "main",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: A chapter's GPU preset is ``notebooks/<name>.gpu.yaml``.
+PRESET_SUFFIX = ".gpu.yaml"
+#: Recorded GPU runs, one folder per notebook: ``metrics.json``, ``parameters.yaml``, ``run.json``.
+RECORD_DIR = REPO_ROOT / "notebooks" / "data" / "gpu"
+_LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy", "neural_tangents", "papermill", "matplotlib")
+
+
+# ------------------------------------------------------------------------ environment
+
+
+def library_versions() -> dict[str, str]:
+    """Python and the versions of the libraries a run depends on (``"missing"`` if absent)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            out[name] = md.version(name.replace("_", "-"))
+        except md.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def device_description() -> dict[str, Any]:
+    """The JAX backend and its devices, e.g. ``{"backend": "gpu", "devices": ["NVIDIA H200"]}``."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "device_count": len(devices),
+        "devices": [getattr(d, "device_kind", str(d)) for d in devices],
+    }
+
+
+def smoke_test(tol: float = 1e-3) -> dict[str, Any]:
+    """Check that ``ntknb`` works on this machine before spending GPU time on presets.
+
+    Computes, on the default backend, the analytic fc1 NTK (``architectures.get_architecture``) of 16
+    random inputs through :func:`ntknb.kernels.kernel_matrix` (blocks spread over all local
+    devices) and the empirical NTK of a width-64 network (:func:`ntknb.kernels.empirical_ntk`),
+    and compares both with the same computation on the CPU backend in float64 (relative error
+    below ``tol``). Returns a dict with the errors, the device and ``ok``; raises nothing.
+    """
+    result: dict[str, Any] = {"ok": False}
+    try:
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+
+        from ntknb import architectures, kernels
+
+        result["device"] = device_description()
+        x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (16, 48)), dtype=np.float32)
+        arch = architectures.get_architecture("fc1", width=64)
+        init_fn, apply_fn, kernel_fn = arch.init_fn, arch.apply_fn, arch.kernel_fn
+        _, params = init_fn(jax.random.PRNGKey(1), (-1, 48))
+        k_dev = np.asarray(kernels.kernel_matrix(kernel_fn, x, batch_size=8))
+        e_dev = np.asarray(kernels.empirical_ntk(apply_fn, params, x, batch_size=8))
+        cpu = jax.devices("cpu")[0]
+        with kernels.x64(), jax.default_device(cpu):
+            x64 = jnp.asarray(x, dtype=jnp.float64)
+            p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
+            k_ref = np.asarray(kernel_fn(x64, x64, "ntk"))
+            e_ref = np.asarray(kernels.empirical_ntk(apply_fn, p64, x64, batch_size=None,
+                                                     devices=[cpu]))
+        result["analytic_rel_err"] = float(np.abs(k_dev - k_ref).max() / np.abs(k_ref).max())
+        result["empirical_rel_err"] = float(np.abs(e_dev - e_ref).max() / np.abs(e_ref).max())
+        result["ok"] = bool(result["analytic_rel_err"] < tol and result["empirical_rel_err"] < tol)
+    except Exception as exc:  # the runbook must report any failure and stop, not crash
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    return result
+
+
+# ------------------------------------------------------------------------------ runs
+
+
+def preset_path(name: str) -> Path:
+    """``notebooks/<name>.gpu.yaml``; ``ValueError`` naming the presets that exist otherwise."""
+    path = REPO_ROOT / "notebooks" / f"{name}{PRESET_SUFFIX}"
+    if not path.is_file():
+        known = sorted(p.name[: -len(PRESET_SUFFIX)] for p in path.parent.glob(f"*{PRESET_SUFFIX}"))
+        raise ValueError(f"no GPU preset for {name!r}: presets: {', '.join(known) or 'none'}")
+    return path
+
+
+def _write_json(path: Path, value: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _pack(out_dir: Path, archive: Path) -> None:
+    tmp = archive.with_name(archive.name + ".tmp")
+    with tarfile.open(tmp, "w:gz") as tar:
+        tar.add(out_dir, arcname=out_dir.name)
+    os.replace(tmp, archive)
+
+
+def _default_runner(name: str, out: Path, timeout_s: float, kernel: str | None) -> int:
+    cmd = [sys.executable, "-m", "ntknb.cli", "run", name, "-f", str(preset_path(name)),
+           "--out", str(out)]
+    if kernel:
+        cmd += ["--kernel", kernel]
+    try:
+        return subprocess.run(cmd, timeout=timeout_s, cwd=REPO_ROOT).returncode
+    except subprocess.TimeoutExpired:
+        return 124
+
+
+def run_presets(
+    names: Sequence[str],
+    out_dir: str | os.PathLike,
+    budget_s: float,
+    *,
+    min_run_s: float = 30.0,
+    max_run_s: Mapping[str, float] | None = None,
+    kernel: str | None = None,
+    archive: str | os.PathLike | None = None,
+    runner: Callable[[str, Path, float, str | None], int] = _default_runner,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, Any]:
+    """Run each preset in order under a total budget of ``budget_s`` seconds.
+
+    Each run gets what is left of the budget, capped by ``max_run_s[name]`` (if given); a run
+    that would get less than ``min_run_s`` is skipped. After every run ``manifest.json`` in
+    ``out_dir`` is rewritten (device, versions, per-run ``status`` in {"done", "failed",
+    "timeout", "skipped"}, ``wall_s``), and ``out_dir`` is packed into ``archive`` if given.
+    Returns the manifest.
+    """
+    for name in names:
+        preset_path(name)  # refuse unknown names before anything runs
+    if not (isinstance(budget_s, (int, float)) and budget_s > 0 and math.isfinite(budget_s)):
+        raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = clock()
+    manifest: dict[str, Any] = {
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "budget_s": budget_s, "device": device_description(), "versions": library_versions(),
+        "matmul_precision": os.environ.get("JAX_DEFAULT_MATMUL_PRECISION", "default"),
+        "runs": {},
+    }
+    for name in names:
+        left = budget_s - (clock() - start)
+        cap = min(left, (max_run_s or {}).get(name, left))
+        entry: dict[str, Any] = {"preset": preset_path(name).name, "timeout_s": round(cap, 1)}
+        if cap < min_run_s:
+            entry.update(status="skipped", wall_s=0.0)
+        else:
+            t0 = clock()
+            code = runner(name, out / name, cap, kernel)
+            entry.update(wall_s=round(clock() - t0, 1), returncode=code,
+                         status="done" if code == 0 else "timeout" if code == 124 else "failed")
+        manifest["runs"][name] = entry
+        manifest["elapsed_s"] = round(clock() - start, 1)
+        _write_json(out / "manifest.json", manifest)
+        if archive is not None:
+            _pack(out, Path(archive))
+    return manifest
+
+
+# -------------------------------------------------------------------------- records
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedRun:
+    """A finished GPU run of one notebook: its glued values, parameters and provenance."""
+
+    name: str
+    metrics: dict[str, Any]
+    parameters: dict[str, Any]
+    device: str
+    versions: dict[str, str]
+    wall_s: float
+    date: str
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A glued value of the run (``default`` if the run did not glue ``key``)."""
+        return self.metrics.get(key, default)
+
+
+def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> list[str]:
+    """Copy the finished runs of a ``run_presets`` folder into ``dest/<name>/``.
+
+    For each run whose status is ``done`` (and whose ``metrics.json`` exists), writes
+    ``metrics.json``, ``parameters.yaml`` and ``run.json`` (device, versions, wall time,
+    date, preset). Returns the names recorded; an earlier record of the same name is replaced
+    whole.
+    """
+    src = Path(out_dir)
+    manifest = json.loads((src / "manifest.json").read_text())
+    done = []
+    for name, entry in manifest["runs"].items():
+        run = src / name
+        if entry.get("status") != "done" or not (run / "metrics.json").is_file():
+            continue
+        target = Path(dest) / name
+        tmp = Path(dest) / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        shutil.copy2(run / "metrics.json", tmp / "metrics.json")
+        shutil.copy2(run / "parameters.yaml", tmp / "parameters.yaml")
+        info = {
+            "device": ", ".join(manifest["device"]["devices"]),
+            "backend": manifest["device"]["backend"],
+            "versions": manifest["versions"],
+            "wall_s": entry["wall_s"],
+            "matmul_precision": manifest.get("matmul_precision", "default"),
+            "date": manifest["started"][:10],
+            "preset": entry["preset"],
+        }
+        _write_json(tmp / "run.json", info)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        done.append(name)
+    return done
+
+
+def load_recorded(name: str, root: str | os.PathLike = RECORD_DIR) -> RecordedRun | None:
+    """The recorded GPU run of notebook ``name`` (``None`` if there is none)."""
+    import yaml
+
+    folder = Path(root) / name
+    if not (folder / "run.json").is_file():
+        return None
+    info = json.loads((folder / "run.json").read_text())
+    return RecordedRun(
+        name=name,
+        metrics=json.loads((folder / "metrics.json").read_text()),
+        parameters=yaml.safe_load((folder / "parameters.yaml").read_text()) or {},
+        device=info["device"], versions=info["versions"], wall_s=float(info["wall_s"]),
+        date=info["date"],
+    )
+
+
+def comparison_rows(cpu: Mapping[str, Any], gpu: RecordedRun,
+                    keys: Sequence[tuple[str, str]]) -> list[list[Any]]:
+    """Rows ``[label, cpu value, gpu value]`` for ``keys`` = ``[(glue name, label), ...]``.
+
+    A value missing on either side is ``None`` (the two runs may glue different names).
+    """
+    return [[label, cpu.get(key), gpu.get(key)] for key, label in keys]
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ntknb.gpu {smoke,run,record}``: see ``scripts/gpu_runs``."""
+    parser = argparse.ArgumentParser(prog="python -m ntknb.gpu")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("smoke", help="import-and-kernel smoke test; exit 1 if it fails")
+    run = sub.add_parser("run", help="run GPU presets under a total time budget")
+    run.add_argument("names", nargs="+", metavar="NOTEBOOK")
+    run.add_argument("--out", required=True, metavar="DIR")
+    run.add_argument("--budget", type=float, required=True, metavar="SECONDS")
+    run.add_argument("--max", action="append", default=[], metavar="NAME=SECONDS",
+                     help="cap one run's time (repeatable)")
+    run.add_argument("--kernel", default=None)
+    run.add_argument("--archive", default=None, metavar="FILE.tar.gz")
+    rec = sub.add_parser("record", help="copy finished runs into notebooks/data/gpu/")
+    rec.add_argument("out", metavar="DIR")
+    args = parser.parse_args(argv)
+    if args.cmd == "smoke":
+        res = smoke_test()
+        print(json.dumps(res, indent=2))
+        return 0 if res["ok"] else 1
+    if args.cmd == "run":
+        caps = {}
+        for item in args.max:
+            name, _, secs = item.partition("=")
+            try:
+                caps[name] = float(secs)
+            except ValueError:
+                parser.error(f"--max must be NAME=SECONDS, got {item!r}")
+        try:
+            manifest = run_presets(args.names, args.out, args.budget, max_run_s=caps,
+                                   kernel=args.kernel, archive=args.archive)
+        except ValueError as exc:
+            parser.error(str(exc))
+        print(json.dumps(manifest["runs"], indent=2))
+        return 0 if all(r["status"] == "done" for r in manifest["runs"].values()) else 1
+    names = record(args.out)
+    print("recorded: " + (", ".join(names) or "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

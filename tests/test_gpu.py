@@ -1,0 +1,117 @@
+"""ntknb.gpu: the GPU runbook's budget and records, the smoke test, the GPU presets."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ntknb import gpu, runner
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+GPU_PRESETS = sorted(NOTEBOOKS.glob("*" + gpu.PRESET_SUFFIX))
+
+
+@pytest.mark.parametrize("preset", GPU_PRESETS, ids=[p.name for p in GPU_PRESETS])
+def test_gpu_presets_pass_the_notebooks_parameter_checks(preset):
+    notebook = NOTEBOOKS / preset.name.replace(gpu.PRESET_SUFFIX, ".py")
+    _, _, params, injected = runner.prepare(notebook, [("file", preset)])
+    assert injected and set(injected) <= set(params)
+
+
+def test_at_least_three_chapters_have_gpu_presets():
+    assert len(GPU_PRESETS) >= 3
+
+
+def test_preset_path_names_the_known_presets():
+    with pytest.raises(ValueError, match="no GPU preset for 'nope'.*06_catastrophic_overfitting"):
+        gpu.preset_path("nope")
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_run_presets_gives_each_run_what_is_left_of_the_budget(tmp_path):
+    clock = FakeClock()
+    names = [p.name.replace(gpu.PRESET_SUFFIX, "") for p in GPU_PRESETS][:3]
+    seen = []
+
+    def runner_(name, out, timeout_s, kernel):
+        seen.append((name, timeout_s, kernel))
+        out.mkdir()
+        clock.t += {0: 50, 1: 200}.get(len(seen) - 1, 0)  # 2nd run uses its whole cap
+        return 0 if len(seen) == 1 else 124
+
+    manifest = gpu.run_presets(names, tmp_path / "out", budget_s=260, min_run_s=30,
+                               max_run_s={names[1]: 200}, kernel="k", runner=runner_,
+                               clock=clock, archive=tmp_path / "out.tar.gz")
+    runs = manifest["runs"]
+    assert [s[1] for s in seen] == [260, 200]  # third: 10 s left < min_run_s
+    assert runs[names[0]]["status"] == "done" and runs[names[0]]["wall_s"] == 50
+    assert runs[names[1]]["status"] == "timeout"
+    assert runs[names[2]]["status"] == "skipped"
+    on_disk = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert on_disk["runs"] == runs and on_disk["device"]["device_count"] >= 1
+    assert (tmp_path / "out.tar.gz").is_file()
+
+
+def test_run_presets_refuses_bad_input_before_running(tmp_path):
+    def never(*a):
+        raise AssertionError("ran")
+
+    with pytest.raises(ValueError, match="no GPU preset"):
+        gpu.run_presets(["nope"], tmp_path, 100, runner=never)
+    with pytest.raises(ValueError, match="budget_s"):
+        gpu.run_presets([], tmp_path, float("nan"), runner=never)
+
+
+def _fake_run_folder(tmp_path, status="done"):
+    out = tmp_path / "runs"
+    (out / "06_catastrophic_overfitting").mkdir(parents=True)
+    run = out / "06_catastrophic_overfitting"
+    (run / "metrics.json").write_text(json.dumps({"co_fgsm_collapsed_count": 2, "n_seeds": 3}))
+    (run / "parameters.yaml").write_text(yaml.safe_dump({"eps": 0.03, "dataset": "cifar10"}))
+    manifest = {"started": "2026-11-26T15:00:00+00:00", "matmul_precision": "highest",
+                "device": {"backend": "gpu", "device_count": 1, "devices": ["NVIDIA H200"]},
+                "versions": {"jax": "0.11.2"},
+                "runs": {"06_catastrophic_overfitting": {"status": status, "wall_s": 201.5,
+                                                          "preset": "x.gpu.yaml"}}}
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_record_then_load_round_trip(tmp_path):
+    out = _fake_run_folder(tmp_path)
+    dest = tmp_path / "gpu"
+    assert gpu.record(out, dest) == ["06_catastrophic_overfitting"]
+    rec = gpu.load_recorded("06_catastrophic_overfitting", dest)
+    assert rec.device == "NVIDIA H200" and rec.wall_s == 201.5 and rec.date == "2026-11-26"
+    assert rec.get("co_fgsm_collapsed_count") == 2 and rec.parameters["dataset"] == "cifar10"
+    assert gpu.load_recorded("01_transfer_attacks", dest) is None
+    rows = gpu.comparison_rows({"n_seeds": 3}, rec, [("n_seeds", "seeds"), ("absent", "x")])
+    assert rows == [["seeds", 3, 3], ["x", None, None]]
+
+
+def test_record_skips_runs_that_did_not_finish(tmp_path):
+    out = _fake_run_folder(tmp_path, status="timeout")
+    assert gpu.record(out, tmp_path / "gpu") == []
+
+
+def test_recorded_runs_in_the_book_name_a_gpu_device():
+    for folder in sorted(gpu.RECORD_DIR.glob("*")) if gpu.RECORD_DIR.is_dir() else []:
+        rec = gpu.load_recorded(folder.name)
+        assert rec is not None, folder
+        assert any(tag in rec.device for tag in ("H100", "H200")), rec.device
+        assert (NOTEBOOKS / f"{folder.name}.py").is_file()
+
+
+@pytest.mark.slow
+def test_smoke_test_passes_on_this_machine():
+    res = gpu.smoke_test()
+    assert res["ok"], res
+    assert res["analytic_rel_err"] < 1e-3 and res["empirical_rel_err"] < 1e-3
