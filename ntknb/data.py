@@ -40,7 +40,9 @@ For each dataset the loader looks for its source files in
 
 Decoded arrays are cached as uint8 ``.npz`` files in ``<cache_dir>/decoded/`` (atomic
 write), keyed by the checksum of the source, so a different source never reuses a stale
-cache. Loading from that cache takes well under two seconds.
+cache; on load the cache must name that source checksum, hold uint8 images and in-range
+integer labels of the expected shapes, and match the sha256 of its arrays stored with it,
+or it is decoded again. Loading from that cache takes well under two seconds.
 
 Arrays follow the package conventions (see DEVELOPERS.md): images float32 in [0, 1],
 NHWC, ``(N, H, W, C)`` with ``C = 1`` for MNIST and ``C = 3`` for CIFAR-10. Task labels
@@ -119,7 +121,8 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_JPEG_ARCHIVE = "cifar10-jpeg-imagefolder.tar.gz"
 CIFAR10_JPEG_SHA256 = "45b041e867f5a40f79bfde38d3dd1fd511103d50068c1afecf6445e25234d4db"
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the cache stores a sha256 of its arrays and is checked on load
+_ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 _CHUNK = 1 << 20
 
@@ -410,6 +413,16 @@ def _cache_path(cache: Path, dataset: str, kind: str, algorithm: str, digest: st
     return cache / "decoded" / f"{dataset}-{kind}-{algorithm}-{digest}-v{_CACHE_VERSION}.npz"
 
 
+def _arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the name, dtype, shape and bytes of the four arrays."""
+    h = hashlib.sha256()
+    for key in _ARRAY_KEYS:
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}\n".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
 def _save_cache(path: Path, arrays: dict[str, np.ndarray], prov: Provenance, classes: Sequence[str]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -420,6 +433,7 @@ def _save_cache(path: Path, arrays: dict[str, np.ndarray], prov: Provenance, cla
                     f,
                     provenance=np.array(prov.to_json()),
                     class_names=np.array(json.dumps(list(classes))),
+                    arrays_sha256=np.array(_arrays_digest(arrays)),
                     **arrays,
                 )
             os.replace(tmp_name, path)
@@ -430,18 +444,51 @@ def _save_cache(path: Path, arrays: dict[str, np.ndarray], prov: Provenance, cla
         log.warning("could not write the decoded cache %s: %s", path, e)
 
 
-def _load_cache(path: Path) -> tuple[dict[str, np.ndarray], Provenance, tuple[str, ...]] | None:
+def _cache_problem(arrays, prov: Provenance, classes, stored_digest: str, dataset: str, algorithm: str,
+                   digest: str, image_shape: tuple[int, ...] | None) -> str | None:
+    """Why a decoded cache cannot be trusted (``None``: it can)."""
+    if (prov.dataset, prov.checksum_algorithm, prov.checksum) != (dataset, algorithm, digest):
+        return (f"it was decoded from another source ({prov.dataset} {prov.checksum_algorithm} "
+                f"{prov.checksum[:16]}..., expected {dataset} {algorithm} {digest[:16]}...)")
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+            return f"x_{split} is {x.dtype} {x.shape}, expected uint8 (n, h, w, 1 or 3)"
+        if image_shape is not None and x.shape[1:] != image_shape:
+            return f"x_{split} has images of shape {x.shape[1:]}, expected {image_shape}"
+        if not np.issubdtype(y.dtype, np.integer) or y.shape != (x.shape[0],):
+            return f"y_{split} is {y.dtype} {y.shape}, expected integers of shape ({x.shape[0]},)"
+        if y.size and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
+            return f"y_{split} holds labels outside 0..{len(classes) - 1}"
+    if arrays["x_train"].shape[1:] != arrays["x_test"].shape[1:]:
+        return "train and test images differ in shape"
+    if stored_digest != _arrays_digest(arrays):
+        return "its arrays do not match their stored sha256"
+    return None
+
+
+def _load_cache(path: Path, dataset: str, algorithm: str, digest: str,
+                image_shape: tuple[int, ...] | None = None) -> tuple[dict[str, np.ndarray], Provenance, tuple[str, ...]] | None:
+    """The decoded arrays cached at ``path`` if it exists and can be trusted: decoded from
+    the source with this checksum, uint8 images of the expected shape, labels in range,
+    arrays matching their stored sha256. Otherwise ``None`` (with a warning), and the
+    caller decodes again and overwrites the file."""
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+            arrays = {k: z[k] for k in _ARRAY_KEYS}
             prov = Provenance.from_json(str(z["provenance"]))
             classes = tuple(json.loads(str(z["class_names"])))
-        return arrays, prov, classes
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            stored_digest = str(z["arrays_sha256"])
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as e:
         log.warning("ignoring unreadable decoded cache %s: %s", path, e)
         return None
+    problem = _cache_problem(arrays, prov, classes, stored_digest, dataset, algorithm, digest, image_shape)
+    if problem:
+        log.warning("ignoring decoded cache %s: %s; decoding the source again", path, problem)
+        return None
+    return arrays, prov, classes
 
 
 def _to_dataset(name: str, arrays: dict[str, np.ndarray], classes: Sequence[str], prov: Provenance) -> Dataset:
@@ -575,7 +622,7 @@ def load_mnist(
         sha.update(f"{p.name}:{_hash_file(p, 'sha256')}\n".encode())
     digest = sha.hexdigest()
     cpath = _cache_path(cache, "mnist", "idx" if verify else "idx-unverified", "sha256", digest)
-    hit = _load_cache(cpath)
+    hit = _load_cache(cpath, "mnist", "sha256", digest, (28, 28, 1))
     if hit is not None:
         arrays, prov, classes = hit
         return _to_dataset("mnist", arrays, classes, prov)
@@ -592,13 +639,21 @@ def load_mnist(
     return _to_dataset("mnist", arrays, MNIST_CLASSES, prov)
 
 
+def _brief(reason: str, limit: int = 300) -> str:
+    """The reason a download failed, on one short line (the fix comes first in the message)."""
+    if reason == "download=False":
+        return "Not downloaded (download=False)."
+    text = " ".join(reason.split())
+    return "Download failed: " + (text if len(text) <= limit else text[: limit - 3] + "...")
+
+
 def _mnist_missing_message(dirs: Sequence[Path], reason: str) -> str:
     files = ", ".join(MNIST_FILES)
     return (
-        f"MNIST not found and not downloaded ({reason}). Put the four official files "
-        f"{files} (from {MNIST_MIRRORS[0]}) into {dirs[0] / 'mnist'}"
+        f"MNIST not found: put the four official files {files} into {dirs[0] / 'mnist'}"
         + (f" or {dirs[-1] / 'mnist'}" if len(dirs) > 1 else "")
-        + ", or set NTKNB_DATA_DIR to a directory containing mnist/ with them."
+        + f", or set NTKNB_DATA_DIR to a directory containing mnist/ with them (from {MNIST_MIRRORS[0]}). "
+        + _brief(reason)
     )
 
 
@@ -836,7 +891,7 @@ def load_cifar10(
         )
 
     cpath = _cache_path(cache, "cifar10", kind, algo, digest)
-    hit = _load_cache(cpath)
+    hit = _load_cache(cpath, "cifar10", algo, digest, (32, 32, 3) if kind == "official" else None)
     if hit is not None:
         arrays, prov, classes = hit
         return _to_dataset("cifar10", arrays, classes, prov)
@@ -870,9 +925,9 @@ def load_cifar10(
 def _cifar_missing_message(dirs: Sequence[Path], reason: str) -> str:
     where = " or ".join(str(d) for d in dirs)
     return (
-        f"CIFAR-10 not found and not downloaded ({reason}). Put the official {CIFAR10_ARCHIVE} "
-        f"(from {CIFAR10_URL}, md5 {CIFAR10_MD5}) -- or an image-folder copy "
-        f"{CIFAR10_JPEG_ARCHIVE} -- into {where}, or set NTKNB_DATA_DIR to a directory containing it."
+        f"CIFAR-10 not found: put the official {CIFAR10_ARCHIVE} (or an image-folder copy "
+        f"{CIFAR10_JPEG_ARCHIVE}) into {where}, or set NTKNB_DATA_DIR to a directory containing it "
+        f"(from {CIFAR10_URL}, md5 {CIFAR10_MD5}). " + _brief(reason)
     )
 
 
@@ -971,8 +1026,8 @@ def make_task(
     k = len(idx)
     n_train = _check_size("n_train", n_train, k)
     n_test = _check_size("n_test", n_test, k)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed: expected an integer with 0 <= seed < 2**32, got {seed!r}")
     for pname, n, y in (("n_train", n_train, dataset.y_train), ("n_test", n_test, dataset.y_test)):
         counts = np.bincount(y, minlength=dataset.n_classes)[idx]
         if n // k > counts.min():

@@ -3,6 +3,7 @@ downloader, decoded cache, provenance and the task builder."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -633,3 +634,62 @@ def test_task_errors(kwargs, match):
 def test_task_rejects_non_dataset():
     with pytest.raises(ValueError, match="dataset"):
         data.make_task("mnist")
+
+
+# --------------------------------------------------------------- cache trust (issue 14)
+def _decoded(tmp_path, pattern="mnist-*.npz"):
+    files = list((tmp_path / "cache" / "decoded").glob(pattern))
+    assert len(files) == 1
+    return files[0]
+
+
+@pytest.mark.parametrize("tamper", ["other-arrays", "wrong-dtype", "wrong-shape", "other-source", "bad-labels"])
+def test_decoded_cache_with_wrong_arrays_is_not_used(tmp_path, tamper):
+    arrays = _tiny_mnist(np.random.default_rng(10))
+    _write_mnist(tmp_path / "flat", arrays)
+    ds = data.load_mnist(tmp_path / "flat", download=False, verify=False)
+    path = _decoded(tmp_path)
+    with np.load(path, allow_pickle=False) as z:
+        stored = {k: z[k] for k in z.files}
+    x = stored["x_train"]
+    if tamper == "other-arrays":  # a valid cache file holding other images of the same shape
+        stored["x_train"] = 255 - x
+    elif tamper == "wrong-dtype":
+        stored["x_train"] = x.astype(np.float32)
+    elif tamper == "wrong-shape":
+        stored["x_train"] = x[:, :27]
+    elif tamper == "other-source":
+        prov = data.Provenance.from_json(str(stored["provenance"]))
+        stored["provenance"] = np.array(dataclasses.replace(prov, checksum="0" * 64).to_json())
+    elif tamper == "bad-labels":
+        stored["y_train"] = stored["y_train"] + 10
+    np.savez(path, **stored)
+    ds2 = data.load_mnist(tmp_path / "flat", download=False, verify=False)
+    np.testing.assert_array_equal(ds2.x_train, ds.x_train)
+    np.testing.assert_array_equal(ds2.y_train, ds.y_train)
+    # the rewritten cache is good again and used
+    with np.load(_decoded(tmp_path), allow_pickle=False) as z:
+        np.testing.assert_array_equal(z["x_train"], x)
+
+
+def test_offline_message_puts_the_fix_first(tmp_path):
+    long_error = "x" * 2000
+
+    def down(url, timeout=None):
+        raise urllib.error.URLError(f"<urlopen error [Errno -3] Temporary failure in name resolution {long_error}>")
+
+    for load, name in ((data.load_mnist, "MNIST"), (data.load_cifar10, "CIFAR-10")):
+        with pytest.raises(data.DataNotFoundError) as e:
+            load(tmp_path / "nowhere", urlopen=down)
+        msg = str(e.value)
+        assert msg.startswith(f"{name} not found") and len(msg) < 900, msg
+        assert "NTKNB_DATA_DIR" in msg[:500] and str(tmp_path / "nowhere") in msg[:500]
+        assert "name resolution" in msg  # the reason, kept short
+
+
+def test_task_seed_bounded():
+    ds = _toy_dataset()
+    for bad in (2**32, 2**64, -1):
+        with pytest.raises(ValueError, match=r"seed.*2\*\*32"):
+            data.make_task(ds, ("c0", "c1"), n_train=10, n_test=4, seed=bad)
+    data.make_task(ds, ("c0", "c1"), n_train=10, n_test=4, seed=2**32 - 1)
