@@ -58,6 +58,7 @@ __all__ = [
     "fgsm",
     "pgd",
     "pgd_step_size",
+    "project_linf",
     "predictor_loss",
     "kernel_fgsm",
     "kernel_pgd",
@@ -290,14 +291,17 @@ def _input_grad(loss_fn: LossFn, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     return jax.grad(total)(x)
 
 
-def _project(x_adv, x, eps, clip: Clip):
+def project_linf(x_adv, x, eps, clip: Clip):
     """Projection onto ``B_inf(x, eps)``, then onto ``[low, high]`` (both boxes, so
     the composition is the exact projection onto their intersection when ``x`` is
-    inside the range)."""
+    inside the range). The one l-inf projection of the package (traceable)."""
     x_adv = jnp.clip(x_adv, x - eps, x + eps)
     if clip is not None:
         x_adv = jnp.clip(x_adv, clip[0], clip[1])
     return x_adv
+
+
+_project = project_linf
 
 
 def _fgsm_impl(loss_fn, x, y, eps, clip):

@@ -200,13 +200,6 @@ def _dloss_ds(loss: str, s, C, y):
     return jnp.einsum("mpk,pk->mp", g(F, y), C)
 
 
-def _project(x_adv, x, eps, clip):
-    x_adv = jnp.clip(x_adv, x - eps, x + eps)
-    if clip is not None:
-        x_adv = jnp.clip(x_adv, clip[0], clip[1])
-    return x_adv
-
-
 def _pullback_scan(x, Xc, vb, gb, rows):
     """``sum_j J_j(x)^T [gb_i(x) vb_i[j]]`` for q features at once: ``(q, m, ...)``.
 
@@ -260,7 +253,7 @@ def _sweep_chunk(x, y, Xc, Vc, C, eps, *, kernel_fn, kind, loss, block, clip):
     def one_block(args):
         vb, gb, cb = args                                    # (J, q, b), (q, m), (q, k)
         grads = _pullback_scan(x, Xc, vb, gb, rows)          # (q, m, ...): loss gradients
-        x_adv = _project(x[None] + eps * jnp.sign(grads), x[None], eps, clip)
+        x_adv = attacks.project_linf(x[None] + eps * jnp.sign(grads), x[None], eps, clip)
         x_adv = x_adv.reshape((block * m,) + x.shape[1:])
 
         def add_adv(s, chunk):  # s_i(x~_i) over the training chunks
@@ -280,12 +273,14 @@ def _train_chunks(x_train, V, size: int):
     stays finite) with zero eigenvector rows (so it contributes nothing)."""
     n = x_train.shape[0]
     J = -(-n // size)
-    x = _pad_rows(x_train, J * size)
+    x = pad_rows(x_train, J * size)
     V = np.concatenate([V, np.zeros((J * size - n, V.shape[1]), V.dtype)])
     return x.reshape((J, size) + x.shape[1:]), V.reshape(J, size, V.shape[1])
 
 
-def _pad_rows(a, size):
+def pad_rows(a, size: int):
+    """``a`` (n, ...) padded to ``size`` rows by repeating its last row (one compiled shape for
+    every chunk; the padded rows are discarded afterwards); unchanged if ``n >= size``."""
     pad = size - a.shape[0]
     if pad <= 0:
         return a
@@ -347,8 +342,8 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
         robust = np.zeros(p_pad)
         for i0 in range(0, m, bs):
             i1 = min(i0 + bs, m)
-            xb = jnp.asarray(_pad_rows(x_np[i0:i1], bs), dt)
-            yb = jnp.asarray(_pad_rows(y_np[i0:i1], bs), dt)
+            xb = jnp.asarray(pad_rows(x_np[i0:i1], bs), dt)
+            yb = jnp.asarray(pad_rows(y_np[i0:i1], bs), dt)
             c_ok, r_ok = _sweep_chunk(xb, yb, Xc, Vc, Cj, jnp.asarray(eps, dt),
                                       kernel_fn=kernel_fn, kind=kind, loss=loss, block=q,
                                       clip=clip)
@@ -405,7 +400,7 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
             f_adv, adv_i = [], []
             for xj, yj in zip(xs, ys):
                 g = grad(xj, yj, xtr, w)  # one autodiff pass per feature per test point
-                xa = _project(xj + e * jnp.sign(g), xj, e, clip)
+                xa = attacks.project_linf(xj + e * jnp.sign(g), xj, e, clip)
                 f_adv.append(feature(xa, xtr, w))
                 if return_adversarial:
                     adv_i.append(xa)

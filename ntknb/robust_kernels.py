@@ -220,11 +220,6 @@ def _row_loss(kernel_fn, kind, x_train, k, name) -> RowWeightedLoss:
     return lf
 
 
-def _pad(a, size):
-    pad = size - a.shape[0]
-    return a if pad <= 0 else np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
-
-
 @dataclasses.dataclass(frozen=True)
 class MachineScores:
     """Clean and robust accuracy of a stack of ``J`` kernel machines (whole-machine attacks).
@@ -287,7 +282,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
     m = x.shape[0]
     bs = m if batch_size is None else min(check_int("batch_size", batch_size, min=1), m)
     m_pad = -(-m // bs) * bs
-    xp, yp = jnp.asarray(_pad(x, m_pad)), jnp.asarray(_pad(y, m_pad))
+    xp, yp = jnp.asarray(features.pad_rows(x, m_pad)), jnp.asarray(features.pad_rows(y, m_pad))
     lf = _row_loss(kernel_fn, kind, x_train, k, name)
     key = jax.random.PRNGKey(seed)
     t0 = time.perf_counter()

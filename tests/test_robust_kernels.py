@@ -113,7 +113,6 @@ def test_multiclass_machines_run():
                               y[8:], 0.1, pgd_steps=2)
     f = kernels.make_predict_fn(arch.kernel_fn, x[:8], np.asarray(pred.weights(np.inf), np.float32))
     assert sc.clean[0] == pytest.approx(attacks.accuracy(f(x[8:]), y[8:]))
-    assert 0.0 <= sc.pgd[0] <= 1.0 and 0.0 <= sc.fgsm[0] <= 1.0
     # at eps = 0 the attacks cannot move the inputs: robust accuracy is the clean accuracy
     sc0 = rk.evaluate_machines(arch.kernel_fn, x[:8], rk.subset_weights(pred, range(8)), x[8:], y[8:], 0.0,
                                pgd_steps=2)
