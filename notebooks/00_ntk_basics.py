@@ -62,30 +62,11 @@ n_checkpoints = 15  # log-spaced checkpoints along training
 modes = [1, 2, 5, 10, 50]  # eigen-directions (1 = largest eigenvalue) to follow
 
 # %%
-import numpy as np
-
-from ntknb import architectures, data, kernels, lazy, plotting, transfer
+from ntknb import data, plotting
+from ntknb.chapters import ch00_ntk_basics as ch
 from ntknb.report import glue
-from ntknb.training import log_spaced_steps
-from ntknb.validation import check_choice, check_float, check_int, check_sequence
 
-dataset = check_choice("dataset", dataset, ["mnist", "cifar10"])
-seed = check_int("seed", seed, min=0)
-n_train = check_int("n_train", n_train, min=10)
-n_test = check_int("n_test", n_test, min=10)
-depth = check_int("depth", depth, min=1, max=5)
-probe_size = check_int("probe_size", probe_size, min=2, max=n_train)
-ntk_widths = check_sequence("ntk_widths", ntk_widths, of=int, min_length=2)
-ntk_seeds = check_int("ntk_seeds", ntk_seeds, min=1)
-train_widths = check_sequence("train_widths", train_widths, of=int, min_length=1)
-lr_fraction = check_float("lr_fraction", lr_fraction, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
-total_steps = check_int("total_steps", total_steps, min=1)
-n_checkpoints = check_int("n_checkpoints", n_checkpoints, min=2)
-modes = check_sequence("modes", modes, of=int, min_length=1)
-if min(ntk_widths) < 1 or min(train_widths) < 1:
-    raise ValueError("parameters 'ntk_widths' and 'train_widths' must hold positive integers")
-if min(modes) < 1 or max(modes) > n_train:
-    raise ValueError(f"parameter 'modes' must hold eigen-indices in [1, n_train={n_train}], got {modes}")
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
 
 # %% [markdown]
@@ -95,11 +76,10 @@ plotting.use_book_style()
 # labels as centred one-hot vectors $e_y - \tfrac{1}{10}$.
 
 # %%
-ds = data.load_dataset(dataset)
-task = data.make_task(ds, n_train=n_train, n_test=n_test, seed=seed)
+ds = data.load_dataset(P.dataset)
+task = data.make_task(ds, n_train=P.n_train, n_test=P.n_test, seed=P.seed)
 print(task.provenance.describe())
 print(f"train {task.x_train.shape}, test {task.x_test.shape}, labels {task.y_train.shape}")
-
 
 # %% [markdown]
 # ## 1. The empirical NTK converges to the analytic NTK
@@ -109,27 +89,11 @@ print(f"train {task.x_train.shape}, test {task.x_test.shape}, labels {task.y_tra
 # kernel of the same architecture (the `kernel_fn` of neural-tangents' `stax`).
 
 # %%
-def make_net(width, out_dim=1):
-    return architectures.fully_connected(depth=depth, width=width, out_dim=out_dim)
-
-
-x_probe = task.x_train[:probe_size]
-errors = lazy.empirical_ntk_errors(make_net, ntk_widths, x_probe, n_seeds=ntk_seeds, seed=seed)
-slope, intercept = lazy.loglog_slope(np.repeat(ntk_widths, ntk_seeds), errors.ravel())
+errors, slope, intercept = ch.ntk_error_study(P, task)  # errors: (widths, initialisations)
 glue("ntk_width_slope", slope)
 glue("ntk_rel_error_widest", errors[-1].mean())
-glue("ntk_widest", ntk_widths[-1])
-
-fig, ax = plotting.new_figure(width=5.0)
-ax.loglog(np.repeat(ntk_widths, ntk_seeds), errors.ravel(), "o", alpha=0.5, label="one initialisation")
-ax.loglog(ntk_widths, errors.mean(axis=1), "-", lw=2, label="mean")
-w = np.asarray(ntk_widths, float)
-ax.loglog(w, np.exp(intercept) * w**slope, "k--", label=f"fit: slope {slope:.2f}")
-ax.loglog(w, errors.mean(axis=1)[0] * (w / w[0]) ** -0.5, ":", color="grey", label="slope -1/2 (theory)")
-ax.set_xlabel("width $m$")
-ax.set_ylabel(r"$\|\hat\Theta_m - \Theta\|_F \,/\, \|\Theta\|_F$")
-ax.set_title("Empirical NTK at initialisation vs analytic NTK")
-ax.legend();
+glue("ntk_widest", P.ntk_widths[-1])
+fig = ch.plot_ntk_errors(P, errors, slope, intercept)
 
 # %% [markdown]
 # The fitted slope is {glue:text}`ntk_width_slope:.2f` (theory: $-1/2$); at width
@@ -145,43 +109,11 @@ ax.legend();
 # of the largest stable one, $2N/\lambda_{\max}$.
 
 # %%
-kernel = transfer.KernelModel.build(make_net(train_widths[-1], out_dim=task.n_classes), task.x_train, task.y_train)
-lr = lr_fraction * transfer.max_stable_learning_rate(kernel.k_train_train, task.n_classes)
-steps = log_spaced_steps(total_steps, n_checkpoints)
-k_test_train = np.asarray(kernels.kernel_matrix(kernel.kernel_fn, task.x_test, task.x_train))
-f_kernel = np.stack([k_test_train @ np.asarray(kernel.weights(t)) for t in steps * lr])
-
-nets, gaps = {}, {}
-for width in train_widths:
-    net = transfer.train_network(make_net(width, task.n_classes), task.x_train, task.y_train, lr, steps, seed=seed)
-    g = np.stack([np.asarray(net.outputs(p, task.x_test)) for p in net.run.params])
-    nets[width] = net
-    gaps[width] = np.linalg.norm(g - f_kernel, axis=(1, 2)) / np.maximum(np.linalg.norm(f_kernel, axis=(1, 2)), 1e-12)
-
-widest = nets[train_widths[-1]]
-g_final = np.asarray(widest.outputs(widest.run.params[-1], task.x_test))
-labels = task.labels_test
-acc_net = float(np.mean(g_final.argmax(1) == labels))
-acc_kernel = float(np.mean(f_kernel[-1].argmax(1) == labels))
-agreement = float(np.mean(g_final.argmax(1) == f_kernel[-1].argmax(1)))
-glue("lr", lr)
-glue("t_final", steps[-1] * lr)
-glue("lazy_gap_final_widest", gaps[train_widths[-1]][-1])
-glue("lazy_gap_final_narrowest", gaps[train_widths[0]][-1])
-glue("train_width_widest", train_widths[-1])
-glue("train_width_narrowest", train_widths[0])
-glue("clean_acc_net", acc_net)
-glue("clean_acc_kernel", acc_kernel)
-glue("agreement", agreement)
-glue("weight_change_widest", widest.relative_weight_change(-1))
-
-fig, ax = plotting.new_figure(width=5.0)
-for width in train_widths:
-    ax.loglog(steps[1:] * lr, gaps[width][1:], "o-", label=f"width {width}")
-ax.set_xlabel("training time $t$ = steps × learning rate")
-ax.set_ylabel(r"$\|(f_\theta - f_{\theta_0}) - f_t\| \,/\, \|f_t\|$ on test images")
-ax.set_title("Trained network vs kernel predictor at the same $t$")
-ax.legend();
+LAZY = ch.lazy_study(P, task)  # the kernel predictor and the trained networks, same checkpoints
+values = ch.lazy_values(P, LAZY, task)
+for name, value in values.items():
+    glue(name, value)
+fig = ch.plot_lazy_gaps(P, LAZY)
 
 # %% [markdown]
 # With learning rate $\eta$ = {glue:text}`lr:.2f` for {glue:text}`t_final:.0f` units of time,
@@ -205,34 +137,10 @@ ax.legend();
 # model; dotted lines: gradient flow.
 
 # %%
-pred = kernel.predictor
-residuals = np.stack([np.asarray(widest.outputs(p, task.x_train)) for p in widest.run.params]) - np.asarray(task.y_train)
-measured = lazy.residual_modes(np.asarray(pred.eigenvectors), residuals)  # (checkpoints, n)
-theory_gd = lazy.gradient_descent_residual_modes(pred, steps, lr)
-theory_flow = np.linalg.norm(np.asarray(pred.residual_projections(steps * lr)), axis=-1)
-idx = np.asarray(modes) - 1
-scale = theory_gd[0, idx]  # ||v_i^T Y||
-glue("spectral_max_dev", (np.abs(measured[:, idx] - theory_gd[:, idx]) / scale).max())
-glue("spectral_max_dev_flow", (np.abs(measured[:, idx] - theory_flow[:, idx]) / scale).max())
-lam = np.asarray(pred.eigenvalues)
-glue("lambda_ratio", lam[idx[0]] / lam[idx[-1]])
-glue("mode_first", modes[0])
-glue("mode_last", modes[-1])
-
-fig, axes = plotting.new_figure(ncols=2, width=4.4)
-t_axis = steps * lr
-for i, colour in zip(idx, plotting.plt.cm.viridis(np.linspace(0, 0.9, len(idx)))):
-    axes[0].semilogx(t_axis[1:], measured[1:, i] / scale[list(idx).index(i)], "o", color=colour, ms=4)
-    axes[0].semilogx(t_axis[1:], theory_gd[1:, i] / theory_gd[0, i], "-", color=colour, label=f"$i$ = {i + 1}")
-    axes[0].semilogx(t_axis[1:], theory_flow[1:, i] / theory_gd[0, i], ":", color=colour)
-axes[0].set_xlabel("training time $t$")
-axes[0].set_ylabel(r"$\|v_i^\top R_t\| / \|v_i^\top Y\|$")
-axes[0].set_title("Residual along eigenvector $v_i$")
-axes[0].legend()
-axes[1].loglog(np.arange(1, lam.size + 1), lam, ".")
-axes[1].set_xlabel("index $i$")
-axes[1].set_ylabel(r"eigenvalue $\lambda_i$ of $\Theta(X, X)$")
-axes[1].set_title("NTK spectrum on the training set");
+SPECTRAL = ch.spectral_study(P, LAZY, task)
+for name, value in ch.spectral_values(P, SPECTRAL).items():
+    glue(name, value)
+fig = ch.plot_spectral(LAZY, SPECTRAL)
 
 # %% [markdown]
 # The measured residuals follow the linearised dynamics: over the modes shown, the largest
@@ -250,7 +158,4 @@ axes[1].set_title("NTK spectrum on the training set");
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"fitted slope of the NTK error vs width:           {slope:.1f}")
-print(f"network vs kernel, relative output gap (widest):  {gaps[train_widths[-1]][-1]:.2f}")
-print(f"test accuracy, network / kernel predictor:        {acc_net:.2f} / {acc_kernel:.2f}")
-print(f"agreement network / kernel predictor:             {agreement:.2f}")
+print(ch.summary_text(slope, values))

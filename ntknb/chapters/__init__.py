@@ -21,6 +21,7 @@ __all__ = ["CHAPTERS", "schema_for", "check_parameters"]
 #: notebook name -> chapter module (under ``ntknb.chapters``); chapters without a module yet
 #: are checked by their notebook only.
 CHAPTERS = {
+    "00_ntk_basics": "ch00_ntk_basics",
     "04_at_kernel_dynamics": "ch04_kernel_dynamics",
     "06_catastrophic_overfitting": "ch06_overfitting",
 }

@@ -1,0 +1,50 @@
+"""Tests for ntknb.chapters.ch00_ntk_basics (chapter 00): schema and the values it glues."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ntknb import runner
+from ntknb.chapters import ch00_ntk_basics as ch
+
+NB = Path(__file__).resolve().parents[1] / "notebooks" / "00_ntk_basics.py"
+
+
+def params(**changes):
+    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    return ch.Params.from_values({**defaults, **changes})
+
+
+def test_params_rules():
+    p = params()
+    for change, name in [(dict(modes=[p.n_train + 1]), r"modes\[0\]"), (dict(probe_size=p.n_train + 1), "probe_size"),
+                         (dict(ntk_widths=[64]), "ntk_widths"), (dict(train_widths=[0]), r"train_widths\[0\]"),
+                         (dict(lr_fraction=1.0), "lr_fraction"), (dict(depth=6), "depth")]:
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            params(**change)
+
+
+def test_spectral_values_measure_the_deviation_in_units_of_the_target():
+    p = params(modes=[1, 3])
+    gd = np.array([[2.0, 1.0, 4.0], [1.0, 0.5, 2.0]])
+    sp = ch.SpectralStudy(measured=gd + np.array([[0, 0, 0], [0.2, 0, 0.4]]), theory_gd=gd, theory_flow=gd * 0.5,
+                          idx=np.array([0, 2]), scale=gd[0, [0, 2]], eigenvalues=np.array([8.0, 4.0, 2.0]))
+    v = ch.spectral_values(p, sp)
+    assert v["spectral_max_dev"] == pytest.approx(0.1) and v["lambda_ratio"] == 4.0
+    assert v["spectral_max_dev_flow"] == pytest.approx(0.5)  # (2.0 - 1.0) / 2.0 at t = 0
+    assert (v["mode_first"], v["mode_last"]) == (1, 3)
+
+
+def test_lazy_values_accuracies_and_agreement():
+    p = params(train_widths=[8, 16])
+    outs = {8: np.array([[1.0, 0.0], [0.0, 1.0]]), 16: np.array([[1.0, 0.0], [1.0, 0.0]])}
+    nets = {w: SimpleNamespace(run=SimpleNamespace(params=["p0", "p1"]), outputs=lambda q, x, o=o: o,
+                               relative_weight_change=lambda i: 0.01) for w, o in outs.items()}
+    s = ch.LazyStudy(kernel=None, lr=0.5, steps=np.array([0, 4]), f_kernel=np.stack([outs[8], outs[8]]), nets=nets,
+                     gaps={8: np.array([1.0, 0.2]), 16: np.array([1.0, 0.1])})
+    v = ch.lazy_values(p, s, SimpleNamespace(x_test=None, labels_test=np.array([0, 1])))
+    assert (v["clean_acc_net"], v["clean_acc_kernel"], v["agreement"]) == (0.5, 1.0, 0.5)
+    assert (v["lazy_gap_final_widest"], v["lazy_gap_final_narrowest"], v["t_final"]) == (0.1, 0.2, 2.0)
+    assert ch.summary_text(-0.5, v).splitlines()[2].endswith("0.50 / 1.00")
