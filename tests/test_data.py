@@ -644,7 +644,7 @@ def _decoded(tmp_path, pattern="mnist-*.npz"):
 
 
 @pytest.mark.parametrize("tamper", ["other-arrays", "wrong-dtype", "wrong-shape", "other-source", "bad-labels"])
-def test_decoded_cache_with_wrong_arrays_is_not_used(tmp_path, tamper):
+def test_decoded_cache_with_wrong_arrays_is_not_used(tmp_path, tamper, caplog):
     arrays = _tiny_mnist(np.random.default_rng(10))
     _write_mnist(tmp_path / "flat", arrays)
     ds = data.load_mnist(tmp_path / "flat", download=False, verify=False)
@@ -664,7 +664,9 @@ def test_decoded_cache_with_wrong_arrays_is_not_used(tmp_path, tamper):
     elif tamper == "bad-labels":
         stored["y_train"] = stored["y_train"] + 10
     np.savez(path, **stored)
-    ds2 = data.load_mnist(tmp_path / "flat", download=False, verify=False)
+    with caplog.at_level("WARNING", logger=data.log.name):
+        ds2 = data.load_mnist(tmp_path / "flat", download=False, verify=False)
+    assert "ignoring decoded cache" in caplog.text  # noticed, and decoded again
     np.testing.assert_array_equal(ds2.x_train, ds.x_train)
     np.testing.assert_array_equal(ds2.y_train, ds.y_train)
     # the rewritten cache is good again and used
