@@ -213,26 +213,28 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
         x_best = jnp.where(_bshape(better, x), x_new, s["x_best"])
         g_best = jnp.where(_bshape(better, x), g, s["g_best"])
         l_best = jnp.where(better, l, s["l_best"])
-        # checkpoint: condition 1 (too few increases) or 2 (no halving, no improvement)
-        w = window[i]
-        check = w > 0
-        cond1 = n_up.astype(x.dtype) < rho * w.astype(x.dtype)
-        cond2 = ~s["halved_check"] & (l_best <= s["l_best_check"])
-        halve = check & (cond1 | cond2)
+        s = dict(s, x=x_new, x_prev=xk, g=g, l=l, x_best=x_best, g_best=g_best, l_best=l_best,
+                 n_up=n_up, m_min=jnp.where(worse, m, s["m_min"]),
+                 x_worst=jnp.where(_bshape(worse, x), x_new, s["x_worst"]))
+        # at a checkpoint: halve where condition 1 (too few increases) or 2 (no halving at
+        # the last checkpoint and no improvement since) holds; skipped between checkpoints
+        return jax.lax.cond(window[i] > 0, checkpoint, lambda s_, w_: s_, s, window[i])
+
+    def checkpoint(s, w):
+        cond1 = s["n_up"].astype(x.dtype) < rho * w.astype(x.dtype)
+        cond2 = ~s["halved_check"] & (s["l_best"] <= s["l_best_check"])
+        halve = cond1 | cond2
         hb = _bshape(halve, x)
-        x_cur = jnp.where(hb, x_best, x_new)
         return dict(
-            x=x_cur,
-            x_prev=jnp.where(hb, x_best, xk),
-            g=jnp.where(hb, g_best, g),
-            l=jnp.where(halve, l_best, l),
-            x_best=x_best, g_best=g_best, l_best=l_best,
+            s,
+            x=jnp.where(hb, s["x_best"], s["x"]),
+            x_prev=jnp.where(hb, s["x_best"], s["x_prev"]),
+            g=jnp.where(hb, s["g_best"], s["g"]),
+            l=jnp.where(halve, s["l_best"], s["l"]),
             eta=jnp.where(halve, 0.5 * s["eta"], s["eta"]),
-            n_up=jnp.where(check, 0, n_up),
-            l_best_check=jnp.where(check, l_best, s["l_best_check"]),
-            halved_check=jnp.where(check, halve, s["halved_check"]),
-            m_min=jnp.where(worse, m, s["m_min"]),
-            x_worst=jnp.where(_bshape(worse, x), x_new, s["x_worst"]),
+            n_up=jnp.zeros_like(s["n_up"]),
+            l_best_check=s["l_best"],
+            halved_check=halve,
         )
 
     s = jax.lax.fori_loop(0, n_iter, body, state)
