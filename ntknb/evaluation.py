@@ -70,7 +70,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb.attacks import _project, cross_entropy
+from ntknb.attacks import _check_in_clip, cross_entropy, project_linf
+from ntknb.attacks import pgd_step_size as pgd_step_size_rule
 from ntknb.validation import check_bool, check_clip, check_float, check_int, check_sequence
 
 __all__ = [
@@ -189,7 +190,7 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
         return l, m, g
 
     n_iter = window.shape[0]
-    x0 = _project(x0, x, eps, clip)
+    x0 = project_linf(x0, x, eps, clip)
     l0, m0, g0 = evaluate(x0)
     b = x.shape[0]
     state = dict(
@@ -204,8 +205,8 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
     def body(i, s):
         a = jnp.where(i == 0, 1.0, momentum).astype(x.dtype)
         xk = s["x"]
-        z = _project(xk + _bshape(s["eta"], x) * jnp.sign(s["g"]), x, eps, clip)
-        x_new = _project(xk + a * (z - xk) + (1 - a) * (xk - s["x_prev"]), x, eps, clip)
+        z = project_linf(xk + _bshape(s["eta"], x) * jnp.sign(s["g"]), x, eps, clip)
+        x_new = project_linf(xk + a * (z - xk) + (1 - a) * (xk - s["x_prev"]), x, eps, clip)
         l, m, g = evaluate(x_new)
         worse = m < s["m_min"]
         better = l > s["l_best"]
@@ -353,11 +354,12 @@ def _bucket(m: int, batch: int) -> int:
 def _run_chunks(fn, idx: np.ndarray, batch: int, *arrays):
     """``fn`` on ``arrays[i][idx]`` (numpy arrays, gathered on the host) in padded chunks;
     outputs concatenated (numpy)."""
+    from ntknb.features import pad_rows  # the package's one row-padding helper
+
     outs = []
     for start in range(0, len(idx), batch):
         sel = idx[start:start + batch]
-        size = _bucket(len(sel), batch)
-        pad = np.concatenate([sel, np.full(size - len(sel), sel[0])]) if size > len(sel) else sel
+        pad = pad_rows(sel, _bucket(len(sel), batch))
         res = fn(*(jnp.asarray(a[pad]) for a in arrays))
         outs.append([np.asarray(r)[: len(sel)] for r in res])
     return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
@@ -424,7 +426,7 @@ def robust_evaluation(
     pgd_steps = check_int("pgd_steps", n_iter if pgd_steps is None else pgd_steps, min=1)
     pgd_restarts = check_int("pgd_restarts", pgd_restarts, min=0)
     if pgd_step_size is None:
-        pgd_step_size = 2.5 * eps / pgd_steps
+        pgd_step_size = pgd_step_size_rule(eps, pgd_steps)
     else:
         pgd_step_size = check_float("pgd_step_size", pgd_step_size, min=0.0, min_inclusive=False)
     attacks = tuple(check_sequence("attacks", list(attacks), allowed=ATTACKS))
@@ -442,10 +444,9 @@ def robust_evaluation(
     if not np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
     n = x.shape[0]
-    if clip is not None and n and (x.min() < clip[0] or x.max() > clip[1]):
-        raise ValueError(f"parameter 'x' must lie in clip = {clip}; got values in [{x.min()}, {x.max()}]")
     if n == 0:
         raise ValueError("parameter 'x' must hold at least one example")
+    _check_in_clip(x, clip)  # also rejects NaN / inf
     out = jax.eval_shape(predict, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
     if len(out.shape) != 2 or out.shape[0] != 1:
         raise ValueError(f"predict must map (b, ...) to logits (b, k) or (b, 1); got output "

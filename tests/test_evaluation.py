@@ -140,7 +140,7 @@ def test_report_fields_and_skip_broken():
     (dict(attacks=["pgd", "pgd"]), "must not repeat"),
     (dict(batch_size=0), "'batch_size'"),
     (dict(y=np.full(N, 7)), "classes in \\[0, 4\\)"),
-    (dict(x=X + 2.0), "must lie in clip"),
+    (dict(x=X + 2.0), "must lie in the clip range"),
 ])
 def test_bad_input(kwargs, match):
     args = dict(x=X, y=C_MC, eps=EPS)

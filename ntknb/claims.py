@@ -1,0 +1,313 @@
+"""A claim of a source, measured: one type, one verdict rule, one table.
+
+A :class:`Claim` records what a paper says (``source``, a bib key of ``book/references.bib``;
+``where``, its section / figure / equation; ``claim``, one sentence; ``paper``, its number or
+words), the effect size the claim needs (``direction`` and ``threshold``, fixed and justified
+*before* measuring: "orders of magnitude" is a ratio of at least 10, not 1), and what this
+book measured (``measured`` with the interval ``[low, high]`` over ``n_seeds`` seeds and
+``n_test`` test points, at ``scale``). Its ``verdict`` is computed by :func:`verdict`, never
+typed:
+
+* ``"reproduced"`` — the whole interval lies beyond the threshold in the claimed direction
+  (``low > threshold`` for ``"greater"``, ``high < threshold`` for ``"less"``);
+* ``"contradicted"`` — the whole interval lies on the other side (``high < threshold``,
+  resp. ``low > threshold``);
+* ``"inconclusive"`` — otherwise (the interval contains or touches the threshold, or it is
+  unbounded, e.g. a single seed with no other source of variation).
+
+Chapters glue their claims as plain JSON (:func:`glue_claims`, name ``claims``), so
+``ntknb run`` writes them into ``metrics.json`` and the book's "Results at a glance" page
+(:mod:`ntknb.results`) lists them; :func:`claims_html` renders them as an HTML table (glued
+Markdown tables render as raw text in this book, HTML renders as a table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+import numbers
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = [
+    "DIRECTIONS",
+    "VERDICTS",
+    "Claim",
+    "verdict",
+    "bib_keys",
+    "claims_html",
+    "show_claims",
+    "glue_claims",
+]
+
+DIRECTIONS = ("greater", "less")
+VERDICTS = ("reproduced", "contradicted", "inconclusive")
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_BIB = Path(__file__).resolve().parents[1] / "book" / "references.bib"
+
+
+def verdict(direction: str, threshold: float, low: Optional[float], high: Optional[float]) -> str:
+    """The verdict of a claim (module docstring): ``"reproduced"``, ``"contradicted"`` or
+    ``"inconclusive"``. ``low`` / ``high`` of ``None`` (or ``∓inf``) mean an unbounded side."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"parameter 'direction' must be one of {list(DIRECTIONS)!r}, got {direction!r}")
+    lo = -math.inf if low is None else float(low)
+    hi = math.inf if high is None else float(high)
+    t = float(threshold)
+    if math.isnan(lo) or math.isnan(hi) or math.isnan(t):
+        return "inconclusive"
+    beyond, short = (lo > t, hi < t) if direction == "greater" else (hi < t, lo > t)
+    if beyond:
+        return "reproduced"
+    if short:
+        return "contradicted"
+    return "inconclusive"
+
+
+@lru_cache(maxsize=4)
+def _read_keys(path: str, mtime: float) -> frozenset:
+    text = Path(path).read_text(encoding="utf-8")
+    return frozenset(re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,", text))
+
+
+def bib_keys(path: str | Path | None = None) -> frozenset:
+    """The entry keys of a BibTeX file (default: the book's ``book/references.bib``);
+    empty when the file does not exist."""
+    p = Path(path) if path is not None else _BIB
+    if not p.is_file():
+        return frozenset()
+    return _read_keys(str(p), p.stat().st_mtime)
+
+
+def _num(name: str, value: Any, *, none_is: Optional[float] = None) -> float:
+    if value is None and none_is is not None:
+        return none_is
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"Claim: parameter {name!r} must be a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or (none_is is None and not math.isfinite(value)):
+        raise ValueError(f"Claim: parameter {name!r} must be a finite number, got {value!r}")
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"Claim: parameter {name!r} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _count(name: str, value: Any, none_ok: bool = False) -> Optional[int]:
+    if value is None and none_ok:
+        return None
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < (1 if name == "n_seeds" else 0):
+        lowest = 1 if name == "n_seeds" else 0
+        raise ValueError(f"Claim: parameter {name!r} must be an integer >= {lowest}"
+                         f"{' or None' if none_ok else ''}, got {value!r}")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A claim of a source and what this book measured for it (module docstring).
+
+    Attributes:
+      id: identifier-like, unique within the book (``"ch04.kernel_change_ratio"``).
+      source: bib key in ``book/references.bib`` (checked when the file is there).
+      where: section / figure / equation of the source (``"Sec. 4.2, Fig. 3"``).
+      claim: the claim in one sentence.
+      paper: the paper's number or words (``"orders of magnitude"``, ``"0.87"``).
+      direction: ``"greater"`` or ``"less"``: the measured quantity must exceed / stay below
+        ``threshold`` for the claim to hold.
+      threshold: the effect size the claim needs, fixed before measuring.
+      measured: the measured value (point estimate).
+      low, high: its interval (``None`` / ``∓inf``: unbounded on that side).
+      n_seeds: independent seeds behind ``measured`` (>= 1).
+      n_test: test points behind it (``None`` where it is not an accuracy on test points).
+      scale: what was run (``"MNIST 0 vs 1, 512 train, FC-3 width 512, 5 seeds"``).
+      section: optional MyST label of the chapter section that shows the evidence (the
+        results page links to it).
+      verdict: computed from ``direction``, ``threshold``, ``low``, ``high`` (not an argument).
+    """
+
+    id: str
+    source: str
+    where: str
+    claim: str
+    paper: str
+    direction: str
+    threshold: float
+    measured: float
+    low: Optional[float]
+    high: Optional[float]
+    n_seeds: int
+    n_test: Optional[int]
+    scale: str
+    section: Optional[str] = None
+    verdict: str = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        if not isinstance(self.id, str) or not _ID.fullmatch(self.id):
+            raise ValueError(f"Claim: parameter 'id' must be identifier-like (letters, digits, '_', '.', '-'), "
+                             f"got {self.id!r}")
+        source = _text("source", self.source)
+        keys = bib_keys()
+        if keys and source not in keys:
+            raise ValueError(f"Claim {self.id}: parameter 'source' must be a key of book/references.bib, "
+                             f"got {source!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"Claim {self.id}: parameter 'direction' must be one of {list(DIRECTIONS)!r}, "
+                             f"got {self.direction!r}")
+        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
+        set_("source", source)
+        for name in ("where", "claim", "paper", "scale"):
+            set_(name, _text(name, getattr(self, name)))
+        set_("threshold", _num("threshold", self.threshold))
+        set_("measured", _num("measured", self.measured))
+        set_("low", _num("low", self.low, none_is=-math.inf))
+        set_("high", _num("high", self.high, none_is=math.inf))
+        if not self.low <= self.measured <= self.high:
+            raise ValueError(f"Claim {self.id}: the interval [low, high] = [{self.low}, {self.high}] must "
+                             f"contain measured = {self.measured}")
+        set_("n_seeds", _count("n_seeds", self.n_seeds))
+        set_("n_test", _count("n_test", self.n_test, none_ok=True))
+        if self.section is not None and (not isinstance(self.section, str) or not _ID.fullmatch(self.section)):
+            raise ValueError(f"Claim {self.id}: parameter 'section' must be None or a MyST label, "
+                             f"got {self.section!r}")
+        set_("verdict", verdict(self.direction, self.threshold, self.low, self.high))
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_interval(cls, interval: Any, **fields: Any) -> "Claim":
+        """A claim whose ``measured``, ``low``, ``high`` come from an interval (e.g. a
+        :class:`ntknb.stats.Interval`: ``estimate``, ``low``, ``high``); ``n_seeds`` defaults
+        to ``interval.n``."""
+        fields.setdefault("n_seeds", getattr(interval, "n", 1))
+        return cls(measured=interval.estimate, low=interval.low, high=interval.high, **fields)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Claim":
+        """The inverse of :meth:`to_json`. A stored ``verdict`` that differs from the one the
+        fields imply raises ``ValueError`` (verdicts are never typed)."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"Claim.from_json: expected a mapping, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        unknown = set(data) - set(names) - {"verdict"}
+        missing = [n for n in names if n not in data and n != "section"]
+        if unknown or missing:
+            raise ValueError(f"Claim.from_json: unknown fields {sorted(unknown)}, missing fields {missing}")
+        claim = cls(**{n: data[n] for n in names if n in data})
+        stored = data.get("verdict")
+        if stored is not None and stored != claim.verdict:
+            raise ValueError(f"Claim {claim.id}: stored verdict {stored!r} does not follow from its interval, "
+                             f"threshold and direction ({claim.verdict!r})")
+        return claim
+
+    # -------------------------------------------------------------------- outputs
+
+    def to_json(self) -> dict:
+        """Plain JSON values (``str``, ``float``, ``int``, ``None``): unbounded ``low`` /
+        ``high`` become ``None``; ``verdict`` included."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            out[f.name] = v
+        return out
+
+    @property
+    def interval_text(self) -> str:
+        """``"0.731 [0.702, 0.760]"``; unbounded sides as ``-∞`` / ``∞``."""
+        return f"{_fmt(self.measured)} [{_fmt(self.low)}, {_fmt(self.high)}]"
+
+    @property
+    def requirement_text(self) -> str:
+        """``"> 10"`` or ``"< 0"``: what the claim needs of the measured quantity."""
+        return f"{'>' if self.direction == 'greater' else '<'} {_fmt(self.threshold)}"
+
+    @property
+    def explanation(self) -> str:
+        """The verdict in words, e.g. ``"reproduced: the whole interval [12.1, 15.3] lies above
+        the threshold 10"``."""
+        side = {"greater": ("above", "below"), "less": ("below", "above")}[self.direction]
+        iv = f"[{_fmt(self.low)}, {_fmt(self.high)}]"
+        if self.verdict == "reproduced":
+            return f"reproduced: the whole interval {iv} lies {side[0]} the threshold {_fmt(self.threshold)}"
+        if self.verdict == "contradicted":
+            return f"contradicted: the whole interval {iv} lies {side[1]} the threshold {_fmt(self.threshold)}"
+        return (f"inconclusive: the interval {iv} does not lie wholly {side[0]} or {side[1]} "
+                f"the threshold {_fmt(self.threshold)}")
+
+
+def _fmt(v: Optional[float]) -> str:
+    if v is None or (isinstance(v, float) and math.isinf(v)):
+        return "∞" if v is not None and v > 0 else "-∞" if v is not None else "–"
+    return f"{v:.3g}"
+
+
+def _as_claims(claims: Iterable[Any]) -> list[Claim]:
+    out = []
+    for c in claims:
+        out.append(c if isinstance(c, Claim) else Claim.from_json(c))
+    ids = [c.id for c in out]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ValueError(f"claims: ids must be unique; repeated {dup}")
+    return out
+
+
+_HEAD = ("Claim", "Source", "Paper", "Needs", "Measured [interval]", "Scale", "Verdict")
+_COLOURS = {"reproduced": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#9a6700"}
+
+
+def claims_html(claims: Sequence[Any]) -> str:
+    """An HTML table of ``claims`` (:class:`Claim` objects or their :meth:`Claim.to_json`
+    dicts): claim, source and where, the paper's value, what the claim needs, the measured
+    value with its interval, the scale (with seeds and test points), and the verdict in words."""
+    rows = []
+    for c in _as_claims(claims):
+        counts = f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}"
+        if c.n_test is not None:
+            counts += f", {c.n_test} test points"
+        cells = [
+            f"<strong>{html.escape(c.id)}</strong><br>{html.escape(c.claim)}",
+            f"{html.escape(c.source)}<br>{html.escape(c.where)}",
+            html.escape(c.paper),
+            html.escape(c.requirement_text),
+            html.escape(c.interval_text),
+            f"{html.escape(c.scale)}<br>({counts})",
+            f'<span style="color:{_COLOURS[c.verdict]}"><strong>{c.verdict}</strong></span>'
+            f"<br>{html.escape(c.explanation.split(': ', 1)[1])}",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
+    if not rows:
+        return "<p><em>No claims.</em></p>"
+    head = "<tr>" + "".join(f"<th>{h}</th>" for h in _HEAD) + "</tr>"
+    return (f'<table class="ntknb-claims">\n<thead>{head}</thead>\n<tbody>\n' + "\n".join(rows)
+            + "\n</tbody>\n</table>")
+
+
+def show_claims(claims: Sequence[Any]):
+    """``IPython.display.HTML`` of :func:`claims_html` (the last expression of a cell shows it)."""
+    from IPython.display import HTML
+
+    return HTML(claims_html(claims))
+
+
+def glue_claims(claims: Sequence[Any], name: str = "claims"):
+    """Glue the claims as a list of plain JSON dicts under ``name`` (``metrics.json`` and the
+    results page read it) and return the HTML table to show in the cell."""
+    from ntknb.report import glue
+
+    objs = _as_claims(claims)
+    glue(name, [c.to_json() for c in objs])
+    return show_claims(objs)

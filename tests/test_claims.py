@@ -1,0 +1,113 @@
+"""ntknb.claims: the verdict rule, the Claim type, its JSON and its HTML table."""
+
+import json
+import math
+
+import pytest
+
+from ntknb import claims as C
+from ntknb.stats import Interval
+
+BASE = dict(
+    id="ch04.kernel_change_ratio",
+    source="loo2022evolution",
+    where="Sec. 4, Fig. 3",
+    claim="Adversarial training changes the empirical NTK by orders of magnitude more than standard training.",
+    paper="orders of magnitude",
+    direction="greater",
+    threshold=10.0,
+    measured=1.16,
+    low=1.05,
+    high=1.27,
+    n_seeds=3,
+    n_test=None,
+    scale="MNIST 0 vs 1, 512 train, FC-3 width 512",
+)
+
+
+@pytest.mark.parametrize("direction, low, high, expected", [
+    ("greater", 10.5, 12.0, "reproduced"),
+    ("greater", 1.05, 1.27, "contradicted"),
+    ("greater", 9.0, 11.0, "inconclusive"),
+    ("greater", 10.0, 12.0, "inconclusive"),  # touching the threshold is not beyond it
+    ("greater", 8.0, 10.0, "inconclusive"),
+    ("less", 1.0, 9.0, "reproduced"),
+    ("less", 10.5, 12.0, "contradicted"),
+    ("less", 9.0, 11.0, "inconclusive"),
+    ("greater", None, 12.0, "inconclusive"),
+    ("greater", 11.0, None, "reproduced"),
+    ("greater", None, 9.0, "contradicted"),
+    ("less", -math.inf, math.inf, "inconclusive"),
+])
+def test_verdict_rule(direction, low, high, expected):
+    assert C.verdict(direction, 10.0, low, high) == expected
+
+
+def test_verdict_bad_direction():
+    with pytest.raises(ValueError, match="'direction'"):
+        C.verdict("more", 1.0, 0.0, 2.0)
+
+
+def test_claim_verdict_is_computed_never_typed():
+    c = C.Claim(**BASE)
+    assert c.verdict == "contradicted"
+    with pytest.raises(TypeError):
+        C.Claim(**BASE, verdict="reproduced")
+    assert C.Claim(**dict(BASE, low=10.5, high=12.0, measured=11.0)).verdict == "reproduced"
+    assert C.Claim(**dict(BASE, threshold=1.1)).verdict == "inconclusive"
+    assert "lies below the threshold 10" in c.explanation
+
+
+def test_to_json_roundtrip_plain_values():
+    c = C.Claim(**dict(BASE, low=None, n_test=500, section="ch04-claims"))
+    js = c.to_json()
+    assert json.loads(json.dumps(js)) == js  # plain JSON values
+    assert js["low"] is None and js["verdict"] == "contradicted" and js["n_test"] == 500
+    assert C.Claim.from_json(js) == c
+    bad = dict(js, verdict="reproduced")
+    with pytest.raises(ValueError, match="does not follow"):
+        C.Claim.from_json(bad)
+    with pytest.raises(ValueError, match="missing fields"):
+        C.Claim.from_json({k: v for k, v in js.items() if k != "scale"})
+
+
+def test_from_interval():
+    iv = Interval(0.8, 0.75, 0.85, 5, 0.95, "t")
+    c = C.Claim.from_interval(iv, **{k: v for k, v in BASE.items()
+                                     if k not in ("measured", "low", "high", "n_seeds")})
+    assert (c.measured, c.low, c.high, c.n_seeds) == (0.8, 0.75, 0.85, 5)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(id="has space"), "'id'"),
+    (dict(source="nokey2099"), "'source' must be a key"),
+    (dict(direction="more"), "'direction'"),
+    (dict(measured=2.0), "must contain measured"),
+    (dict(threshold=math.nan), "'threshold'"),
+    (dict(n_seeds=0), "'n_seeds'"),
+    (dict(n_test=-1), "'n_test'"),
+    (dict(claim=""), "'claim'"),
+    (dict(section="not a label"), "'section'"),
+])
+def test_bad_claims(change, match):
+    with pytest.raises(ValueError, match=match):
+        C.Claim(**dict(BASE, **change))
+
+
+def test_bib_keys_read_the_book():
+    keys = C.bib_keys()
+    assert {"tsilivis2022ntk", "loo2022evolution", "madry2018towards"} <= keys
+
+
+def test_html_table():
+    a = C.Claim(**BASE)
+    b = C.Claim(**dict(BASE, id="ch04.other", claim="x < y & z", low=10.5, high=12.0, measured=11.0, n_test=200))
+    text = C.claims_html([a, b.to_json()])
+    assert text.startswith('<table class="ntknb-claims">') and text.count("<tr>") == 3
+    assert "x &lt; y &amp; z" in text  # escaped
+    assert "contradicted" in text and "reproduced" in text and "200 test points" in text
+    assert "1.16 [1.05, 1.27]" in text and "&gt; 10" in text
+    assert C.claims_html([]) == "<p><em>No claims.</em></p>"
+    with pytest.raises(ValueError, match="unique"):
+        C.claims_html([a, a])
+    assert C.show_claims([a])._repr_html_() == C.claims_html([a])
