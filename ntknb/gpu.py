@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import html
 import json
 import math
 import os
@@ -46,6 +47,7 @@ __all__ = [
     "record",
     "load_recorded",
     "comparison_rows",
+    "recorded_section",
     "main",
 ]
 
@@ -150,13 +152,39 @@ def _pack(out_dir: Path, archive: Path) -> None:
 
 
 def _default_runner(name: str, out: Path, timeout_s: float, kernel: str | None) -> int:
+    """``ntknb run NAME -f NAME.gpu.yaml --out OUT`` in its own process group; at the time limit
+    the group gets SIGTERM (``ntknb run`` stops its kernel and marks the run interrupted), then
+    SIGKILL after 20 s, so no kernel is left holding the GPU. Returns 124 on time-out."""
+    import signal
+
     cmd = [sys.executable, "-m", "ntknb.cli", "run", name, "-f", str(preset_path(name)),
            "--out", str(out)]
     if kernel:
         cmd += ["--kernel", kernel]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True)
     try:
-        return subprocess.run(cmd, timeout=timeout_s, cwd=REPO_ROOT).returncode
+        return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        try:  # the kernel runs in a session of its own: remember it to end it too
+            import psutil
+
+            family = psutil.Process(proc.pid).children(recursive=True)
+        except Exception:  # noqa: BLE001 - psutil missing or the process already gone
+            family = []
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+            except ProcessLookupError:
+                break
+        for child in family:
+            try:
+                child.kill()
+            except Exception:  # noqa: BLE001 - already ended
+                pass
         return 124
 
 
@@ -293,6 +321,64 @@ def comparison_rows(cpu: Mapping[str, Any], gpu: RecordedRun,
     A value missing on either side is ``None`` (the two runs may glue different names).
     """
     return [[label, cpu.get(key), gpu.get(key)] for key, label in keys]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "&ndash;"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if not math.isfinite(value) else f"{value:.4g}"
+    return html.escape(str(value))
+
+
+def recorded_section(name: str, keys: Sequence[tuple[str, str]], *, prefix: str = "gpu_",
+                     root: str | os.PathLike = RECORD_DIR):
+    """The "GPU scale" part of chapter ``name``: its recorded GPU run beside this run's values.
+
+    Glues, for the text, ``{prefix}device``, ``{prefix}date``, ``{prefix}wall_min`` (wall time of
+    the whole notebook in minutes), ``{prefix}setting`` (the preset's parameters, one line) and
+    ``{prefix}<key>`` for every ``key`` of ``keys = [(glue name, label), ...]`` that the GPU run
+    glued; the CPU column is what this notebook has glued so far
+    (:func:`ntknb.report.glued_values`). Returns an ``IPython.display.HTML`` table (the cell
+    shows it), or a note saying how to record a run if there is none.
+    """
+    from IPython.display import HTML
+
+    from ntknb.report import glue, glued_values
+
+    rec = load_recorded(name, root)
+    if rec is None:
+        glue(f"{prefix}device", "none")
+        return HTML(f"<p>No GPU run of this chapter is recorded yet: run <code>bash scripts/gpu_runs "
+                    f"--out DIR {html.escape(name)}</code> on a GPU machine, then "
+                    f"<code>python -m ntknb.gpu record DIR</code>.</p>")
+    glue(f"{prefix}device", rec.device)
+    glue(f"{prefix}date", rec.date)
+    glue(f"{prefix}wall_min", rec.wall_s / 60.0)
+    try:
+        import yaml
+
+        preset = yaml.safe_load(preset_path(name).read_text()) or {}
+    except (OSError, ValueError):
+        preset = {}
+    setting = ", ".join(f"{k} = {rec.parameters.get(k, v)}" for k, v in preset.items())
+    glue(f"{prefix}setting", setting)
+    for key, _ in keys:
+        if rec.get(key) is not None:
+            glue(f"{prefix}{key}", rec.get(key))
+    rows = comparison_rows(glued_values(), rec, keys)
+    body = "".join(f"<tr><td>{html.escape(label)}</td><td>{_fmt(cpu)}</td><td>{_fmt(g)}</td></tr>"
+                   for label, cpu, g in rows)
+    versions = ", ".join(f"{k} {v}" for k, v in rec.versions.items() if v != "missing")
+    return HTML(
+        "<table><thead><tr><th>quantity</th><th>this page (CPU, parameters above)</th>"
+        f"<th>GPU preset ({html.escape(rec.device)})</th></tr></thead><tbody>{body}</tbody></table>"
+        f"<p><small>GPU run of {html.escape(rec.date)}: {rec.wall_s / 60:.1f} min on "
+        f"{html.escape(rec.device)}; {html.escape(versions)}. Preset "
+        f"<code>notebooks/{html.escape(name)}{PRESET_SUFFIX}</code>; record "
+        f"<code>notebooks/data/gpu/{html.escape(name)}/</code>.</small></p>")
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["glue", "glue_md", "glue_table", "markdown_table", "to_python", "NAME_PATTERN"]
+__all__ = ["glue", "glue_md", "glue_table", "glued_values", "markdown_table", "to_python", "NAME_PATTERN"]
 
 #: Allowed glue names: identifier-like, plus ``.`` and ``-`` after the first character
 #: (``acc_clean``, ``eps-8``, ``fig.spectrum``).
@@ -89,7 +89,18 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
     _check_name(name)
     plain = to_python(value)
     _myst_glue(name, plain, display=display)
+    _GLUED[name] = plain
     return plain
+
+
+#: Every value glued in this process (this notebook's kernel), by name; later glues win.
+_GLUED: dict[str, Any] = {}
+
+
+def glued_values() -> dict[str, Any]:
+    """A copy of the values glued so far in this process, ``{name: plain value}``: what
+    ``ntknb run`` will write to ``metrics.json`` (figures and Markdown included as objects)."""
+    return dict(_GLUED)
 
 
 def _format_cell(value: Any, floatfmt: str) -> str:

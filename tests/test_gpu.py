@@ -115,3 +115,28 @@ def test_smoke_test_passes_on_this_machine():
     res = gpu.smoke_test()
     assert res["ok"], res
     assert res["analytic_rel_err"] < 1e-3 and res["empirical_rel_err"] < 1e-3
+
+
+def test_recorded_section_shows_both_columns_and_glues_the_gpu_values(tmp_path, monkeypatch):
+    from ntknb import report
+
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=False: glued.update({name: value}))
+    out = _fake_run_folder(tmp_path)
+    dest = tmp_path / "gpu"
+    gpu.record(out, dest)
+    report.glue("n_seeds", 3)
+    html = gpu.recorded_section("06_catastrophic_overfitting",
+                                [("n_seeds", "seeds"), ("co_fgsm_collapsed_count", "collapsed")],
+                                root=dest).data
+    assert "<td>seeds</td><td>3</td><td>3</td>" in html
+    assert "<td>collapsed</td><td>&ndash;</td><td>2</td>" in html and "NVIDIA H200" in html
+    assert glued["gpu_device"] == "NVIDIA H200" and glued["gpu_co_fgsm_collapsed_count"] == 2
+    assert glued["gpu_wall_min"] == pytest.approx(201.5 / 60)
+    assert "eps = 0.03" in glued["gpu_setting"]
+
+
+def test_recorded_section_without_a_record_says_how_to_make_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("myst_nb.glue", lambda *a, **k: None)
+    html = gpu.recorded_section("06_catastrophic_overfitting", [], root=tmp_path).data
+    assert "scripts/gpu_runs" in html
