@@ -221,12 +221,15 @@ def test_failed_rerun_does_not_leave_earlier_results(tiny, tmp_path):
 @pytest.mark.slow
 def test_log_output_and_nan_metrics(tmp_path):
     nb = tmp_path / "noisy.py"
-    nb.write_text('# %% tags=["parameters"]\nk = 2\n\n# %%\nprint("hello from cell", k)\n'
+    nb.write_text('# %% tags=["parameters"]\nk = 2\nmodes = [1, 2]  # directions (1 = largest)\n\n# %%\n'
+                  'print("hello from cell", k, modes)\n'
                   'import math\nfrom ntknb.report import glue\nglue("bad", [1.0, math.nan])\n')
     out = tmp_path / "run"
-    proc = _cli("run", nb, "-p", "k", "5", "--out", out, "--log-output")
+    proc = _cli("run", nb, "-p", "k", "5", "-p", "modes", "[3]", "--out", out, "--log-output")
     assert proc.returncode == 0, proc.stderr
-    assert "hello from cell 5" in proc.stdout + proc.stderr
+    # papermill's own parser misses `modes` (the "=" in its comment) and used to warn
+    assert "Passed unknown parameter" not in proc.stderr, proc.stderr
+    assert "hello from cell 5 [3]" in proc.stdout + proc.stderr
     metrics = json.loads((out / "metrics.json").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert metrics["bad"] == [1.0, None] and "bad[1]" in metrics["_note"]
     assert "null" in proc.stdout
