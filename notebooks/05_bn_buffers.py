@@ -84,60 +84,13 @@ batch_sizes = [20, 100, 500]  # evaluation batch sizes of the batch-size check
 # %%
 import time
 
-import jax
-import numpy as np
-from IPython.display import Markdown, display
-
-from ntknb import batchnorm, data, models, ntk_dynamics, plotting, training
-from ntknb.report import glue, markdown_table
-from ntknb.validation import check_choice, check_float, check_int, check_sequence
+from ntknb import batchnorm, data, models, plotting
+from ntknb.chapters import ch05_bn_buffers as ch
+from ntknb.report import glue
 
 _start = time.perf_counter()
-seed = check_int("seed", seed, min=0)
-dataset = check_choice("dataset", dataset, ["mnist", "cifar10"])
-n_train = check_int("n_train", n_train, min=20)
-n_test = check_int("n_test", n_test, min=10)
-n_eval_train = check_int("n_eval_train", n_eval_train, min=1, max=n_train)
-width = check_int("width", width, min=1)
-stage_sizes = check_sequence("stage_sizes", stage_sizes, of=int, min_length=1, max_length=6)
-epochs = check_int("epochs", epochs, min=1)
-batch_size = check_int("batch_size", batch_size, min=2, max=n_train)
-learning_rate = check_float("learning_rate", learning_rate, min=0.0, min_inclusive=False)
-momentum = check_float("momentum", momentum, min=0.0, max=1.0, max_inclusive=False)
-weight_decay = check_float("weight_decay", weight_decay, min=0.0)
-lr_decay_epochs = check_sequence("lr_decay_epochs", lr_decay_epochs, of=int, max_length=4)
-lr_decay_factor = check_float("lr_decay_factor", lr_decay_factor, min=0.0, max=1.0, min_inclusive=False)
-augment = check_choice("augment", augment, list(training.AUGMENTATIONS))
-eps = check_float("eps", eps, min=0.0, max=1.0, min_inclusive=False)
-attack_steps = check_int("attack_steps", attack_steps, min=1)
-eval_attack_steps = check_int("eval_attack_steps", eval_attack_steps, min=1)
-eval_batch_size = check_int("eval_batch_size", eval_batch_size, min=2, max=n_test)
-eval_every = check_int("eval_every", eval_every, min=1)
-probe_per_class = check_int("probe_per_class", probe_per_class, min=1, max=100)
-ks_epochs = check_sequence("ks_epochs", ks_epochs, of=int, min_length=1, max_length=6)
-batch_sizes = check_sequence("batch_sizes", batch_sizes, of=int, min_length=2, max_length=5)
-if min(stage_sizes) < 1:
-    raise ValueError(f"parameter 'stage_sizes' must hold positive integers, got {stage_sizes}")
-if any(not 1 <= e <= epochs for e in ks_epochs) or sorted(set(ks_epochs)) != list(ks_epochs):
-    raise ValueError(f"parameter 'ks_epochs' must be increasing epochs in [1, epochs={epochs}], got {ks_epochs}")
-for name, size, n in (("eval_batch_size", eval_batch_size, n_test), ("eval_batch_size", eval_batch_size, n_eval_train)):
-    if n % size:
-        raise ValueError(f"parameter '{name}'={size} must divide n_test={n_test} and n_eval_train={n_eval_train}")
-if any(b < 2 or n_test % b for b in batch_sizes):
-    raise ValueError(f"parameter 'batch_sizes' must hold divisors (>= 2) of n_test={n_test}, got {batch_sizes}")
-config = training.TrainConfig(
-    epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, momentum=momentum,
-    weight_decay=weight_decay, lr_decay_epochs=tuple(lr_decay_epochs), lr_decay_factor=lr_decay_factor,
-    eps=eps, attack_steps=attack_steps, eval_attack_steps=eval_attack_steps, eval_batch_size=eval_batch_size,
-    augment=augment, seed=seed,
-)  # validates the schedule (e.g. lr_decay_epochs inside [1, epochs - 1])
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
-MODE_LABELS = {"buffer": "w buffer", "batch": "w/o buffer"}
-
-
-def table(rows, columns):
-    """Show a result table (rendered as Markdown)."""
-    display(Markdown(markdown_table(rows, columns, floatfmt=".3f")))
 
 # %% [markdown]
 # ## The data and the network
@@ -146,13 +99,12 @@ def table(rows, columns):
 # with BatchNorm after every convolution ({class}`ntknb.models.ResNet`, BasicBlocks).
 
 # %%
-ds = data.load_dataset(dataset)
-task = data.make_task(ds, n_train=n_train, n_test=n_test, seed=seed)
+ds = data.load_dataset(P.dataset)
+task = data.make_task(ds, n_train=P.n_train, n_test=P.n_test, seed=P.seed)
 print(task.provenance.describe())
-model = models.make_model("resnet", task.n_classes, width=width, stage_sizes=tuple(stage_sizes))
-params0, state0 = models.init_model(model, task.x_train.shape[1:], seed=seed)
-n_params = sum(int(np.prod(p.shape)) for p in jax.tree_util.tree_leaves(params0))
-n_bn = sum(1 for path, _ in jax.tree_util.tree_flatten_with_path(state0["batch_stats"])[0] if path[-1].key == "mean")
+model = ch.make_model(P, task.n_classes)
+params0, state0 = models.init_model(model, task.x_train.shape[1:], seed=P.seed)
+n_params, n_bn = ch.model_size(params0, state0)
 print(f"train {task.x_train.shape}, test {task.x_test.shape}; ResNet with {n_params} parameters, "
       f"{n_bn} BatchNorm layers")
 glue("n_params", n_params)
@@ -168,72 +120,15 @@ glue("n_bn_layers", n_bn)
 # in Section 4).
 
 # %%
-eval_epochs = sorted(set(range(eval_every, epochs + 1, eval_every)) | {epochs})
-splits = {"train": (task.x_train[:n_eval_train], task.labels_train[:n_eval_train]),
-          "test": (task.x_test, task.labels_test)}
-probe = ntk_dynamics.balanced_probe(task.labels_test, probe_per_class, task.n_classes, seed=seed)
-x_probe, labels_probe = task.x_test[probe], task.labels_test[probe]
-STRATEGIES = {"standard": "standard training", "pgd": "PGD-AT"}
-
-runs, evals, trackers = {}, {}, {}
-for strategy in STRATEGIES:
-    evals[strategy] = batchnorm.ModeEvaluator(model, splits, eps, eval_attack_steps, batch_size=eval_batch_size,
-                                              epochs=eval_epochs, seed=seed)
-    callbacks = [evals[strategy]]
-    if strategy == "pgd":
-        trackers = {mode: batchnorm.BNKernelTracker(model, mode, x_probe, labels_probe, eps,
-                                                    attack_steps=eval_attack_steps, epochs=ks_epochs,
-                                                    top_p=min(10, len(probe)), seed=seed)
-                    for mode in batchnorm.BN_MODES}
-        callbacks += list(trackers.values())
-    # fit's own per-epoch evaluation (w buffer) is not used here (the ModeEvaluator measures
-    # both modes on the full splits): it gets one evaluation batch of test images to stay cheap.
-    runs[strategy] = training.fit(training.flax_apply_fn(model), params0, state0, task.x_train, task.labels_train,
-                                  task.x_test[:eval_batch_size], task.labels_test[:eval_batch_size],
-                                  config.replace(mode=strategy), callbacks=callbacks, progress=False)
-    print(f"{STRATEGIES[strategy]}: {runs[strategy].train_seconds:.0f} s of parameter updates")
-
-curves = {(STRATEGIES[s], split): {m: evals[s].curves(split, m) for m in batchnorm.BN_MODES}
-          for s in STRATEGIES for split in splits}
-plotting.plot_bn_accuracy_curves(curves, MODE_LABELS);
-
+T = ch.train_strategies(P, model, params0, state0, task)  # both strategies, both modes evaluated
+for strategy, run in T.runs.items():
+    print(f"{ch.STRATEGIES[strategy]}: {run.train_seconds:.0f} s of parameter updates")
+plotting.plot_bn_accuracy_curves(ch.accuracy_curves(T), ch.MODE_LABELS);
 
 # %%
-def final(strategy, split, mode, kind):
-    return float(evals[strategy].curves(split, mode)[kind][-1])
-
-
-glue("clean_acc_w_buffer", final("pgd", "test", "buffer", "clean"))
-glue("clean_acc_wo_buffer", final("pgd", "test", "batch", "clean"))
-glue("robust_acc_w_buffer", final("pgd", "test", "buffer", "robust"))
-glue("robust_acc_wo_buffer", final("pgd", "test", "batch", "robust"))
-glue("std_clean_acc_w_buffer", final("standard", "test", "buffer", "clean"))
-glue("std_clean_acc_wo_buffer", final("standard", "test", "batch", "clean"))
-glue("std_robust_acc_w_buffer", final("standard", "test", "buffer", "robust"))
-glue("std_robust_acc_wo_buffer", final("standard", "test", "batch", "robust"))
-glue("train_robust_acc_w_buffer", final("pgd", "train", "buffer", "robust"))
-glue("train_robust_acc_wo_buffer", final("pgd", "train", "batch", "robust"))
-clean_gap = final("pgd", "test", "buffer", "clean") - final("pgd", "test", "batch", "clean")
-robust_gap = final("pgd", "test", "buffer", "robust") - final("pgd", "test", "batch", "robust")
-glue("clean_gap", clean_gap)
-glue("robust_gap", robust_gap)
-# the standard error of a difference of two accuracies on n_test images is at most sqrt(2 * 0.25 / n_test)
-noise = float(np.sqrt(0.5 / n_test))
-glue("acc_noise", noise)
-glue("robust_verdict",
-     "clearly lower (by more than twice the sampling noise)" if robust_gap > 2 * noise else
-     "lower, but by less than twice the sampling noise" if robust_gap > 0 else "not lower")
-glue("clean_verdict", "about the same (within twice the sampling noise)" if abs(clean_gap) <= 2 * noise
-     else "different by more than twice the sampling noise")
-reproduced = robust_gap > 2 * noise and abs(clean_gap) <= 2 * noise
-glue("fig2_verdict", "reproduces" if reproduced else "does not clearly reproduce")
-std_gap = final("standard", "test", "buffer", "robust") - final("standard", "test", "batch", "robust")
-glue("std_robust_verdict", "higher" if std_gap < -2 * noise else "lower" if std_gap > 2 * noise
-     else "about the same")
-table(
-    [[STRATEGIES[s], MODE_LABELS[m]] + [final(s, sp, m, k) for sp in ("test", "train") for k in ("clean", "robust")]
-     for s in STRATEGIES for m in batchnorm.BN_MODES],
-    ["model", "mode", "clean (test)", "PGD (test)", "clean (train)", "PGD (train)"])
+for name, value in ch.accuracy_values(P, T).items():
+    glue(name, value)
+ch.show_table(ch.accuracy_rows(T), ch.ACCURACY_COLUMNS)
 
 # %% [markdown]
 # After the last epoch the PGD-AT network has clean test accuracy
@@ -279,34 +174,11 @@ table(
 # shift $(\mu_B - \mu_R)/\sigma_R$ and $\log(\sigma_B/\sigma_R)$).
 
 # %%
-gaps = {}
-for strategy, run in runs.items():
-    x_adv = batchnorm.adversarial_examples(model, "batch", run.params, run.state, task.x_test, task.labels_test,
-                                           eps, eval_attack_steps, eval_batch_size, seed=seed)
-    for kind, xx in (("clean", task.x_test), ("adversarial", x_adv)):
-        gaps[strategy, kind] = batchnorm.bn_statistics_gap(model, run.params, run.state, xx, eval_batch_size)
-
-fig, axes = plotting.new_figure(ncols=2, sharey=True)
-for ax, strategy in zip(axes, STRATEGIES):
-    plotting.plot_layer_gaps(ax, {f"{kind} batches": gaps[strategy, kind].norm_gap for kind in ("clean", "adversarial")},
-                             ylabel="rms of normalised-activation change", title=STRATEGIES[strategy])
-
-rows = []
-for strategy in STRATEGIES:
-    for kind in ("clean", "adversarial"):
-        g = gaps[strategy, kind]
-        acc_key = "clean" if kind == "clean" else "robust"
-        acc_gap = final(strategy, "test", "buffer", acc_key) - final(strategy, "test", "batch", acc_key)
-        rows.append([STRATEGIES[strategy], kind, float(g.norm_gap.mean()), float(g.mean_shift.mean()),
-                     float(g.log_std_ratio.mean()), acc_gap])
-        glue(f"{strategy}_{kind}_norm_gap", float(g.norm_gap.mean()))
-table(rows, ["model", "batches", "mean gap (norm. act.)", "mean shift", "log std ratio", "accuracy w − w/o"])
-glue("pgd_gap_ratio", float(gaps["pgd", "adversarial"].norm_gap.mean() / gaps["pgd", "clean"].norm_gap.mean()))
-for strategy in STRATEGIES:
-    larger = gaps[strategy, "adversarial"].norm_gap.mean() > gaps[strategy, "clean"].norm_gap.mean()
-    glue(f"{strategy}_gap_verdict", "farther from" if larger else "closer to")
-glue("pgd_first_layer_clean_gap", float(gaps["pgd", "clean"].norm_gap[0]))
-glue("pgd_first_layer_adv_gap", float(gaps["pgd", "adversarial"].norm_gap[0]))
+GAPS = ch.statistics_gaps(P, model, T, task)  # {(strategy, clean | adversarial): per-layer gaps}
+fig = ch.plot_gaps(GAPS)
+ch.show_table(ch.gap_rows(T, GAPS), ch.GAP_COLUMNS)
+for name, value in ch.gap_values(GAPS).items():
+    glue(name, value)
 
 # %% [markdown]
 # Averaged over the {glue:text}`n_bn_layers` BatchNorm layers, replacing the running
@@ -341,21 +213,10 @@ glue("pgd_first_layer_adv_gap", float(gaps["pgd", "adversarial"].norm_gap[0]))
 # starts).
 
 # %%
-by_bs = {s: {b: batchnorm.evaluate_modes(model, runs[s].params, runs[s].state, task.x_test, task.labels_test,
-                                         eps, eval_attack_steps, b, seed=seed) for b in batch_sizes}
-         for s in STRATEGIES}
-rows = [[STRATEGIES[s], b] + [by_bs[s][b][m][i] for i in (0, 1) for m in batchnorm.BN_MODES]
-        for s in STRATEGIES for b in batch_sizes]
-table(rows, ["model", "eval batch", "clean w", "clean w/o", "PGD w", "PGD w/o"])
-bs_gaps = np.array([by_bs["pgd"][b]["buffer"][1] - by_bs["pgd"][b]["batch"][1] for b in batch_sizes])
-glue("bs_robust_gap_min", float(bs_gaps.min()))
-glue("bs_robust_gap_max", float(bs_gaps.max()))
-glue("bs_smallest", batch_sizes[0])
-glue("bs_largest", batch_sizes[-1])
-glue("bs_verdict", "at every batch size" if np.all(bs_gaps > 0) else "not at every batch size")
-glue("bs_wo_robust_smallest", by_bs["pgd"][batch_sizes[0]]["batch"][1])
-glue("bs_wo_robust_largest", by_bs["pgd"][batch_sizes[-1]]["batch"][1])
-glue("bs_w_robust_largest", by_bs["pgd"][batch_sizes[-1]]["buffer"][1])
+BY_BS = ch.batch_size_check(P, model, T, task)  # {strategy: {batch size: {mode: (clean, robust)}}}
+ch.show_table(ch.batch_size_rows(P, BY_BS), ch.BATCH_SIZE_COLUMNS)
+for name, value in ch.batch_size_values(P, BY_BS).items():
+    glue(name, value)
 
 # %% [markdown]
 # For the PGD-AT network the robust-accuracy gap (w buffer minus w/o buffer) ranges from
@@ -382,25 +243,11 @@ glue("bs_w_robust_largest", by_bs["pgd"][batch_sizes[-1]]["buffer"][1])
 # probe's adversarial examples are made with batch statistics.
 
 # %%
-KINDS = {"clean.CL": "C-NTK, CL", "adv.CL": "AE-NTK, CL", "adv.AL": "AE-NTK, AL"}
-panels = {(f"{MODE_LABELS[m]}\n{label}", f"epoch {e}"): trackers[m].ks_matrices[e][kind]
-          for m in batchnorm.BN_MODES for kind, label in KINDS.items() for e in ks_epochs}
-plotting.plot_specialization_matrices(panels);
-ks = {(m, kind, e): float(np.nanmean(np.diag(trackers[m].ks_matrices[e][kind])))
-      for m in batchnorm.BN_MODES for kind in KINDS for e in ks_epochs}
-table([[MODE_LABELS[m], KINDS[kind]] + [ks[m, kind, e] for e in ks_epochs] for m in batchnorm.BN_MODES for kind in KINDS],
-      ["mode", "kernel"] + [f"KS epoch {e}" for e in ks_epochs])
-last = ks_epochs[-1]
-for m, tag in (("buffer", "w"), ("batch", "wo")):
-    for kind, ktag in (("clean.CL", "c_cl"), ("adv.CL", "ae_cl"), ("adv.AL", "ae_al")):
-        glue(f"ks_{ktag}_{tag}_buffer", ks[m, kind, last])
-glue("ks_last_epoch", last)
-ks_dev = max(abs(ks[m, kind, last] - 1) for m in batchnorm.BN_MODES for kind in KINDS)
-glue("ks_max_dev", ks_dev)
-glue("ks_verdict", "every KS is within 0.1 of 1: at this scale the per-logit kernels have barely specialised, "
-     "in either mode, so the matrices cannot show the difference between the modes that the paper's "
-     "Figs. 3-4 show" if ks_dev < 0.1 else
-     "some kernels have specialised (KS away from 1); compare the two modes' rows above")
+plotting.plot_specialization_matrices(ch.ks_panels(P, T));
+KS = ch.ks_strengths(P, T)
+ch.show_table(ch.ks_rows(P, KS), ["mode", "kernel"] + [f"KS epoch {e}" for e in P.ks_epochs])
+for name, value in ch.ks_values(P, KS).items():
+    glue(name, value)
 
 # %% [markdown]
 # KS $= \mathrm{Tr}(M_{ks})/k$ summarises each matrix (1: no specialization). At epoch
@@ -418,13 +265,7 @@ glue("ks_verdict", "every KS is within 0.1 of 1: at this scale the per-logit ker
 
 # %%
 # NBVAL_CHECK_OUTPUT
-for name in ("clean_acc_w_buffer", "clean_acc_wo_buffer", "robust_acc_w_buffer", "robust_acc_wo_buffer"):
-    kind = "robust" if name.startswith("robust") else "clean"
-    mode = "buffer" if name.endswith("_w_buffer") else "batch"
-    print(f"{name}: {final('pgd', 'test', mode, kind):.3f}")
-print(f"pgd norm gap clean / adversarial: {gaps['pgd', 'clean'].norm_gap.mean():.3f} / "
-      f"{gaps['pgd', 'adversarial'].norm_gap.mean():.3f}")
-print("robust gap by eval batch size:", {b: round(float(g), 3) for b, g in zip(batch_sizes, bs_gaps)})
+print(ch.summary_text(P, T, GAPS, BY_BS))
 
 # %%
 runtime = time.perf_counter() - _start

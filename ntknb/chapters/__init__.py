@@ -23,6 +23,7 @@ __all__ = ["CHAPTERS", "schema_for", "check_parameters"]
 CHAPTERS = {
     "00_ntk_basics": "ch00_ntk_basics",
     "04_at_kernel_dynamics": "ch04_kernel_dynamics",
+    "05_bn_buffers": "ch05_bn_buffers",
     "06_catastrophic_overfitting": "ch06_overfitting",
 }
 
