@@ -53,8 +53,8 @@ smallest margin found per example and the point where it was found (``x_adv``).
 **Cost and memory.** Every iteration is one forward and one backward pass of ``predict``
 (as for :func:`ntknb.attacks.pgd`); the loop is a jitted ``jax.lax.fori_loop`` with
 ``predict`` a *static* argument (pass the same function object to reuse compilations).
-Examples are processed in chunks of ``batch_size`` (padded to ``batch_size / 4^j``, so
-few shapes are compiled; loss and schedule are dynamic arguments, so APGD-CE, APGD-DLR and
+Examples are processed in chunks of ``batch_size`` (padded to ``batch_size / 4^j``, at
+least 64 rows, so few shapes are compiled; loss and schedule are dynamic arguments, so APGD-CE, APGD-DLR and
 PGD with ``pgd_steps == n_iter`` share one compilation); by default (``skip_broken=True``) each attack
 and restart only runs on the examples that are still robust, as AutoAttack does.
 """
@@ -127,10 +127,12 @@ _LOSS_INDEX = {"ce": 0, "dlr": 1, "margin": 2}
 
 def _loss(index, logits: jnp.ndarray, c: jnp.ndarray) -> jnp.ndarray:
     """Loss ``index`` of :data:`_LOSS_INDEX` (a traced integer); DLR falls back to the
-    margin loss for ``k < 3`` classes (it is undefined there)."""
-    neg_margin = lambda z, cc: -margin(z, cc)  # noqa: E731
-    dlr = dlr_loss if logits.shape[1] >= 3 else neg_margin
-    return jax.lax.switch(index, [cross_entropy, dlr, neg_margin], logits, c)
+    margin loss for ``k < 3`` classes (it is undefined there). All three are computed on the
+    ``(b, k)`` logits (negligible next to ``predict``) and one is selected: one graph, so one
+    quick compilation, and the backward pass through ``predict`` runs once."""
+    neg_margin = -margin(logits, c)
+    dlr = dlr_loss(logits, c) if logits.shape[1] >= 3 else neg_margin
+    return jnp.where(index == 0, cross_entropy(logits, c), jnp.where(index == 1, dlr, neg_margin))
 
 
 # -------------------------------------------------------------------------- schedule
@@ -341,12 +343,17 @@ def _classes(y, n: int, k_out: int) -> np.ndarray:
     return y.astype(np.int32)
 
 
+#: Chunks are never padded to fewer rows than this (small chunks cost little to run, each
+#: new shape costs a compilation).
+_MIN_BUCKET = 64
+
+
 def _bucket(m: int, batch: int) -> int:
     """Chunk size for ``m`` remaining examples: the smallest of ``batch, ceil(batch / 4),
-    ceil(batch / 16), ...`` that holds them (few distinct shapes, so few compilations;
-    at most 4x padding)."""
+    ceil(batch / 16), ...`` (but not below :data:`_MIN_BUCKET`) that holds them: few distinct
+    shapes, so few compilations, and at most 4x padding above the minimum."""
     size = batch
-    while size > 1 and math.ceil(size / 4) >= m:
+    while math.ceil(size / 4) >= max(m, _MIN_BUCKET):
         size = math.ceil(size / 4)
     return size
 

@@ -107,7 +107,7 @@ def test_linear_multiclass_matches_closed_form():
 
 
 def test_batch_size_and_eps_zero():
-    # chunks of 32 are padded to 32, 8 or 2 rows; chunks of 8 to 8 or 2: same compilations
+    # chunks of 32 rows and of 8 rows (each padded to its full size): same results
     a = E.robust_evaluation(f_mc, X, C_MC, EPS, n_iter=10, batch_size=32)
     b = E.robust_evaluation(f_mc, X, C_MC, EPS, n_iter=10, batch_size=8)
     np.testing.assert_array_equal(a.robust, b.robust)
