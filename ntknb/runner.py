@@ -455,6 +455,36 @@ def check_seed(name: str, value: Any) -> None:
             raise ValueError(f"a seed must be an integer with 0 <= {name} < 2**32, got {_short(value)}")
 
 
+def _item_kind(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return None
+
+
+def _coerce_items(default: Sequence[Any], value: Sequence[Any]) -> list:
+    """The items of a list override, checked against the default's items when those share
+    one plain type (``[64, 128]``: integers; ``[0.5, 1]``: numbers, returned as floats)."""
+    kinds = {_item_kind(v) for v in default}
+    if kinds == {"int", "float"}:
+        kinds = {"float"}
+    if len(kinds) != 1 or None in kinds:
+        return list(value)
+    kind = kinds.pop()
+    out = []
+    for i, v in enumerate(value):
+        k = _item_kind(v)
+        if k != kind and not (kind == "float" and k == "int"):
+            raise ValueError(f"expects a list of {kind} like its default {_short(default)}, item {i} is {_short(v)}")
+        out.append(float(v) if kind == "float" else v)
+    return out
+
+
 def coerce_value(param: Parameter, value: Any, raw: str | None = None) -> Any:
     """``value`` checked against (and normalised to) the type of ``param``'s default.
 
@@ -485,7 +515,7 @@ def coerce_value(param: Parameter, value: Any, raw: str | None = None) -> Any:
             return raw
     elif isinstance(default, (list, tuple)):
         if isinstance(value, (list, tuple)):
-            return type(default)(value)
+            return type(default)(_coerce_items(default, value))
     elif isinstance(default, dict):
         if isinstance(value, Mapping):
             return dict(value)

@@ -179,7 +179,7 @@ def test_binary_preset_and_alias_bomb_refused(capsys, tiny, tmp_path, monkeypatc
 def test_out_notebooks_refused(capsys, tmp_path):
     nb_dir = runner_root() / "notebooks"
     before = {p: p.stat().st_mtime_ns for p in nb_dir.glob("*.ipynb")}
-    code, _, err = run_cli(capsys, "run", "00_ntk_basics", "--out", nb_dir, "-p", "n_train", "20")
+    code, _, err = run_cli(capsys, "run", "00_ntk_basics", "--out", nb_dir, "-p", "seed", "1")
     assert code == 2 and _one_line_error(err) and "notebooks" in err
     assert before == {p: p.stat().st_mtime_ns for p in nb_dir.glob("*.ipynb")}
     foreign = tmp_path / "mine"

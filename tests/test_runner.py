@@ -309,13 +309,13 @@ def test_seed_bounds(value, ok):
 
 
 def test_injected_cell_is_plain_literals(nb, params):
-    injected = runner.merge_overrides(params, [("param", "name", 'a"b\\'), ("param", "widths", "[1, 'x']")])
+    injected = runner.merge_overrides(params, [("param", "name", 'a"b\\'), ("param", "maybe", "[1, 'x']")])
     out = runner.inject_parameters(nb, injected)
     cell = next(c for c in out.cells if "injected-parameters" in c.metadata.get("tags", []))
     import ast
     tree = ast.parse(cell.source)
     values = {s.targets[0].id: ast.literal_eval(s.value) for s in tree.body}
-    assert values == {"name": 'a"b\\', "widths": [1, "x"]}
+    assert values == {"name": 'a"b\\', "maybe": [1, "x"]}
     assert out.metadata["papermill"]["parameters"] == injected
 
 
@@ -361,3 +361,20 @@ def test_out_dir_checks(tmp_path):
 
 def test_default_kernel_is_project_specific():
     assert runner.DEFAULT_KERNEL == "ntknb"
+
+
+def test_list_items_checked_against_the_default(params):
+    """A list default of one item type constrains the items of an override (plain types only)."""
+    with pytest.raises(RunError, match=r"'widths'.*item 1 is 'x'"):
+        runner.merge_overrides(params, [("param", "widths", "[1, x]")])
+    with pytest.raises(RunError, match=r"'widths'.*item 0 is \[1\]"):
+        runner.merge_overrides(params, [("param", "widths", "[[1]]")])
+    with pytest.raises(RunError, match=r"'widths'.*item 0 is True"):
+        runner.merge_overrides(params, [("param", "widths", "[true]")])
+    assert runner.merge_overrides(params, [("param", "widths", "[]")]) == {"widths": []}
+    nb = jupytext.reads('# %% tags=["parameters"]\nrates = [0.5, 1.0]\nnames = ["a"]\n', fmt="py:percent")
+    p = runner.notebook_parameters(nb)
+    out = runner.merge_overrides(p, [("param", "rates", "[1, 2.5]"), ("param", "names", "[b, c]")])
+    assert out == {"rates": [1.0, 2.5], "names": ["b", "c"]} and type(out["rates"][0]) is float
+    with pytest.raises(RunError, match=r"'names'.*item 0 is 3"):
+        runner.merge_overrides(p, [("param", "names", "[3]")])
