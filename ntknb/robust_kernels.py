@@ -64,11 +64,9 @@ __all__ = [
     "select_top_eigen",
     "select_top_robust",
     "subset_weights",
-    "subset_predict_fn",
     "evaluate_machines",
     "adversarial_train_kernel",
     "best_robust_only",
-    "pareto_front",
 ]
 
 
@@ -143,13 +141,6 @@ def subset_weights(predictor, indices) -> np.ndarray:
         return np.zeros((predictor.n_train, k))
     V, C, _ = features.feature_components(predictor, idx)
     return V @ C
-
-
-def subset_predict_fn(kernel_fn: Callable, x_train, predictor, indices, kind: str = "ntk"):
-    """The differentiable machine ``f_S(x) = Theta(x, X) alpha_S`` (``(m, ...) -> (m, k)``),
-    via :func:`ntknb.kernels.make_predict_fn` (float32)."""
-    alpha = np.asarray(subset_weights(predictor, indices), np.float32)
-    return kernels.make_predict_fn(kernel_fn, jnp.asarray(x_train, jnp.float32), alpha, kind=kind)
 
 
 # --------------------------------------------------------------------------- machines
@@ -462,15 +453,6 @@ def adversarial_train_kernel(kernel_fn: Callable, x_train, y_train, eps: float, 
 
 
 # --------------------------------------------------------------------------- summaries
-
-
-def pareto_front(clean, robust) -> np.ndarray:
-    """Indices of the non-dominated points (higher clean and higher robust accuracy are both
-    better), sorted by increasing robust accuracy."""
-    c, r = np.asarray(clean, float), np.asarray(robust, float)
-    keep = [i for i in range(c.size)
-            if not np.any((c >= c[i]) & (r >= r[i]) & ((c > c[i]) | (r > r[i])))]
-    return np.asarray(sorted(keep, key=lambda i: (r[i], -c[i])), dtype=int)
 
 
 def best_robust_only(clean, robust, robust_level: float):

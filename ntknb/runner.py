@@ -78,7 +78,6 @@ __all__ = [
 
 #: The repository checkout this package lives in (``notebooks/`` is looked up there too).
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GLUE_PREFIX = "application/papermill.record/"
 PARAMETERS_TAG = "parameters"
 DEFAULT_KERNEL = "ntknb"  #: the kernelspec `scripts/dev setup` installs into .venv
 
