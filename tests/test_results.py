@@ -1,0 +1,131 @@
+"""ntknb.results: the "Results at a glance" page generated from the stored notebooks' claims."""
+
+import shutil
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from ntknb import book, results
+from ntknb.claims import Claim
+
+CLAIM = dict(
+    id="demo.ratio",
+    source="loo2022evolution",
+    where="Sec. 4, Fig. 3",
+    claim="Adversarial training moves the kernel by orders of magnitude more.",
+    paper="orders of magnitude",
+    direction="greater",
+    threshold=10.0,
+    measured=1.16,
+    low=1.05,
+    high=1.27,
+    n_seeds=3,
+    n_test=None,
+    scale="MNIST 0 vs 1, 512 train",
+)
+
+TOC = """format: jb-book
+root: intro
+parts:
+  - caption: Results
+    chapters:
+      - file: book/results
+  - caption: Chapters
+    chapters:
+      - file: notebooks/01_demo
+      - file: notebooks/02_plain
+"""
+
+
+def _glue_output(name, value):
+    """A display output as myst_nb.glue stores it."""
+    prefix = "application/papermill.record/"
+    return nbformat.v4.new_output(
+        "display_data", data={prefix + "text/plain": repr(value)},
+        metadata={"scrapbook": {"name": name, "mime_prefix": prefix}},
+    )
+
+
+def _notebook(path: Path, glued: dict):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells.append(nbformat.v4.new_markdown_cell(f"# {path.stem}\n\nText."))
+    cell = nbformat.v4.new_code_cell("glue(...)", execution_count=1)
+    cell.outputs = [_glue_output(k, v) for k, v in glued.items()]
+    nb.cells.append(cell)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    jupytext.write(nb, path.with_suffix(".py"), fmt="py:percent")  # the paired source
+
+
+def _book(root: Path, claims=None):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "_toc.yml").write_text(TOC)
+    (root / "intro.md").write_text("# Intro\n")
+    _notebook(root / "notebooks" / "01_demo.ipynb", {"claims": claims} if claims is not None else {})
+    _notebook(root / "notebooks" / "02_plain.ipynb", {"acc": 0.5})
+    return root
+
+
+def test_page_lists_claims_in_toc_order(tmp_path):
+    other = Claim(**dict(CLAIM, id="demo.acc", low=10.5, high=12.0, measured=11.0, n_test=200,
+                         section="demo-claims")).to_json()
+    root = _book(tmp_path, [Claim(**CLAIM).to_json(), other])
+    found = results.collect_claims(root)
+    assert [doc for doc, _ in found] == ["notebooks/01_demo"]
+    assert [c.id for c in found[0][1]] == ["demo.ratio", "demo.acc"]
+    text = results.results_page(root)
+    assert text.startswith("# Results at a glance")
+    assert "2 claims from 1 chapter: 1 reproduced, 1 contradicted, 0 inconclusive." in text
+    assert "{cite:t}`loo2022evolution`, Sec. 4, Fig. 3" in text
+    assert "{doc}`/notebooks/01_demo`" in text and "{ref}`demo-claims`" in text
+    assert "1.16 [1.05, 1.27]" in text and "**contradicted**" in text and "(3 seeds, 200 test points)" in text
+    assert text.count("\n| ") == 4  # header, rule, two rows
+
+
+def test_page_without_claims(tmp_path):
+    root = _book(tmp_path)
+    assert results.collect_claims(root) == []
+    text = results.results_page(root)
+    assert "No chapter records claims yet" in text and "|" not in text
+
+
+def test_typed_verdict_that_does_not_follow_fails(tmp_path):
+    bad = dict(Claim(**CLAIM).to_json(), verdict="reproduced")
+    root = _book(tmp_path, [bad])
+    with pytest.raises(ValueError, match="01_demo.ipynb: claim 0: .*does not follow"):
+        results.results_page(root)
+    root2 = _book(tmp_path / "dup", [Claim(**CLAIM).to_json()] * 2)
+    with pytest.raises(ValueError, match="already used"):
+        results.collect_claims(root2)
+
+
+def test_write_only_when_listed_and_changed(tmp_path):
+    root = _book(tmp_path, [Claim(**CLAIM).to_json()])
+    path = results.write_results_page(root)
+    assert path == root / "book" / "results.md" and "demo.ratio" in path.read_text()
+    mtime = path.stat().st_mtime_ns
+    assert results.write_results_page(root) == path and path.stat().st_mtime_ns == mtime  # unchanged
+    (root / "_toc.yml").write_text(TOC.replace("      - file: book/results\n", "      - file: intro2\n"))
+    assert results.write_results_page(root) is None
+
+
+def test_the_real_book_lists_the_page():
+    assert results.listed(book.ROOT)
+
+
+@pytest.mark.slow
+def test_page_builds_as_a_table_with_warnings_as_errors(tmp_path):
+    """A small book with one claim builds with -W; the claim appears in an HTML table (~20 s)."""
+    root = _book(tmp_path / "src", [Claim(**CLAIM).to_json()])
+    (root / "intro.md").write_text("# Intro\n\n## References\n\n```{bibliography}\n```\n")
+    shutil.copy(book.ROOT / "_config.yml", root / "_config.yml")
+    (root / "book").mkdir(exist_ok=True)
+    shutil.copy(book.ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    code = book.build(path_output=tmp_path / "out", fresh=True, root=root)
+    assert code == 0
+    html = (tmp_path / "out" / "_build" / "html" / "book" / "results.html").read_text()
+    assert "<table" in html and "demo.ratio" in html and "contradicted" in html
+    assert "Loo" in html  # the citation resolved
