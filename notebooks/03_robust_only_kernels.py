@@ -100,52 +100,12 @@ import time
 
 import numpy as np
 
-from ntknb import architectures, attacks, data, features, kernels, plotting
-from ntknb import robust_kernels as rk
+from ntknb import data, plotting
+from ntknb.chapters import ch03_robust_only_kernels as ch
 from ntknb.report import glue, glue_table
-from ntknb.validation import check_choice, check_float, check_int, check_sequence
 
 _t_start = time.perf_counter()
-seed = check_int("seed", seed, min=0)
-classes = check_sequence("classes", classes, of=str, length=2)
-architecture = check_choice("architecture", architecture, architectures.ARCHITECTURE_NAMES)
-n_train = check_int("n_train", n_train, min=20)
-n_select = check_int("n_select", n_select, min=2)
-n_eval = check_int("n_eval", n_eval, min=2)
-n_features = check_int("n_features", n_features, min=2, max=n_train)
-eps = check_float("eps", eps, min=0.0, max=1.0)
-_frac = lambda name, v: check_float(name, v, min=0.0, max=1.0)  # noqa: E731
-gammas = check_sequence("gammas", gammas, min_length=1, item=_frac)
-_count = lambda name, v: check_int(name, v, min=1, max=n_features)  # noqa: E731
-top_k = check_sequence("top_k", top_k, of=int, min_length=1,
-                       item=lambda name, v: check_int(name, v, min=1, max=n_train))
-robust_k = check_sequence("robust_k", robust_k, of=int, min_length=1, item=_count)
-pgd_steps = check_int("pgd_steps", pgd_steps, min=1)
-robust_level = check_float("robust_level", robust_level, min=0.0, max=1.0)
-at_steps = check_int("at_steps", at_steps, min=1)
-at_batch_size = check_int("at_batch_size", at_batch_size, min=1, max=n_train)
-at_lr_fraction = check_float("at_lr_fraction", at_lr_fraction, min=0.0, max=1.0,
-                             min_inclusive=False)
-at_momentum = check_float("at_momentum", at_momentum, min=0.0, max=1.0, max_inclusive=False)
-at_pgd_steps = check_int("at_pgd_steps", at_pgd_steps, min=1)
-at_checkpoints = check_sequence("at_checkpoints", at_checkpoints, of=int, min_length=1,
-                                item=lambda name, v: check_int(name, v, min=1, max=at_steps))
-mnist_n_train = check_int("mnist_n_train", mnist_n_train, min=20)
-mnist_n_select = check_int("mnist_n_select", mnist_n_select, min=10)
-mnist_n_eval = check_int("mnist_n_eval", mnist_n_eval, min=10)
-mnist_eps = check_sequence("mnist_eps", mnist_eps, item=_frac)
-mnist_gammas = check_sequence("mnist_gammas", mnist_gammas, min_length=1, item=_frac)
-mnist_top_k = check_sequence("mnist_top_k", mnist_top_k, of=int, min_length=1,
-                             item=lambda name, v: check_int(name, v, min=1, max=mnist_n_train))
-mnist_robust_k = check_sequence("mnist_robust_k", mnist_robust_k, of=int, min_length=1,
-                                item=_count)
-test_batch_size = check_int("test_batch_size", test_batch_size, min=1)
-feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
-if n_features > mnist_n_train and mnist_eps:
-    raise ValueError(f"parameter 'n_features' must be at most mnist_n_train={mnist_n_train}, "
-                     f"got {n_features}")
-if at_steps not in at_checkpoints:
-    at_checkpoints = list(at_checkpoints) + [at_steps]
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
 
 # %% [markdown]
@@ -158,22 +118,11 @@ plotting.use_book_style()
 
 # %%
 cifar = data.load_dataset("cifar10")
-task = data.make_task(cifar, classes=tuple(classes), n_train=n_train, n_test=n_select + n_eval,
-                      seed=seed)
+task = data.make_task(cifar, classes=tuple(P.classes), n_train=P.n_train, n_test=P.n_select + P.n_eval,
+                      seed=P.seed)
 print(task.provenance.describe())
-
-
-def setup(task, n_sel, out_dim):
-    arch = architectures.get_architecture(architecture, out_dim=out_dim)
-    k_train = kernels.kernel_matrix(arch.kernel_fn, task.x_train, dtype=np.float64)
-    pred = kernels.KernelPredictor.fit(k_train, task.y_train, dtype=np.float64)
-    return dict(arch=arch, k_train=k_train, pred=pred, x_train=task.x_train,
-                x_sel=task.x_test[:n_sel], y_sel=task.y_test[:n_sel],
-                x_eval=task.x_test[n_sel:], y_eval=task.y_test[n_sel:])
-
-
-cif = setup(task, n_select, 1)
-print(f"{architecture}: {cif['arch'].description}; train {task.x_train.shape}, selection "
+cif = ch.setup(P, task, P.n_select, 1)  # the kernel predictor, the selection and evaluation sets
+print(f"{P.architecture}: {cif['arch'].description}; train {task.x_train.shape}, selection "
       f"{cif['x_sel'].shape[0]}, evaluation {cif['x_eval'].shape[0]} images")
 
 # %% [markdown]
@@ -183,12 +132,9 @@ print(f"{architecture}: {cif['arch'].description}; train {task.x_train.shape}, s
 # accuracy of each of the first `n_features` features on its own loss.
 
 # %%
-sweep = features.feature_sweep(cif["arch"].kernel_fn, cif["x_train"], cif["pred"], cif["x_sel"],
-                               cif["y_sel"], eps, indices=range(n_features),
-                               test_batch_size=test_batch_size,
-                               feature_batch_size=feature_batch_size)
-print(f"swept {n_features} features x {n_select} images in {sweep.seconds:.1f} s")
-glue("n_features_swept", n_features)
+sweep = ch.sweep(P, cif, P.eps)  # clean and FGSM accuracy of each swept feature
+print(f"swept {P.n_features} features x {P.n_select} images in {sweep.seconds:.1f} s")
+glue("n_features_swept", P.n_features)
 glue("sweep_max_robust", float(sweep.robust_accuracy.max()))
 glue("n_features_above_025", int(np.sum(sweep.robust_accuracy >= 0.25)))
 
@@ -205,39 +151,14 @@ glue("n_features_above_025", int(np.sum(sweep.robust_accuracy >= 0.25)))
 # compilation). The full kernel $f_\infty$ (all features) is the reference.
 
 # %%
-def build_families(pred, sw, gam, tk, rkk):
-    fams = {"(a) threshold": [], "(b) top-k eigenvalue": [], "(c) top-k robust": []}
-    for g in gam:
-        S = rk.select_by_robustness(sw, g)
-        fams["(a) threshold"].append((f"γ={g:g}", S))
-    for k in tk:
-        fams["(b) top-k eigenvalue"].append((f"k={k}", rk.select_top_eigen(k, pred.n_train)))
-    for k in rkk:
-        fams["(c) top-k robust"].append((f"k={k}", rk.select_top_robust(sw, k)))
-    return fams
-
-
-def evaluate_families(s, fams, eps_):
-    machines = [(fam, tag, S) for fam, items in fams.items() for tag, S in items]
-    machines.append(("full kernel", "all", np.arange(s["pred"].n_train)))
-    A = np.stack([rk.subset_weights(s["pred"], S) for _, _, S in machines])
-    sc = rk.evaluate_machines(s["arch"].kernel_fn, s["x_train"], A, s["x_eval"], s["y_eval"],
-                              eps_, pgd_steps=pgd_steps, batch_size=test_batch_size)
-    rows = [dict(family=fam, tag=tag, n=len(S), clean=c, fgsm=f, pgd=p)
-            for (fam, tag, S), c, f, p in zip(machines, sc.clean, sc.fgsm, sc.pgd)]
-    return rows, sc.seconds
-
-
-cif_fams = build_families(cif["pred"], sweep, gammas, top_k, robust_k)
-cif_rows, secs = evaluate_families(cif, cif_fams, eps)
+cif_fams = ch.build_families(cif["pred"], sweep, P.gammas, P.top_k, P.robust_k)
+cif_rows, secs = ch.evaluate_families(P, cif, cif_fams, P.eps)  # last row: the full kernel
 print(f"attacked {len(cif_rows)} machines in {secs:.1f} s")
 full = cif_rows[-1]
 full_kernel_clean_acc = glue("full_kernel_clean_acc", full["clean"])
-full_kernel_robust_acc = glue("full_kernel_robust_acc", full["pgd"])
+glue("full_kernel_robust_acc", full["pgd"])
 glue("full_kernel_fgsm_acc", full["fgsm"])
-glue_table("table_cifar", [[r["family"], r["tag"], r["n"], r["clean"], r["fgsm"], r["pgd"]]
-                           for r in cif_rows],
-           ["family", "setting", "features", "clean", "FGSM", "PGD"], floatfmt=".3f")
+glue_table("table_cifar", ch.family_table(cif_rows), ch.FAMILY_COLUMNS, floatfmt=".3f")
 
 # %% [markdown]
 # ```{glue:md} table_cifar
@@ -251,25 +172,15 @@ glue_table("table_cifar", [[r["family"], r["tag"], r["n"], r["clean"], r["fgsm"]
 # ## The best robust-only machine
 
 # %%
-robust_only = [r for r in cif_rows if r["family"] in ("(a) threshold", "(c) top-k robust")
-               and r["n"] > 0]
-j, qualified = rk.best_robust_only([r["clean"] for r in robust_only],
-                                   [r["pgd"] for r in robust_only], robust_level)
-best = robust_only[j]
-best_robust_only_clean_acc = glue("best_robust_only_clean_acc", best["clean"])
-best_robust_only_robust_acc = glue("best_robust_only_robust_acc", best["pgd"])
+best, qualified = ch.best_robust_only(P, cif_rows)
+glue("best_robust_only_clean_acc", best["clean"])
+glue("best_robust_only_robust_acc", best["pgd"])
 glue("best_robust_only_name", f"{best['family']} {best['tag']}")
 glue("best_robust_only_n", best["n"])
-glue("robust_level_glued", robust_level)
-nontrivial_level = glue("nontrivial_level", 0.5 * (0.5 + full_kernel_clean_acc))
-nontrivial = qualified and best_robust_only_clean_acc >= nontrivial_level
-glue("verdict_robust_only",
-     ("reaches a non-trivial clean accuracy while its PGD accuracy stays at or above the level"
-      if nontrivial else
-      ("keeps its PGD accuracy at or above the level but its clean accuracy is trivial"
-       if qualified else "does not keep its PGD accuracy at the level")))
-lowest_eig = min((r for r in cif_rows if r["family"] == "(b) top-k eigenvalue"),
-                 key=lambda r: r["pgd"])
+glue("robust_level_glued", P.robust_level)
+nontrivial_level = glue("nontrivial_level", ch.nontrivial_level(full_kernel_clean_acc))
+nontrivial = qualified and best["clean"] >= nontrivial_level
+glue("verdict_robust_only", ch.robust_only_verdict(qualified, nontrivial))
 print(f"best robust-only machine: {best['family']} {best['tag']} ({best['n']} features): "
       f"clean {best['clean']:.3f}, PGD {best['pgd']:.3f}; level met: {qualified}; "
       f"non-trivial (clean >= {nontrivial_level:.3f}): {nontrivial}")
@@ -301,46 +212,16 @@ print(f"best robust-only machine: {best['family']} {best['tag']} ({best['n']} fe
 # selection on the evaluation set).
 
 # %%
-at_kw = dict(steps=at_steps, batch_size=at_batch_size, lr_fraction=at_lr_fraction,
-             momentum=at_momentum, pgd_steps=at_pgd_steps, k_train_train=cif["k_train"],
-             seed=seed, checkpoints=at_checkpoints)
-at = rk.adversarial_train_kernel(cif["arch"].kernel_fn, cif["x_train"], task.y_train, eps, **at_kw)
-std = rk.adversarial_train_kernel(cif["arch"].kernel_fn, cif["x_train"], task.y_train, 0.0, **at_kw)
-print(f"adversarial training: {at.seconds:.1f} s, standard training: {std.seconds:.1f} s")
-sc_at = rk.evaluate_machines(cif["arch"].kernel_fn, cif["x_train"], at.alphas[1:], cif["x_eval"],
-                             cif["y_eval"], eps, pgd_steps=pgd_steps, batch_size=test_batch_size)
-sc_std = rk.evaluate_machines(cif["arch"].kernel_fn, cif["x_train"], std.alphas[1:],
-                              cif["x_eval"], cif["y_eval"], eps, pgd_steps=pgd_steps,
-                              batch_size=test_batch_size)
-kernel_at_clean_acc = glue("kernel_at_clean_acc", sc_at.clean[-1])
-kernel_at_robust_acc = glue("kernel_at_robust_acc", sc_at.pgd[-1])
-kernel_std_clean_acc = glue("kernel_std_clean_acc", sc_std.clean[-1])
-kernel_std_robust_acc = glue("kernel_std_robust_acc", sc_std.pgd[-1])
-glue("kernel_at_best_robust", float(sc_at.pgd.max()))
-glue("at_steps_glued", at_steps)
-glue_table("table_at", [[int(s), a, b, c, d] for s, a, b, c, d in
-                        zip(at.checkpoints[1:], sc_at.clean, sc_at.pgd, sc_std.clean, sc_std.pgd)],
-           ["step", "AT clean", "AT PGD", "standard clean", "standard PGD"], floatfmt=".3f")
-
-fig, axes = plotting.new_figure(ncols=2, width=4.6, height=4.0)
-fam_curves = {}
-for fam in cif_fams:
-    rows = [r for r in cif_rows if r["family"] == fam]
-    fam_curves[fam] = ([r["pgd"] for r in rows], [r["clean"] for r in rows],
-                       [r["tag"] for r in rows])
-fam_curves["adversarial training (checkpoints)"] = (sc_at.pgd, sc_at.clean, at.checkpoints[1:])
-fam_curves["standard training, same optimiser"] = (sc_std.pgd, sc_std.clean, std.checkpoints[1:])
-plotting.plot_clean_robust_frontier(
-    axes[0], fam_curves, {"full kernel": (full["pgd"], full["clean"])},
-    title=f"CIFAR-10 {classes[0]} vs {classes[1]}, {architecture}, PGD eps {eps * 255:.0f}/255")
-axes[0].axhline(0.5, color="grey", lw=0.6, ls=":")
-axes[1].plot(at.train_loss, lw=0.8, label="adversarial (PGD examples)")
-axes[1].plot(std.train_loss, lw=0.8, label="standard (clean examples)")
-axes[1].set_xlabel("step")
-axes[1].set_ylabel("minibatch training loss")
-axes[1].legend(fontsize=7)
-axes[1].set_title("training the dual weights on a fixed kernel", fontsize=9)
-glue("fig_frontier", fig)
+KT = ch.kernel_training(P, cif, task.y_train)  # adversarial and standard training of the dual weights
+print(f"adversarial training: {KT.at.seconds:.1f} s, standard training: {KT.std.seconds:.1f} s")
+glue("kernel_at_clean_acc", KT.sc_at.clean[-1])
+glue("kernel_at_robust_acc", KT.sc_at.pgd[-1])
+glue("kernel_std_clean_acc", KT.sc_std.clean[-1])
+glue("kernel_std_robust_acc", KT.sc_std.pgd[-1])
+glue("kernel_at_best_robust", float(KT.sc_at.pgd.max()))
+glue("at_steps_glued", P.at_steps)
+glue_table("table_at", ch.at_table(KT), ch.AT_COLUMNS, floatfmt=".3f")
+glue("fig_frontier", ch.plot_frontier(P, cif_fams, cif_rows, KT))
 
 # %% [markdown]
 # ```{glue:figure} fig_frontier
@@ -368,8 +249,8 @@ glue("fig_frontier", fig)
 # kernel on 1000 images is a much weaker starting point, and this binary task is much easier.
 
 # %%
-glue("n_eval_glued", n_eval)
-glue("accuracy_se", float(np.sqrt(0.25 / n_eval)))
+glue("n_eval_glued", P.n_eval)
+glue("accuracy_se", float(np.sqrt(0.25 / P.n_eval)))
 
 # %% [markdown]
 # ## MNIST, ten classes
@@ -381,49 +262,16 @@ glue("accuracy_se", float(np.sqrt(0.25 / n_eval)))
 
 # %%
 mnist = data.load_dataset("mnist")
-mtask = data.make_task(mnist, classes=None, n_train=mnist_n_train,
-                       n_test=mnist_n_select + mnist_n_eval, seed=seed)
-mn = setup(mtask, mnist_n_select, 10)
-mnist_rows = {}
-for e in mnist_eps:
-    sw = features.feature_sweep(mn["arch"].kernel_fn, mn["x_train"], mn["pred"], mn["x_sel"],
-                                mn["y_sel"], e, indices=range(n_features),
-                                test_batch_size=test_batch_size,
-                                feature_batch_size=feature_batch_size)
-    fams = build_families(mn["pred"], sw, mnist_gammas, mnist_top_k, mnist_robust_k)
-    mnist_rows[e], secs = evaluate_families(mn, fams, e)
-    print(f"MNIST eps {e}: sweep {sw.seconds:.1f} s, attacked {len(mnist_rows[e])} machines in "
-          f"{secs:.1f} s")
-
-if mnist_eps:
-    fig, axes = plotting.new_figure(ncols=len(mnist_eps), width=4.4, height=4.0, squeeze=False)
-    for ax, e in zip(axes[0], mnist_eps):
-        rows = mnist_rows[e]
-        curves = {}
-        for fam in ("(a) threshold", "(b) top-k eigenvalue", "(c) top-k robust"):
-            rr = [r for r in rows if r["family"] == fam]
-            curves[fam] = ([r["pgd"] for r in rr], [r["clean"] for r in rr], None)
-        plotting.plot_clean_robust_frontier(ax, curves,
-                                            {"full kernel": (rows[-1]["pgd"], rows[-1]["clean"])},
-                                            title=f"MNIST, {architecture}, PGD eps {e:g}")
-        ax.axhline(0.1, color="grey", lw=0.6, ls=":")
-    glue("fig_mnist", fig)
-mnist_summary = []
-for i, e in enumerate(mnist_eps):
-    rows = mnist_rows[e]
-    ro = [r for r in rows if r["family"] in ("(a) threshold", "(c) top-k robust") and r["n"] > 0]
-    jm = int(np.argmax([r["pgd"] for r in ro]))
-    glue(f"mnist_full_clean_{i}", rows[-1]["clean"])
-    glue(f"mnist_full_pgd_{i}", rows[-1]["pgd"])
-    glue(f"mnist_most_robust_clean_{i}", ro[jm]["clean"])
-    glue(f"mnist_most_robust_pgd_{i}", ro[jm]["pgd"])
-    glue(f"mnist_eps_{i}", e)
-    mnist_summary.append([e, rows[-1]["clean"], rows[-1]["pgd"],
-                          f"{ro[jm]['family']} {ro[jm]['tag']}", ro[jm]["n"], ro[jm]["clean"],
-                          ro[jm]["pgd"]])
-glue_table("table_mnist", mnist_summary,
-           ["eps", "full clean", "full PGD", "most robust robust-only machine", "features",
-            "its clean", "its PGD"], floatfmt=".3f")
+mtask = data.make_task(mnist, classes=None, n_train=P.mnist_n_train,
+                       n_test=P.mnist_n_select + P.mnist_n_eval, seed=P.seed)
+mn = ch.setup(P, mtask, P.mnist_n_select, 10)
+mnist_rows = ch.mnist_study(P, mn)  # {eps: rows of every machine, features selected at that eps}
+if P.mnist_eps:
+    glue("fig_mnist", ch.plot_mnist(P, mnist_rows))
+mnist_values, mnist_table = ch.mnist_summary(P, mnist_rows)
+for name, value in mnist_values.items():
+    glue(name, value)
+glue_table("table_mnist", mnist_table, ch.MNIST_COLUMNS, floatfmt=".3f")
 
 # %% [markdown]
 # ```{glue:figure} fig_mnist
@@ -471,11 +319,4 @@ print(f"notebook runtime: {runtime_seconds:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"CIFAR-10 full kernel:      clean {full_kernel_clean_acc:.2f}, PGD {full_kernel_robust_acc:.2f}")
-print(f"best robust-only machine:  clean {best_robust_only_clean_acc:.2f}, "
-      f"PGD {best_robust_only_robust_acc:.2f} ({best['family']} {best['tag']}, {best['n']} features)")
-print(f"kernel adversarial train.: clean {kernel_at_clean_acc:.2f}, PGD {kernel_at_robust_acc:.2f}")
-print(f"kernel standard training:  clean {kernel_std_clean_acc:.2f}, PGD {kernel_std_robust_acc:.2f}")
-for e in mnist_eps:
-    print(f"MNIST eps {e:g} full kernel: clean {mnist_rows[e][-1]['clean']:.2f}, "
-          f"PGD {mnist_rows[e][-1]['pgd']:.2f}")
+print(ch.summary_text(P, full, best, KT, mnist_rows))
