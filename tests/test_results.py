@@ -1,4 +1,5 @@
-"""ntknb.results: the "Results at a glance" page generated from the stored notebooks' claims."""
+"""ntknb.results (the "Results at a glance" page) and its generation from the stored
+notebooks' glued claims at build time (ntknb.book.glued_claims / write_results_page)."""
 
 import shutil
 from pathlib import Path
@@ -73,10 +74,13 @@ def test_page_lists_claims_in_toc_order(tmp_path):
     other = Claim(**dict(CLAIM, id="demo.acc", low=10.5, high=12.0, measured=11.0, n_test=200,
                          section="demo-claims")).to_json()
     root = _book(tmp_path, [Claim(**CLAIM).to_json(), other])
-    found = results.collect_claims(root)
+    glued = book.glued_claims(root)
+    assert [doc for doc, _ in glued] == ["notebooks/01_demo", "notebooks/02_plain"]
+    assert glued[1][1] is None  # 02 glues no claims
+    found = results.check_claims(glued)
     assert [doc for doc, _ in found] == ["notebooks/01_demo"]
     assert [c.id for c in found[0][1]] == ["demo.ratio", "demo.acc"]
-    text = results.results_page(root)
+    text = results.results_page(glued)
     assert text.startswith("# Results at a glance")
     assert "2 claims from 1 chapter: 1 reproduced, 1 contradicted, 0 inconclusive." in text
     assert "{cite:t}`loo2022evolution`, Sec. 4, Fig. 3" in text
@@ -87,33 +91,39 @@ def test_page_lists_claims_in_toc_order(tmp_path):
 
 def test_page_without_claims(tmp_path):
     root = _book(tmp_path)
-    assert results.collect_claims(root) == []
-    text = results.results_page(root)
+    assert results.check_claims(book.glued_claims(root)) == []
+    text = results.results_page(book.glued_claims(root))
     assert "No chapter records claims yet" in text and "|" not in text
 
 
 def test_typed_verdict_that_does_not_follow_fails(tmp_path):
     bad = dict(Claim(**CLAIM).to_json(), verdict="reproduced")
     root = _book(tmp_path, [bad])
-    with pytest.raises(ValueError, match="01_demo.ipynb: claim 0: .*does not follow"):
-        results.results_page(root)
-    root2 = _book(tmp_path / "dup", [Claim(**CLAIM).to_json()] * 2)
+    with pytest.raises(ValueError, match="notebooks/01_demo: claim 0: .*does not follow"):
+        book.write_results_page(root)
+    assert book.build(root=root) == 1  # the build stops before jupyter-book
     with pytest.raises(ValueError, match="already used"):
-        results.collect_claims(root2)
+        results.check_claims([("a", [Claim(**CLAIM).to_json()]), ("b", [Claim(**CLAIM).to_json()])])
+    with pytest.raises(ValueError, match="must be a list"):
+        results.check_claims([("a", "text")])
 
 
 def test_write_only_when_listed_and_changed(tmp_path):
     root = _book(tmp_path, [Claim(**CLAIM).to_json()])
-    path = results.write_results_page(root)
+    path = book.write_results_page(root)
     assert path == root / "book" / "results.md" and "demo.ratio" in path.read_text()
     mtime = path.stat().st_mtime_ns
-    assert results.write_results_page(root) == path and path.stat().st_mtime_ns == mtime  # unchanged
+    assert book.write_results_page(root) == path and path.stat().st_mtime_ns == mtime  # unchanged
     (root / "_toc.yml").write_text(TOC.replace("      - file: book/results\n", "      - file: intro2\n"))
-    assert results.write_results_page(root) is None
+    assert book.write_results_page(root) is None
 
 
-def test_the_real_book_lists_the_page():
-    assert results.listed(book.ROOT)
+def test_the_real_book_lists_the_page_and_loads_the_extension():
+    assert results.DOCNAME in book._toc_files(book.ROOT)
+    import yaml
+
+    config = yaml.safe_load((book.ROOT / "_config.yml").read_text())
+    assert "ntknb.book" in config["sphinx"]["extra_extensions"]
 
 
 @pytest.mark.slow
