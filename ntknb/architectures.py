@@ -5,7 +5,7 @@ triple of :mod:`neural_tangents.stax` (finite network + its infinite-width NNGP/
 a one-line description and the hyper-parameters. Inputs are NHWC images
 (``(n, H, W, C)``, float32 in [0, 1]); outputs are ``(n, out_dim)``.
 
-Defaults follow the code of Tsilivis & Kempe (2022): NTK parameterisation,
+Defaults follow the code of ``tsilivis2022ntk``: NTK parameterisation,
 ``W_std = sqrt(2)``, ``b_std = 0.1``, ReLU activations (the kernel of Eq. (5) of the
 paper is the NTK of these networks as width -> infinity). The Myrtle networks are
 those of Shankar et al. (2020), "Neural Kernels Without Tangents".
@@ -58,7 +58,7 @@ class Architecture:
       init_fn: ``init_fn(key, input_shape) -> (output_shape, params)``.
       apply_fn: ``apply_fn(params, x: (n, H, W, C)) -> (n, out_dim)``.
       kernel_fn: jitted ``kernel_fn(x1, x2=None, get="ntk"|"nngp") -> (n1, n2)``,
-        the infinite-width NNGP / NTK (Tsilivis & Kempe 2022, Eqs. (5)-(6) as width -> inf).
+        the infinite-width NNGP / NTK (``tsilivis2022ntk``, Eqs. (5)-(6) as width -> inf).
       description: one line for tables and figure captions.
       hyperparameters: the arguments the factory was called with (read-only mapping).
     """
@@ -109,7 +109,7 @@ def fully_connected(depth: int = 1, width: int = 1024, out_dim: int = 1,
                     parameterization: str = "ntk", name: str | None = None) -> Architecture:
     """Fully connected ReLU network: Flatten, ``depth`` x [Dense(width), ReLU], Dense(out_dim).
 
-    The network of Tsilivis & Kempe (2022), Sec. 4 (NTK parameterisation, ``W_std=sqrt(2)``,
+    The network of ``tsilivis2022ntk``, Sec. 4 (NTK parameterisation, ``W_std=sqrt(2)``,
     ``b_std=0.1``); its ``kernel_fn`` gives the infinite-width NTK Theta of Eq. (5).
 
     Args:
@@ -147,7 +147,7 @@ def convolutional(depth: int = 1, channels: int = 256, kernel_size: int = 3, out
     Readout ``"flatten"`` (Flatten then Dense; the analytic kernel then only needs the
     spatially diagonal covariance, cheap) or ``"gap"`` (global average pooling then Dense;
     the analytic kernel needs the full (HW x HW) covariance, ~(HW)^2 times costlier).
-    Same parameterisation as :func:`fully_connected` (Tsilivis & Kempe 2022, Sec. 4).
+    Same parameterisation as :func:`fully_connected` (``tsilivis2022ntk``, Sec. 4).
 
     Shapes: ``apply_fn(params, x: (n, H, W, C)) -> (n, out_dim)``; ``kernel_fn -> (n1, n2)``.
     """

@@ -1,5 +1,5 @@
 """l-infinity adversarial attacks (FGSM, PGD), classification losses, and the
-training-free *kernel attack* of Tsilivis & Kempe (NeurIPS 2022), Eq. (8).
+training-free *kernel attack* of ``tsilivis2022ntk``, Eq. (8).
 
 The attacks are generic over any differentiable **per-example** loss
 ``loss_fn(x, y) -> (n,)``.  The input gradient is taken of ``sum(loss_fn(x, y))``
@@ -13,7 +13,7 @@ in one batched pass; because examples are independent (no batch statistics), row
   "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018:
   ``x_{s+1} = Proj_{B_inf(x, eps) ∩ [0,1]^d}(x_s + alpha * sign(grad L(x_s, y)))``,
   default ``alpha = 2.5 * eps / steps``, optional uniform random start in the ball.
-* Kernel attack, Tsilivis & Kempe 2022, Eq. (8): treat the outputs of any predictor
+* Kernel attack, ``tsilivis2022ntk``, Eq. (8): treat the outputs of any predictor
   (e.g. the NTK predictor ``f_t`` of Eq. (7), see :mod:`ntknb.kernels`) as logits and
   attack them with FGSM/PGD::
 
@@ -82,7 +82,7 @@ def binary_cross_entropy_pm1(f: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
 
     ``L_i = log(1 + exp(-y_i f_i)) = softplus(-y_i f_i)``, computed stably
     (finite for ``|f| = 1000``).  This is the binary loss behind Eq. (8) of
-    Tsilivis & Kempe (2022).
+    ``tsilivis2022ntk``.
 
     Args:
       f: scalar outputs (logits), shape ``(n, 1)`` or ``(n,)``.
@@ -127,7 +127,7 @@ def cross_entropy(logits: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
     indices of shape ``(n,)`` are accepted too.  With a single logit (``k = 1``) the
     softmax would be constant (no loss, no gradient): the binary cross-entropy
     :func:`binary_cross_entropy_pm1` on ±1 labels is used instead.  Multi-class form of the kernel
-    attack of Tsilivis & Kempe (2022), Sec. 3.1 / Appendix.
+    attack of ``tsilivis2022ntk``, Sec. 3.1 / Appendix.
 
     Args:
       logits: shape ``(n, k)``.
@@ -352,7 +352,7 @@ def fgsm(
     ``x~ = Proj(x + eps * sign(grad_x L(x, y)))`` where ``Proj`` clips to
     ``[x - eps, x + eps]`` and then to ``clip`` (the valid pixel range).  With
     ``loss_fn = predictor_loss(f_t, "bce")`` this is the kernel attack, Eq. (8) of
-    Tsilivis & Kempe (2022).
+    ``tsilivis2022ntk``.
 
     Args:
       loss_fn: differentiable per-example loss ``(x (n, ...), y (n, ...)) -> (n,)``;
@@ -471,7 +471,7 @@ class _PredictorLoss:
 
 
 def predictor_loss(predict_fn: Callable[[jnp.ndarray], jnp.ndarray], loss: str = "bce") -> LossFn:
-    """Per-example loss of a predictor's outputs used as logits (Tsilivis & Kempe
+    """Per-example loss of a predictor's outputs used as logits (``tsilivis2022ntk``
     2022, Sec. 3.1): ``loss_fn(x, y) = L(predict_fn(x), y)``.
 
     Args:
@@ -496,7 +496,7 @@ def predictor_loss(predict_fn: Callable[[jnp.ndarray], jnp.ndarray], loss: str =
 
 
 def kernel_fgsm(predict_fn, x, y, eps, loss: str = "bce", **kwargs) -> jnp.ndarray:
-    """Kernel (training-free) attack of Tsilivis & Kempe (2022), Eq. (8):
+    """Kernel (training-free) attack of ``tsilivis2022ntk``, Eq. (8):
     ``fgsm(predictor_loss(predict_fn, loss), x, y, eps, **kwargs)``.  For binary
     labels and ``loss="bce"``: ``x~ = x - y * eps * sign(grad_x f_t(x))`` (then clipped)."""
     return fgsm(predictor_loss(predict_fn, loss), x, y, eps, **kwargs)

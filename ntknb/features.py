@@ -1,15 +1,15 @@
 """Eigen-features of the NTK and a fast usefulness / robustness sweep over them.
 
-Tsilivis & Kempe (2022), Sec. 4 ([TK22]); lecture notes "Kernels, data & physics",
+``tsilivis2022ntk``, Sec. 4; lecture notes "Kernels, data & physics",
 Sec. 3.3 ([LN] Eq. 36). With the training Gram matrix ``Theta(X, X) = sum_i lambda_i v_i v_i^T``
 (eigenvalues descending, :class:`ntknb.kernels.KernelPredictor`) the t = inf predictor splits
-into *features* ([TK22] Eq. 9)::
+into *features* (``tsilivis2022ntk`` Eq. 9)::
 
     f^(i)(x) = lambda_i^{-1} Theta(x, X) v_i v_i^T Y = s_i(x) c_i,
     s_i(x) = Theta(x, X) v_i  (a scalar),   c_i = lambda_i^{-1} v_i^T Y  (in R^k),
 
 and ``sum_i f^(i) = f_inf``. A feature's **usefulness** is its held-out accuracy, its
-**robustness** its accuracy under FGSM on the loss of *that feature* ([TK22] Sec. 4):
+**robustness** its accuracy under FGSM on the loss of *that feature* (``tsilivis2022ntk`` Sec. 4):
 binary cross-entropy for ``y = +-1`` (``k = 1``), softmax cross-entropy (argmax accuracy) for
 ``k > 1`` classes.
 
@@ -78,7 +78,7 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True)
 class FeatureSweep:
-    """Usefulness and robustness of eigen-features ([TK22] Sec. 4, Fig. 2 right).
+    """Usefulness and robustness of eigen-features (``tsilivis2022ntk`` Sec. 4, Fig. 2 right).
 
     Attributes:
       indices: ``(p,)`` 0-based eigen-indices (0 = largest eigenvalue).
@@ -170,7 +170,7 @@ def _check_xy(x_test, y_test, k: int):
 
 def feature_components(predictor, indices=None):
     """``(V_p, C_p, lambda_p)``: eigenvectors ``(n, p)``, weights ``c_i`` ``(p, k)``
-    ([TK22] Eq. 9, ``c_i = lambda_i^{-1} v_i^T Y``) and eigenvalues ``(p,)``, as NumPy float64."""
+    (``tsilivis2022ntk`` Eq. 9, ``c_i = lambda_i^{-1} v_i^T Y``) and eigenvalues ``(p,)``, as NumPy float64."""
     _check_predictor(predictor)
     idx = _check_indices(indices, predictor.n_train)
     V = np.asarray(predictor.eigenvectors, dtype=np.float64)[:, idx]
@@ -291,7 +291,7 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
                   indices: Sequence[int] | None = range(100), loss: str = "auto",
                   kind: str = "ntk", test_batch_size: int = 50, feature_batch_size: int = 100,
                   train_batch_size: int | None = None, clip=(0.0, 1.0), dtype=None) -> FeatureSweep:
-    """Usefulness and FGSM robustness of eigen-features, batched ([TK22] Sec. 4, Fig. 2).
+    """Usefulness and FGSM robustness of eigen-features, batched (``tsilivis2022ntk`` Sec. 4, Fig. 2).
 
     For each feature ``f^(i) = s_i c_i`` (Eq. 9) and test point: clean prediction, FGSM on the
     feature's own loss (``x~ = Proj(x + eps sign(grad_x L(f^(i)(x), y)))``, Goodfellow et al.
@@ -430,7 +430,7 @@ def _feature_grads(x, Xc, vb, C, *, kernel_fn, kind):
 def feature_input_gradients(kernel_fn: Callable, x_train, predictor, x, indices=range(5),
                             kind: str = "ntk", feature_batch_size: int = 256,
                             train_batch_size: int | None = None):
-    """Input gradients ``grad_x f^(i)(x)`` of binary eigen-features ([TK22] Fig. 2 left, Fig. 5).
+    """Input gradients ``grad_x f^(i)(x)`` of binary eigen-features (``tsilivis2022ntk`` Fig. 2 left, Fig. 5).
 
     Args: ``x (m, ...)``; ``indices`` 0-based eigen-indices; ``train_batch_size`` as in
     :func:`feature_sweep`. The predictor must be binary (``k = 1``). Returns NumPy ``(p, m, ...)``.
@@ -458,7 +458,7 @@ def feature_input_gradients(kernel_fn: Callable, x_train, predictor, x, indices=
 
 
 def feature_sum_error(predictor, k_test_train) -> float:
-    """``max |sum_i f^(i)(x) - f_inf(x)|`` over test points and outputs ([TK22] Eq. 9 vs
+    """``max |sum_i f^(i)(x) - f_inf(x)|`` over test points and outputs (``tsilivis2022ntk`` Eq. 9 vs
     ``KernelPredictor.predict(t=inf)``); ``k_test_train (m, n)``."""
     _check_predictor(predictor)
     feats = np.asarray(predictor.eigen_features(k_test_train))
@@ -468,7 +468,7 @@ def feature_sum_error(predictor, k_test_train) -> float:
 
 def loss_gradient_decomposition(kernel_fn: Callable, x_train, predictor, x, y,
                                 kind: str = "ntk") -> dict:
-    """The binary gradient decomposition of [TK22] Eq. (10) at test points ``x (m, ...)``.
+    """The binary gradient decomposition of ``tsilivis2022ntk`` Eq. (10) at test points ``x (m, ...)``.
 
     With ``L(f, y) = softplus(-y f)``: ``grad L(f_inf) = -y sigma(-y f_inf) sum_i grad f^(i)``
     and ``grad L(f^(i)) = -y sigma(-y f^(i)) grad f^(i)``, so
@@ -512,7 +512,7 @@ def loss_gradient_decomposition(kernel_fn: Callable, x_train, predictor, x, y,
 
 
 def training_time_weights(eigenvalues, t, normalization: float) -> np.ndarray:
-    """Weight of feature i in ``f_t`` ([TK22] Eq. 7): ``1 - exp(-lambda_i t / N)``,
+    """Weight of feature i in ``f_t`` (``tsilivis2022ntk`` Eq. 7): ``1 - exp(-lambda_i t / N)``,
     ``N = n k`` (the package's time convention). ``t`` scalar or ``(T,)`` -> ``t.shape + (p,)``."""
     lam = np.asarray(eigenvalues, np.float64)
     t = np.asarray(t, np.float64)
@@ -525,7 +525,7 @@ def gradient_coherence(grads) -> np.ndarray:
     """Spatial coherence of input gradients ``(m, H, W, C)``: the correlation between
     horizontally and vertically neighbouring pixels of each gradient image (after removing its
     mean), averaged over both directions and channels. About 0 for pixel noise, near 1 for
-    smooth, image-like gradients (the "coherence to noise" of [TK22] Sec. 4 / Fig. A1).
+    smooth, image-like gradients (the "coherence to noise" of ``tsilivis2022ntk`` Sec. 4 / Fig. A1).
     Returns ``(m,)``."""
     g = np.asarray(grads, np.float64)
     if g.ndim != 4:
@@ -541,7 +541,7 @@ def gradient_coherence(grads) -> np.ndarray:
 
 def spearman_index_robustness(sweep: FeatureSweep) -> float:
     """Spearman rank correlation between eigen-index and robust accuracy (negative: robustness
-    lies at the top of the spectrum, [TK22] Sec. 4)."""
+    lies at the top of the spectrum, ``tsilivis2022ntk`` Sec. 4)."""
     from scipy.stats import spearmanr
 
     r = spearmanr(sweep.indices, sweep.robust_accuracy).statistic

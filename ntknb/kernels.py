@@ -2,7 +2,7 @@
 
 References
 ----------
-* [TK22] Tsilivis & Kempe (2022), "What can the Neural Tangent Kernel tell us about
+* ``tsilivis2022ntk``: Tsilivis & Kempe, "What can the Neural Tangent Kernel tell us about
   adversarial robustness?": Eq. (6) empirical NTK, Eq. (7) kernel predictor at time t,
   Eq. (9) eigen-features.
 * [LN] "Kernels, data & physics" lecture notes: Eq. (20) eigendecomposition of the Gram
@@ -16,7 +16,7 @@ learning_rate``. For the linearised network (mean over initialisations, f_0 = 0)
 
     f_t(x) = Theta(x, X) V diag((1 - exp(-lambda_i t / N)) / lambda_i) V^T Y,
 
-where ``Theta(X, X) = V diag(lambda) V^T`` ([LN] Eq. 20). This is [TK22] Eq. (7) with
+where ``Theta(X, X) = V diag(lambda) V^T`` ([LN] Eq. 20). This is ``tsilivis2022ntk`` Eq. (7) with
 ``eta = 1 / N``; for ``t = inf`` it is ``Theta(x, X) Theta^{-1} Y``. It equals
 ``nt.predict.gradient_descent_mse_ensemble(kernel_fn, X, Y, learning_rate=lr)`` with
 ``predict_fn(t=steps, ...)``. Along eigenvector ``v_i`` the training residual decays as
@@ -190,7 +190,7 @@ def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
                   batch_size: int | None = 256, dtype=None, devices=None):
     """Analytic Gram / cross kernel matrix, computed in bounded-memory blocks.
 
-    The infinite-width NTK ``Theta`` ([TK22] Eq. 5) or NNGP kernel of a stax ``kernel_fn``.
+    The infinite-width NTK ``Theta`` (``tsilivis2022ntk`` Eq. 5) or NNGP kernel of a stax ``kernel_fn``.
 
     Args:
       kernel_fn: ``kernel_fn(x1, x2, get)`` (stax; jitted here if it is not already).
@@ -243,7 +243,7 @@ def _as_2d_labels(y):
 
 @dataclasses.dataclass(frozen=True, eq=False)  # arrays: identity equality / hash
 class KernelPredictor:
-    """Kernel regression predictor f_t of [TK22] Eq. (7) through one eigendecomposition.
+    """Kernel regression predictor f_t of ``tsilivis2022ntk`` Eq. (7) through one eigendecomposition.
 
     ``Theta(X, X) (+ reg) = V diag(lambda) V^T`` with eigenvalues sorted descending.
     Time convention: module docstring (``N = n * k``; ``t = steps x learning_rate``).
@@ -378,7 +378,7 @@ class KernelPredictor:
 
     # ---------------------------------------------------------------- Eq. (7)
     def weights(self, t=jnp.inf):
-        """Dual weights ``alpha_t = V diag((1 - e^{-lambda t/N}) / lambda) V^T Y`` ([TK22] Eq. 7).
+        """Dual weights ``alpha_t = V diag((1 - e^{-lambda t/N}) / lambda) V^T Y`` (``tsilivis2022ntk`` Eq. 7).
 
         ``f_t(x) = Theta(x, X) alpha_t``. ``t`` (= steps x learning rate) is a scalar, an array
         (leading axes of the result) or ``jnp.inf`` / ``None`` (``alpha = Theta^{-1} Y``).
@@ -390,7 +390,7 @@ class KernelPredictor:
             return self._out(jnp.einsum("ij,...j,jk->...ik", V, g, jnp.asarray(self.proj_y)))
 
     def predict(self, k_test_train, t=jnp.inf):
-        """``f_t(x) = Theta(x, X) alpha_t`` ([TK22] Eq. 7) for ``k_test_train: (m, n)``.
+        """``f_t(x) = Theta(x, X) alpha_t`` (``tsilivis2022ntk`` Eq. 7) for ``k_test_train: (m, n)``.
 
         Returns ``t.shape + (m, k)``.
         """
@@ -405,7 +405,7 @@ class KernelPredictor:
     def predict_train(self, t=jnp.inf):
         """``f_t(X) = V diag(1 - e^{-lambda t/N}) V^T Y`` on the training set, ``t.shape + (n, k)``.
 
-        (Un-regularised Gram assumed when ``diag_reg = 0``; [TK22] Eq. 7 with x in X.)
+        (Un-regularised Gram assumed when ``diag_reg = 0``; ``tsilivis2022ntk`` Eq. 7 with x in X.)
         """
         with self._ctx():
             lam = jnp.maximum(jnp.asarray(self.eigenvalues), 0.0)
@@ -417,7 +417,7 @@ class KernelPredictor:
 
     # ---------------------------------------------------------------- Eq. (9)
     def feature_weights(self):
-        """``c_i = lambda_i^{-1} v_i^T Y`` of the eigen-features ([TK22] Eq. 9), ``(n, k)``.
+        """``c_i = lambda_i^{-1} v_i^T Y`` of the eigen-features (``tsilivis2022ntk`` Eq. 9), ``(n, k)``.
 
         Row i belongs to the i-th largest eigenvalue. Raises ``ValueError`` if Theta is singular.
         """
@@ -427,7 +427,7 @@ class KernelPredictor:
             return self._out(jnp.asarray(self.proj_y) / lam[:, None])
 
     def eigen_features(self, k_test_train, indices: Sequence[int] | None = None):
-        """Eigen-feature outputs ``f^(i)(x) = lambda_i^{-1} Theta(x,X) v_i v_i^T Y`` ([TK22] Eq. 9).
+        """Eigen-feature outputs ``f^(i)(x) = lambda_i^{-1} Theta(x,X) v_i v_i^T Y`` (``tsilivis2022ntk`` Eq. 9).
 
         Args: ``k_test_train: (m, n)``; ``indices``: which features (default all, by
         descending eigenvalue). Returns ``(len(indices), m, k)``; summed over all i it is
@@ -493,7 +493,7 @@ def _check_dual_weights(x_train, alpha):
 
 def make_predict_fn(kernel_fn: Callable, x_train, alpha, kind: str = "ntk",
                     train_batch_size: int | None = None) -> Callable:
-    """Differentiable kernel predictor ``f(x) = Theta(x, X) alpha`` ([TK22] Eq. 7 / Eq. 8).
+    """Differentiable kernel predictor ``f(x) = Theta(x, X) alpha`` (``tsilivis2022ntk`` Eq. 7 / Eq. 8).
 
     Args:
       kernel_fn: stax ``kernel_fn``. x_train: ``(n, ...)``. alpha: ``(n, k)`` dual weights,
@@ -536,9 +536,9 @@ def predictor_input_gradients(kernel_fn: Callable, x_train, alpha, x_test, loss=
                               train_batch_size: int | None = None):
     """Input gradients of the kernel predictor for all test points in batched jitted passes.
 
-    With ``f(x) = Theta(x, X) alpha`` ([TK22] Eq. 7), returns ``grad_x f(x)`` (scalar output,
+    With ``f(x) = Theta(x, X) alpha`` (``tsilivis2022ntk`` Eq. 7), returns ``grad_x f(x)`` (scalar output,
     ``loss=None``) or ``grad_x loss(f(x), y)`` — the ingredient of the kernel attack of
-    [TK22] Eq. (8). Each row of ``Theta(x_test, X)`` depends on its own x only, so one
+    ``tsilivis2022ntk`` Eq. (8). Each row of ``Theta(x_test, X)`` depends on its own x only, so one
     vjp of the summed outputs / losses gives every point's gradient.
 
     Args:
@@ -663,7 +663,7 @@ def _empirical_fn(apply_fn, trace_axes, impl, vmap_axes):
 def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
                   implementation: str = "auto", batch_size: int | None = 64,
                   vmap_axes: Any = 0, devices=None):
-    """Empirical NTK ``Theta_hat(x1, x2) = J(x1) J(x2)^T`` of a finite network ([TK22] Eq. 6).
+    """Empirical NTK ``Theta_hat(x1, x2) = J(x1) J(x2)^T`` of a finite network (``tsilivis2022ntk`` Eq. 6).
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (b, k)`` (stax ``apply_fn`` or

@@ -7,7 +7,7 @@ Lecture notes "Kernels, Data & Physics", Sec. 2:
   Frobenius error falls on a line of slope about -1/2 in log-log axes;
 * Eq. (15): a wide network trained by gradient descent on the square loss follows
   the linearised dynamics, whose solution is the kernel predictor at time t
-  (Tsilivis & Kempe Eq. 7);
+  (``tsilivis2022ntk`` Eq. 7);
 * Eq. (21), spectral bias: the training residual along the Gram eigenvector v_i
   decays as exp(-η λ_i t) — in ntknb's convention (loss ½·mean over the N = n·k
   entries of Y, t = steps × learning rate) as exp(-λ_i t / N).

@@ -7,7 +7,7 @@ kernels are ``(n, n, k)`` (the diagonal blocks Θ^{i,i}) or ``(n, n, k, k)``.
 
 Sources:
 
-* Tsilivis & Kempe, "What Can the Neural Tangent Kernel Tell Us About Adversarial
+* ``tsilivis2022ntk``, "What Can the Neural Tangent Kernel Tell Us About Adversarial
   Robustness?", NeurIPS 2022, Sec. 5: kernel distance, polar coordinates (Eq. 12),
   concentration on the top eigenspace (Fig. 6).
 * "Rethinking Adversarial Training with Neural Tangent Kernel", Sec. 3.1: kernel
@@ -68,7 +68,7 @@ def kernel_alignment(K1, K2) -> float:
 
 
 def kernel_distance(K1, K2) -> float:
-    """Scale-invariant kernel distance (Tsilivis & Kempe 2022, Sec. 5; KD of Loo et al. 2022):
+    """Scale-invariant kernel distance (``tsilivis2022ntk``, Sec. 5; KD of Loo et al. 2022):
 
     d(K1, K2) = 1 − Tr(K1 K2ᵀ) / (‖K1‖_F ‖K2‖_F) = 1 − A(K1, K2).
 
@@ -79,7 +79,7 @@ def kernel_distance(K1, K2) -> float:
 
 
 def distance_matrix(kernels: Sequence) -> np.ndarray:
-    """D_ij = d(K_i, K_j) for a sequence of T kernels; shape (T, T) (Fig. 3 left of T&K)."""
+    """D_ij = d(K_i, K_j) for a sequence of T kernels; shape (T, T) (Fig. 3 left of ``tsilivis2022ntk``)."""
     K = np.asarray(kernels, dtype=np.float64)
     flat = K.reshape(K.shape[0], -1)
     norms = np.sqrt(np.sum(flat**2, axis=1))
@@ -105,7 +105,7 @@ def eigenvalues(K) -> np.ndarray:
 def top_eigenspace(K, p: int) -> np.ndarray:
     """Restriction of K to its top-p eigenspace: K_p = Σ_{i≤p} λ_i u_i u_iᵀ (λ descending); shape (n, n).
 
-    Used for the polar dynamics "of the top space only" (T&K Sec. 5).
+    Used for the polar dynamics "of the top space only" (``tsilivis2022ntk`` Sec. 5).
     """
     K = _as_square(K)
     if not (isinstance(p, (int, np.integer)) and 1 <= p <= K.shape[0]):
@@ -116,7 +116,7 @@ def top_eigenspace(K, p: int) -> np.ndarray:
 
 
 def polar_coordinates(kernels: Sequence, K0=None, Kf=None) -> tuple[np.ndarray, np.ndarray]:
-    """Polar coordinates of a kernel trajectory, Tsilivis & Kempe (2022) Eq. (12):
+    """Polar coordinates of a kernel trajectory, ``tsilivis2022ntk`` Eq. (12):
 
     r_t = ‖K_t − K_0‖_F / ‖K_f − K_0‖_F,   θ_t = arccos(1 − d(K_t, K_0)).
 
@@ -140,7 +140,7 @@ def polar_coordinates(kernels: Sequence, K0=None, Kf=None) -> tuple[np.ndarray, 
 
 
 def concentration(K, p: int = 20) -> float:
-    """Concentration on the top-p eigenspace (T&K Sec. 5, Fig. 6 right):
+    """Concentration on the top-p eigenspace (``tsilivis2022ntk`` Sec. 5, Fig. 6 right):
 
     Σ_{i≤p} λ_i² / Σ_{i≤n} λ_i²   (λ indexed from largest to smallest),
 

@@ -1,7 +1,7 @@
 """Finite-width flax (linen) classifiers trained in the kernel-dynamics chapters.
 
 * :class:`CNN` — a plain ReLU convolutional net in the spirit of the 7-layer
-  network of Tsilivis & Kempe (2022, Sec. 5): four 3×3 convolutions in two
+  network of ``tsilivis2022ntk`` (Sec. 5): four 3×3 convolutions in two
   blocks (``width``, ``2·width`` channels, each block ending in 2×2 max (or
   average) pooling) followed by three dense layers (``hidden``, ``hidden``,
   ``num_classes``).  No normalisation, so examples are independent and the

@@ -20,7 +20,7 @@ derivatives where available, which costs about as much as the traced kernel).  I
   predictions on its adversarial examples).
 
 The full (n, n, k, k) kernels are discarded after the metrics are computed.
-The resulting :class:`KernelTrajectory` gives the Tsilivis & Kempe (2022, Sec. 5)
+The resulting :class:`KernelTrajectory` gives the ``tsilivis2022ntk`` (Sec. 5)
 quantities: the epoch-by-epoch distance matrix (Fig. 3 left), polar coordinates of
 the whole kernel and of its top-p eigenspace (Eq. 12, Fig. 3 right), and the epoch
 at which the kernel becomes lazy.
@@ -116,7 +116,7 @@ class KernelTrajectory:
         return {k: v[-1] for k, v in self.kernels.items()}
 
     def distance_matrix(self, kind: str = "clean") -> np.ndarray:
-        """(T, T) kernel distances between tracked epochs (T&K Fig. 3 left)."""
+        """(T, T) kernel distances between tracked epochs (``tsilivis2022ntk`` Fig. 3 left)."""
         return metrics.distance_matrix(self.kernels[kind])
 
     def consecutive_distances(self, kind: str = "clean") -> np.ndarray:
@@ -124,7 +124,7 @@ class KernelTrajectory:
         return metrics.consecutive_distances(self.kernels[kind])
 
     def polar(self, kind: str = "clean", top: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """(r_t, θ_t) of T&K Eq. (12) for the whole kernel or (``top=True``) for its
+        """(r_t, θ_t) of ``tsilivis2022ntk`` Eq. (12) for the whole kernel or (``top=True``) for its
         restriction to the top-``top_p`` eigenspace (each K_t projected on its own top space)."""
         K = self.kernels[kind]
         if top:

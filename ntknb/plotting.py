@@ -56,7 +56,7 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
 
 
 def plot_distance_heatmaps(matrices: dict, epochs=None, vmax: float | None = None):
-    """One heat-map per entry of ``{title: (T, T) kernel-distance matrix}`` (T&K Fig. 3 left).
+    """One heat-map per entry of ``{title: (T, T) kernel-distance matrix}`` (``tsilivis2022ntk`` Fig. 3 left).
 
     ``epochs`` labels the axes (default 0..T−1). Shared colour scale (``vmax`` default:
     the largest entry). Returns the figure.
@@ -79,7 +79,7 @@ def plot_distance_heatmaps(matrices: dict, epochs=None, vmax: float | None = Non
 
 
 def plot_polar_trajectories(panels: dict):
-    """Polar plots ``{panel title: {label: (r, theta)}}`` (T&K Eq. 12, Fig. 3 right).
+    """Polar plots ``{panel title: {label: (r, theta)}}`` (``tsilivis2022ntk`` Eq. 12, Fig. 3 right).
 
     Each trajectory is a line with markers, darker = earlier epoch (as in the paper).
     Returns the figure.
@@ -105,7 +105,7 @@ def plot_polar_trajectories(panels: dict):
 
 
 def plot_kernel_matrices(kernels: dict, cmap: str = "viridis"):
-    """Side-by-side images of ``{title: (n, n) kernel}`` (T&K Fig. 6 left), one shared
+    """Side-by-side images of ``{title: (n, n) kernel}`` (``tsilivis2022ntk`` Fig. 6 left), one shared
     colour scale so that the growth of the kernel is visible. Returns the figure."""
     import numpy as np
 
@@ -142,7 +142,7 @@ def plot_curves(ax, curves: dict, xlabel: str = "epoch", ylabel: str = "", logy:
 
 def gradient_to_image(g):
     """An input gradient ``(H, W, C)`` as an RGB / grey image in [0, 1]: scaled linearly by its
-    own min and max (how Tsilivis & Kempe 2022 show feature gradients, Figs. 2 and 5)."""
+    own min and max (how ``tsilivis2022ntk`` shows feature gradients, Figs. 2 and 5)."""
     import numpy as np
 
     g = np.asarray(g, dtype=np.float64)
@@ -180,7 +180,7 @@ def plot_image_grid(rows: dict, col_titles=(), cell: float = 1.25):
 
 def plot_usefulness_robustness(ax, robust, useful, eigenvalues, title: str = "",
                                useful_above=None, nonrobust_below=None):
-    """Features in usefulness-robustness space (Tsilivis & Kempe 2022, Fig. 2 right): x =
+    """Features in usefulness-robustness space (``tsilivis2022ntk``, Fig. 2 right): x =
     robust accuracy, y = clean accuracy, size and colour by eigenvalue (larger / darker =
     larger eigenvalue). Optional dashed lines at the usefulness / non-robustness thresholds."""
     import numpy as np
@@ -279,7 +279,7 @@ def plot_layer_gaps(ax, gaps: dict, ylabel: str = "", title: str = ""):
 
 
 def plot_transfer_curves(curves, eps_labels=None, title: str = ""):
-    """Tsilivis & Kempe (2022) Fig. 4 for a :class:`ntknb.transfer.TransferCurves`: (a) cosine
+    """``tsilivis2022ntk`` Fig. 4 for a :class:`ntknb.transfer.TransferCurves`: (a) cosine
     similarity of the loss gradients of network and NTK predictor (mean, 10-90 % band),
     (b) clean accuracy of both and their agreement, (c, d) robust accuracy of the network
     under its own white-box attack (solid), under the NTK attack of Eq. (8) (dashed), and

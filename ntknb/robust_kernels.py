@@ -1,16 +1,16 @@
 """Kernel machines built from chosen eigen-features, and adversarial training of a fixed kernel.
 
-Tsilivis & Kempe (2022), end of Sec. 4 ([TK22], "Robust features alone are not enough") and
+``tsilivis2022ntk``, end of Sec. 4 ("Robust features alone are not enough") and
 Loo et al. (2022) ([LHA22], adversarial training on top of a fixed kernel).
 
 Feature-subset machines
 -----------------------
-With the eigen-features ``f^(i)(x) = Theta(x, X) v_i c_i`` of [TK22] Eq. (9)
+With the eigen-features ``f^(i)(x) = Theta(x, X) v_i c_i`` of ``tsilivis2022ntk`` Eq. (9)
 (:mod:`ntknb.features`), keeping a subset ``S`` of them gives again a kernel machine::
 
     f_S(x) = sum_{i in S} f^(i)(x) = Theta(x, X) alpha_S,   alpha_S = V_S C_S   (n, k),
 
-so it is attacked as a whole, like any kernel predictor ([TK22] Eq. 8): FGSM / PGD of
+so it is attacked as a whole, like any kernel predictor (``tsilivis2022ntk`` Eq. 8): FGSM / PGD of
 :mod:`ntknb.attacks` on the loss of ``f_S`` itself (not of its individual features). ``S`` is
 chosen from a :class:`ntknb.features.FeatureSweep` by a robustness threshold
 (:func:`select_by_robustness`), by eigenvalue (:func:`select_top_eigen`, spectral truncation)
@@ -104,7 +104,7 @@ def _check_xy(x, y, k: int):
 
 
 def select_by_robustness(sweep, gamma: float) -> np.ndarray:
-    """Features whose own FGSM accuracy is at least ``gamma`` ([TK22] Sec. 4): the eigen-indices
+    """Features whose own FGSM accuracy is at least ``gamma`` (``tsilivis2022ntk`` Sec. 4): the eigen-indices
     ``i`` of ``sweep`` with ``sweep.robust_accuracy[i] >= gamma``, ascending (possibly empty)."""
     _check_sweep(sweep)
     gamma = check_float("gamma", gamma, min=0.0)
@@ -133,7 +133,7 @@ def select_top_robust(sweep, n_features: int) -> np.ndarray:
 
 def subset_weights(predictor, indices) -> np.ndarray:
     """Dual weights ``alpha_S = V_S C_S = sum_{i in S} v_i c_i^T`` ``(n, k)`` of the machine
-    ``f_S = sum_{i in S} f^(i)`` ([TK22] Eq. 9), float64. An empty ``S`` gives zeros
+    ``f_S = sum_{i in S} f^(i)`` (``tsilivis2022ntk`` Eq. 9), float64. An empty ``S`` gives zeros
     (the machine ``f = 0``). ``S`` = all features gives ``predictor.weights(inf)``."""
     idx = np.asarray(indices)
     if idx.size == 0:
@@ -245,7 +245,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
                       fgsm: bool = True) -> MachineScores:
     """Clean, FGSM and PGD accuracy of each machine ``f_j(x) = Theta(x, X) alpha_j``.
 
-    Every machine is attacked as a whole ([TK22] Eq. 8 and its multi-step version): FGSM
+    Every machine is attacked as a whole (``tsilivis2022ntk`` Eq. 8 and its multi-step version): FGSM
     (:func:`ntknb.attacks.fgsm`) and PGD (:func:`ntknb.attacks.pgd`, Madry et al. 2018) on the
     loss of ``f_j`` itself, binary cross-entropy (``k = 1``) or softmax cross-entropy.
 

@@ -3,7 +3,7 @@
 Full-batch gradient descent on the mean squared error — the "lazy" setting in
 which a wide network in NTK parameterisation follows its linearisation (Lee et
 al. 2019; lecture notes Eq. 15) and its centred output f_t - f_0 tracks the
-kernel predictor of Tsilivis & Kempe Eq. 7 at the same time t.
+kernel predictor of ``tsilivis2022ntk`` Eq. 7 at the same time t.
 
 Time convention (shared with :mod:`ntknb.kernels` and neural-tangents): the loss
 is L = ½·mean((f(X) - Y)²) over all n·k entries of Y, and after ``s`` steps of
@@ -128,7 +128,7 @@ def train_full_batch_gd(
 # Mini-batch SGD training of flax classifiers: standard and adversarial training
 # =============================================================================
 #
-# Used by the kernel-dynamics chapter (Tsilivis & Kempe 2022, Sec. 5; "Rethinking
+# Used by the kernel-dynamics chapter (``tsilivis2022ntk``, Sec. 5; "Rethinking
 # Adversarial Training with NTK", Secs. 3 and 5; Loo et al. 2022) and reused by the
 # BatchNorm and catastrophic-overfitting chapters.
 #

@@ -1,6 +1,6 @@
 """Transfer of NTK ("training-free") adversarial examples to wide networks.
 
-Tsilivis & Kempe (2022), Sec. 3 and Fig. 4: a wide network in NTK parameterisation,
+``tsilivis2022ntk``, Sec. 3 and Fig. 4: a wide network in NTK parameterisation,
 trained by full-batch gradient descent with a small learning rate on
 ``L = ½·mean((f - y)²)`` (the "lazy" regime), is compared along training with the
 kernel predictor of Eq. (7) *at the same time* ``t = steps × learning_rate``:
@@ -121,7 +121,7 @@ def max_stable_learning_rate(k_train_train, n_outputs: int = 1) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class KernelModel:
-    """The analytic-NTK predictor of an architecture on a task (Tsilivis & Kempe Eq. 7).
+    """The analytic-NTK predictor of an architecture on a task (``tsilivis2022ntk`` Eq. 7).
 
     Attributes:
       name: label for tables (the architecture's name).
@@ -177,7 +177,7 @@ class KernelModel:
 
 def kernel_attack(kernel: KernelModel, t: float, x, y, eps: float, attack: str = "fgsm",
                   pgd_steps: int = 10, predict_fn: Callable | None = None, **kwargs) -> jnp.ndarray:
-    """The kernel (training-free) attack of Tsilivis & Kempe (2022), Eq. (8).
+    """The kernel (training-free) attack of ``tsilivis2022ntk``, Eq. (8).
 
     FGSM (or PGD) on the loss of the kernel predictor ``f_t`` at time ``t`` — a thin use of
     :func:`ntknb.attacks.kernel_fgsm` / :func:`ntknb.attacks.kernel_pgd`. For binary labels

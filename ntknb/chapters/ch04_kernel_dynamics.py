@@ -214,7 +214,7 @@ def plot_accuracies(p: Params, runs: dict):
 
 
 def plot_growth_and_concentration(p: Params, runs: dict):
-    """T&K Fig. 6: Frobenius norm and top-``top_p`` concentration of the C-NTK per epoch."""
+    """``tsilivis2022ntk`` Fig. 6: Frobenius norm and top-``top_p`` concentration of the C-NTK per epoch."""
     from ntknb import plotting
 
     fig, axes = plotting.new_figure(ncols=2, width=4.0, height=3.0)
@@ -228,7 +228,7 @@ def plot_growth_and_concentration(p: Params, runs: dict):
 
 
 def claims(p: Params, runs: dict, name: str) -> dict:
-    """T&K's growth, concentration and laziness measurements on dataset ``name``: final norm
+    """``tsilivis2022ntk``'s growth, concentration and laziness measurements on dataset ``name``: final norm
     ratio standard / PGD-AT, norms, top-``top_p`` concentrations and lazy epochs."""
     ts, ta = runs[(name, "standard")][1], runs[(name, "pgd")][1]
     return dict(
