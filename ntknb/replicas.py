@@ -15,19 +15,25 @@ after the other otherwise.
 
 Replica ``i`` gets ``jax.random.PRNGKey(seeds[i])``, in both modes, so a batched replica is
 the run a single call ``experiment(jax.random.PRNGKey(seed))`` would give (up to floating
-point reassociation in the batched kernels). ``mode="auto"`` tries ``jax.vmap`` and falls
-back to the sequential loop when the experiment cannot be traced (Python control flow on
-values, host callbacks, ...), saying why in ``Replicas.note``. ``batch_size`` bounds memory:
-at most that many replicas run in one vmapped call.
+point reassociation in the batched kernels). ``batch_size`` bounds memory: at most that many
+replicas run in one vmapped call.
 
-Batching pays when one replica underuses the machine (small networks, kernel subsamples,
-small batches): see ``benchmarks/bench_replicas.py``.
+Batching pays when one replica underuses an accelerator (small networks, kernel subsamples,
+small batches). On the CPU backend it does not: XLA's batched matrix products run slower than
+the plain ones a single replica uses, and one replica already keeps the cores busy
+(``benchmarks/bench_replicas.py``, 2-core CPU, 8 replicas: vmap took 2.6x as long as the
+sequential loop for MLP training and 1.9x for kernel subsample regression). So
+``mode="auto"`` (the default) batches with ``jax.vmap`` on an accelerator and runs the jitted
+experiment replica after replica on the CPU; both fall back to a plain loop when the experiment
+cannot be traced (Python control flow on values, host callbacks, ...), saying why in
+``Replicas.note``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
@@ -110,10 +116,26 @@ def _sequential(experiment, keys) -> Any:
     return _stack([experiment(keys[i]) for i in range(keys.shape[0])])
 
 
+#: ``jax.jit(jax.vmap(experiment))`` / ``jax.jit(experiment)`` per experiment, so repeated
+#: calls reuse the compilation.
+_COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _compiled(experiment, batched: bool):
+    make = (lambda: jax.jit(jax.vmap(experiment))) if batched else (lambda: jax.jit(experiment))
+    try:
+        cache = _COMPILED.setdefault(experiment, {})
+    except TypeError:  # not weak-referenceable: compile per call
+        return make()
+    if batched not in cache:
+        cache[batched] = make()
+    return cache[batched]
+
+
 def _batched(experiment, keys, batch_size: Optional[int]) -> Any:
     k = keys.shape[0]
     b = k if batch_size is None else min(batch_size, k)
-    fn = jax.jit(jax.vmap(experiment))
+    fn = _compiled(experiment, batched=True)
     parts = []
     for start in range(0, k, b):
         chunk = keys[start:start + b]
@@ -140,8 +162,10 @@ def run_replicas(
         values, no host-side effects).
       seeds: the number of replicas ``k`` (seeds ``0 .. k-1``) or a sequence of distinct seeds.
       mode: ``"vmap"`` (batched; tracing errors propagate), ``"sequential"`` (a Python loop;
-        pass a jitted experiment to compile once), or ``"auto"`` (vmap, falling back to
-        sequential when the experiment cannot be traced).
+        pass a jitted experiment to compile once), or ``"auto"``: on an accelerator vmap, on
+        the CPU backend the jitted experiment one replica after the other (measured faster
+        there, see the module docstring); either falls back to a plain sequential loop when
+        the experiment cannot be traced.
       batch_size: replicas per vmapped call (bounds memory); ``None``: all ``k`` at once.
 
     Returns:
@@ -160,9 +184,15 @@ def run_replicas(
     elif mode == "vmap":
         values, ran = _batched(experiment, keys, batch_size), "vmap"
     else:
+        batched = jax.default_backend() != "cpu"
         try:
-            values, ran = _batched(experiment, keys, batch_size), "vmap"
+            if batched:
+                values, ran = _batched(experiment, keys, batch_size), "vmap"
+            else:
+                values, ran = _sequential(_compiled(experiment, batched=False), keys), "sequential"
+                note = "CPU backend: replicas run one after the other, jitted once"
         except _TRACE_ERRORS as exc:
-            note = f"vmap failed ({type(exc).__name__}: {str(exc).splitlines()[0]}); ran sequentially"
+            note = (f"{'vmap' if batched else 'jit'} failed ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0]}); ran sequentially without jit")
             values, ran = _sequential(experiment, keys), "sequential"
     return Replicas(seeds=seeds, values=values, mode=ran, seconds=time.perf_counter() - t0, note=note)
