@@ -82,47 +82,12 @@ import time
 
 import numpy as np
 
-from ntknb import architectures, attacks, data, features, kernels, plotting
+from ntknb import plotting
+from ntknb.chapters import ch02_eigenfeatures as ch
 from ntknb.report import glue, glue_table
-from ntknb.validation import check_choice, check_float, check_int, check_sequence
 
 _t_start = time.perf_counter()
-seed = check_int("seed", seed, min=0)
-classes = check_sequence("classes", classes, of=str, length=2)
-n_train = check_int("n_train", n_train, min=20)
-n_test = check_int("n_test", n_test, min=2)
-n_features = check_int("n_features", n_features, min=2, max=n_train)
-eps = check_float("eps", eps, min=0.0, max=1.0)
-fc_architectures = check_sequence("fc_architectures", fc_architectures, min_length=1,
-                                  allowed=architectures.ARCHITECTURE_NAMES)
-conv_architectures = check_sequence("conv_architectures", conv_architectures,
-                                    allowed=architectures.ARCHITECTURE_NAMES)
-conv_pool = check_choice("conv_pool", conv_pool, [1, 2, 4, 8])
-conv_n_train = check_int("conv_n_train", conv_n_train, min=n_features)
-conv_n_test = check_int("conv_n_test", conv_n_test, min=2)
-late_stride = check_int("late_stride", late_stride, min=1)
-useful_above = check_float("useful_above", useful_above, min=0.0, max=1.0)
-nonrobust_below = check_float("nonrobust_below", nonrobust_below, min=0.0, max=1.0)
-mnist_architectures = check_sequence("mnist_architectures", mnist_architectures,
-                                     allowed=architectures.ARCHITECTURE_NAMES)
-mnist_n_train = check_int("mnist_n_train", mnist_n_train, min=n_features)
-mnist_n_test = check_int("mnist_n_test", mnist_n_test, min=10)
-mnist_eps = check_float("mnist_eps", mnist_eps, min=0.0, max=1.0)
-mnist_useful_above = check_float("mnist_useful_above", mnist_useful_above, min=0.0, max=1.0)
-mnist_nonrobust_below = check_float("mnist_nonrobust_below", mnist_nonrobust_below, min=0.0, max=1.0)
-n_times = check_int("n_times", n_times, min=2)
-paper_indices = check_sequence("paper_indices", paper_indices, of=int, min_length=1,
-                               item=lambda name, v: check_int(name, v, min=1))
-test_batch_size = check_int("test_batch_size", test_batch_size, min=1)
-feature_batch_size = check_int("feature_batch_size", feature_batch_size, min=1)
-conv_test_batch_size = check_int("conv_test_batch_size", conv_test_batch_size, min=1)
-conv_feature_batch_size = check_int("conv_feature_batch_size", conv_feature_batch_size, min=1)
-conv_train_batch_size = check_int("conv_train_batch_size", conv_train_batch_size, min=1)
-kernel_batch_size = check_int("kernel_batch_size", kernel_batch_size, min=1)
-conv_kernel_batch_size = check_int("conv_kernel_batch_size", conv_kernel_batch_size, min=1)
-if "fc1" not in fc_architectures:
-    raise ValueError(f"parameter 'fc_architectures' must contain 'fc1' (the published-notebook "
-                     f"comparison and the training-time analysis use it), got {fc_architectures!r}")
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
 
 # %% [markdown]
@@ -133,15 +98,9 @@ plotting.use_book_style()
 # that is one reason our numbers can differ from the published ones.
 
 # %%
-cifar = data.load_dataset("cifar10")
-task = data.make_task(cifar, classes=tuple(classes), n_train=n_train, n_test=n_test, seed=seed)
-conv_task = data.make_task(cifar, classes=tuple(classes), n_train=conv_n_train,
-                           n_test=conv_n_test, seed=seed)
-mnist = data.load_dataset("mnist")
-mnist_task = data.make_task(mnist, classes=None, n_train=mnist_n_train, n_test=mnist_n_test,
-                            seed=seed)
+task, conv_task, mnist_task = ch.load_tasks(P)
 print(task)
-print(conv_task, f"(conv kernels; images average-pooled by {conv_pool})")
+print(conv_task, f"(conv kernels; images average-pooled by {P.conv_pool})")
 print(mnist_task)
 print(task.provenance.describe())
 print(mnist_task.provenance.describe())
@@ -160,31 +119,7 @@ print(mnist_task.provenance.describe())
 # (`conv_train_batch_size`; the tests check that chunking changes no accuracy).
 
 # %%
-def fit_kernel(name, x_train, y_train, x_test, out_dim=1, batch_size=kernel_batch_size):
-    arch = architectures.get_architecture(name, out_dim=out_dim)
-    k_train = kernels.kernel_matrix(arch.kernel_fn, x_train, dtype=np.float64, batch_size=batch_size)
-    pred = kernels.KernelPredictor.fit(k_train, y_train, dtype=np.float64)
-    k_test = kernels.kernel_matrix(arch.kernel_fn, x_test, x_train, dtype=np.float64, batch_size=batch_size)
-    return dict(arch=arch, pred=pred, k_test=k_test, x_train=x_train, x_test=x_test)
-
-
-settings = {}
-for name in fc_architectures:
-    settings[name] = dict(fit_kernel(name, task.x_train, task.y_train, task.x_test),
-                          y_test=task.y_test, eps=eps, tbs=test_batch_size, fbs=feature_batch_size, trbs=None)
-conv_x_train = features.average_pool(conv_task.x_train, conv_pool)
-conv_x_test = features.average_pool(conv_task.x_test, conv_pool)
-for name in conv_architectures:
-    settings[name] = dict(fit_kernel(name, conv_x_train, conv_task.y_train, conv_x_test,
-                                     batch_size=conv_kernel_batch_size),
-                          y_test=conv_task.y_test, eps=eps, tbs=conv_test_batch_size,
-                          fbs=conv_feature_batch_size, trbs=conv_train_batch_size)
-mnist_settings = {}
-for name in mnist_architectures:
-    mnist_settings[name] = dict(fit_kernel(name, mnist_task.x_train, mnist_task.y_train,
-                                           mnist_task.x_test, out_dim=10),
-                                y_test=mnist_task.y_test, eps=mnist_eps, tbs=test_batch_size,
-                                fbs=feature_batch_size, trbs=None)
+settings, mnist_settings = ch.kernel_settings(P, task, conv_task, mnist_task)  # {architecture: fitted kernel}
 
 # %% [markdown]
 # ### Check: the features add up to the converged predictor
@@ -193,16 +128,11 @@ for name in mnist_architectures:
 # (`KernelPredictor.predict(t=inf)`) on every test image.
 
 # %%
-sum_errors = {name: features.feature_sum_error(s["pred"], s["k_test"])
-              for name, s in {**settings, **{f"mnist_{k}": v for k, v in mnist_settings.items()}}.items()}
+sum_errors = ch.feature_sum_errors(settings, mnist_settings)
 for name, err in sum_errors.items():
     print(f"{name:12s} max |sum_i f_i - f_inf| = {err:.2e}")
 feature_sum_max_error = glue("feature_sum_max_error", max(sum_errors.values()))
-clean_acc_full = {}
-for name, s in settings.items():
-    clean_acc_full[name] = attacks.accuracy(s["pred"].predict(s["k_test"]), s["y_test"])
-for name, s in mnist_settings.items():
-    clean_acc_full[f"mnist_{name}"] = attacks.accuracy(s["pred"].predict(s["k_test"]), s["y_test"])
+clean_acc_full = ch.full_accuracies(settings, mnist_settings)
 
 # %% [markdown]
 # The largest deviation over all kernels and test images is
@@ -219,21 +149,10 @@ for name, s in mnist_settings.items():
 
 # %%
 fc1 = settings["fc1"]
-decomp = features.loss_gradient_decomposition(fc1["arch"].kernel_fn, fc1["x_train"], fc1["pred"],
-                                              task.x_test[:4], task.y_test[:4])
+decomp, contrib, share = ch.eq10_study(P, fc1, task)  # contrib: (n, 4) l1 norms per feature and image
 eq10_relative_error = glue("eq10_relative_error", decomp["relative_error"])
-contrib = np.abs(decomp["alpha"].reshape(decomp["alpha"].shape + (1, 1, 1))
-                 * decomp["feature_loss_grads"]).sum(axis=(2, 3, 4))  # (n, m) l1 norms
-share_top100 = glue("eq10_share_top100", float(np.mean(contrib[:n_features].sum(0) / contrib.sum(0))))
-fig, ax = plotting.new_figure(width=5.0)
-for j in range(contrib.shape[1]):
-    ax.loglog(np.arange(1, contrib.shape[0] + 1), contrib[:, j], lw=0.6, alpha=0.8,
-              label=f"test image {j}")
-ax.set_xlabel("feature index i")
-ax.set_ylabel(r"$\|\alpha_i \nabla_x L(f^{(i)})\|_1$")
-ax.set_title("Eq. (10): each feature's share of the loss gradient (fc1)", fontsize=9)
-ax.legend(fontsize=7)
-glue("fig_eq10", fig)
+glue("eq10_share_top100", share)
+glue("fig_eq10", ch.plot_eq10(contrib))
 
 # %% [markdown]
 # The reconstruction $\sum_i \alpha_i \nabla_x L(f^{(i)})$ matches $\nabla_x L(f_\infty)$ to a
@@ -245,73 +164,22 @@ glue("fig_eq10", fig)
 # ## Usefulness and robustness of the first features (Fig. 2, right)
 
 # %%
-glue("n_features_glued", n_features)
-sweeps = {}
-for name, s in settings.items():
-    sweeps[name] = features.feature_sweep(s["arch"].kernel_fn, s["x_train"], s["pred"], s["x_test"],
-                                          s["y_test"], s["eps"], indices=range(n_features),
-                                          test_batch_size=s["tbs"], feature_batch_size=s["fbs"],
-                                          train_batch_size=s["trbs"])
-    print(f"{name:6s} swept {n_features} features x {len(s['y_test'])} test images in "
-          f"{sweeps[name].seconds:.1f} s")
-mnist_sweeps = {}
-for name, s in mnist_settings.items():
-    mnist_sweeps[name] = features.feature_sweep(s["arch"].kernel_fn, s["x_train"], s["pred"],
-                                                s["x_test"], s["y_test"], s["eps"],
-                                                indices=range(n_features), test_batch_size=s["tbs"],
-                                                feature_batch_size=s["fbs"], train_batch_size=s["trbs"])
-    print(f"mnist {name:6s} swept in {mnist_sweeps[name].seconds:.1f} s")
+glue("n_features_glued", P.n_features)
+sweeps, mnist_sweeps = ch.sweep_all(P, settings, mnist_settings)
 
 # %%
-rows = []
-for name, sw in sweeps.items():
-    rho = glue(f"spearman_index_robustness_{name}", features.spearman_index_robustness(sw))
-    count = glue(f"useful_nonrobust_{name}",
-                 features.count_useful_nonrobust(sw, useful_above, nonrobust_below))
-    useful = int(np.sum(sw.clean_accuracy > useful_above))
-    glue(f"useful_{name}", useful)
-    rows.append([f"CIFAR-10 {name}", settings[name]["arch"].description, len(settings[name]["y_test"]),
-                 clean_acc_full[name], rho, useful, count])
-for name, sw in mnist_sweeps.items():
-    rho = glue(f"spearman_index_robustness_mnist_{name}", features.spearman_index_robustness(sw))
-    count = glue(f"useful_nonrobust_mnist_{name}",
-                 features.count_useful_nonrobust(sw, mnist_useful_above, mnist_nonrobust_below))
-    useful = int(np.sum(sw.clean_accuracy > mnist_useful_above))
-    glue(f"useful_mnist_{name}", useful)
-    rows.append([f"MNIST {name}", mnist_settings[name]["arch"].description,
-                 len(mnist_settings[name]["y_test"]), clean_acc_full[f"mnist_{name}"], rho, useful,
-                 count])
-glue_table("table_sweeps", rows, ["task / kernel", "architecture", "test images",
-                                  "accuracy of f_inf", "Spearman(index, robustness)",
-                                  "useful features", "useful non-robust"], floatfmt=".2f",
-           display=True)
-glue("spearman_mean_cifar", float(np.mean([features.spearman_index_robustness(s)
-                                           for s in sweeps.values()])))
-glue("useful_above", useful_above)
-glue("nonrobust_below", nonrobust_below)
-glue("mnist_useful_above", mnist_useful_above)
-glue("mnist_nonrobust_below", mnist_nonrobust_below)
-glue("eps_255", eps * 255)
-glue("mnist_eps", mnist_eps)
+values, rows = ch.sweep_values(P, settings, mnist_settings, sweeps, mnist_sweeps, clean_acc_full)
+for name, value in values.items():
+    glue(name, value)
+glue_table("table_sweeps", rows, ch.SWEEP_COLUMNS, floatfmt=".2f", display=True)
+for name in ("useful_above", "nonrobust_below", "mnist_useful_above", "mnist_nonrobust_below", "mnist_eps"):
+    glue(name, getattr(P, name))
+glue("eps_255", P.eps * 255)
 
 # %%
-names = list(sweeps)
-fig, axes = plotting.new_figure(ncols=len(names), width=3.0, height=3.0, squeeze=False)
-for ax, name in zip(axes[0], names):
-    sw = sweeps[name]
-    plotting.plot_usefulness_robustness(ax, sw.robust_accuracy, sw.clean_accuracy, sw.eigenvalues,
-                                        title=f"CIFAR-10, {name}", useful_above=useful_above,
-                                        nonrobust_below=nonrobust_below)
-glue("fig_useful_robust_cifar", fig)
-fig, axes = plotting.new_figure(ncols=len(mnist_sweeps), width=3.0, height=3.0, squeeze=False)
-for ax, (name, sw) in zip(axes[0], mnist_sweeps.items()):
-    sc = plotting.plot_usefulness_robustness(ax, sw.robust_accuracy, sw.clean_accuracy,
-                                             sw.eigenvalues, title=f"MNIST (10 classes), {name}",
-                                             useful_above=mnist_useful_above,
-                                             nonrobust_below=mnist_nonrobust_below)
-    ax.set_ylim(-0.01, 0.31)
-    ax.set_xlim(-0.01, 0.31)
-glue("fig_useful_robust_mnist", fig)
+glue("fig_useful_robust_cifar", ch.plot_usefulness(sweeps, P.useful_above, P.nonrobust_below, "CIFAR-10"))
+glue("fig_useful_robust_mnist", ch.plot_usefulness(mnist_sweeps, P.mnist_useful_above, P.mnist_nonrobust_below,
+                                                   "MNIST (10 classes)", limit=(-0.01, 0.31)))
 
 # %% [markdown]
 # Each dot is one of the first {glue:text}`n_features_glued` features; larger and darker dots
@@ -358,16 +226,7 @@ glue("fig_useful_robust_mnist", fig)
 
 # %%
 image_index = 0
-x_img_full = task.x_test[image_index:image_index + 1]
-x_img_conv = features.average_pool(x_img_full, conv_pool)
-grid = {}
-for name, s in settings.items():
-    x_img = x_img_conv if name in conv_architectures else x_img_full
-    g = features.feature_input_gradients(s["arch"].kernel_fn, s["x_train"], s["pred"], x_img,
-                                         indices=range(5), train_batch_size=s["trbs"])
-    grid[name] = [x_img[0]] + [plotting.gradient_to_image(g[i, 0]) for i in range(5)]
-fig = plotting.plot_image_grid(grid, col_titles=["image"] + [f"feature {i}" for i in range(1, 6)])
-glue("fig_top5_gradients", fig)
+glue("fig_top5_gradients", ch.top5_gradients(P, settings, task, image_index))
 glue("image_class", task.classes[int(task.labels_test[image_index])])
 
 # %% [markdown]
@@ -383,44 +242,15 @@ glue("image_class", task.classes[int(task.labels_test[image_index])])
 # {glue:text}`nonrobust_below:.2f`.
 
 # %%
-glue("late_stride_glued", late_stride)
-late_idx = np.arange(n_features, n_train, late_stride)
-late_sweep = features.feature_sweep(fc1["arch"].kernel_fn, fc1["x_train"], fc1["pred"],
-                                    fc1["x_test"], task.y_test, eps, indices=late_idx,
-                                    test_batch_size=test_batch_size,
-                                    feature_batch_size=feature_batch_size)
-
-
-def best_useful_nonrobust(sw):
-    ok = (sw.clean_accuracy > useful_above) & (sw.robust_accuracy < nonrobust_below)
-    if not ok.any():
-        return None
-    j = np.flatnonzero(ok)[np.argmax(sw.clean_accuracy[ok])]
-    return int(sw.indices[j]), float(sw.clean_accuracy[j]), float(sw.robust_accuracy[j])
-
-
-picked = {"early": best_useful_nonrobust(sweeps["fc1"]), "late": best_useful_nonrobust(late_sweep)}
-glue("late_useful_nonrobust_fc1",
-     features.count_useful_nonrobust(late_sweep, useful_above, nonrobust_below))
-glue("late_swept", len(late_sweep))
-glue("late_useful_fc1", int(np.sum(late_sweep.clean_accuracy > useful_above)))
-fig_rows, labels = {}, []
-for where, pk in picked.items():
-    if pk is None:
-        print(f"no useful non-robust feature {where} in the spectrum at these thresholds")
-        continue
-    i, acc, racc = pk
-    imgs = task.x_test[:4]
-    g = features.feature_input_gradients(fc1["arch"].kernel_fn, fc1["x_train"], fc1["pred"], imgs,
-                                         indices=[i])[0]
-    fig_rows[f"{where}: #{i + 1}\nacc {acc:.2f} / FGSM {racc:.2f}"] = [
-        plotting.gradient_to_image(g[j]) for j in range(len(imgs))]
-    glue(f"fig5_{where}_index", i + 1)
-    glue(f"fig5_{where}_acc", acc)
-    glue(f"fig5_{where}_fgsm", racc)
-if fig_rows:
-    fig = plotting.plot_image_grid(fig_rows, col_titles=[f"test image {j}" for j in range(4)], cell=1.6)
-    glue("fig5", fig)
+glue("late_stride_glued", P.late_stride)
+late_sweep, late_values, picked = ch.late_study(P, fc1, task, sweeps)  # picked: most useful non-robust
+for name, value in late_values.items():
+    glue(name, value)
+fig5, fig5_values = ch.fig5(fc1, task, picked)
+for name, value in fig5_values.items():
+    glue(name, value)
+if fig5 is not None:
+    glue("fig5", fig5)
 
 # %% [markdown]
 # Of the {glue:text}`late_swept` later features swept, {glue:text}`late_useful_fc1` are useful
@@ -447,52 +277,10 @@ if fig_rows:
 # pixels of the gradient image; near 1 for smooth, image-like gradients, near 0 for noise).
 
 # %%
-pred1 = fc1["pred"]
-lam1 = np.asarray(pred1.eigenvalues)
-idx_t = np.unique(np.round(np.geomspace(1, n_train, n_times)).astype(int)) - 1
-times = pred1.normalization / lam1[idx_t]
-clean_t, robust_t, coher_t = [], [], []
-for t in list(times) + [np.inf]:
-    alpha_t = np.asarray(pred1.weights(t), np.float32)
-    f_t = kernels.make_predict_fn(fc1["arch"].kernel_fn, fc1["x_train"], alpha_t)
-    clean_t.append(attacks.accuracy(f_t(task.x_test), task.y_test))
-    x_adv = attacks.kernel_fgsm(f_t, task.x_test, task.y_test, eps, batch_size=test_batch_size)
-    robust_t.append(attacks.accuracy(f_t(x_adv), task.y_test))
-    grads = kernels.predictor_input_gradients(fc1["arch"].kernel_fn, fc1["x_train"], alpha_t,
-                                              task.x_test, loss=attacks.binary_cross_entropy_pm1,
-                                              y=task.y_test, batch_size=test_batch_size)
-    coher_t.append(float(np.mean(features.gradient_coherence(grads))))
-clean_t, robust_t, coher_t = map(np.asarray, (clean_t, robust_t, coher_t))
-weights_t = features.training_time_weights(lam1, times, pred1.normalization)
-
-fig, axes = plotting.new_figure(ncols=3, width=3.4, height=3.0)
-for j, w in enumerate(weights_t):
-    axes[0].semilogx(np.arange(1, n_train + 1), w, color=plotting.plt.cm.viridis(j / len(times)),
-                     lw=0.9)
-axes[0].set_xlabel("feature index i")
-axes[0].set_ylabel(r"weight $1 - e^{-\lambda_i t/N}$")
-axes[0].set_title("feature weights along training", fontsize=9)
-axes[1].semilogx(times, clean_t[:-1], "o-", ms=3, label="clean")
-axes[1].semilogx(times, robust_t[:-1], "s-", ms=3, label=f"FGSM, eps {eps * 255:.0f}/255")
-axes[1].set_xlabel("t")
-axes[1].set_ylabel("accuracy of $f_t$")
-axes[1].legend(fontsize=7)
-axes[1].set_title("accuracy-robustness trade-off", fontsize=9)
-axes[2].semilogx(times, coher_t[:-1], "o-", ms=3)
-axes[2].set_xlabel("t")
-axes[2].set_ylabel("gradient coherence")
-axes[2].set_title(r"coherence of $\nabla_x L(f_t)$", fontsize=9)
-glue("fig_training", fig)
-j_best = int(np.argmax(robust_t[:-1]))
-glue("robust_t_max", robust_t[:-1].max())
-glue("robust_t_argmax_index", int(idx_t[j_best]) + 1)
-glue("robust_t_first", robust_t[0])
-glue("robust_t_inf", robust_t[-1])
-glue("clean_t_first", clean_t[0])
-glue("clean_t_max", clean_t[:-1].max())
-glue("clean_t_inf", clean_t[-1])
-glue("coherence_t_first", coher_t[0])
-glue("coherence_t_inf", coher_t[-1])
+TT = ch.training_time_study(P, fc1, task)  # f_t along training time, and at t = inf
+glue("fig_training", ch.plot_training_time(P, TT))
+for name, value in ch.training_time_values(TT).items():
+    glue(name, value)
 
 # %% [markdown]
 # ```{glue:figure} fig_training
@@ -519,34 +307,11 @@ glue("coherence_t_inf", coher_t[-1])
 # $\epsilon$ = {glue:text}`eps_255:.0f`/255; full kernel attacked with the kernel FGSM of Eq. 8).
 
 # %%
-reference = {  # published notebook (Tsilivis & Kempe code), typed from its printed output
-    "full kernel": (0.81, 0.02), 1: (0.68, 0.49), 3: (0.61, 0.44), 10: (0.59, 0.25),
-    25: (0.51, 0.07), 1500: (0.47, 0.00)}
-idx_paper = [i for i in paper_indices if i + 1 <= n_train]
-# Our eigen-index i (1-based) and i + 1: the published indices may be 0-based Python indices.
-both = sorted({i - 1 for i in idx_paper} | {i for i in idx_paper})
-paper_sweep = features.feature_sweep(fc1["arch"].kernel_fn, fc1["x_train"], pred1, fc1["x_test"],
-                                     task.y_test, eps, indices=both, test_batch_size=test_batch_size)
-acc_of = {int(j) + 1: (a, r) for j, a, r in zip(paper_sweep.indices, paper_sweep.clean_accuracy,
-                                                 paper_sweep.robust_accuracy)}
-glue("ours_full_clean", clean_t[-1])
-glue("ours_full_fgsm", robust_t[-1])
-ref_rows = [["full kernel", *reference["full kernel"]]]
-ours_rows = [["full kernel", clean_t[-1], robust_t[-1], clean_t[-1], robust_t[-1]]]
-for i in idx_paper:
-    glue(f"ours_feature{i}_clean", acc_of[i][0])
-    glue(f"ours_feature{i}_fgsm", acc_of[i][1])
-    glue(f"ours_feature{i + 1}_clean", acc_of[i + 1][0])
-    glue(f"ours_feature{i + 1}_fgsm", acc_of[i + 1][1])
-    ours_rows.append([f"feature {i}", *acc_of[i], *acc_of[i + 1]])
-    if i in reference:
-        ref_rows.append([f"feature {i}", *reference[i]])
-glue_table("table_reference", ref_rows, ["", "accuracy", "FGSM accuracy"], floatfmt=".2f",
-           display=True)
-glue_table("table_ours", ours_rows, ["", "accuracy (our index i)", "FGSM (our index i)",
-                                    "accuracy (our index i+1)", "FGSM (our index i+1)"],
-           floatfmt=".2f",
-           display=True)
+paper_values, ref_rows, ours_rows, acc_of = ch.paper_comparison(P, fc1, task, TT)
+for name, value in paper_values.items():
+    glue(name, value)
+glue_table("table_reference", ref_rows, ch.REFERENCE_COLUMNS, floatfmt=".2f", display=True)
+glue_table("table_ours", ours_rows, ch.OURS_COLUMNS, floatfmt=".2f", display=True)
 
 # %% [markdown]
 # **Reference (published notebook, not computed here):**
@@ -583,8 +348,8 @@ glue_table("table_ours", ours_rows, ["", "accuracy (our index i)", "FGSM (our in
 # standardisation of the images in the published code may differ.
 
 # %%
-glue("n_test_glued", n_test)
-glue("accuracy_se", float(np.sqrt(0.25 / n_test)))
+glue("n_test_glued", P.n_test)
+glue("accuracy_se", float(np.sqrt(0.25 / P.n_test)))
 runtime_seconds = glue("runtime_seconds", time.perf_counter() - _t_start)
 print(f"notebook runtime so far: {runtime_seconds:.0f} s")
 
@@ -595,11 +360,4 @@ print(f"notebook runtime so far: {runtime_seconds:.0f} s")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"max |sum of features - f_inf| < 1e-9: {feature_sum_max_error < 1e-9}")
-print(f"Eq. (10) relative error below 1e-3:    {eq10_relative_error < 1e-3}")
-for name, sw in {**sweeps, **{f'mnist_{k}': v for k, v in mnist_sweeps.items()}}.items():
-    print(f"{name:10s} Spearman(index, robustness) {features.spearman_index_robustness(sw):+.2f}, "
-          f"mean acc {sw.clean_accuracy.mean():.2f}, mean FGSM acc {sw.robust_accuracy.mean():.2f}")
-print(f"fc1 full kernel: accuracy {clean_t[-1]:.2f}, FGSM accuracy {robust_t[-1]:.2f}")
-print("fc1 features (our index: acc / FGSM):",
-      ", ".join(f"{i}: {acc_of[i][0]:.2f}/{acc_of[i][1]:.2f}" for i in sorted(acc_of)))
+print(ch.summary_text(sweeps, mnist_sweeps, feature_sum_max_error, eq10_relative_error, TT, acc_of))

@@ -1,0 +1,62 @@
+"""Tests for ntknb.chapters.ch02_eigenfeatures (chapter 02): schema and the values it glues."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ntknb import runner
+from ntknb.chapters import ch02_eigenfeatures as ch
+
+NB = Path(__file__).resolve().parents[1] / "notebooks" / "02_eigenfeatures.py"
+
+
+def params(**changes):
+    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    return ch.Params.from_values({**defaults, **changes})
+
+
+def test_params_rules():
+    p = params()
+    for change, name in [(dict(fc_architectures=["fc2"]), "fc_architectures"), (dict(conv_pool=3), "conv_pool"),
+                         (dict(conv_n_train=p.n_features - 1), "conv_n_train"), (dict(classes=["a", 1]), "classes"),
+                         (dict(mnist_architectures=["nope"]), r"mnist_architectures\[0\]"), (dict(paper_indices=[0]), r"paper_indices\[0\]")]:
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            params(**change)
+
+
+def _sweep(clean, robust, indices=None):
+    clean, robust = np.asarray(clean, float), np.asarray(robust, float)
+    return SimpleNamespace(clean_accuracy=clean, robust_accuracy=robust,
+                           indices=np.arange(clean.size) if indices is None else np.asarray(indices))
+
+
+def test_best_useful_nonrobust():
+    p = params(useful_above=0.5, nonrobust_below=0.1)
+    sw = _sweep([0.9, 0.7, 0.8, 0.4], [0.5, 0.05, 0.02, 0.0], indices=[10, 11, 12, 13])
+    assert ch.best_useful_nonrobust(p, sw) == (12, 0.8, 0.02)  # most useful among the non-robust
+    assert ch.best_useful_nonrobust(p, _sweep([0.9], [0.5])) is None
+
+
+def test_sweep_values_counts_and_rows():
+    p = params(useful_above=0.5, nonrobust_below=0.1, mnist_useful_above=0.1, mnist_nonrobust_below=0.02)
+    sw = _sweep([0.9, 0.7, 0.6, 0.4], [0.5, 0.3, 0.05, 0.0])  # robustness falls with the index
+    msw = _sweep([0.5, 0.2, 0.05], [0.3, 0.01, 0.0])
+    arch = SimpleNamespace(description="fc")
+    values, rows = ch.sweep_values(p, {"fc1": dict(arch=arch, y_test=[0] * 5)}, {"fc1": dict(arch=arch, y_test=[0] * 7)},
+                                   {"fc1": sw}, {"fc1": msw}, {"fc1": 0.8, "mnist_fc1": 0.9})
+    assert values["useful_fc1"] == 3 and values["useful_nonrobust_fc1"] == 1
+    assert values["useful_mnist_fc1"] == 2 and values["useful_nonrobust_mnist_fc1"] == 1
+    assert values["spearman_index_robustness_fc1"] == pytest.approx(-1.0)
+    assert values["spearman_mean_cifar"] == pytest.approx(-1.0)
+    assert rows[0][:4] == ["CIFAR-10 fc1", "fc", 5, 0.8] and rows[1][:4] == ["MNIST fc1", "fc", 7, 0.9]
+
+
+def test_training_time_values():
+    tt = ch.TrainingTime(idx_t=np.array([0, 4, 9]), times=np.array([1.0, 2.0, 3.0]),
+                         clean=np.array([0.6, 0.8, 0.85, 0.9]), robust=np.array([0.5, 0.6, 0.2, 0.01]),
+                         coherence=np.array([0.9, 0.5, 0.3, 0.2]), weights=None)
+    v = ch.training_time_values(tt)
+    assert v["robust_t_max"] == 0.6 and v["robust_t_argmax_index"] == 5 and v["robust_t_inf"] == 0.01
+    assert v["clean_t_max"] == 0.85 and v["clean_t_inf"] == 0.9 and v["coherence_t_first"] == 0.9
