@@ -361,12 +361,12 @@ def _bucket(m: int, batch: int) -> int:
 def _run_chunks(fn, idx: np.ndarray, batch: int, *arrays):
     """``fn`` on ``arrays[i][idx]`` (numpy arrays, gathered on the host) in padded chunks;
     outputs concatenated (numpy)."""
-    from ntknb.features import pad_rows  # the package's one row-padding helper
-
     outs = []
     for start in range(0, len(idx), batch):
         sel = idx[start:start + batch]
-        pad = pad_rows(sel, _bucket(len(sel), batch))
+        # pad the index by repeating its last entry (as ntknb.features.pad_rows does for rows;
+        # not imported, so that evaluating a network does not import neural-tangents)
+        pad = np.concatenate([sel, np.repeat(sel[-1:], _bucket(len(sel), batch) - len(sel))])
         res = fn(*(jnp.asarray(a[pad]) for a in arrays))
         outs.append([np.asarray(r)[: len(sel)] for r in res])
     return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
