@@ -81,41 +81,11 @@ cross_kernels = ["fc1", "fc2"]  # kernels whose attacks are tried on both networ
 # %%
 import time
 
-import numpy as np
-
-from ntknb import architectures, data, plotting, transfer
+from ntknb import data, plotting
+from ntknb.chapters import ch01_transfer_attacks as ch
 from ntknb.report import glue, glue_table
-from ntknb.training import log_spaced_steps
-from ntknb.validation import check_bool, check_float, check_int, check_sequence
 
-seed = check_int("seed", seed, min=0)
-progress = check_bool("progress", progress)
-lr_fraction = check_float("lr_fraction", lr_fraction, min=0.0, max=1.0, min_inclusive=False, max_inclusive=False)
-n_checkpoints = check_int("n_checkpoints", n_checkpoints, min=2)
-pgd_steps = check_int("pgd_steps", pgd_steps, min=1)
-cifar_n_train = check_int("cifar_n_train", cifar_n_train, min=4, max=10000)
-cifar_n_test = check_int("cifar_n_test", cifar_n_test, min=2, max=2000)
-cifar_width = check_int("cifar_width", cifar_width, min=1)
-cifar_train_steps = check_int("cifar_train_steps", cifar_train_steps, min=2)
-cifar_eps_255 = check_sequence("cifar_eps_255", cifar_eps_255, of=float, min_length=1,
-                               item=lambda n, v: check_float(n, v, min=0.0, max=255.0))
-cifar_pgd_eps_255 = check_sequence("cifar_pgd_eps_255", cifar_pgd_eps_255, of=float, allowed=cifar_eps_255)
-headline_eps_255 = check_float("headline_eps_255", headline_eps_255)
-if headline_eps_255 not in cifar_eps_255:
-    raise ValueError(f"parameter 'headline_eps_255' must be one of cifar_eps_255={cifar_eps_255}, got {headline_eps_255}")
-mnist_n_train = check_int("mnist_n_train", mnist_n_train, min=10, max=60000)
-mnist_n_test = check_int("mnist_n_test", mnist_n_test, min=10, max=10000)
-mnist_width = check_int("mnist_width", mnist_width, min=1)
-mnist_train_steps = check_int("mnist_train_steps", mnist_train_steps, min=2)
-mnist_eps = check_sequence("mnist_eps", mnist_eps, of=float, min_length=1,
-                           item=lambda n, v: check_float(n, v, min=0.0, max=1.0))
-mnist_pgd_eps = check_sequence("mnist_pgd_eps", mnist_pgd_eps, of=float, allowed=mnist_eps)
-sweep_widths = check_sequence("sweep_widths", sweep_widths, of=int, min_length=2,
-                              item=lambda n, v: check_int(n, v, min=1))
-sweep_steps = check_int("sweep_steps", sweep_steps, min=1, max=cifar_train_steps)
-cross_width = check_int("cross_width", cross_width, min=1)
-cross_kernels = check_sequence("cross_kernels", cross_kernels, min_length=1,
-                               allowed=list(architectures.ARCHITECTURE_NAMES))
+P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
 started = time.time()
 
@@ -128,7 +98,7 @@ started = time.time()
 
 # %%
 cifar = data.make_task(data.load_dataset("cifar10"), ("airplane", "automobile"),
-                       n_train=cifar_n_train, n_test=cifar_n_test, seed=seed)
+                       n_train=P.cifar_n_train, n_test=P.cifar_n_test, seed=P.seed)
 print(cifar.provenance.describe())
 print(f"train {cifar.x_train.shape}, test {cifar.x_test.shape}, labels {cifar.y_train.shape}")
 
@@ -139,71 +109,16 @@ print(f"train {cifar.x_train.shape}, test {cifar.x_test.shape}, labels {cifar.y_
 # count of the width sweep is added to them so that the sweep can reuse this run.
 
 # %%
-def fc1(width, out_dim=1):
-    return architectures.get_architecture("fc1", width=width, out_dim=out_dim)
-
-
-def fc2(width, out_dim=1):
-    return architectures.get_architecture("fc2", width=width, out_dim=out_dim)
-
-
-cifar_kernels = {name: transfer.KernelModel.build(architectures.get_architecture(name), cifar.x_train, cifar.y_train)
-                 for name in dict.fromkeys(["fc1", "fc2", *cross_kernels])}
-cifar_lr = lr_fraction * min(transfer.max_stable_learning_rate(cifar_kernels[name].k_train_train)
-                             for name in ("fc1", "fc2"))
-cifar_steps = np.union1d(log_spaced_steps(cifar_train_steps, n_checkpoints, include_zero=False), [sweep_steps])
-cifar_eps = [e / 255 for e in cifar_eps_255]
-print(f"learning rate {cifar_lr:.3f}; t from {cifar_steps[0] * cifar_lr:.2f} to {cifar_steps[-1] * cifar_lr:.0f}")
-
-cifar_net = transfer.train_network(fc1(cifar_width), cifar.x_train, cifar.y_train, cifar_lr, cifar_steps,
-                                   seed=seed, progress=progress, description=f"GD fc1 width {cifar_width}")
-cifar_curves = transfer.evaluate_transfer(cifar_net, cifar_kernels["fc1"], cifar.x_test, cifar.y_test, cifar_eps,
-                                          pgd_eps=[e / 255 for e in cifar_pgd_eps_255], pgd_steps=pgd_steps,
-                                          progress=progress, description="CIFAR: network vs NTK")
+RUN = ch.cifar_run(P, cifar)  # the NTKs, the trained fc1 and the transfer curves along training
 
 # %%
-fig = plotting.plot_transfer_curves(cifar_curves, eps_labels=[f"{e:g}/255" for e in cifar_eps_255],
-                                    title=f"CIFAR-10 airplane vs automobile, fc1 width {cifar_width} vs its NTK")
+fig = plotting.plot_transfer_curves(RUN.curves, eps_labels=[f"{e:g}/255" for e in P.cifar_eps_255],
+                                    title=f"CIFAR-10 airplane vs automobile, fc1 width {P.cifar_width} vs its NTK")
 
 # %%
-final = cifar_curves.final(headline_eps_255 / 255, "fgsm")
-glue("cifar_lr", cifar_lr)
-glue("cifar_t_final", final["t"])
-glue("cifar_width", cifar_width)
-glue("headline_eps_255", headline_eps_255)
-glue("cos_sim_final", final["cos_sim_mean"])
-glue("cos_sim_final_std", final["cos_sim_std"])
-glue("cos_sim_first", cifar_curves.cos_sim_mean[0])
-glue("cos_sim_min", np.min(cifar_curves.cos_sim_mean))
-glue("cos_sim_max", np.max(cifar_curves.cos_sim_mean))
-glue("clean_acc_net", final["clean_acc_net"])
-glue("clean_acc_kernel", final["clean_acc_kernel"])
-glue("agreement_final", final["agreement"])
-glue("agreement_min", np.min(cifar_curves.agreement))
-glue("output_rel_distance_final", final["output_rel_distance"])
-glue("weight_change_final", final["relative_weight_change"])
-glue("robust_acc_white_box", final["robust_acc_net_by_net"])
-glue("robust_acc_ntk_transfer", final["robust_acc_net_by_kernel"])
-glue("robust_acc_kernel_self", final["robust_acc_kernel_by_kernel"])
-j = cifar_curves.eps_index(headline_eps_255 / 255)
-if headline_eps_255 in cifar_pgd_eps_255:
-    pgd_final = cifar_curves.final(headline_eps_255 / 255, "pgd")
-    glue("robust_acc_white_box_pgd", pgd_final["robust_acc_net_by_net"])
-    glue("robust_acc_ntk_transfer_pgd", pgd_final["robust_acc_net_by_kernel"])
-    glue("robust_acc_kernel_self_pgd", pgd_final["robust_acc_kernel_by_kernel"])
-# the largest gap between white-box and transfer along training (FGSM, headline eps)
-gap = cifar_curves.robust("net", "kernel", "fgsm")[:, j] - cifar_curves.robust("net", "net", "fgsm")[:, j]
-glue("transfer_gap_max", np.max(gap))
-glue("transfer_gap_max_t", cifar_curves.times[int(np.argmax(gap))])
-glue("transfer_gap_min", np.min(gap))
-glue("transfer_gap_min_t", cifar_curves.times[int(np.argmin(gap))])
-rows = [[f"{t:.3g}", c, a_n, a_k, ag, wb, tr, ks]
-        for t, c, a_n, a_k, ag, wb, tr, ks in zip(
-            cifar_curves.times, cifar_curves.cos_sim_mean, cifar_curves.clean_acc_net, cifar_curves.clean_acc_kernel,
-            cifar_curves.agreement, cifar_curves.robust("net", "net", "fgsm")[:, j],
-            cifar_curves.robust("net", "kernel", "fgsm")[:, j], cifar_curves.robust("kernel", "kernel", "fgsm")[:, j])]
-_ = glue_table("cifar_table", rows, ["t", "cos sim", "clean net", "clean NTK", "agreement",
-                                 "net white-box", "net NTK-attack", "NTK own attack"], floatfmt=".3f")
+for name, value in ch.cifar_values(P, RUN).items():
+    glue(name, value)
+_ = glue_table("cifar_table", ch.cifar_rows(P, RUN), ch.CIFAR_COLUMNS, floatfmt=".3f")
 
 # %% [markdown]
 # **Results (CIFAR, FGSM at $\epsilon$ = {glue:text}`headline_eps_255:g`/255, final checkpoint
@@ -258,42 +173,17 @@ _ = glue_table("cifar_table", rows, ["t", "cos sim", "clean net", "clean NTK", "
 # form of Eq. (8): FGSM on the cross-entropy of the kernel predictor's outputs).
 
 # %%
-mnist = data.make_task(data.load_dataset("mnist"), None, n_train=mnist_n_train, n_test=mnist_n_test, seed=seed)
+mnist = data.make_task(data.load_dataset("mnist"), None, n_train=P.mnist_n_train, n_test=P.mnist_n_test,
+                       seed=P.seed)
 print(mnist.provenance.describe())
-mnist_kernel = transfer.KernelModel.build(fc1(mnist_width, 10), mnist.x_train, mnist.y_train)
-mnist_lr = lr_fraction * transfer.max_stable_learning_rate(mnist_kernel.k_train_train, 10)
-mnist_steps = log_spaced_steps(mnist_train_steps, n_checkpoints, include_zero=False)
-print(f"learning rate {mnist_lr:.2f}; t from {mnist_steps[0] * mnist_lr:.1f} to {mnist_steps[-1] * mnist_lr:.0f}")
-mnist_net = transfer.train_network(fc1(mnist_width, 10), mnist.x_train, mnist.y_train, mnist_lr, mnist_steps,
-                                   seed=seed, progress=progress, description=f"GD fc1 width {mnist_width}")
-mnist_curves = transfer.evaluate_transfer(mnist_net, mnist_kernel, mnist.x_test, mnist.y_test, mnist_eps,
-                                          pgd_eps=mnist_pgd_eps, pgd_steps=pgd_steps, progress=progress,
-                                          description="MNIST: network vs NTK")
-fig = plotting.plot_transfer_curves(mnist_curves, title=f"MNIST (10 classes), fc1 width {mnist_width} vs its NTK")
+mnist_curves = ch.mnist_run(P, mnist)
+fig = plotting.plot_transfer_curves(mnist_curves, title=f"MNIST (10 classes), fc1 width {P.mnist_width} vs its NTK")
 
 # %%
-mnist_final = {e: mnist_curves.final(e, "fgsm") for e in mnist_eps}
-glue("mnist_t_final", mnist_curves.times[-1])
-glue("mnist_cos_sim_final", mnist_curves.cos_sim_mean[-1])
-glue("mnist_clean_acc_net", mnist_curves.clean_acc_net[-1])
-glue("mnist_clean_acc_kernel", mnist_curves.clean_acc_kernel[-1])
-glue("mnist_agreement_final", mnist_curves.agreement[-1])
-mnist_rows = []
-for e in mnist_eps:
-    f = mnist_final[e]
-    key = f"{e:g}".replace(".", "p")
-    glue(f"mnist_white_box_eps{key}", f["robust_acc_net_by_net"])
-    glue(f"mnist_ntk_transfer_eps{key}", f["robust_acc_net_by_kernel"])
-    row = [f"{e:g}", "FGSM", f["robust_acc_net_by_net"], f["robust_acc_net_by_kernel"], f["robust_acc_kernel_by_kernel"]]
-    mnist_rows.append(row)
-    if e in mnist_pgd_eps:
-        p = mnist_curves.final(e, "pgd")
-        glue(f"mnist_white_box_pgd_eps{key}", p["robust_acc_net_by_net"])
-        glue(f"mnist_ntk_transfer_pgd_eps{key}", p["robust_acc_net_by_kernel"])
-        mnist_rows.append([f"{e:g}", "PGD", p["robust_acc_net_by_net"], p["robust_acc_net_by_kernel"],
-                           p["robust_acc_kernel_by_kernel"]])
-_ = glue_table("mnist_table", mnist_rows, ["eps", "attack", "net white-box", "net NTK-attack", "NTK own attack"],
-           floatfmt=".3f")
+mnist_values, mnist_rows = ch.mnist_values(P, mnist_curves)
+for name, value in mnist_values.items():
+    glue(name, value)
+_ = glue_table("mnist_table", mnist_rows, ch.MNIST_COLUMNS, floatfmt=".3f")
 
 # %% [markdown]
 # **Results (MNIST, final checkpoint $t$ = {glue:text}`mnist_t_final:.0f`).** Clean accuracy
@@ -325,32 +215,12 @@ _ = glue_table("mnist_table", mnist_rows, ["eps", "attack", "net white-box", "ne
 # the NTK attack no longer stands in for the white-box one.
 
 # %%
-sweep_rows_curves = transfer.width_sweep(fc1, sweep_widths, cifar_kernels["fc1"], cifar.x_test, cifar.y_test,
-                                         cifar_lr, sweep_steps, [headline_eps_255 / 255], attacks=["fgsm"],
-                                         seed=seed, pretrained={cifar_width: cifar_net}, progress=progress)
-eps_h = headline_eps_255 / 255
-sweep_rows = []
-for r in sweep_rows_curves:
-    f = r.final(eps_h, "fgsm")
-    sweep_rows.append([r.info["width"], f["relative_weight_change"], f["output_rel_distance"], f["cos_sim_mean"],
-                       f["clean_acc_net"], f["robust_acc_net_by_net"], f["robust_acc_net_by_kernel"],
-                       f["robust_acc_kernel_by_kernel"]])
-sweep_md = glue_table("width_sweep_table", sweep_rows,
-                      ["width", "weight change", "output distance", "cos sim", "clean net", "net white-box",
-                       "net NTK-attack", "NTK own attack"], floatfmt=".3f")
-glue("sweep_t", sweep_rows_curves[0].times[-1])
-glue("sweep_cos_narrowest", sweep_rows[0][3])
-glue("sweep_cos_widest", sweep_rows[-1][3])
-glue("sweep_width_narrowest", sweep_rows[0][0])
-glue("sweep_width_widest", sweep_rows[-1][0])
-glue("sweep_gap_narrowest", sweep_rows[0][6] - sweep_rows[0][5])
-glue("sweep_gap_widest", sweep_rows[-1][6] - sweep_rows[-1][5])
-glue("sweep_white_box_narrowest", sweep_rows[0][5])
-glue("sweep_white_box_widest", sweep_rows[-1][5])
-glue("sweep_kernel_self", sweep_rows[0][7])
-glue("sweep_ntk_min", min(r[6] for r in sweep_rows))
-glue("sweep_ntk_max", max(r[6] for r in sweep_rows))
-fig = plotting.plot_width_sweep(sweep_rows_curves, eps_h, eps_label=f"{headline_eps_255:g}/255")
+SWEEP = ch.width_sweep(P, cifar, RUN)  # one TransferCurves per width
+sweep_rows, sweep_values = ch.sweep_values(P, SWEEP)
+sweep_md = glue_table("width_sweep_table", sweep_rows, ch.SWEEP_COLUMNS, floatfmt=".3f")
+for name, value in sweep_values.items():
+    glue(name, value)
+fig = plotting.plot_width_sweep(SWEEP, P.headline_eps_255 / 255, eps_label=f"{P.headline_eps_255:g}/255")
 
 # %% [markdown]
 # Width sweep at $t$ = {glue:text}`sweep_t:.0f` (FGSM, $\epsilon$ = {glue:text}`headline_eps_255:g`/255):
@@ -385,26 +255,11 @@ fig = plotting.plot_width_sweep(sweep_rows_curves, eps_h, eps_label=f"{headline_
 # checkpoint of the sweep time.
 
 # %%
-cross_net = transfer.train_network(fc2(cross_width), cifar.x_train, cifar.y_train, cifar_lr, [sweep_steps],
-                                   seed=seed, progress=progress, description=f"GD fc2 width {cross_width}")
-cross = transfer.cross_architecture(
-    {f"fc1 (width {cifar_width})": cifar_net, f"fc2 (width {cross_width})": cross_net},
-    {name: cifar_kernels[name] for name in cross_kernels}, cifar.x_test, cifar.y_test, eps_h,
-    checkpoints={f"fc1 (width {cifar_width})": int(np.flatnonzero(cifar_steps == sweep_steps)[0])})
-cross_rows = [[net_name, cross["clean"][net_name], cross["white_box"][net_name],
-               *[cross["transfer"][net_name][k] for k in cross_kernels],
-               *[cross["cos_sim"][net_name][k] for k in cross_kernels]] for net_name in cross["clean"]]
-glue_table("cross_table", cross_rows, ["network", "clean", "white-box", *[f"{k} NTK-attack" for k in cross_kernels],
-                                       *[f"cos sim vs {k}" for k in cross_kernels]], floatfmt=".3f")
-names = list(cross["clean"])
-glue("cross_fc1_by_fc2", cross["transfer"][names[0]]["fc2"])
-glue("cross_fc1_by_fc1", cross["transfer"][names[0]]["fc1"])
-glue("cross_fc2_by_fc1", cross["transfer"][names[1]]["fc1"])
-glue("cross_fc2_by_fc2", cross["transfer"][names[1]]["fc2"])
-glue("cross_fc1_white_box", cross["white_box"][names[0]])
-glue("cross_fc2_white_box", cross["white_box"][names[1]])
-glue("cross_fc2_clean", cross["clean"][names[1]])
-glue("cross_width", cross_width);
+cross = ch.cross_study(P, cifar, RUN)  # fc1 and fc2 attacked through each NTK
+cross_rows, cross_values = ch.cross_values(P, cross)
+glue_table("cross_table", cross_rows, ch.cross_columns(P), floatfmt=".3f")
+for name, value in cross_values.items():
+    glue(name, value)
 
 # %% [markdown]
 # FGSM at $\epsilon$ = {glue:text}`headline_eps_255:g`/255, $t$ = {glue:text}`sweep_t:.0f`:
@@ -431,12 +286,7 @@ glue("cross_width", cross_width);
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"CIFAR airplane/automobile, fc1 width {cifar_width}, t = {final['t']:.0f}, FGSM eps = {headline_eps_255:g}/255")
-for name in ("cos_sim_mean", "clean_acc_net", "clean_acc_kernel", "robust_acc_net_by_net", "robust_acc_net_by_kernel"):
-    print(f"  {name:26s} {final[name]:.2f}")
-print("width sweep (width, cos sim, white-box, NTK attack):")
-for row in sweep_rows:
-    print(f"  {row[0]:6d} {row[3]:.2f} {row[5]:.2f} {row[6]:.2f}")
+print(ch.summary_text(P, RUN, sweep_rows))
 
 # %%
 print(f"notebook compute time: {time.time() - started:.0f} s")

@@ -1,0 +1,48 @@
+"""Tests for ntknb.chapters.ch01_transfer_attacks (chapter 01): schema and the values it glues."""
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from ntknb import runner
+from ntknb.chapters import ch01_transfer_attacks as ch
+
+NB = Path(__file__).resolve().parents[1] / "notebooks" / "01_transfer_attacks.py"
+
+
+def params(**changes):
+    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    return ch.Params.from_values({**defaults, **changes})
+
+
+def test_params_rules():
+    p = params()
+    assert p.cifar_eps_255 == [2.0, 4.0, 8.0] and p.headline_eps_255 == 8.0
+    for change, name in [(dict(cifar_pgd_eps_255=[3]), "cifar_pgd_eps_255"), (dict(headline_eps_255=3), "headline_eps_255"),
+                         (dict(mnist_pgd_eps=[0.2]), "mnist_pgd_eps"), (dict(sweep_steps=p.cifar_train_steps + 1), "sweep_steps"),
+                         (dict(cross_kernels=["nope"]), r"cross_kernels\[0\]"), (dict(progress=1), "progress")]:
+        with pytest.raises(ValueError, match=f"'{name}'"):
+            params(**change)
+
+
+def test_sweep_and_cross_values():
+    p = params(headline_eps_255=8)
+    finals = [dict(relative_weight_change=0.1, output_rel_distance=0.2, cos_sim_mean=c, clean_acc_net=0.8,
+                   robust_acc_net_by_net=wb, robust_acc_net_by_kernel=tr, robust_acc_kernel_by_kernel=0.01)
+              for c, wb, tr in ((0.5, 0.1, 0.5), (0.9, 0.2, 0.3))]
+    sweep = [SimpleNamespace(info={"width": w}, times=np.array([1.0, 3.0]), final=lambda eps, kind, f=f: f)
+             for w, f in zip((64, 4096), finals)]
+    rows, v = ch.sweep_values(p, sweep)
+    assert [r[0] for r in rows] == [64, 4096] and v["sweep_t"] == 3.0
+    assert v["sweep_gap_narrowest"] == pytest.approx(0.4) and v["sweep_gap_widest"] == pytest.approx(0.1)
+    assert (v["sweep_ntk_min"], v["sweep_ntk_max"], v["sweep_cos_widest"]) == (0.3, 0.5, 0.9)
+    p = params(cross_kernels=["fc1", "fc2"])
+    cross = {"clean": {"a": 0.9, "b": 0.8}, "white_box": {"a": 0.1, "b": 0.2},
+             "transfer": {"a": {"fc1": 0.3, "fc2": 0.4}, "b": {"fc1": 0.5, "fc2": 0.6}},
+             "cos_sim": {"a": {"fc1": 0.7, "fc2": 0.6}, "b": {"fc1": 0.5, "fc2": 0.9}}}
+    rows, v = ch.cross_values(p, cross)
+    assert rows[1] == ["b", 0.8, 0.2, 0.5, 0.6, 0.5, 0.9]
+    assert (v["cross_fc1_by_fc2"], v["cross_fc2_by_fc1"], v["cross_fc2_clean"]) == (0.4, 0.5, 0.8)
+    assert ch.cross_columns(p)[3:] == ["fc1 NTK-attack", "fc2 NTK-attack", "cos sim vs fc1", "cos sim vs fc2"]
