@@ -1,4 +1,5 @@
-"""Checks for a notebook's parameters, run in the first code cell after the parameters cell.
+"""Value checks: the rules behind the chapters' parameter schemas (:mod:`ntknb.schema`) and the
+library's own argument checks.
 
 Every check raises :class:`ValueError` naming the parameter and the allowed values or
 range, before any heavy work starts (DEVELOPERS.md), and returns the (normalised) value::
