@@ -1,8 +1,9 @@
 """Benchmark: cost per iteration of APGD (ntknb.evaluation, one APGD-CE run) against the
 existing PGD (ntknb.attacks.pgd), same model, same inputs, one run.
 
-Setting: a random two-hidden-layer ReLU MLP (width 512, 10 classes) on ``n`` random
-32x32x3 images in [0, 1], labelled by the model itself (so every example is attacked);
+Setting: a random two-hidden-layer ReLU MLP (width 512, 10 classes; ``--model cnn``: two
+3x3 stride-2 convolutions) on ``n`` random 32x32x3 images in [0, 1], labelled by the model
+itself (so every example is attacked);
 l-inf eps 8/255. Each iteration of either attack is one forward and one backward pass; APGD
 adds the momentum step, the loss / margin bookkeeping and the checkpoint tests.
 
@@ -44,6 +45,22 @@ def make_mlp(key, d: int, width: int, k: int):
     return predict
 
 
+def make_cnn(key, channels: int, k: int):
+    """Two 3x3 stride-2 ReLU convolutions (``channels``, ``2 channels``) and a linear head."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    w1 = jax.random.normal(k1, (3, 3, 3, channels)) / np.sqrt(27)
+    w2 = jax.random.normal(k2, (3, 3, channels, 2 * channels)) / np.sqrt(9 * channels)
+    w3 = jax.random.normal(k3, (8 * 8 * 2 * channels, k)) / np.sqrt(128 * channels)
+    dn = ("NHWC", "HWIO", "NHWC")
+
+    def predict(x):
+        h = jax.nn.relu(jax.lax.conv_general_dilated(x - 0.5, w1, (2, 2), "SAME", dimension_numbers=dn))
+        h = jax.nn.relu(jax.lax.conv_general_dilated(h, w2, (2, 2), "SAME", dimension_numbers=dn))
+        return h.reshape(h.shape[0], -1) @ w3
+
+    return predict
+
+
 def best_times(fns: dict, repeats: int) -> dict:
     """Best wall time of each ``fns[name]()`` over ``repeats`` rounds; the rounds interleave
     the functions, so a load change on a shared machine hits all of them alike."""
@@ -61,7 +78,8 @@ def best_times(fns: dict, repeats: int) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=256, help="number of images")
-    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    ap.add_argument("--width", type=int, default=512, help="MLP width / CNN channels of the first layer")
     ap.add_argument("--short", type=int, default=20, help="iterations of the short run")
     ap.add_argument("--long", type=int, default=100, help="iterations of the long run")
     ap.add_argument("--eps", type=float, default=8 / 255)
@@ -72,7 +90,12 @@ def main(argv=None):
 
     key = jax.random.PRNGKey(args.seed)
     shape = (32, 32, 3)
-    predict = make_mlp(key, int(np.prod(shape)), args.width, 10)
+    if args.model == "mlp":
+        predict = make_mlp(key, int(np.prod(shape)), args.width, 10)
+        desc = f"MLP 3072-{args.width}-{args.width}-10"
+    else:
+        predict = make_cnn(key, args.width, 10)
+        desc = f"CNN conv{args.width}-conv{2 * args.width}-10"
     x = np.asarray(jax.random.uniform(jax.random.fold_in(key, 1), (args.n,) + shape))
     c = np.asarray(jnp.argmax(predict(jnp.asarray(x)), axis=1))
     y_onehot = jax.nn.one_hot(c, 10)
@@ -92,12 +115,12 @@ def main(argv=None):
     span = args.long - args.short
     per_it = {name: (t[name, args.long] - t[name, args.short]) / span for name in ("pgd", "apgd")}
     ratio = per_it["apgd"] / per_it["pgd"]
-    out = dict(n=args.n, width=args.width, short=args.short, long=args.long,
+    out = dict(model=desc, n=args.n, width=args.width, short=args.short, long=args.long,
                device=str(jax.devices()[0]),
                seconds={f"{k[0]}_{k[1]}": v for k, v in t.items()},
                seconds_per_iteration=per_it, ratio_apgd_over_pgd=ratio,
                ratio_whole_long_run=t["apgd", args.long] / t["pgd", args.long])
-    print(f"setting: MLP 3072-{args.width}-{args.width}-10, n = {args.n}, eps = {args.eps:.4f}, "
+    print(f"setting: {desc}, n = {args.n}, eps = {args.eps:.4f}, "
           f"device {out['device']}")
     for name in ("pgd", "apgd"):
         print(f"{name:>5}: {t[name, args.short]:7.3f} s ({args.short} it), {t[name, args.long]:7.3f} s "
