@@ -260,20 +260,60 @@ class RecordedRun:
         return self.metrics.get(key, default)
 
 
+def _cell_timings(notebook: Path) -> list[dict[str, Any]]:
+    """Per code cell of an executed notebook: papermill's status and duration, the first
+    source line and the last line the cell printed (for runs that did not finish)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    cells = []
+    for i, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("papermill", {})
+        if cell.cell_type != "code" or meta.get("status") in (None, "pending"):
+            continue
+        printed = [o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
+        last = " ".join("".join(printed).replace("\r", "\n").strip().splitlines()[-1:])
+        cells.append({"cell": i, "status": meta.get("status"),
+                      "duration_s": round(float(meta.get("duration") or 0.0), 1),
+                      "source": cell.source.strip().splitlines()[0][:100] if cell.source.strip() else "",
+                      "last_output": last[-200:]})
+    return cells
+
+
 def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> list[str]:
     """Copy the finished runs of a ``run_presets`` folder into ``dest/<name>/``.
 
     For each run whose status is ``done`` (and whose ``metrics.json`` exists), writes
     ``metrics.json``, ``parameters.yaml`` and ``run.json`` (device, versions, wall time,
-    date, preset). Returns the names recorded; an earlier record of the same name is replaced
-    whole.
+    date, preset); an earlier record of the same name is replaced whole. Every other run is
+    appended to ``dest/attempts.jsonl`` as data (device, versions, its parameters, time limit,
+    status and per-cell timings), so the next attempt can be sized from it. Returns the names
+    recorded.
     """
+    import yaml
+
     src = Path(out_dir)
     manifest = json.loads((src / "manifest.json").read_text())
+    device = ", ".join(manifest["device"]["devices"])
+    common = {"device": device, "backend": manifest["device"]["backend"],
+              "versions": manifest["versions"],
+              "matmul_precision": manifest.get("matmul_precision", "default"),
+              "date": manifest["started"][:10]}
+    Path(dest).mkdir(parents=True, exist_ok=True)
     done = []
     for name, entry in manifest["runs"].items():
         run = src / name
         if entry.get("status") != "done" or not (run / "metrics.json").is_file():
+            if entry.get("status") == "skipped" or not run.is_dir():
+                continue
+            notebook = run / f"{name}.ipynb"
+            params = run / "parameters.yaml"
+            attempt = dict(common, name=name, preset=entry["preset"], status=entry["status"],
+                           timeout_s=entry.get("timeout_s"), wall_s=entry.get("wall_s"),
+                           parameters=yaml.safe_load(params.read_text()) if params.is_file() else None,
+                           cells=_cell_timings(notebook) if notebook.is_file() else [])
+            with open(Path(dest) / "attempts.jsonl", "a") as fh:
+                fh.write(json.dumps(attempt, sort_keys=True, allow_nan=False) + "\n")
             continue
         target = Path(dest) / name
         tmp = Path(dest) / f".{name}.tmp"
@@ -281,16 +321,7 @@ def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> 
         tmp.mkdir(parents=True)
         shutil.copy2(run / "metrics.json", tmp / "metrics.json")
         shutil.copy2(run / "parameters.yaml", tmp / "parameters.yaml")
-        info = {
-            "device": ", ".join(manifest["device"]["devices"]),
-            "backend": manifest["device"]["backend"],
-            "versions": manifest["versions"],
-            "wall_s": entry["wall_s"],
-            "matmul_precision": manifest.get("matmul_precision", "default"),
-            "date": manifest["started"][:10],
-            "preset": entry["preset"],
-        }
-        _write_json(tmp / "run.json", info)
+        _write_json(tmp / "run.json", dict(common, wall_s=entry["wall_s"], preset=entry["preset"]))
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
         done.append(name)

@@ -97,13 +97,39 @@ def test_record_then_load_round_trip(tmp_path):
     assert rows == [["seeds", 3, 3], ["x", None, None]]
 
 
-def test_record_skips_runs_that_did_not_finish(tmp_path):
+def test_record_keeps_unfinished_runs_as_attempts_only(tmp_path):
     out = _fake_run_folder(tmp_path, status="timeout")
-    assert gpu.record(out, tmp_path / "gpu") == []
+    dest = tmp_path / "gpu"
+    assert gpu.record(out, dest) == []
+    assert gpu.load_recorded("06_catastrophic_overfitting", dest) is None
+    (attempt,) = [json.loads(line) for line in (dest / "attempts.jsonl").read_text().splitlines()]
+    assert attempt["status"] == "timeout" and attempt["device"] == "NVIDIA H200"
+    assert attempt["parameters"]["dataset"] == "cifar10" and attempt["cells"] == []
+
+
+def test_attempts_record_each_cells_time(tmp_path):
+    import nbformat
+
+    out = _fake_run_folder(tmp_path, status="timeout")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1\ny = 2", metadata={"papermill": {"status": "completed", "duration": 1.26}}),
+        nbformat.v4.new_code_cell("train()", outputs=[nbformat.v4.new_output("stream", name="stdout", text="epoch 1\repoch 2\n")],
+                                  metadata={"papermill": {"status": "interrupted", "duration": 80.0}}),
+        nbformat.v4.new_code_cell("plot()", metadata={"papermill": {"status": "pending"}}),
+    ])
+    nbformat.write(nb, out / "06_catastrophic_overfitting" / "06_catastrophic_overfitting.ipynb")
+    gpu.record(out, tmp_path / "gpu")
+    attempt = json.loads((tmp_path / "gpu" / "attempts.jsonl").read_text())
+    assert attempt["cells"] == [
+        {"cell": 0, "status": "completed", "duration_s": 1.3, "source": "x = 1", "last_output": ""},
+        {"cell": 1, "status": "interrupted", "duration_s": 80.0, "source": "train()", "last_output": "epoch 2"},
+    ]
 
 
 def test_recorded_runs_in_the_book_name_a_gpu_device():
-    for folder in sorted(gpu.RECORD_DIR.glob("*")) if gpu.RECORD_DIR.is_dir() else []:
+    if not gpu.RECORD_DIR.is_dir():
+        return
+    for folder in sorted(p for p in gpu.RECORD_DIR.glob("*") if p.is_dir()):
         rec = gpu.load_recorded(folder.name)
         assert rec is not None, folder
         assert any(tag in rec.device for tag in ("H100", "H200")), rec.device
