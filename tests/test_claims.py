@@ -111,3 +111,12 @@ def test_html_table():
     with pytest.raises(ValueError, match="unique"):
         C.claims_html([a, a])
     assert C.show_claims([a])._repr_html_() == C.claims_html([a])
+
+
+def test_glue_claims_stores_plain_json(capsys):
+    from ntknb import report
+
+    a = C.Claim(**BASE)
+    shown = C.glue_claims([a])
+    assert shown._repr_html_() == C.claims_html([a])
+    assert report.glued_values()["claims"] == [a.to_json()]

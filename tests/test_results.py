@@ -139,3 +139,16 @@ def test_page_builds_as_a_table_with_warnings_as_errors(tmp_path):
     html = (tmp_path / "out" / "_build" / "html" / "book" / "results.html").read_text()
     assert "<table" in html and "demo.ratio" in html and "contradicted" in html
     assert "Loo" in html  # the citation resolved
+
+
+def test_glued_claims_survive_the_notebook_text_repr():
+    """myst-nb stores a glued list as IPython's text/plain repr; extract_glued reads it back."""
+    from IPython.core.formatters import PlainTextFormatter
+
+    from ntknb.runner import _glued_value
+
+    value = [Claim(**dict(CLAIM, id=f"demo.c{i}", low=None, claim="A long sentence " * 8)).to_json()
+             for i in range(30)]
+    text = PlainTextFormatter()(value)
+    assert "\n" in text  # pretty-printed over many lines
+    assert _glued_value({"text/plain": text}) == value
