@@ -41,6 +41,7 @@ import ast
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import math
 import numbers
 import os
@@ -838,6 +839,23 @@ def prepare(
     return path, nb, params, injected
 
 
+class _QuietAfterInterrupt(logging.Filter):
+    """Drops the records of papermill / nbclient / asyncio once a run is interrupted: stopping
+    the kernel makes the pending cell's task fail ("Kernel died while waiting for execute
+    reply", "Task exception was never retrieved"), which is expected, and the one-line
+    message of ``ntknb run`` already says what happened."""
+
+    active = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.active
+
+
+_QUIET = _QuietAfterInterrupt()
+for _name in ("papermill", "nbclient", "asyncio", "traitlets"):
+    logging.getLogger(_name).addFilter(_QUIET)
+
+
 class _Signals:
     """While active (main thread only): SIGINT and SIGTERM raise KeyboardInterrupt once, so
     papermill / nbclient stop the kernel and every ``finally`` runs; ``received`` names the
@@ -852,11 +870,13 @@ class _Signals:
     def _handler(self, signum, frame):  # noqa: ARG002
         if self.received is None:
             self.received = signal.Signals(signum).name
+            _QUIET.active = True
             if not self.deferred:
                 raise KeyboardInterrupt
         # a second Ctrl-C while cleaning up is ignored: cleanup finishes
 
     def __enter__(self):
+        _QUIET.active = False
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handler)
