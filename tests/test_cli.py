@@ -262,8 +262,9 @@ def _pid_alive(pid):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGINT-group"])
 def test_interrupted_run_is_marked_and_cleaned_up(tmp_path, sig):
+    """SIGINT / SIGTERM to ntknb, and Ctrl-C in a terminal (SIGINT to the whole process group)."""
     import os
     import signal
     import time
@@ -276,8 +277,11 @@ def test_interrupted_run_is_marked_and_cleaned_up(tmp_path, sig):
     runtime.mkdir()
     env = dict(os.environ, TMPDIR=str(tmpdir), JUPYTER_RUNTIME_DIR=str(runtime))
     out = tmp_path / "run"
+    group = sig.endswith("-group")
+    sig = sig.removesuffix("-group")
     proc = subprocess.Popen([sys.executable, "-m", "ntknb.cli", "run", str(work / "sleepy.py"), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=group)
     pid_file = work / "kernel.pid"
     deadline = time.time() + 120
     while not pid_file.exists() or not pid_file.read_text():
@@ -285,7 +289,10 @@ def test_interrupted_run_is_marked_and_cleaned_up(tmp_path, sig):
         time.sleep(0.2)
     kernel_pid = int(pid_file.read_text())
     time.sleep(1.0)
-    proc.send_signal(getattr(signal, sig))
+    if group:
+        os.killpg(proc.pid, getattr(signal, sig))
+    else:
+        proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == (130 if sig == "SIGINT" else 143), err
     assert _one_line_error(err) and f"interrupted by {sig}" in err, err
