@@ -936,6 +936,21 @@ def _mark_incomplete(executed: Path, reason: str) -> str:
     return stopped
 
 
+def _stop_kernel(km) -> None:
+    """Stop the kernel of ``km`` (if it runs) and remove its connection file; never raises."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        if km.has_kernel:
+            run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001 - already dead, or never started
+        pass
+    try:
+        run_sync(km.cleanup_resources)()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def _install_run(tmp_dir: Path, out: Path) -> None:
     """Move the finished (or failed) run from ``tmp_dir`` to ``out``: a new folder is a
     rename; an empty folder receives the files; an earlier run's folder is swapped out as a
@@ -1013,6 +1028,12 @@ def run_notebook(
     status: dict[str, Any] = {"status": "running", "notebook": str(path), "started": started}
     error: RunError | None = None
     metrics: dict[str, Any] = {}
+    from jupyter_client import AsyncKernelManager
+
+    # Our own kernel manager (papermill / nbclient do not shut down a kernel they did not
+    # create), so the kernel is stopped and its connection file removed whatever happens,
+    # even on Ctrl-C while it is still starting.
+    km = AsyncKernelManager(kernel_name=kernel_name)
     with _Signals() as signals:
         try:
             _write_status(tmp_dir, **status)
@@ -1033,6 +1054,7 @@ def run_notebook(
                     stdout_file=sys.stdout if log_output else None,
                     stderr_file=sys.stderr if log_output else None,
                     execution_timeout=cell_timeout,
+                    km=km,
                     # ipykernel logs a TCP-encryption warning at start and a spurious
                     # "KeyboardInterrupt caught" at shutdown; cell errors still surface.
                     extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
@@ -1067,6 +1089,7 @@ def run_notebook(
             error = RunError(f"{msg} (run folder {out}; status failed)", exit_code=1)
         finally:
             signals.deferred = True
+            _stop_kernel(km)
             try:
                 if status["status"] == "running":  # an unexpected BaseException
                     status.update(status="failed", finished=_now(), message="aborted")

@@ -309,3 +309,38 @@ def test_interrupted_run_is_marked_and_cleaned_up(tmp_path, sig):
     assert "incomplete" in nb.cells[0].source and nb.metadata["ntknb"]["status"] == "interrupted"
     states = [c.metadata.get("papermill", {}).get("status") for c in nb.cells[1:]]
     assert "interrupted" in states and states[-1] == "pending" and nb.cells[-1].outputs == []
+
+
+@pytest.mark.slow
+def test_interrupt_during_kernel_start_leaves_no_kernel(tiny, tmp_path, monkeypatch):
+    """Ctrl-C while the kernel is starting (before papermill's cleanup is armed): the runner
+    still stops the kernel and removes its connection file."""
+    import os
+    import time
+
+    import papermill
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    from ntknb import runner
+
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    started = {}
+
+    def fake_execute(*args, km=None, kernel_name=None, **kwargs):
+        km = km or AsyncKernelManager(kernel_name=kernel_name)  # papermill's own, when not given one
+        run_sync(km.start_kernel)()
+        started.update(pid=km.provisioner.process.pid, connection_file=km.connection_file)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    with pytest.raises(runner.RunError, match="interrupted by SIGINT") as err:
+        runner.run_notebook(tiny, out_dir=tmp_path / "run")
+    assert err.value.exit_code == 130
+    for _ in range(50):
+        if not _pid_alive(started["pid"]):
+            break
+        time.sleep(0.1)
+    assert not _pid_alive(started["pid"]), "kernel still running"
+    assert not os.path.exists(started["connection_file"])
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["status"] == "interrupted"
