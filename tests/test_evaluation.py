@@ -194,3 +194,21 @@ def test_2d_exact_grid_reference():
     assert suite >= exact - 1e-9  # an attack can never beat the exact worst case
     assert suite - exact <= 0.02
     assert fgsm - exact > 0.02 and pgd10 - exact > 0.02
+
+
+def f_well(x):
+    """1-D binary model with a narrow well: margin of label -1 is (x - 0.537)^2 - 1e-6, so an
+    example is broken only within 1e-3 of 0.537 (every point below is within eps of it)."""
+    return (1e-6 - (x[:, :1] - 0.537) ** 2) * 1e3
+
+
+def test_apgd_step_halving_reaches_a_narrow_optimum():
+    x = np.linspace(0.45, 0.62, 64, dtype=np.float32)[:, None]
+    x = x[np.abs(x[:, 0] - 0.537) > 2e-3]  # all clean-correct
+    y = -np.ones(len(x), int)
+    rep = E.robust_evaluation(f_well, x, y, EPS, attacks=["apgd-ce"], n_restarts=1, batch_size=64)
+    assert rep.clean_accuracy == 1.0 and rep.robust_accuracy == 0.0  # halving 0.2 -> < 1e-3
+    loss = A.predictor_loss(f_well, "bce")
+    ypm = y[:, None].astype(np.float32)
+    pgd10 = A.accuracy(f_well(A.pgd(loss, x, ypm, EPS, steps=10)), ypm)
+    assert pgd10 > 0.5  # fixed steps of 0.025 jump over the well
