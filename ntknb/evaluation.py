@@ -28,6 +28,13 @@ example is halved, and its iterate reset to the best point ``x_max`` found so fa
 boundary of the eps-ball, ``x + eps t / ||t||_inf`` with ``t ~ U(-1, 1)^d``, clipped to
 ``[0, 1]``, as in the reference implementation.
 
+**Usage** (define ``predict`` once and reuse it: it is a static jit argument)::
+
+    predict = functools.partial(model.apply, params)        # flax; or a kernel predictor
+    rep = robust_evaluation(predict, x_test, y_test, eps=8 / 255, seed=0)
+    rep.robust_accuracy, rep.accuracy_after, rep.robust     # overall, per attack, per example
+    ntknb.stats.binomial_interval(int(rep.robust.sum()), rep.n)   # its interval on n points
+
 **Losses.** ``"ce"``: softmax cross-entropy (:func:`ntknb.attacks.cross_entropy`).
 ``"dlr"`` (``croce2020reliable`` Eq. 5, :func:`dlr_loss`):
 ``-(z_y - max_{i != y} z_i) / (z_(1) - z_(3) + 1e-12)`` with ``z_(1) >= z_(2) >= ...`` the
