@@ -1017,24 +1017,24 @@ def run_notebook(
     effective = {name: p.default if p.evaluated else p.source for name, p in params.items()}
     effective.update(injected)
     nb = inject_parameters(nb, injected)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-partial-"))
-    except OSError as exc:
-        raise RunError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    executed_tmp = tmp_dir / f"{path.stem}.ipynb"
-    executed = out / executed_tmp.name
-    started = _now()
-    status: dict[str, Any] = {"status": "running", "notebook": str(path), "started": started}
-    error: RunError | None = None
-    metrics: dict[str, Any] = {}
     from jupyter_client import AsyncKernelManager
 
-    # Our own kernel manager (papermill / nbclient do not shut down a kernel they did not
-    # create), so the kernel is stopped and its connection file removed whatever happens,
-    # even on Ctrl-C while it is still starting.
-    km = AsyncKernelManager(kernel_name=kernel_name)
     with _Signals() as signals:
+        signals.deferred = True  # a signal while setting up is noted and acted on below
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-partial-"))
+        except OSError as exc:
+            raise RunError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+        executed_tmp = tmp_dir / f"{path.stem}.ipynb"
+        executed = out / executed_tmp.name
+        status: dict[str, Any] = {"status": "running", "notebook": str(path), "started": _now()}
+        error: RunError | None = None
+        metrics: dict[str, Any] = {}
+        # Our own kernel manager (papermill / nbclient do not shut down a kernel they did not
+        # create), so the kernel is stopped and its connection file removed whatever happens,
+        # even on Ctrl-C while it is still starting.
+        km = AsyncKernelManager(kernel_name=kernel_name)
         try:
             _write_status(tmp_dir, **status)
             (tmp_dir / "parameters.yaml").write_text(
@@ -1043,6 +1043,9 @@ def run_notebook(
             with tempfile.TemporaryDirectory(prefix="ntknb-run-") as tmp:
                 source = Path(tmp) / f"{path.stem}.ipynb"
                 nbformat.write(nb, source)
+                signals.deferred = False
+                if signals.received:
+                    raise KeyboardInterrupt
                 papermill.execute_notebook(
                     str(source),
                     str(executed_tmp),
