@@ -188,9 +188,18 @@ class Claim:
     @classmethod
     def from_interval(cls, interval: Any, **fields: Any) -> "Claim":
         """A claim whose ``measured``, ``low``, ``high`` come from an interval (e.g. a
-        :class:`ntknb.stats.Interval`: ``estimate``, ``low``, ``high``); ``n_seeds`` defaults
-        to ``interval.n``."""
-        fields.setdefault("n_seeds", getattr(interval, "n", 1))
+        :class:`ntknb.stats.Interval`: ``estimate``, ``low``, ``high``). When not given,
+        ``n_seeds`` is ``interval.n`` for a t interval over seeds (``method == "t"``) and
+        ``n_test`` is ``interval.n`` for a binomial interval on test points
+        (``"wilson"`` / ``"clopper-pearson"``)."""
+        method = getattr(interval, "method", None)
+        if method == "t":
+            fields.setdefault("n_seeds", interval.n)
+        elif method in ("wilson", "clopper-pearson"):
+            fields.setdefault("n_test", interval.n)
+        missing = [k for k in ("n_seeds", "n_test") if k not in fields]
+        if missing:
+            raise ValueError(f"Claim.from_interval: give {missing} (a {method!r} interval does not say them)")
         return cls(measured=interval.estimate, low=interval.low, high=interval.high, **fields)
 
     @classmethod

@@ -72,10 +72,13 @@ def test_to_json_roundtrip_plain_values():
 
 
 def test_from_interval():
-    iv = Interval(0.8, 0.75, 0.85, 5, 0.95, "t")
-    c = C.Claim.from_interval(iv, **{k: v for k, v in BASE.items()
-                                     if k not in ("measured", "low", "high", "n_seeds")})
-    assert (c.measured, c.low, c.high, c.n_seeds) == (0.8, 0.75, 0.85, 5)
+    rest = {k: v for k, v in BASE.items() if k not in ("measured", "low", "high", "n_seeds", "n_test")}
+    c = C.Claim.from_interval(Interval(0.8, 0.75, 0.85, 5, 0.95, "t"), n_test=200, **rest)
+    assert (c.measured, c.low, c.high, c.n_seeds, c.n_test) == (0.8, 0.75, 0.85, 5, 200)
+    c = C.Claim.from_interval(Interval(0.8, 0.75, 0.85, 500, 0.95, "wilson"), n_seeds=1, **rest)
+    assert (c.n_seeds, c.n_test) == (1, 500)
+    with pytest.raises(ValueError, match="n_seeds"):
+        C.Claim.from_interval(Interval(0.8, 0.75, 0.85, 500, 0.95, "bootstrap"), n_test=500, **rest)
 
 
 @pytest.mark.parametrize("change, match", [
