@@ -33,7 +33,8 @@ boundary of the eps-ball, ``x + eps t / ||t||_inf`` with ``t ~ U(-1, 1)^d``, cli
     predict = functools.partial(model.apply, params)        # flax; or a kernel predictor
     rep = robust_evaluation(predict, x_test, y_test, eps=8 / 255, seed=0)
     rep.robust_accuracy, rep.accuracy_after, rep.robust     # overall, per attack, per example
-    ntknb.stats.binomial_interval(int(rep.robust.sum()), rep.n)   # its interval on n points
+    rep.interval()                                           # Wilson interval on the n points
+    ntknb.stats.paired_comparison(rep.robust, rep_other.robust)   # two models, same points
 
 **Losses.** ``"ce"``: softmax cross-entropy (:func:`ntknb.attacks.cross_entropy`).
 ``"dlr"`` (``croce2020reliable`` Eq. 5, :func:`dlr_loss`):
@@ -315,6 +316,13 @@ class RobustReport:
             own_text = "" if own is None else f", alone {own:.4f}"
             lines.append(f"  after {a:<12s} {self.accuracy_after[a]:.4f}{own_text}")
         return "\n".join(lines)
+
+    def interval(self, confidence: float = 0.95, method: str = "wilson"):
+        """Binomial interval of the robust accuracy on the ``n`` examples
+        (:func:`ntknb.stats.binomial_interval`)."""
+        from ntknb.stats import binomial_interval
+
+        return binomial_interval(int(np.sum(self.robust)), self.n, confidence=confidence, method=method)
 
     def to_json(self) -> dict:
         """The scalar fields as plain JSON values (no per-example arrays)."""

@@ -128,6 +128,8 @@ def test_report_fields_and_skip_broken():
     js = rep.to_json()
     assert js["robust_accuracy"] == rep.robust_accuracy and js["settings"]["n_iter"] == 10
     assert "robust accuracy at eps = 0.1" in rep.summary()
+    iv = rep.interval()
+    assert iv.estimate == rep.robust_accuracy and iv.n == N and iv.low < iv.estimate < iv.high
     one = E.robust_evaluation(f_mc, X, C_MC, EPS, n_iter=10, attacks=["pgd"], pgd_restarts=2,
                               batch_size=32)
     assert one.attacks == ("pgd",)
