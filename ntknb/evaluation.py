@@ -270,7 +270,7 @@ _clean_margin_jit = jax.jit(_clean_margin_impl, static_argnames=("predict", "bin
 # ---------------------------------------------------------------------------- report
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class RobustReport:
     """Result of :func:`robust_evaluation` on ``n`` examples at radius ``eps``.
 

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb.validation import check_choice, check_int
+from ntknb.validation import check_choice, check_devices, check_int
 
 __all__ = ["Replicas", "run_replicas", "replica_keys"]
 
@@ -53,7 +53,7 @@ _TRACE_ERRORS = tuple(
 )
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # holds arrays: compare fields explicitly
 class Replicas:
     """``k`` replicas of an experiment.
 
@@ -112,8 +112,15 @@ def _stack(outs: list) -> Any:
     return jax.tree_util.tree_map(lambda *leaves: np.stack([np.asarray(v) for v in leaves]), *outs)
 
 
-def _sequential(experiment, keys) -> Any:
-    return _stack([experiment(keys[i]) for i in range(keys.shape[0])])
+def _sequential(experiment, keys, devices=(None,)) -> Any:
+    """One replica per device at a time (dispatched together, so several devices work at
+    once), replica ``i`` on ``devices[i % len(devices)]``; ``(None,)``: default placement."""
+    outs = []
+    for w0 in range(0, keys.shape[0], len(devices)):
+        wave = [experiment(keys[i] if dev is None else jax.device_put(keys[i], dev))
+                for i, dev in zip(range(w0, keys.shape[0]), devices)]
+        outs.extend(jax.block_until_ready(wave))
+    return _stack(outs)
 
 
 #: ``jax.jit(jax.vmap(experiment))`` / ``jax.jit(experiment)`` per experiment, so repeated
@@ -132,9 +139,17 @@ def _compiled(experiment, batched: bool):
     return cache[batched]
 
 
-def _batched(experiment, keys, batch_size: Optional[int]) -> Any:
+def _batched(experiment, keys, batch_size: Optional[int], devices=(None,)) -> Any:
+    """vmapped calls of ``b`` replicas; with several devices the replica axis is sharded over
+    them (``b`` rounded up to a multiple of the device count, the padding dropped)."""
     k = keys.shape[0]
     b = k if batch_size is None else min(batch_size, k)
+    b = -(-b // len(devices)) * len(devices)
+    sharding = None
+    if len(devices) > 1:
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        sharding = NamedSharding(Mesh(np.array(devices), ("replica",)), PartitionSpec("replica"))
     fn = _compiled(experiment, batched=True)
     parts = []
     for start in range(0, k, b):
@@ -142,6 +157,8 @@ def _batched(experiment, keys, batch_size: Optional[int]) -> Any:
         n = chunk.shape[0]
         if n < b:  # pad to one compiled shape, drop the padding afterwards
             chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], b - n, axis=0)])
+        if sharding is not None:
+            chunk = jax.device_put(chunk, sharding)
         out = jax.block_until_ready(fn(chunk))
         parts.append(jax.tree_util.tree_map(lambda v, n=n: np.asarray(v)[:n], out))
     return jax.tree_util.tree_map(lambda *leaves: np.concatenate(leaves), *parts)
@@ -153,6 +170,7 @@ def run_replicas(
     *,
     mode: str = "auto",
     batch_size: Optional[int] = None,
+    devices=None,
 ) -> Replicas:
     """Run ``experiment(jax.random.PRNGKey(seed))`` for every seed.
 
@@ -167,6 +185,10 @@ def run_replicas(
         there, see the module docstring); either falls back to a plain sequential loop when
         the experiment cannot be traced.
       batch_size: replicas per vmapped call (bounds memory); ``None``: all ``k`` at once.
+      devices: the devices replicas are spread over (``None``: all local devices). With
+        several, a vmapped call shards its replica axis over them and the jitted sequential
+        mode runs one replica per device at a time; each replica is the same computation
+        wherever it runs.
 
     Returns:
       :class:`Replicas` (``values`` with a leading axis ``k``).
@@ -176,20 +198,22 @@ def run_replicas(
     seeds = _seeds(seeds)
     mode = check_choice("mode", mode, ["auto", "vmap", "sequential"])
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
+    devices = check_devices("devices", devices)
     keys = replica_keys(seeds)
     t0 = time.perf_counter()
     note = ""
     if mode == "sequential":
         values, ran = _sequential(experiment, keys), "sequential"
     elif mode == "vmap":
-        values, ran = _batched(experiment, keys, batch_size), "vmap"
+        values, ran = _batched(experiment, keys, batch_size, devices), "vmap"
     else:
         batched = jax.default_backend() != "cpu"
         try:
             if batched:
-                values, ran = _batched(experiment, keys, batch_size), "vmap"
+                values, ran = _batched(experiment, keys, batch_size, devices), "vmap"
             else:
-                values, ran = _sequential(_compiled(experiment, batched=False), keys), "sequential"
+                jitted = _compiled(experiment, batched=False)
+                values, ran = _sequential(jitted, keys, devices), "sequential"
                 note = "CPU backend: replicas run one after the other, jitted once"
         except _TRACE_ERRORS as exc:
             note = (f"{'vmap' if batched else 'jit'} failed ({type(exc).__name__}: "
