@@ -46,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import neural_tangents as nt
 
-from ntknb.validation import check_int
+from ntknb.validation import check_devices, check_int
 
 __all__ = [
     "KERNEL_KINDS",
@@ -134,17 +134,6 @@ def _jit_kernel(kernel_fn):
     return jax.jit(kernel_fn, static_argnames=("get",))
 
 
-def _check_devices(devices):
-    """``None`` -> all local devices; otherwise a non-empty sequence of ``jax.Device``."""
-    if devices is None:
-        return tuple(jax.local_devices())
-    devices = tuple(devices)
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError("`devices` must be None (all local devices) or a non-empty sequence "
-                         f"of jax.Device, got {devices!r}")
-    return devices
-
-
 def _blockwise(block_fn, x1, x2, batch_size, symmetric, devices=None):
     """Assemble ``block_fn(x1[i:j], x2[k:l], device)`` -> (bi, bj, ...) on the host.
 
@@ -155,7 +144,7 @@ def _blockwise(block_fn, x1, x2, batch_size, symmetric, devices=None):
     ``block_fn`` receives the block's inputs already placed on ``device`` and must place
     anything else it closes over there too.
     """
-    devices = _check_devices(devices)
+    devices = check_devices("devices", devices)
     n1, n2 = x1.shape[0], x2.shape[0]
     rows, cols = _chunks(n1, batch_size), _chunks(n2, batch_size)
     if len(rows) == 1 and len(cols) == 1 and len(devices) == 1:
@@ -694,7 +683,7 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, trace_axes=(-1,),
     x1 = jnp.asarray(x1)
     symmetric = x2 is None
     x2 = x1 if symmetric else jnp.asarray(x2)
-    devices = _check_devices(devices)
+    devices = check_devices("devices", devices)
     candidates = _working_implementations() if implementation == "auto" else [implementation]
     replicas = {}  # params placed once on each device
 

@@ -19,7 +19,8 @@ import numbers
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["check_choice", "check_int", "check_float", "check_bool", "check_sequence", "check_clip"]
+__all__ = ["check_choice", "check_int", "check_float", "check_bool", "check_sequence", "check_clip",
+           "check_devices"]
 
 
 def _range_text(min: float | None, max: float | None) -> str:
@@ -171,3 +172,17 @@ def check_clip(name: str, value: Any) -> tuple[float, float] | None:
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(msg)
     return (lo, hi)
+
+
+def check_devices(name: str, devices: Any) -> tuple:
+    """``None`` -> all local JAX devices; otherwise a non-empty sequence of ``jax.Device``,
+    returned as a tuple (the devices that blocks or replicas are spread over)."""
+    import jax
+
+    if devices is None:
+        return tuple(jax.local_devices())
+    devices = tuple(devices) if isinstance(devices, Iterable) else (devices,)
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(f"parameter '{name}' must be None (all local devices) or a non-empty "
+                         f"sequence of jax.Device, got {devices!r}")
+    return devices
