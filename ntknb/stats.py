@@ -144,7 +144,8 @@ def binomial_interval(k: int, n: int, confidence: float = 0.95, method: str = "w
         den = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / den
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-        low, high = max(0.0, centre - half), min(1.0, centre + half)
+        # clipped to contain p: rounding leaves 1 - 1e-16 at k = n (and 1e-17 at k = 0)
+        low, high = max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
     else:
         low = 0.0 if k == 0 else float(_st.beta.ppf(alpha / 2, k, n - k + 1))
         high = 1.0 if k == n else float(_st.beta.ppf(1 - alpha / 2, k + 1, n - k))

@@ -79,3 +79,9 @@ def test_paired_comparison_mcnemar_exact():
         S.paired_comparison(a, b[:-1])
     with pytest.raises(ValueError, match="'correct_a'"):
         S.paired_comparison([0.5, 1], [1, 1])
+
+
+@pytest.mark.parametrize("k, n", [(0, 400), (400, 400), (7, 7), (0, 1)])
+def test_wilson_interval_contains_the_estimate_at_the_ends(k, n):
+    iv = S.binomial_interval(k, n)
+    assert iv.low <= iv.estimate <= iv.high and 0.0 <= iv.low and iv.high <= 1.0
