@@ -22,6 +22,7 @@ __all__ = ["CHAPTERS", "schema_for", "check_parameters"]
 #: are checked by their notebook only.
 CHAPTERS = {
     "00_ntk_basics": "ch00_ntk_basics",
+    "00a_robustness_toy_models": "ch00a_robustness_toy_models",
     "01_transfer_attacks": "ch01_transfer_attacks",
     "02_eigenfeatures": "ch02_eigenfeatures",
     "03_robust_only_kernels": "ch03_robust_only_kernels",
