@@ -48,3 +48,52 @@ def test_lazy_values_accuracies_and_agreement():
     assert (v["clean_acc_net"], v["clean_acc_kernel"], v["agreement"]) == (0.5, 1.0, 0.5)
     assert (v["lazy_gap_final_widest"], v["lazy_gap_final_narrowest"], v["t_final"]) == (0.1, 0.2, 2.0)
     assert ch.summary_text(-0.5, v).splitlines()[2].endswith("0.50 / 1.00")
+
+
+def _claims_for(p, errors, g, f):
+    nets = {w: SimpleNamespace(run=SimpleNamespace(params=["p0", "p1"]), outputs=lambda q, x, o=g: o)
+            for w in p.train_widths}
+    s = ch.LazyStudy(kernel=None, lr=0.5, steps=np.array([0, 4]), f_kernel=np.stack([f, f]), nets=nets, gaps={})
+    return {c.id: c for c in ch.claims(p, errors, s, SimpleNamespace(x_test=None))}
+
+
+def test_claims_are_well_formed_and_follow_the_thresholds():
+    from ntknb.claims import Claim
+
+    p = params(ntk_widths=[64, 256, 1024], ntk_seeds=3, train_widths=[8, 16])
+    w = np.asarray(p.ntk_widths, float)
+    errors = np.stack([w ** -0.5 * c for c in (1.0, 1.1, 0.9)], axis=1) * np.array([[1.0, 1.02, 0.98]] * 3)
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(400, 10))
+    cs = _claims_for(p, errors, f + 0.01 * rng.normal(size=f.shape), f)
+    assert list(cs) == ["ch00.ntk_error_slope", "ch00.lazy_gap_widest", "ch00.agreement"]
+    for c in cs.values():
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds >= 1
+        assert (c.direction, c.threshold) == ch.CLAIM_THRESHOLDS[c.id]
+    slope = cs["ch00.ntk_error_slope"]
+    assert slope.n_seeds == 3 and slope.n_test is None and slope.measured == pytest.approx(-0.5, abs=0.02)
+    assert slope.verdict == "reproduced"
+    assert cs["ch00.lazy_gap_widest"].verdict == "reproduced" and cs["ch00.lazy_gap_widest"].n_test == 400
+    assert cs["ch00.agreement"].verdict == "reproduced" and cs["ch00.agreement"].n_test == 400
+
+
+def test_claim_verdicts_flip_when_the_measured_interval_crosses_the_threshold():
+    p = params(ntk_widths=[64, 256, 1024], ntk_seeds=3, train_widths=[8, 16])
+    w = np.asarray(p.ntk_widths, float)
+    flat = np.stack([w ** -0.05 * c for c in (1.0, 1.1, 0.9)], axis=1) * np.array([[1.0, 1.02, 0.98]] * 3)
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(400, 10))
+    cs = _claims_for(p, flat, f + 1.0 * rng.normal(size=f.shape), f)  # no convergence; network far from kernel
+    assert cs["ch00.ntk_error_slope"].verdict == "contradicted"
+    assert cs["ch00.lazy_gap_widest"].verdict == "contradicted" and cs["ch00.agreement"].verdict == "contradicted"
+    one = _claims_for(params(ntk_widths=[64, 256], ntk_seeds=1, train_widths=[8]), flat[:2, :1], f, f)
+    assert one["ch00.ntk_error_slope"].verdict == "inconclusive"  # one initialisation: no interval
+
+
+def test_lazy_gap_interval_is_the_glued_ratio():
+    rng = np.random.default_rng(1)
+    f = rng.normal(size=(50, 3))
+    g = f + 0.2 * rng.normal(size=f.shape)
+    iv = ch.lazy_gap_interval(g, f)
+    assert iv.estimate == pytest.approx(np.linalg.norm(g - f) / np.linalg.norm(f))
+    assert iv.low < iv.estimate < iv.high and iv.n == 50
