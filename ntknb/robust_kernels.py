@@ -216,7 +216,8 @@ class MachineScores:
     """Clean and robust accuracy of a stack of ``J`` kernel machines (whole-machine attacks).
 
     Attributes: ``clean``, ``fgsm``, ``pgd``: ``(J,)`` accuracies; ``eps``; ``pgd_steps``;
-    ``n_test``; ``seconds``.
+    ``n_test``; ``seconds``; ``clean_correct``, ``pgd_correct``: ``(J, n_test)`` per-point
+    correctness (for paired comparisons of machines on the same points, :mod:`ntknb.stats`).
     """
 
     clean: np.ndarray
@@ -226,6 +227,8 @@ class MachineScores:
     pgd_steps: int
     n_test: int
     seconds: float = float("nan")
+    clean_correct: np.ndarray | None = None
+    pgd_correct: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.clean.shape[0])
@@ -281,21 +284,22 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
     for a in A:
         ya = lf.augment(yp, a)
 
-        def acc(xx):
+        def correct(xx):
             outs = [lf.predict(xx[i:i + bs], ya[i:i + bs]) for i in range(0, m_pad, bs)]
-            return float(np.mean(_correct(np.concatenate(outs)[:m], y)))
+            return _correct(np.concatenate(outs)[:m], y)
 
-        clean.append(acc(xp))
+        clean.append(correct(xp))
         if fgsm:
-            fg.append(acc(attacks.fgsm(lf, xp, ya, eps, clip=clip, batch_size=bs)))
+            fg.append(float(np.mean(correct(attacks.fgsm(lf, xp, ya, eps, clip=clip, batch_size=bs)))))
         else:
             fg.append(float("nan"))
-        pg.append(acc(attacks.pgd(lf, xp, ya, eps, step_size=pgd_step_size, steps=pgd_steps,
-                                  random_start=random_start, key=key, clip=clip,
-                                  batch_size=bs)))
-    return MachineScores(clean=np.asarray(clean), fgsm=np.asarray(fg), pgd=np.asarray(pg),
+        pg.append(correct(attacks.pgd(lf, xp, ya, eps, step_size=pgd_step_size, steps=pgd_steps,
+                                      random_start=random_start, key=key, clip=clip,
+                                      batch_size=bs)))
+    clean_c, pgd_c = np.asarray(clean, bool).reshape(len(A), m), np.asarray(pg, bool).reshape(len(A), m)
+    return MachineScores(clean=clean_c.mean(axis=1), fgsm=np.asarray(fg), pgd=pgd_c.mean(axis=1),
                          eps=eps, pgd_steps=pgd_steps, n_test=m,
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, clean_correct=clean_c, pgd_correct=pgd_c)
 
 
 # --------------------------------------------------------------------------- adversarial training

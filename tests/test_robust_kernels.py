@@ -82,7 +82,12 @@ def test_evaluate_machines_matches_direct_attacks(fitted):
         assert sc.fgsm[j] == pytest.approx(attacks.accuracy(f(attacks.fgsm(loss, xt, yt, eps)), yt))
         assert sc.pgd[j] == pytest.approx(
             attacks.accuracy(f(attacks.pgd(loss, xt, yt, eps, steps=5)), yt))
+        assert sc.clean_correct[j].tolist() == (np.asarray(f(xt))[:, 0] * yt[:, 0] > 0).tolist()
+        adv = attacks.pgd(loss, xt, yt, eps, steps=5)
+        assert sc.pgd_correct[j].tolist() == (np.asarray(f(adv))[:, 0] * yt[:, 0] > 0).tolist()
     assert len(sc) == 2 and sc.n_test == xt.shape[0]
+    assert sc.pgd_correct.shape == (2, xt.shape[0]) and sc.pgd_correct.dtype == bool
+    assert sc.pgd.tolist() == sc.pgd_correct.mean(axis=1).tolist()
 
 
 def test_row_weighted_loss_gives_the_same_adversarial_points(fitted):
