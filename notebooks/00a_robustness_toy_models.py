@@ -268,10 +268,11 @@ display(claims.glue_claims(CLAIMS))
 # 2. *Predict first, then rerun.* With `-p tsipras_eta_scale 3` the averaged classifier's clean
 #    accuracy is $\Phi(3)$. Which budget (in units of $\eta$) halves its accuracy? Does the NTK
 #    machine's robust accuracy at $2\eta$ change?
-# 3. *Code.* With `ch.gaussian_errors`, compute the robust error of the *robust-optimal*
-#    direction $w = \mathrm{sign}(\theta^*)$ and of $w = \theta^* + $ noise for one draw, and
-#    check the first against a Monte Carlo estimate with `ch.linear_worst_change` on $10^5$
-#    samples.
+# 3. *Code.* With `ch.gaussian_errors`, compute the standard and robust error of the
+#    infinite-data classifier $w = \theta^*$ at $d = 10^4$, $c$ = 0.8, $\epsilon$ = 0.5, and
+#    check the robust one against a Monte Carlo estimate on $10^5$ samples: draw
+#    $x = y\theta^* + \sigma z$, lower each margin $y\,w^\top x$ by `ch.linear_worst_change(w, eps)`
+#    and count the non-positive ones.
 
 # %%
 # NBVAL_CHECK_OUTPUT

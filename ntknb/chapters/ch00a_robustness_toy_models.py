@@ -279,17 +279,19 @@ def plot_linear(p: Params, syn: dict, mn: dict):
     ax.loglog(d, syn["worst"].mean(0), "o", label=r"worst step: $\epsilon\|w\|_1$")
     ax.loglog(d, syn["formula"], "k--", label=r"$\epsilon d\sqrt{2/\pi}$")
     ax.loglog(d, syn["random"].mean(0), "s", label="random corner")
-    ax.loglog(d, p.lin_eps * np.sqrt(d) * 2 / math.pi, ":", color="grey",
-              label=r"$\epsilon\sqrt{d}\,(2/\pi)$")
+    ax.loglog(d, p.lin_eps * np.sqrt(d) * SQRT_2_OVER_PI, ":", color="grey",
+              label=r"$\epsilon\sqrt{d}\sqrt{2/\pi}$")
     ax.set_xlabel("dimension $d$")
-    ax.set_ylabel("output change")
     ax.set_title(r"Synthetic $w \sim N(0, I_d)$")
+    ax.set_ylabel(f"output change (eps = {p.lin_eps:g})")
     ax.legend()
     ax = axes[1]
     dm = np.asarray(mn["dims"], float)
     ax.loglog(dm, mn["worst"].mean(0), "o-", label=r"$\epsilon\|w\|_1$")
     ax.loglog(dm, mn["worst_clipped"].mean(0), "^-", label="worst inside [0, 1]")
     ax.loglog(dm, mn["random"].mean(0), "s-", label="random corner")
+    ax.set_xticks(dm, [f"{int(v)}" for v in dm])
+    ax.minorticks_off()
     ax.set_xlabel("pixels $d$ (average-pooled MNIST)")
     ax.set_title(f"Ridge linear classifier, eps = {p.lin_eps:g}")
     ax.legend()
