@@ -55,3 +55,53 @@ def test_mnist_summary_picks_the_most_robust_robust_only_machine():
     values, table = ch.mnist_summary(p, {0.1: ROWS})
     assert values["mnist_most_robust_pgd_0"] == 0.55 and values["mnist_full_clean_0"] == 0.9
     assert table == [[0.1, 0.9, 0.05, "(a) threshold γ=0.3", 3, 0.7, 0.55]]
+
+
+def _kt(at_pgd, std_pgd, n=200):
+    import numpy as np
+    from types import SimpleNamespace
+
+    def sc(acc):
+        c = np.zeros((2, n), bool)
+        c[-1, :int(round(acc * n))] = True
+        return SimpleNamespace(n_test=n, pgd_correct=c)
+
+    return ch.KernelTraining(at=None, std=None, sc_at=sc(at_pgd), sc_std=sc(std_pgd))
+
+
+def _claims(full, best, at_pgd, std_pgd):
+    p = params()
+    cs = ch.claims(p, dict(clean=full[0], pgd=full[1]), dict(family="(a) threshold", tag="γ=0.1", n=24,
+                                                           clean=best[0], pgd=best[1]), _kt(at_pgd, std_pgd))
+    return {c.id: c for c in cs}
+
+
+def test_claims_are_well_formed():
+    from ntknb.claims import Claim
+
+    cs = _claims((0.865, 0.05), (0.84, 0.59), 0.67, 0.645)
+    assert list(cs) == ["ch03.full_kernel_not_robust", "ch03.robust_only_clean", "ch03.robust_only_pgd",
+                        "ch03.kernel_at_vs_standard"]
+    for c in cs.values():
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1 and c.n_test == 200
+        assert c.source == "tsilivis2022ntk" and c.low <= c.measured <= c.high
+    assert cs["ch03.robust_only_clean"].threshold == pytest.approx(ch.nontrivial_level(0.865))
+    assert cs["ch03.robust_only_pgd"].threshold == params().robust_level
+    assert cs["ch03.kernel_at_vs_standard"].measured == pytest.approx(0.025)
+
+
+def test_claim_verdicts_flip_across_the_thresholds():
+    cs = _claims((0.865, 0.05), (0.84, 0.60), 0.67, 0.645)
+    assert cs["ch03.full_kernel_not_robust"].verdict == "reproduced"
+    assert cs["ch03.robust_only_clean"].verdict == "contradicted"  # 0.84 on 200 points: far above 0.68
+    assert cs["ch03.robust_only_pgd"].verdict == "contradicted"  # Wilson [0.53, 0.66] above 0.5
+    assert ch.claim_verdict_text(list(cs.values())).startswith("the paper's claim is contradicted")
+    cs = _claims((0.865, 0.60), (0.60, 0.40), 0.80, 0.50)
+    assert cs["ch03.full_kernel_not_robust"].verdict == "contradicted"
+    assert cs["ch03.robust_only_clean"].verdict == "reproduced" and cs["ch03.robust_only_pgd"].verdict == "reproduced"
+    assert cs["ch03.kernel_at_vs_standard"].verdict == "reproduced"  # AT right on every point standard gets right, +60
+    assert ch.claim_verdict_text(list(cs.values())) == "the paper's claim is reproduced at this scale"
+    cs = _claims((0.865, 0.50), (0.70, 0.52), 0.50, 0.50)
+    assert cs["ch03.full_kernel_not_robust"].verdict == "inconclusive"
+    assert cs["ch03.kernel_at_vs_standard"].verdict == "inconclusive"  # identical per-point results: [0, 0]
+    assert ch.claim_verdict_text(list(cs.values())) == "the evidence is inconclusive at this scale"
