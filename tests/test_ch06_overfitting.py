@@ -171,10 +171,6 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
     # accuracies over exactly the 8 monitored images (n_monitor), not the 16 training images
     assert np.all(np.asarray(run.fgsm_train_acc) * 8 == np.round(np.asarray(run.fgsm_train_acc) * 8))
     assert run.robust_acc.shape == (2,) and isinstance(run.collapse, overfitting.Collapse)
-    gap = run.fgsm_train_acc[-1] - run.robust_acc[-1]
-    assert run.ended_overfitted(0.0) == (gap >= 0)
-    for g in (0.0, 0.25, 0.5, 1.0):  # the threshold is the gap itself
-        assert run.ended_overfitted(g) == (gap >= g)
     with pytest.raises(ValueError, match="gap"):
         run.ended_overfitted(1.5)
     assert list(run.trajectory.epochs) == [0, 1, 2]
@@ -352,3 +348,15 @@ def test_collapse_texts_and_rows():
     assert rows[1][:2] == ["noise-FGSM (ours)", 1] and rows[1][8] == "no"
     assert overfitting.shared_verdict(collapsed).startswith("It **collapses**")
     assert overfitting.shared_verdict(steady).startswith("It does **not** collapse")
+
+
+def test_ended_overfitted_compares_final_fgsm_train_and_pgd_test_accuracy():
+    from types import SimpleNamespace
+
+    result = SimpleNamespace(column=lambda name: np.array({"robust_acc": [0.4, 0.2], "clean_acc": [0.9, 0.9]}[name]))
+    run = overfitting.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.5, 0.8]),
+                                 collapse=overfitting.detect_collapse([0.4, 0.2]))
+    assert run.ended_overfitted(0.5) and run.ended_overfitted(0.6)  # final gap 0.8 - 0.2 = 0.6
+    assert not run.ended_overfitted(0.7)
+    early = overfitting.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.8, 0.3]), collapse=run.collapse)
+    assert not early.ended_overfitted(0.5)  # only the final epoch counts (0.3 - 0.2)
