@@ -201,3 +201,4 @@ def test_tsipras_ntk_study_small():
     out = ch.tsipras_ntk_study(p)
     assert out["n"] == 20 and 0 <= out["robust"].estimate <= out["clean"].estimate <= 1
     assert 0 < out["share_x0"].estimate < 1
+    assert set(out["extra"]) == set(p.ntk_eps_extra)

@@ -81,6 +81,8 @@ class Params(schema.Params):
     ntk_n_train: int = schema.param(schema.Int(min=10))
     ntk_n_test: int = schema.param(schema.Int(min=10))
     ntk_eps: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
+    ntk_eps_extra: list = schema.param(schema.List(schema.Float(min=0.0, min_inclusive=False), min_length=1,
+                                                   increasing=True))
     attack_iters: int = schema.param(schema.Int(min=1))
 
     def check(self):
@@ -535,12 +537,13 @@ def plot_tsipras(p: Params, tc: dict, ntk: dict | None = None):
         err = np.array([[iv.estimate - iv.low for iv in tc["sim"][key]], [iv.high - iv.estimate for iv in tc["sim"][key]]])
         ax.errorbar(u, est, yerr=err, fmt="o", color=colour, ms=4, label=f"{label}, simulated")
     if ntk is not None:
-        ax.plot([0.0, p.ntk_eps], [ntk["clean"].estimate, ntk["robust"].estimate], "k^", ms=7,
-                label="NTK kernel machine (clean; APGD/PGD)")
+        u_ntk = [0.0] + list(p.ntk_eps_extra) + [p.ntk_eps]
+        acc = [ntk["clean"].estimate] + [ntk["extra"][u].estimate for u in p.ntk_eps_extra] + [ntk["robust"].estimate]
+        ax.plot(u_ntk, acc, "k^", ms=7, label="NTK kernel machine (clean; APGD/PGD)")
     ax.set_xlabel(r"$\epsilon / \eta$")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Tsipras et al. model, d = {p.tsipras_d}, p = {p.tsipras_p:g}")
-    ax.legend()
+    ax.legend(loc="center right", fontsize=8)
     return fig
 
 
@@ -548,7 +551,7 @@ def tsipras_ntk_study(p: Params) -> dict:
     """The fc1 NTK kernel machine (``tsilivis2022ntk`` Eq. 7 at t = inf, labels ±1, ridge
     1e-6 tr(K)/n) trained on ``ntk_n_train`` draws, evaluated on ``ntk_n_test`` fresh draws for each
     of the first ``ntk_seeds`` seeds:
-    clean accuracy, robust accuracy at ``eps = ntk_eps * eta`` under
+    clean accuracy, robust accuracy at ``eps = ntk_eps * eta`` (and at ``ntk_eps_extra * eta``) under
     :func:`ntknb.evaluation.robust_evaluation` (APGD-CE, APGD-margin, PGD; no clipping), and
     the share of the input gradient's l1 norm on ``x_0`` (what a first-order l-inf attack can
     exploit: ``|df/dx_0| / ||grad_x f||_1``). Pooled over seeds (Wilson intervals for the
@@ -561,6 +564,7 @@ def tsipras_ntk_study(p: Params) -> dict:
     eps = p.ntk_eps * eta
     net = architectures.fully_connected(depth=1, width=1, out_dim=1)
     clean = robust = 0
+    extra = {u: 0 for u in p.ntk_eps_extra}
     shares, mass0 = [], []
     for s in p.seeds()[:p.ntk_seeds]:
         rng = np.random.default_rng([s, 5])
@@ -579,10 +583,14 @@ def tsipras_ntk_study(p: Params) -> dict:
                                            clip=None, batch_size=None)
         clean += int(round(rep.clean_accuracy * p.ntk_n_test))
         robust += int(np.sum(rep.robust))
+        for u in p.ntk_eps_extra:
+            extra[u] += int(np.sum(evaluation.robust_evaluation(predict, x_te, y_te[:, None], u * eta, seed=s,
+                                                                n_iter=p.attack_iters, clip=None,
+                                                                batch_size=None).robust))
     n = p.ntk_n_test * p.ntk_seeds
     return {"clean": stats.binomial_interval(clean, n), "robust": stats.binomial_interval(robust, n),
             "share_x0": stats.mean_interval(shares), "x0_vs_mean_feature": stats.mean_interval(mass0),
-            "eps": eps, "n": n}
+            "extra": {u: stats.binomial_interval(k, n) for u, k in extra.items()}, "eps": eps, "n": n}
 
 
 def tsipras_ntk_values(p: Params, tc: dict, ntk: dict) -> dict:
@@ -604,6 +612,10 @@ def tsipras_ntk_values(p: Params, tc: dict, ntk: dict) -> dict:
         "ntk_share_x0": ntk["share_x0"].estimate, "ntk_x0_vs_mean_feature": ntk["x0_vs_mean_feature"].estimate,
         "ntk_tsipras_bound": p.tsipras_p / (1 - p.tsipras_p) * (1 - ntk["clean"].estimate),
         "ntk_n_train_g": p.ntk_n_train,
+        "ntk_mid_units": p.ntk_eps_extra[-1],
+        "ntk_robust_acc_mid": ntk["extra"][p.ntk_eps_extra[-1]].estimate,
+        "tsipras_avg_exact_mid": float(tsipras_exact(p.ntk_eps_extra[-1] * p.tsipras_eta, p.tsipras_d, p.tsipras_p,
+                                                     p.tsipras_eta)["average"]),
     }
 
 
