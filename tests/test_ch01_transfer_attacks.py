@@ -46,3 +46,30 @@ def test_sweep_and_cross_values():
     assert rows[1] == ["b", 0.8, 0.2, 0.5, 0.6, 0.5, 0.9]
     assert (v["cross_fc1_by_fc2"], v["cross_fc2_by_fc1"], v["cross_fc2_clean"]) == (0.4, 0.5, 0.8)
     assert ch.cross_columns(p)[3:] == ["fc1 NTK-attack", "fc2 NTK-attack", "cos sim vs fc1", "cos sim vs fc2"]
+
+
+def _curves(acc_by_eps):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(final=lambda eps, attack="fgsm": {"robust_acc_net_by_kernel": acc_by_eps(eps)})
+
+
+def test_claims_are_well_formed_and_flip_at_the_threshold():
+    from types import SimpleNamespace
+
+    from ntknb.claims import Claim
+
+    p = params()
+    seen = []
+    run = SimpleNamespace(curves=_curves(lambda e: seen.append(("cifar", e)) or 0.02))
+    cs = {c.id: c for c in ch.claims(p, run, _curves(lambda e: seen.append(("mnist", e)) or 0.30))}
+    assert ("cifar", p.headline_eps_255 / 255) in seen and ("mnist", max(p.mnist_eps)) in seen
+    assert list(cs) == list(ch.CLAIM_THRESHOLDS)
+    for c in cs.values():
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1 and c.source == "tsilivis2022ntk"
+        assert (c.direction, c.threshold) == ch.CLAIM_THRESHOLDS[c.id]
+    assert cs["ch01.ntk_transfer_cifar"].n_test == p.cifar_n_test and cs["ch01.ntk_transfer_mnist"].n_test == p.mnist_n_test
+    assert cs["ch01.ntk_transfer_cifar"].verdict == "reproduced"  # 0.02 on 200 points: Wilson high < 0.1
+    assert cs["ch01.ntk_transfer_mnist"].verdict == "contradicted"  # 0.30: Wilson low > 0.1
+    near = ch.claims(p, SimpleNamespace(curves=_curves(lambda e: 0.09)), _curves(lambda e: 0.11))
+    assert [c.verdict for c in near] == ["inconclusive", "inconclusive"]

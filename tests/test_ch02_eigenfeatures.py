@@ -60,3 +60,28 @@ def test_training_time_values():
     v = ch.training_time_values(tt)
     assert v["robust_t_max"] == 0.6 and v["robust_t_argmax_index"] == 5 and v["robust_t_inf"] == 0.01
     assert v["clean_t_max"] == 0.85 and v["clean_t_inf"] == 0.9 and v["coherence_t_first"] == 0.9
+
+
+def test_claims_are_well_formed_and_flip_at_the_thresholds():
+    from types import SimpleNamespace
+
+    from ntknb.claims import Claim
+
+    p = params()
+    idx = np.arange(60)
+    falling = SimpleNamespace(indices=idx, robust_accuracy=np.linspace(0.6, 0.0, 60) + 0.01 * np.sin(idx), n_test=500)
+    cs = {c.id: c for c in ch.claims(p, SimpleNamespace(robust=np.array([0.3, 0.02])), {"fc1": falling})}
+    assert list(cs) == list(ch.CLAIM_THRESHOLDS)
+    for c in cs.values():
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1 and c.n_test == 500
+    assert cs["ch02.full_kernel_not_robust"].threshold == p.nonrobust_below
+    assert cs["ch02.full_kernel_not_robust"].verdict == "reproduced"  # 0.02 on 500 images
+    assert cs["ch02.robust_features_on_top"].verdict == "reproduced" and cs["ch02.robust_features_on_top"].measured < -0.9
+    rising = SimpleNamespace(indices=idx, robust_accuracy=np.linspace(0.0, 0.6, 60), n_test=500)
+    cs = {c.id: c for c in ch.claims(p, SimpleNamespace(robust=np.array([0.3, 0.3])), {"fc1": rising})}
+    assert cs["ch02.full_kernel_not_robust"].verdict == "contradicted"
+    assert cs["ch02.robust_features_on_top"].verdict == "contradicted"
+    flat = SimpleNamespace(indices=idx, robust_accuracy=np.random.default_rng(0).uniform(size=60), n_test=500)
+    cs = {c.id: c for c in ch.claims(p, SimpleNamespace(robust=np.array([0.1])), {"fc1": flat})}
+    assert cs["ch02.robust_features_on_top"].verdict == "inconclusive"
+    assert cs["ch02.full_kernel_not_robust"].verdict == "inconclusive"

@@ -20,7 +20,8 @@ from ntknb import architectures, schema, transfer
 from ntknb.training import log_spaced_steps
 
 __all__ = ["Params", "fc1", "fc2", "cifar_run", "cifar_values", "cifar_rows", "mnist_run", "mnist_values",
-           "width_sweep", "sweep_values", "cross_study", "cross_values", "summary_text"]
+           "width_sweep", "sweep_values", "cross_study", "cross_values", "summary_text", "CLAIM_THRESHOLDS",
+           "claims"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,3 +253,47 @@ def summary_text(p: Params, run: CifarRun, sweep_rows: list) -> str:
     for row in sweep_rows:
         lines.append(f"  {row[0]:6d} {row[3]:.2f} {row[5]:.2f} {row[6]:.2f}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- claims
+#
+# Thresholds (issue 13), fixed before measuring: tsilivis2022ntk, Sec. 3 and Fig. 4 (bottom),
+# report that attacks generated on the NTK predictor produce "a similar drop in accuracy
+# throughout training as the networks 'own' white-box attacks, eventually driving robust
+# accuracy to 0%" (CIFAR-10 car vs plane; MNIST in their Appendix, "similar conclusions").
+# "Driven to 0%" is read as: the network's accuracy under the transferred NTK attack falls below
+# 0.1 (at most one test point in ten survives) — on CIFAR-10 at the headline radius (FGSM, final
+# checkpoint) and on MNIST at the largest FGSM radius. Wilson intervals on the attacked test
+# points (one network). "Similar to white-box" would need the per-point results of both attacks
+# for a paired interval; it is not a claim here yet.
+
+#: The thresholds above (direction, threshold).
+CLAIM_THRESHOLDS = {"ch01.ntk_transfer_cifar": ("less", 0.1), "ch01.ntk_transfer_mnist": ("less", 0.1)}
+
+
+def claims(p: Params, run: CifarRun, mnist_curves) -> list:
+    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above
+    :data:`CLAIM_THRESHOLDS`): the network's accuracy under the NTK-transfer FGSM attack on
+    CIFAR-10 (headline radius) and on MNIST (largest radius), final checkpoints."""
+    from ntknb import stats
+    from ntknb.claims import Claim
+
+    cifar = run.curves.final(p.headline_eps_255 / 255, "fgsm")["robust_acc_net_by_kernel"]
+    e_mnist = max(p.mnist_eps)
+    mnist = mnist_curves.final(e_mnist, "fgsm")["robust_acc_net_by_kernel"]
+    th = CLAIM_THRESHOLDS
+    words = "kernel-generated attacks ... eventually driving robust accuracy to 0%"
+    out = []
+    for cid, acc, n, where, scale in [
+        ("ch01.ntk_transfer_cifar", cifar, p.cifar_n_test, "Sec. 3, Fig. 4 (bottom)",
+         f"CIFAR-10 airplane vs automobile, {p.cifar_n_train} train, fc1 width {p.cifar_width}, "
+         f"{p.cifar_train_steps} GD steps, FGSM eps {p.headline_eps_255:g}/255"),
+        ("ch01.ntk_transfer_mnist", mnist, p.mnist_n_test, "Sec. 3 and Appendix (MNIST)",
+         f"MNIST 10 classes, {p.mnist_n_train} train, fc1 width {p.mnist_width}, {p.mnist_train_steps} GD steps, "
+         f"FGSM eps {e_mnist:g}")]:
+        out.append(Claim.from_interval(
+            stats.binomial_interval(int(round(float(acc) * n)), n), id=cid, source="tsilivis2022ntk", where=where,
+            claim="Adversarial examples of the NTK predictor (no access to the network) drive the trained wide "
+                  "network's accuracy to about 0 (below 0.1).",
+            paper=words, direction=th[cid][0], threshold=th[cid][1], n_seeds=1, scale=scale))
+    return out
