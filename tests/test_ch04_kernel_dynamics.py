@@ -48,18 +48,13 @@ def _traj(frob, conc, kd):
                                      if all(d < threshold for d in kd[t - 1:until])), "nan")))
 
 
-def test_claims_and_their_verdicts():
+def test_kernel_measurements_and_lazy_verdicts():
     p = params(lazy_threshold=0.05, lr_decay_epochs=[4], epochs=6)
     runs = {("mnist", "standard"): (None, _traj([1, 4], [0.5, 0.8], [0.3, 0.2, 0.1, 0.01, 0.2, 0.01]), None),
             ("mnist", "pgd"): (None, _traj([1, 2], [0.5, 0.9], [0.3, 0.01, 0.01, 0.01, 0.1, 0.01]), None)}
-    c = ch.claims(p, runs, "mnist")
+    c = ch.kernel_measurements(p, runs, "mnist")
     assert c["frob_ratio"] == 2 and c["top_adv"] == 0.9 and c["lazy_adv"] == 2 and c["lazy_std"] == 4
-    assert ch.growth_verdict(c).startswith("The adversarial kernel grows less")
-    assert ch.conc_verdict(c, 100, 20).startswith("PGD-AT concentrates more")
     assert ch.lazy_verdict(c).startswith("The adversarial kernel becomes lazy earlier")
-    assert "NOT grow less" in ch.growth_verdict(dict(c, frob_ratio=0.5))
-    saturated = dict(c, top_std=0.995, top_adv=0.999, top_init=0.992)
-    assert "saturated" in ch.conc_verdict(saturated, 100, 20)
     assert ch.lazy_verdict(dict(c, lazy_std=np.nan, lazy_adv=np.nan)).startswith("Neither kernel")
     assert ch.lazy_verdict(dict(c, lazy_std=2.0, lazy_adv=2.0)).startswith("Both kernels")
     assert ch.lazy_verdict(dict(c, lazy_std=1.0, lazy_adv=3.0)).startswith("The standard kernel")
@@ -93,3 +88,57 @@ def test_strong_robust_acc_is_worst_case_over_restarts():
     one = ch.strong_robust_acc(res, task, 0.2, 0, 32, steps=5, restarts=1)
     two = ch.strong_robust_acc(res, task, 0.2, 0, 32, steps=5, restarts=2)
     assert two <= one < 1.0
+
+
+def _kernel(rng, n, scale, top):
+    """A PSD n x n kernel: ``top`` strong directions plus a weak rest, times ``scale``."""
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    lam = np.r_[np.full(top, 10.0), np.full(n - top, 0.3)]
+    return scale * (q * lam) @ q.T
+
+
+def _claims(scale_std, scale_adv, top_std, top_adv, acc_std, acc_adv, n_test=200):
+    p = params()
+    rng = np.random.default_rng(0)
+    n = 10 * p.probe_per_class
+    runs = {(p.dataset, "standard"): (None, SimpleNamespace(final={"clean": _kernel(rng, n, scale_std, top_std)}), None),
+            (p.dataset, "pgd"): (None, SimpleNamespace(final={"clean": _kernel(rng, n, scale_adv, top_adv)}), None)}
+    ok_std, ok_adv = np.zeros(n_test, bool), np.zeros(n_test, bool)
+    ok_std[:int(acc_std * n_test)] = True
+    ok_adv[:int(acc_adv * n_test)] = True
+    return {c.id: c for c in ch.claims(p, runs, ok_std, ok_adv)}
+
+
+def test_claims_are_well_formed():
+    from ntknb.claims import Claim
+
+    cs = _claims(30.0, 1.0, 5, 30, 0.46, 0.80)
+    assert list(cs) == list(ch.CLAIM_THRESHOLDS)
+    for c in cs.values():
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1
+        assert (c.direction, c.threshold) == ch.CLAIM_THRESHOLDS[c.id]
+    assert cs["ch04.kernel_growth"].threshold == 10.0  # "orders of magnitude", fixed in the module
+    assert cs["ch04.kernel_growth"].measured == pytest.approx(30.0 * np.sqrt(5 * 100 + 95 * 0.09)
+                                                              / np.sqrt(30 * 100 + 70 * 0.09), rel=1e-3)
+    assert cs["ch04.top_concentration"].verdict == "inconclusive"  # no interval from one run
+    assert cs["ch04.pgd_at_more_robust"].n_test == 200 and cs["ch04.kernel_growth"].n_test is None
+    assert cs["ch04.pgd_at_more_robust"].measured == pytest.approx(0.34)
+
+
+def test_claim_verdicts_flip_across_the_thresholds():
+    cs = _claims(30.0, 1.0, 5, 20, 0.46, 0.80)  # standard norm > 10 x, adversarial more concentrated
+    assert cs["ch04.kernel_growth"].verdict == "reproduced"
+    assert cs["ch04.top_concentration"].measured > 0 and cs["ch04.top_concentration"].verdict == "inconclusive"
+    assert cs["ch04.pgd_at_more_robust"].verdict == "reproduced"
+    assert ch.growth_verdict(cs["ch04.kernel_growth"]).startswith("Claim `ch04.kernel_growth`: the standard kernel grows")
+    cs = _claims(1.2, 1.0, 20, 5, 0.80, 0.46)  # the 1.16 of the issue: far from "orders of magnitude"
+    assert cs["ch04.kernel_growth"].verdict == "contradicted"
+    assert "NOT grow to ten times" in ch.growth_verdict(cs["ch04.kernel_growth"])
+    assert cs["ch04.top_concentration"].measured < 0
+    assert cs["ch04.pgd_at_more_robust"].verdict == "contradicted"
+    meas = dict(top_std=0.995, top_adv=0.999, top_init=0.992)
+    assert "saturated" in ch.conc_verdict(cs["ch04.top_concentration"], meas, 100, 20)
+    assert "not resolved" in ch.conc_verdict(cs["ch04.top_concentration"], meas, 100, 20)
+    cs = _claims(1.0, 1.0, 10, 10, 0.5, 0.5)
+    assert cs["ch04.pgd_at_more_robust"].verdict == "inconclusive"  # identical per-point results
+    assert cs["ch04.kernel_growth"].verdict == "contradicted" and cs["ch04.kernel_growth"].high < 10
