@@ -360,3 +360,35 @@ def test_ended_overfitted_compares_final_fgsm_train_and_pgd_test_accuracy():
     assert not run.ended_overfitted(0.7)
     early = overfitting.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.8, 0.3]), collapse=run.collapse)
     assert not early.ended_overfitted(0.5)  # only the final epoch counts (0.3 - 0.2)
+
+
+def _seed_runs(p, robust_by_variant):
+    """Stand-in runs: ``{variant: [robust-accuracy curve per seed]}`` -> ``{(variant, seed): run}``."""
+    from types import SimpleNamespace
+
+    runs = {}
+    for v, curves in robust_by_variant.items():
+        for s, curve in zip(p.seeds, curves):
+            r = np.asarray(curve, float)
+            runs[(v, s)] = SimpleNamespace(robust_acc=r, collapse=overfitting.detect_collapse(r))
+    return runs
+
+
+def test_claims_are_well_formed_and_flip_at_the_thresholds():
+    from ntknb.claims import Claim
+
+    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    collapsed = [[0.3, 0.45, 0.02], [0.3, 0.5, 0.03], [0.35, 0.4, 0.01]]
+    steady = [[0.3, 0.45, 0.5], [0.3, 0.5, 0.52], [0.35, 0.4, 0.47]]
+    cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": collapsed, "noise": steady, "fgsm_rs": steady}))}
+    assert list(cs) == list(overfitting.CLAIM_THRESHOLDS)
+    for c in cs.values():
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 3 and c.n_test == p.n_test
+        assert (c.direction, c.threshold) == overfitting.CLAIM_THRESHOLDS[c.id]
+    assert cs["ch06.fgsm_at_collapse"].measured == pytest.approx(np.mean([1 - 0.02 / 0.45, 1 - 0.03 / 0.5, 1 - 0.01 / 0.4]))
+    assert [c.verdict for c in cs.values()] == ["reproduced"] * 3
+    cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": steady, "noise": collapsed, "fgsm_rs": collapsed}))}
+    assert [c.verdict for c in cs.values()] == ["contradicted"] * 3  # no drop: 1 - final / peak <= 0 on every seed
+    mixed = [collapsed[0], steady[1], steady[2]]
+    cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": mixed, "noise": steady, "fgsm_rs": steady}))}
+    assert cs["ch06.fgsm_at_collapse"].verdict == "inconclusive"  # one seed of three collapsed: wide t interval
