@@ -384,7 +384,9 @@ def test_claims_are_well_formed_and_flip_at_the_thresholds():
     assert list(cs) == list(overfitting.CLAIM_THRESHOLDS)
     for c in cs.values():
         assert Claim.from_json(c.to_json()) == c and c.n_seeds == 3 and c.n_test == p.n_test
-        assert (c.direction, c.threshold) == overfitting.CLAIM_THRESHOLDS[c.id]
+        assert c.direction == overfitting.CLAIM_THRESHOLDS[c.id][0]
+    assert cs["ch06.fgsm_at_collapse"].threshold == pytest.approx(1 - p.collapse_fraction)
+    assert cs["ch06.noise_beats_fgsm"].threshold == cs["ch06.rs_beats_fgsm"].threshold == 0.0
     assert cs["ch06.fgsm_at_collapse"].measured == pytest.approx(np.mean([1 - 0.02 / 0.45, 1 - 0.03 / 0.5, 1 - 0.01 / 0.4]))
     assert [c.verdict for c in cs.values()] == ["reproduced"] * 3
     cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": steady, "noise": collapsed, "fgsm_rs": collapsed}))}
