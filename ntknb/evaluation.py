@@ -384,7 +384,7 @@ def _run_chunks(fn, idx: np.ndarray, batch: int, *arrays):
     outs = []
     for start in range(0, len(idx), batch):
         sel = idx[start:start + batch]
-        # pad the index by repeating its last entry (as ntknb.features.pad_rows does for rows;
+        # pad the index by repeating its last entry (as ntknb.kernels.pad_rows does for rows;
         # not imported, so that evaluating a network does not import neural-tangents)
         pad = np.concatenate([sel, np.repeat(sel[-1:], _bucket(len(sel), batch) - len(sel))])
         res = fn(*(jnp.asarray(a[pad]) for a in arrays))

@@ -273,18 +273,9 @@ def _train_chunks(x_train, V, size: int):
     stays finite) with zero eigenvector rows (so it contributes nothing)."""
     n = x_train.shape[0]
     J = -(-n // size)
-    x = pad_rows(x_train, J * size)
+    x = kernels.pad_rows(x_train, J * size)
     V = np.concatenate([V, np.zeros((J * size - n, V.shape[1]), V.dtype)])
     return x.reshape((J, size) + x.shape[1:]), V.reshape(J, size, V.shape[1])
-
-
-def pad_rows(a, size: int):
-    """``a`` (n, ...) padded to ``size`` rows by repeating its last row (one compiled shape for
-    every chunk; the padded rows are discarded afterwards); unchanged if ``n >= size``."""
-    pad = size - a.shape[0]
-    if pad <= 0:
-        return a
-    return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)])
 
 
 def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: float,
@@ -342,8 +333,8 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
         robust = np.zeros(p_pad)
         for i0 in range(0, m, bs):
             i1 = min(i0 + bs, m)
-            xb = jnp.asarray(pad_rows(x_np[i0:i1], bs), dt)
-            yb = jnp.asarray(pad_rows(y_np[i0:i1], bs), dt)
+            xb = jnp.asarray(kernels.pad_rows(x_np[i0:i1], bs), dt)
+            yb = jnp.asarray(kernels.pad_rows(y_np[i0:i1], bs), dt)
             c_ok, r_ok = _sweep_chunk(xb, yb, Xc, Vc, Cj, jnp.asarray(eps, dt),
                                       kernel_fn=kernel_fn, kind=kind, loss=loss, block=q,
                                       clip=clip)

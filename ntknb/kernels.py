@@ -52,7 +52,6 @@ __all__ = [
     "KERNEL_KINDS",
     "NTK_IMPLEMENTATIONS",
     "KernelPredictor",
-    "available_ntk_implementations",
     "auto_ntk_implementation",
     "empirical_ntk",
     "kernel_matrix",
@@ -469,6 +468,17 @@ def residual_projections(eigenvectors, residual):
 
 # --------------------------------------------------------------------------- differentiable f_t
 
+def pad_rows(a, size: int):
+    """``a`` (n, ...) padded to ``size`` rows by repeating its last row (one compiled shape for
+    every chunk; the padded rows are discarded afterwards); unchanged if ``n >= size``. NumPy in,
+    NumPy out; a JAX array stays on its device."""
+    pad = size - a.shape[0]
+    if pad <= 0:
+        return a
+    xp = jnp if isinstance(a, jax.Array) else np
+    return xp.concatenate([a, xp.repeat(a[-1:], pad, axis=0)])
+
+
 def _check_dual_weights(x_train, alpha):
     """``(x_train, alpha)`` as arrays, ``alpha`` as ``(n, k)`` with one row per training point."""
     x_train = jnp.asarray(x_train)
@@ -566,10 +576,7 @@ def predictor_input_gradients(kernel_fn: Callable, x_train, alpha, x_test, loss=
     for i0 in range(0, m, bs):
         i1 = min(i0 + bs, m)
         xb, yb = x_test[i0:i1], y[i0:i1]
-        pad = bs - (i1 - i0)
-        if pad:  # repeat the last point: same compiled shape, discarded afterwards
-            xb = jnp.concatenate([xb, jnp.repeat(xb[-1:], pad, axis=0)])
-            yb = jnp.concatenate([yb, jnp.repeat(yb[-1:], pad, axis=0)])
+        xb, yb = pad_rows(xb, bs), pad_rows(yb, bs)  # one compiled shape; padding discarded
         outs.append(fn(xb, yb, x_train, alpha)[: i1 - i0])
     return outs[0] if len(outs) == 1 else jnp.concatenate(outs)
 
@@ -603,15 +610,6 @@ def _probe(impl: str) -> bool:
         return bool(jnp.allclose(got, ref, rtol=1e-4, atol=1e-5))
     except Exception:  # noqa: BLE001 - any failure means "does not work on this JAX"
         return False
-
-
-def available_ntk_implementations() -> tuple[str, ...]:
-    """Empirical-NTK implementations that work on the installed JAX, fastest first.
-
-    Each is probed once per process (cached) on a tiny MLP and checked against Jacobian
-    contraction. ``structured_derivatives`` fails on JAX >= ~0.6 (TypeError in ``linearize``).
-    """
-    return tuple(name for name in NTK_IMPLEMENTATIONS[1:] if _probe(name))
 
 
 def _working_implementations():

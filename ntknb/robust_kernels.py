@@ -276,7 +276,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
     m = x.shape[0]
     bs = m if batch_size is None else min(check_int("batch_size", batch_size, min=1), m)
     m_pad = -(-m // bs) * bs
-    xp, yp = jnp.asarray(features.pad_rows(x, m_pad)), jnp.asarray(features.pad_rows(y, m_pad))
+    xp, yp = jnp.asarray(kernels.pad_rows(x, m_pad)), jnp.asarray(kernels.pad_rows(y, m_pad))
     lf = _row_loss(kernel_fn, kind, x_train, k, name)
     key = jax.random.PRNGKey(seed)
     t0 = time.perf_counter()

@@ -294,7 +294,7 @@ def test_empirical_ntk_matches_explicit_jacobians(small_net):
 def test_empirical_ntk_implementations_agree_and_chunking(small_net):
     arch, params, x, _ = small_net
     x = x[:6]
-    avail = K.available_ntk_implementations()
+    avail = tuple(K._working_implementations())
     assert "jacobian_contraction" in avail and K.auto_ntk_implementation() == avail[0]
     ref = K.empirical_ntk(arch.apply_fn, params, x, trace_axes=(), batch_size=None,
                           implementation="jacobian_contraction")
@@ -439,3 +439,10 @@ def test_blocks_spread_over_devices_give_the_same_numbers():
 def test_devices_must_be_jax_devices():
     with pytest.raises(ValueError, match="devices"):
         K.kernel_matrix(lambda a, b, get: a @ a.T, np.ones((2, 3)), devices=["gpu0"])
+
+
+def test_pad_rows_repeats_the_last_row_and_keeps_the_array_kind():
+    a = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_array_equal(K.pad_rows(a, 5), [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]])
+    assert isinstance(K.pad_rows(a, 5), np.ndarray) and K.pad_rows(a, 2) is a
+    assert isinstance(K.pad_rows(jnp.asarray(a), 4), jax.Array)
