@@ -72,6 +72,8 @@ from typing import Any
 
 import numpy as np
 
+from ntknb.validation import SEED_LIMIT
+
 __all__ = [
     "DATASETS",
     "CIFAR10_CLASSES",
@@ -1026,7 +1028,7 @@ def make_task(
     k = len(idx)
     n_train = _check_size("n_train", n_train, k)
     n_test = _check_size("n_test", n_test, k)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"seed: expected an integer with 0 <= seed < 2**32, got {seed!r}")
     for pname, n, y in (("n_train", n_train, dataset.y_train), ("n_test", n_test, dataset.y_test)):
         counts = np.bincount(y, minlength=dataset.n_classes)[idx]

@@ -54,6 +54,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ntknb.validation import SEED_LIMIT  # parameters named seed / *_seed lie in [0, SEED_LIMIT)
+
 __all__ = [
     "RunError",
     "Parameter",
@@ -309,8 +311,6 @@ _JSON_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("str", "int", "float",
 MAX_INT = 2**63
 MAX_DEPTH = 32
 MAX_TEXT_BYTES = 1 << 20
-#: Parameters named ``seed`` or ``*_seed`` must be integers in [0, SEED_LIMIT).
-SEED_LIMIT = 2**32
 
 
 class _Refused(ValueError):

@@ -20,7 +20,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 __all__ = ["check_choice", "check_int", "check_float", "check_bool", "check_sequence", "check_clip",
-           "check_devices"]
+           "check_devices", "SEED_LIMIT"]
+
+#: Seeds are integers in [0, SEED_LIMIT): NumPy's and JAX's PRNG keys take 32 bits, so larger
+#: seeds would silently collide with small ones.
+SEED_LIMIT = 2**32
 
 
 def _range_text(min: float | None, max: float | None) -> str:

@@ -64,3 +64,16 @@ def test_from_namespace_ignores_other_names_and_rules_describe():
     rules = Toy.rules()
     assert rules["k"] == "integer in [1, n - 1]" and rules["eps"] == "number in (0.0, 1.0]"
     assert rules["name"] == "one of 'a', 'b'" and rules["steps"].startswith("list of integer in [1, n]")
+
+
+@pytest.mark.parametrize("notebook", sorted(__import__("ntknb.chapters", fromlist=["CHAPTERS"]).CHAPTERS))
+def test_every_chapter_schema_bounds_its_seed_below_2_to_the_32(notebook):
+    """Seeds of 2**32 or more would collide with small ones in 32-bit PRNG keys."""
+    from ntknb import runner
+    from ntknb.chapters import check_parameters
+
+    params = runner.notebook_parameters(runner.load_notebook(runner.resolve_notebook(notebook)))
+    values = {name: p.default for name, p in params.items()}
+    check_parameters(notebook, values)  # the defaults pass
+    with pytest.raises(ValueError, match="seed"):
+        check_parameters(notebook, dict(values, seed=2**32))

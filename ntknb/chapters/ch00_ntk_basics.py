@@ -20,6 +20,7 @@ import numpy as np
 
 from ntknb import architectures, kernels, lazy, schema, transfer
 from ntknb.training import log_spaced_steps
+from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "make_net", "ntk_error_study", "plot_ntk_errors", "lazy_study", "lazy_values",
            "plot_lazy_gaps", "spectral_study", "spectral_values", "plot_spectral", "summary_text",
@@ -31,7 +32,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/00_ntk_basics.py`` (the defaults live in its
     ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     dataset: str = schema.param(schema.Choice(["mnist", "cifar10"]))
     n_train: int = schema.param(schema.Int(min=10))
     n_test: int = schema.param(schema.Int(min=10))

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats as _st
 
 from ntknb import schema, stats
+from ntknb.validation import SEED_LIMIT
 from ntknb.claims import Claim
 
 __all__ = [
@@ -53,7 +54,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/00a_robustness_toy_models.py`` (the
     defaults live in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     n_seeds: int = schema.param(schema.Int(min=1))
     # (1) the linear argument
     lin_eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))

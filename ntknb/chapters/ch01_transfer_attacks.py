@@ -18,6 +18,7 @@ import numpy as np
 
 from ntknb import architectures, schema, transfer
 from ntknb.training import log_spaced_steps
+from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "fc1", "fc2", "cifar_run", "cifar_values", "cifar_rows", "mnist_run", "mnist_values",
            "width_sweep", "sweep_values", "cross_study", "cross_values", "summary_text", "CLAIM_THRESHOLDS",
@@ -29,7 +30,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/01_transfer_attacks.py`` (the defaults live
     in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     progress: bool = schema.param(schema.Bool())
     lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
     n_checkpoints: int = schema.param(schema.Int(min=2))

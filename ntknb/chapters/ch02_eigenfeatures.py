@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from ntknb import architectures, attacks, data, features, kernels, schema
+from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "REFERENCE", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
            "full_accuracies", "eq10_study", "plot_eq10", "sweep_all", "sweep_values", "plot_usefulness",
@@ -37,7 +38,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/02_eigenfeatures.py`` (the defaults live in
     its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     classes: list = schema.param(schema.List(min_length=2, max_length=2))  # CIFAR-10 class names (check)
     n_train: int = schema.param(schema.Int(min=20))
     n_test: int = schema.param(schema.Int(min=2))

@@ -19,6 +19,7 @@ import numpy as np
 
 from ntknb import architectures, features, kernels, schema
 from ntknb import robust_kernels as rk
+from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "FAMILIES", "setup", "build_families", "evaluate_families", "best_robust_only",
            "robust_only_verdict", "kernel_training", "plot_frontier", "mnist_study", "plot_mnist", "mnist_summary",
@@ -33,7 +34,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/03_robust_only_kernels.py`` (the defaults
     live in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     classes: list = schema.param(schema.List(min_length=2, max_length=2))  # CIFAR-10 class names (check)
     architecture: str = schema.param(schema.Choice(architectures.ARCHITECTURE_NAMES))
     n_train: int = schema.param(schema.Int(min=20))

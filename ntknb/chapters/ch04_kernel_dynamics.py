@@ -27,6 +27,7 @@ import numpy as np
 from ntknb import adversaries, attacks, metrics, training
 from ntknb import ntk_dynamics as nd
 from ntknb import schema
+from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "LABEL", "base_config", "load_data", "make_model", "run_all", "accuracy_rows",
            "at_verdict", "strong_robust_acc", "strong_robust_correct", "strong_verdict", "kernel_measurements",
@@ -44,7 +45,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/04_at_kernel_dynamics.py`` (the defaults
     live in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     dataset: str = schema.param(schema.Choice(["cifar10", "mnist"]))
     second_dataset: str = schema.param(schema.Choice(["cifar10", "mnist", "none"]))
     n_train: int = schema.param(schema.Int(min=20))

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from ntknb import batchnorm, ntk_dynamics, schema, training
+from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "MODE_LABELS", "STRATEGIES", "train_config", "make_model", "model_size", "train_strategies",
            "final", "accuracy_values", "accuracy_rows", "statistics_gaps", "gap_rows", "gap_values",
@@ -37,7 +38,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/05_bn_buffers.py`` (the defaults live in its
     ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     dataset: str = schema.param(schema.Choice(["mnist", "cifar10"]))
     n_train: int = schema.param(schema.Int(min=20))
     n_test: int = schema.param(schema.Int(min=10))

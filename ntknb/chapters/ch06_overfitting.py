@@ -44,6 +44,7 @@ import numpy as np
 from ntknb import adversaries, attacks, metrics, training
 from ntknb import ntk_dynamics as nd
 from ntknb import schema
+from ntknb.validation import SEED_LIMIT
 
 __all__ = [
     "Params",
@@ -501,7 +502,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/06_catastrophic_overfitting.py`` (the
     defaults live in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0))
+    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     n_seeds: int = schema.param(schema.Int(min=1, max=20))
     dataset: str = schema.param(schema.Choice(["cifar10", "mnist"]))
     model_name: str = schema.param(schema.Choice(["cnn", "resnet"]))
