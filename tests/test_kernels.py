@@ -388,23 +388,13 @@ def test_empirical_ntk_shape_error_reported(small_net):
     assert "(3, 5)" in msg and ("TypeError" in msg or "ValueError" in msg)
 
 
-_MULTI_DEVICE_SCRIPT = r"""
-import json, jax, numpy as np
+_MULTI_DEVICE_BODY = """
+import numpy as np
 from ntknb import architectures, kernels
-devs = jax.local_devices()
-assert len(devs) == 2, devs
 arch = architectures.get_architecture("fc2", width=32)
 x = np.asarray(jax.random.uniform(jax.random.PRNGKey(0), (23, 12)), np.float32)
 y = np.asarray(jax.random.uniform(jax.random.PRNGKey(1), (9, 12)), np.float32)
 _, params = arch.init_fn(jax.random.PRNGKey(2), (-1, 12))
-used = set()
-real_put = jax.device_put
-def spy(v, d=None, *a, **k):
-    if isinstance(d, jax.Device):
-        used.add(d.id)
-    return real_put(v, d, *a, **k)
-jax.device_put = spy
-out = {}
 for name, devices in (("one", devs[:1]), ("two", devs)):
     out[name] = [
         kernels.kernel_matrix(arch.kernel_fn, x, batch_size=5, devices=devices).tolist(),
@@ -413,24 +403,12 @@ for name, devices in (("one", devs[:1]), ("two", devs)):
         kernels.empirical_ntk(arch.apply_fn, params, x, y, trace_axes=(), batch_size=4,
                               devices=devices).tolist(),
     ]
-out["used"] = sorted(used)
-print(json.dumps(out))
 """
 
 
-def test_blocks_spread_over_devices_give_the_same_numbers():
+def test_blocks_spread_over_devices_give_the_same_numbers(on_two_host_devices):
     """Two (forced host) devices compute every kernel exactly as one device does."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
-    res = subprocess.run([sys.executable, "-c", _MULTI_DEVICE_SCRIPT], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = on_two_host_devices(_MULTI_DEVICE_BODY)
     assert out["used"] == [0, 1]
     for one, two in zip(out["one"], out["two"]):
         np.testing.assert_array_equal(np.asarray(one), np.asarray(two))

@@ -76,11 +76,9 @@ def test_bad_input(kwargs, match):
         R.run_replicas(tiny_training, **kwargs)
 
 
-_TWO_DEVICE_SCRIPT = r"""
-import json, jax, jax.numpy as jnp, numpy as np
+_TWO_DEVICE_BODY = """
+import jax.numpy as jnp
 from ntknb import replicas
-devs = jax.local_devices()
-assert len(devs) == 2, devs
 x = jax.random.normal(jax.random.PRNGKey(123), (16, 4))
 
 def experiment(key):
@@ -91,37 +89,17 @@ def experiment(key):
     w, _ = jax.lax.scan(step, w, None, length=20)
     return {"loss": jnp.mean((x @ w - y) ** 2), "w": w}
 
-used = set()
-real_put = jax.device_put
-def spy(v, d=None, *a, **k):
-    for dev in getattr(d, "device_set", None) or ([d] if isinstance(d, jax.Device) else []):
-        used.add(dev.id)
-    return real_put(v, d, *a, **k)
-jax.device_put = spy
-out = {}
 for mode in ("vmap", "auto"):
     for name, devices in (("one", devs[:1]), ("two", devs)):
         r = replicas.run_replicas(experiment, seeds=[3, 5, 8, 13, 21], mode=mode, batch_size=3,
                                   devices=devices)
         out[f"{mode}-{name}"] = [r.values["loss"].tolist(), r.values["w"].tolist()]
-out["used"] = sorted(used)
-print(json.dumps(out))
 """
 
 
-def test_replicas_spread_over_two_devices_give_the_same_numbers():
+def test_replicas_spread_over_two_devices_give_the_same_numbers(on_two_host_devices):
     """Forced two host devices: sharded vmap and round-robin replicas equal one device's."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
-               JAX_PLATFORMS="cpu")
-    res = subprocess.run([sys.executable, "-c", _TWO_DEVICE_SCRIPT], env=env,
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = on_two_host_devices(_TWO_DEVICE_BODY)
     assert out["used"] == [0, 1]
     for mode in ("vmap", "auto"):
         np.testing.assert_array_equal(np.asarray(out[f"{mode}-one"][0]), np.asarray(out[f"{mode}-two"][0]))
