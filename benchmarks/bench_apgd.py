@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import ntknb  # noqa: F401
 
@@ -28,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntknb import attacks, evaluation
+from _timing import best_times  # benchmarks/_timing.py (scripts' folder is on sys.path)
 
 
 def make_mlp(key, d: int, width: int, k: int):
@@ -59,20 +59,6 @@ def make_cnn(key, channels: int, k: int):
         return h.reshape(h.shape[0], -1) @ w3
 
     return predict
-
-
-def best_times(fns: dict, repeats: int) -> dict:
-    """Best wall time of each ``fns[name]()`` over ``repeats`` rounds; the rounds interleave
-    the functions, so a load change on a shared machine hits all of them alike."""
-    for fn in fns.values():
-        fn()  # compile / warm up
-    best = {name: np.inf for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None):

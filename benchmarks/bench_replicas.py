@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import ntknb  # noqa: F401
 
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntknb.replicas import run_replicas
+from _timing import best_times  # benchmarks/_timing.py (scripts' folder is on sys.path)
 
 
 def two_gaussians(key, n: int, d: int):
@@ -87,18 +87,6 @@ def make_kernel_experiment(n_pool: int = 2048, m: int = 256, d: int = 64, ridge:
         return {"test_acc": jnp.mean((f * y_te) > 0), "test_mse": jnp.mean((f - y_te) ** 2)}
 
     return experiment
-
-
-def best_times(fns: dict, repeats: int) -> dict:
-    for fn in fns.values():
-        fn()
-    best = {name: np.inf for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None):
