@@ -133,17 +133,16 @@ def _jit_kernel(kernel_fn):
     return jax.jit(kernel_fn, static_argnames=("get",))
 
 
-def _blockwise(block_fn, x1, x2, batch_size, symmetric, devices=None):
+def _blockwise(block_fn, x1, x2, batch_size, symmetric, devices):
     """Assemble ``block_fn(x1[i:j], x2[k:l], device)`` -> (bi, bj, ...) on the host.
 
-    Blocks are dealt round-robin to ``devices`` (default: all local devices): each wave
+    Blocks are dealt round-robin to ``devices`` (a checked tuple): each wave
     dispatches one block per device (JAX runs them concurrently), then gathers them, so a
     multi-GPU machine computes ``len(devices)`` blocks at a time. Every block is the same
     computation whichever device runs it, so the result does not depend on the device count.
     ``block_fn`` receives the block's inputs already placed on ``device`` and must place
     anything else it closes over there too.
     """
-    devices = check_devices("devices", devices)
     n1, n2 = x1.shape[0], x2.shape[0]
     rows, cols = _chunks(n1, batch_size), _chunks(n2, batch_size)
     if len(rows) == 1 and len(cols) == 1 and len(devices) == 1:
@@ -196,6 +195,7 @@ def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
     """
     _check_kind(kind)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
+    devices = check_devices("devices", devices)
     kfn = _jit_kernel(kernel_fn)
     with _precision(dtype) as entered:
         cast = (lambda a: jnp.asarray(a, dtype)) if dtype is not None else jnp.asarray
