@@ -33,7 +33,7 @@ def _time_one(impl: str, n: int, width: int, hidden: int, batch_size, repeats: i
         ds = data.load_dataset("cifar10")
         from ntknb.ntk_dynamics import balanced_probe
 
-        x = ds.x_test[balanced_probe(ds.y_test, n // 10, seed=1)]
+        x = ds.x_test[balanced_probe(ds.labels_test, n // 10, seed=1)]
         source = "CIFAR-10 test probe"
     except Exception:  # noqa: BLE001 - no data: random images of the same shape
         x = np.random.default_rng(0).random((n, 32, 32, 3)).astype(np.float32)

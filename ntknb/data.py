@@ -207,18 +207,19 @@ class Dataset:
     Attributes:
         name: ``"mnist"`` or ``"cifar10"``.
         x_train: float32 ``(N_train, H, W, C)`` in [0, 1] (NHWC; MNIST ``C = 1``).
-        y_train: int64 ``(N_train,)`` class indices into ``class_names``.
+        labels_train: int64 ``(N_train,)`` class indices into ``class_names`` (integer
+            classes are ``labels_*`` everywhere; ``y_*`` are encoded targets, as in :class:`Task`).
         x_test: float32 ``(N_test, H, W, C)``.
-        y_test: int64 ``(N_test,)``.
+        labels_test: int64 ``(N_test,)``.
         class_names: tuple of str, index = label.
         provenance: :class:`Provenance`.
     """
 
     name: str
     x_train: np.ndarray
-    y_train: np.ndarray
+    labels_train: np.ndarray
     x_test: np.ndarray
-    y_test: np.ndarray
+    labels_test: np.ndarray
     class_names: tuple[str, ...]
     provenance: Provenance
 
@@ -508,9 +509,9 @@ def _to_dataset(name: str, arrays: dict[str, np.ndarray], classes: Sequence[str]
     return Dataset(
         name=name,
         x_train=images(arrays["x_train"]),
-        y_train=labels(arrays["y_train"]),
+        labels_train=labels(arrays["y_train"]),
         x_test=images(arrays["x_test"]),
-        y_test=labels(arrays["y_test"]),
+        labels_test=labels(arrays["y_test"]),
         class_names=tuple(classes),
         provenance=prov,
     )
@@ -1030,7 +1031,7 @@ def make_task(
     n_test = _check_size("n_test", n_test, k)
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
         raise ValueError(f"seed: expected an integer with 0 <= seed < 2**32, got {seed!r}")
-    for pname, n, y in (("n_train", n_train, dataset.y_train), ("n_test", n_test, dataset.y_test)):
+    for pname, n, y in (("n_train", n_train, dataset.labels_train), ("n_test", n_test, dataset.labels_test)):
         counts = np.bincount(y, minlength=dataset.n_classes)[idx]
         if n // k > counts.min():
             worst = dataset.class_names[idx[int(np.argmin(counts))]]
@@ -1052,8 +1053,8 @@ def make_task(
         sel = np.concatenate(chosen)[order]
         return np.ascontiguousarray(x[sel], dtype=np.float32), np.concatenate(labels)[order]
 
-    x_tr, l_tr = sample(dataset.x_train, dataset.y_train, n_train)
-    x_te, l_te = sample(dataset.x_test, dataset.y_test, n_test)
+    x_tr, l_tr = sample(dataset.x_train, dataset.labels_train, n_train)
+    x_te, l_te = sample(dataset.x_test, dataset.labels_test, n_test)
     return Task(
         x_train=x_tr, y_train=_encode(l_tr, k),
         x_test=x_te, y_test=_encode(l_te, k),

@@ -55,14 +55,14 @@ def test_real_mnist(monkeypatch, real_cache):
     monkeypatch.setenv("NTKNB_CACHE_DIR", str(real_cache))
     ds = data.load_mnist(root, download=False)
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
-    assert ds.y_train.shape == (60000,) and ds.y_test.shape == (10000,)
+    assert ds.labels_train.shape == (60000,) and ds.labels_test.shape == (10000,)
     assert ds.x_train.dtype == np.float32
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
     x = ds.x_train.astype(np.float64)
     assert x.mean() == pytest.approx(0.1307, abs=5e-5)
     assert x.std() == pytest.approx(0.3081, abs=5e-5)
-    assert ds.y_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
-    assert ds.y_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+    assert ds.labels_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert ds.labels_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert ds.class_names == tuple("0123456789")
     assert not ds.provenance.lossy
     assert "verified" in ds.provenance.note
@@ -80,8 +80,8 @@ def test_real_cifar10_jpeg(monkeypatch, real_cache):
     assert ds.x_train.shape == (50000, 32, 32, 3) and ds.x_test.shape == (10000, 32, 32, 3)
     assert ds.x_train.dtype == np.float32
     assert ds.class_names == data.CIFAR10_CLASSES
-    assert np.bincount(ds.y_train).tolist() == [5000] * 10
-    assert np.bincount(ds.y_test).tolist() == [1000] * 10
+    assert np.bincount(ds.labels_train).tolist() == [5000] * 10
+    assert np.bincount(ds.labels_test).tolist() == [1000] * 10
     means = ds.x_train.reshape(-1, 3).astype(np.float64).mean(axis=0)
     np.testing.assert_allclose(means, [0.4912, 0.4821, 0.4465], atol=3e-4)
     prov = ds.provenance
@@ -222,8 +222,8 @@ def test_tiny_mnist_verified(tmp_path, monkeypatch):
     ds = data.load_mnist(tmp_path / "d", download=False)
     assert ds.x_train.shape == (6, 28, 28, 1) and ds.x_test.shape == (4, 28, 28, 1)
     np.testing.assert_array_equal(ds.x_train[..., 0], arrays["x_train"].astype(np.float32) / 255)
-    np.testing.assert_array_equal(ds.y_test, [7, 2, 1, 0])
-    assert ds.y_train.dtype == np.int64
+    np.testing.assert_array_equal(ds.labels_test, [7, 2, 1, 0])
+    assert ds.labels_train.dtype == np.int64
     assert not ds.x_train.flags.writeable
 
 
@@ -231,7 +231,7 @@ def test_tiny_mnist_unverified_and_flat_layout(tmp_path):
     arrays = _tiny_mnist(np.random.default_rng(1))
     _write_mnist(tmp_path / "flat", arrays)  # files directly in data_dir
     ds = data.load_mnist(tmp_path / "flat", download=False, verify=False)
-    np.testing.assert_array_equal(ds.y_train, arrays["y_train"])
+    np.testing.assert_array_equal(ds.labels_train, arrays["y_train"])
     assert "NOT verified" in ds.provenance.note
 
 
@@ -260,7 +260,7 @@ def test_mnist_download_then_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "MNIST_FILES", {f: hashlib.md5(gzip.decompress(b)).hexdigest() for f, b in blobs.items()})
     fake = FakeURL(blobs, fail_hosts=("ossci-datasets",))  # first mirror down
     ds = data.load_mnist(tmp_path / "empty", urlopen=fake)
-    np.testing.assert_array_equal(ds.y_train, arrays["y_train"])
+    np.testing.assert_array_equal(ds.labels_train, arrays["y_train"])
     cache = tmp_path / "cache"
     assert _listing(cache / "mnist") == sorted(blobs)
     assert any("storage.googleapis.com" in u for u in fake.calls)
@@ -297,9 +297,9 @@ def test_tiny_cifar_official_archive(tmp_path, monkeypatch):
     xtr, ytr, xte, yte = _expected_cifar(batches)
     assert ds.x_train.shape == (10, 32, 32, 3) and ds.x_test.shape == (3, 32, 32, 3)
     np.testing.assert_array_equal(ds.x_train, xtr.astype(np.float32) / 255)
-    np.testing.assert_array_equal(ds.y_train, ytr)
+    np.testing.assert_array_equal(ds.labels_train, ytr)
     np.testing.assert_array_equal(ds.x_test, xte.astype(np.float32) / 255)
-    np.testing.assert_array_equal(ds.y_test, yte)
+    np.testing.assert_array_equal(ds.labels_test, yte)
     assert ds.class_names == data.CIFAR10_CLASSES
     assert not ds.provenance.lossy and ds.provenance.checksum_algorithm == "md5"
     assert "lossy" not in ds.provenance.describe().lower()
@@ -312,7 +312,7 @@ def test_tiny_cifar_extracted_dir(tmp_path):
     for k, v in batches.items():
         (d / k).write_bytes(pickle.dumps(v, protocol=5))
     ds = data.load_cifar10(tmp_path, download=False)
-    np.testing.assert_array_equal(ds.y_test, _expected_cifar(batches)[3])
+    np.testing.assert_array_equal(ds.labels_test, _expected_cifar(batches)[3])
 
 
 def test_cifar_refuses_malicious_pickle(tmp_path):
@@ -347,7 +347,7 @@ def test_cifar_corrupted_archive(tmp_path, damage):
 
 def _check_image_folder(ds, expected):
     for split in ("train", "test"):
-        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"labels_{split}")
         np.testing.assert_array_equal(x, np.stack([a for a, _ in expected[split]]).astype(np.float32) / 255)
         np.testing.assert_array_equal(y, [c for _, c in expected[split]])
 
@@ -420,7 +420,7 @@ def test_cifar_download(tmp_path, monkeypatch):
     assert fake.calls == [data.CIFAR10_URL]
     assert (tmp_path / "cache" / data.CIFAR10_ARCHIVE).read_bytes() == blob
     assert data.CIFAR10_URL in ds.provenance.note
-    np.testing.assert_array_equal(ds.y_train, _expected_cifar(batches)[1])
+    np.testing.assert_array_equal(ds.labels_train, _expected_cifar(batches)[1])
 
 
 def test_cifar_download_wrong_checksum_leaves_nothing(tmp_path):
@@ -668,7 +668,7 @@ def test_decoded_cache_with_wrong_arrays_is_not_used(tmp_path, tamper, caplog):
         ds2 = data.load_mnist(tmp_path / "flat", download=False, verify=False)
     assert "ignoring decoded cache" in caplog.text  # noticed, and decoded again
     np.testing.assert_array_equal(ds2.x_train, ds.x_train)
-    np.testing.assert_array_equal(ds2.y_train, ds.y_train)
+    np.testing.assert_array_equal(ds2.labels_train, ds.labels_train)
     # the rewritten cache is good again and used
     with np.load(_decoded(tmp_path), allow_pickle=False) as z:
         np.testing.assert_array_equal(z["x_train"], x)

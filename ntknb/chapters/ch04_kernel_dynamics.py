@@ -123,8 +123,8 @@ def load_data(p: Params) -> dict:
     for name in p.datasets:
         ds = data.load_dataset(name)
         task = data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=p.seed)
-        probe_idx = nd.balanced_probe(ds.y_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + 1)
-        out[name] = ChapterData(ds, task, ds.x_test[probe_idx], ds.y_test[probe_idx].astype(np.int64))
+        probe_idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + 1)
+        out[name] = ChapterData(ds, task, ds.x_test[probe_idx], ds.labels_test[probe_idx].astype(np.int64))
     return out
 
 

@@ -612,8 +612,8 @@ def prepare_data(p: Params, ds) -> ChapterData:
     from ntknb import data
 
     tasks = {s: data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=s) for s in p.seeds}
-    probe_idx = nd.balanced_probe(ds.y_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + 1000)
-    return ChapterData(tasks, (ds.x_test[probe_idx], ds.y_test[probe_idx].astype(np.int64)))
+    probe_idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + 1000)
+    return ChapterData(tasks, (ds.x_test[probe_idx], ds.labels_test[probe_idx].astype(np.int64)))
 
 
 def run_one(p: Params, d: ChapterData, variant: str, s: int, track: bool = False) -> VariantRun:
