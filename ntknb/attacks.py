@@ -6,11 +6,9 @@ The attacks are generic over any differentiable **per-example** loss
 in one batched pass; because examples are independent (no batch statistics), row
 ``i`` of that gradient is example ``i``'s own gradient.
 
-* :func:`fgsm` — Fast Gradient Sign Method, Goodfellow, Shlens & Szegedy,
-  "Explaining and Harnessing Adversarial Examples", ICLR 2015:
+* :func:`fgsm` — Fast Gradient Sign Method, ``goodfellow2015explaining``:
   ``x~ = Proj(x + eps * sign(grad_x L(x, y)))``.
-* :func:`pgd` — Projected Gradient Descent (ascent) on the loss, Madry et al.,
-  "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018:
+* :func:`pgd` — Projected Gradient Descent (ascent) on the loss, ``madry2018towards``:
   ``x_{s+1} = Proj_{B_inf(x, eps) ∩ [0,1]^d}(x_s + alpha * sign(grad L(x_s, y)))``,
   default ``alpha = 2.5 * eps / steps``, optional uniform random start in the ball.
 * Kernel attack, ``tsilivis2022ntk``, Eq. (8): treat the outputs of any predictor
@@ -326,7 +324,7 @@ _pgd_jit = jax.jit(_pgd_impl, static_argnames=("loss_fn", "steps", "clip"))
 
 
 def pgd_step_size(eps, steps: int):
-    """The PGD step of Madry et al. (``madry2018towards``): ``2.5 * eps / steps``, so that
+    """The PGD step of ``madry2018towards``: ``2.5 * eps / steps``, so that
     ``steps`` steps can cross the ε-ball from a random start. The one place this rule lives."""
     return 2.5 * eps / steps
 
@@ -347,7 +345,7 @@ def fgsm(
     clip: Clip = (0.0, 1.0),
     batch_size: Optional[int] = None,
 ) -> jnp.ndarray:
-    """l-infinity FGSM (Goodfellow et al., ICLR 2015).
+    """l-infinity FGSM (``goodfellow2015explaining``).
 
     ``x~ = Proj(x + eps * sign(grad_x L(x, y)))`` where ``Proj`` clips to
     ``[x - eps, x + eps]`` and then to ``clip`` (the valid pixel range).  With
@@ -390,7 +388,7 @@ def pgd(
     clip: Clip = (0.0, 1.0),
     batch_size: Optional[int] = None,
 ) -> jnp.ndarray:
-    """l-infinity PGD (Madry et al., ICLR 2018): ``steps`` signed-gradient ascent
+    """l-infinity PGD (``madry2018towards``): ``steps`` signed-gradient ascent
     steps on the loss, each followed by projection onto ``B_inf(x, eps)`` and onto
     ``clip``.
 
@@ -399,7 +397,7 @@ def pgd(
         jit argument).
       x: inputs ``(n, ...)``; y: labels ``(n, ...)``.
       eps: l-inf radius, ``>= 0``.
-      step_size: ``alpha > 0``; default ``2.5 * eps / steps`` (Madry et al.).
+      step_size: ``alpha > 0``; default ``2.5 * eps / steps`` (``madry2018towards``).
       steps: number of iterations, integer ``>= 1``.
       random_start: start from ``x + U(-eps, eps)`` (projected); requires ``key``.
         The noise is drawn for the whole batch, so it does not depend on ``batch_size``.
