@@ -364,16 +364,45 @@ class KernelPredictor:
         inv = 1.0 / jnp.where(lam_pos > 0, lam_pos, 1.0)
         return jnp.where(is_inf, inv, t_fin / self.normalization * phi)
 
+    def _gd_factor(self, t, learning_rate: float):
+        """Discrete gradient descent: ``(1 - (1 - eta lambda / N)^s) / lambda`` with ``s = t / eta``
+        steps of size ``eta = learning_rate`` -> ``t.shape + (n,)``; zero eigenvalues give ``s eta / N``.
+
+        The linearised model after ``s`` steps of ``f <- f - (eta / N) Theta(., X)(f(X) - Y)``
+        from ``f_0 = 0`` ([LN] Eq. 15 with a finite step); it tends to :meth:`_time_factor` as
+        ``eta lambda_max / N -> 0``.
+        """
+        if not (isinstance(learning_rate, (int, float, np.floating)) and not isinstance(learning_rate, bool)
+                and math.isfinite(learning_rate) and learning_rate > 0):
+            raise ValueError(f"`learning_rate` must be a finite number > 0 (or None for gradient flow), "
+                             f"got {learning_rate!r}")
+        t_np = np.asarray(np.inf if t is None else t, np.float64)
+        steps = t_np / float(learning_rate)
+        if np.any(~np.isfinite(steps)) or np.any(steps < 0) or np.any(
+                np.abs(steps - np.round(steps)) > 1e-6 * np.maximum(steps, 1.0)):
+            raise ValueError(f"`t` must be a whole number of steps times learning_rate={learning_rate!r} "
+                             f"(finite, >= 0); got t={t_np} ({steps} steps)")
+        lam = jnp.maximum(jnp.asarray(self.eigenvalues), 0.0)
+        s = jnp.asarray(np.round(steps), lam.dtype)[..., None]
+        x = float(learning_rate) * lam / self.normalization
+        base = 1.0 - x
+        odd = jnp.mod(s, 2.0) == 1.0
+        power = jnp.where((base < 0) & odd, -1.0, 1.0) * jnp.abs(base) ** s
+        pos = x > 0
+        return jnp.where(pos, (1.0 - power) / jnp.where(pos, lam, 1.0), s * float(learning_rate) / self.normalization)
+
     # ---------------------------------------------------------------- Eq. (7)
-    def weights(self, t=jnp.inf):
+    def weights(self, t=jnp.inf, learning_rate: float | None = None):
         """Dual weights ``alpha_t = V diag((1 - e^{-lambda t/N}) / lambda) V^T Y`` (``tsilivis2022ntk`` Eq. 7).
 
         ``f_t(x) = Theta(x, X) alpha_t``. ``t`` (= steps x learning rate) is a scalar, an array
         (leading axes of the result) or ``jnp.inf`` / ``None`` (``alpha = Theta^{-1} Y``).
+        ``learning_rate``: ``None`` for gradient flow (Eq. 7); a step ``eta`` for discrete gradient
+        descent, ``s = t / eta`` steps, ``alpha = V diag((1 - (1 - eta lambda / N)^s) / lambda) V^T Y``.
         Returns ``t.shape + (n, k)``. Raises ``ValueError`` for t = inf and singular Theta.
         """
         with self._ctx():
-            g = self._time_factor(t)
+            g = self._time_factor(t) if learning_rate is None else self._gd_factor(t, learning_rate)
             V = jnp.asarray(self.eigenvectors)
             return self._out(jnp.einsum("ij,...j,jk->...ik", V, g, jnp.asarray(self.proj_y)))
 
@@ -390,11 +419,18 @@ class KernelPredictor:
             alpha = jnp.asarray(self.weights(t))
             return self._out(jnp.einsum("mn,...nk->...mk", k, alpha))
 
-    def predict_train(self, t=jnp.inf):
+    def predict_train(self, t=jnp.inf, learning_rate: float | None = None):
         """``f_t(X) = V diag(1 - e^{-lambda t/N}) V^T Y`` on the training set, ``t.shape + (n, k)``.
 
         (Un-regularised Gram assumed when ``diag_reg = 0``; ``tsilivis2022ntk`` Eq. 7 with x in X.)
+        ``learning_rate``: as in :meth:`weights` (discrete gradient descent: ``1 - (1 - eta lambda / N)^s``).
         """
+        if learning_rate is not None:
+            with self._ctx():
+                lam = jnp.maximum(jnp.asarray(self.eigenvalues), 0.0)
+                frac = lam * self._gd_factor(t, learning_rate)
+                V = jnp.asarray(self.eigenvectors)
+                return self._out(jnp.einsum("ij,...j,jk->...ik", V, frac, jnp.asarray(self.proj_y)))
         with self._ctx():
             lam = jnp.maximum(jnp.asarray(self.eigenvalues), 0.0)
             t = jnp.asarray(np.inf if t is None else t, lam.dtype)

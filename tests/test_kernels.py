@@ -424,3 +424,34 @@ def test_pad_rows_repeats_the_last_row_and_keeps_the_array_kind():
     np.testing.assert_array_equal(K.pad_rows(a, 5), [[0, 1], [2, 3], [4, 5], [4, 5], [4, 5]])
     assert isinstance(K.pad_rows(a, 5), np.ndarray) and K.pad_rows(a, 2) is a
     assert isinstance(K.pad_rows(jnp.asarray(a), 4), jax.Array)
+
+
+def test_discrete_gradient_descent_weights_match_explicit_steps(fc2):
+    """``weights(t, learning_rate=eta)``: s = t / eta explicit steps f <- f - (eta/N) Theta (f(X) - Y)
+    of the linearised model in dual form (alpha <- alpha - (eta/N)(Theta alpha - Y)), float64,
+    including a step above the monotone limit (eta lambda_max / N in (1, 2): oscillating modes)."""
+    x, xt, y = _data(n=8, k=3)
+    with K.x64():
+        ktt = K.kernel_matrix(fc2.kernel_fn, x, dtype=np.float64)
+        p = K.KernelPredictor.fit(ktt, jnp.asarray(y, jnp.float64))
+        n_entries = y.size
+        for fraction in (0.05, 0.9):
+            eta = fraction * 2 * n_entries / float(p.eigenvalues[0])
+            alpha = np.zeros_like(y, dtype=np.float64)
+            for s in range(1, 31):
+                alpha = alpha - eta / n_entries * (ktt @ alpha - y)
+                if s in (1, 7, 30):
+                    np.testing.assert_allclose(p.weights(s * eta, learning_rate=eta), alpha, rtol=1e-8, atol=1e-12)
+                    np.testing.assert_allclose(p.predict_train(s * eta, learning_rate=eta), ktt @ alpha,
+                                               rtol=1e-8, atol=1e-10)
+        # a tiny step: discrete gradient descent approaches gradient flow (Eq. 7)
+        eta = 1e-4 * 2 * n_entries / float(p.eigenvalues[0])
+        t = 2000 * eta
+        np.testing.assert_allclose(p.weights(t, learning_rate=eta), p.weights(t), rtol=1e-3)
+        assert not np.allclose(p.weights(30 * 0.9 * 2 * n_entries / float(p.eigenvalues[0]),
+                                         learning_rate=0.9 * 2 * n_entries / float(p.eigenvalues[0])),
+                               p.weights(30 * 0.9 * 2 * n_entries / float(p.eigenvalues[0])), rtol=1e-3)
+    with pytest.raises(ValueError, match="learning_rate"):
+        p.weights(1.0, learning_rate=0.0)
+    with pytest.raises(ValueError, match="whole number of steps"):
+        p.weights(1.5, learning_rate=1.0)
