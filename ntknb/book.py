@@ -21,6 +21,15 @@ into ``<path-output>/_build/html`` (default: the repository, i.e. ``_build/html`
 ``--strict`` also requires every notebook in the table of contents to have been executed
 (each code cell has an execution count), since the book would otherwise silently render
 a notebook without results.
+
+``execute`` records, in the executed notebook's metadata (``metadata.ntknb.execution``), when
+and where it ran: date, wall time, machine, Python and library versions. The generated
+"Execution status" page (:mod:`ntknb.results`, ``book/status.md``) lists them per chapter.
+
+As a Sphinx extension (``_config.yml``), this module also regenerates the generated pages,
+serves MathJax from the built book (``_static/mathjax``, copied from the pinned
+``sphinx-mathjax-offline`` package, so math renders without network) and sets the
+``source_repository`` substitution from the configured repository URL.
 """
 
 from __future__ import annotations
@@ -46,9 +55,14 @@ __all__ = [
     "unexecuted_notebooks",
     "execute",
     "glued_claims",
+    "execution_record",
+    "execution_records",
     "write_results_page",
+    "write_status_page",
     "setup",
     "build",
+    "html_problems",
+    "browser_check",
     "main",
 ]
 
@@ -175,8 +189,58 @@ def execute(names: Sequence[str], root: str | os.PathLike | None = None,
             str(ipynb), str(ipynb), kernel_name=kernel_name, cwd=str(nb_dir), progress_bar=sys.stderr.isatty(),
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
+        _record_execution(ipynb)
         done.append(ipynb)
     return done
+
+
+#: Libraries whose versions an execution record lists.
+RECORDED_PACKAGES = ("ntknb", "jax", "jaxlib", "neural-tangents", "flax", "optax", "numpy", "matplotlib")
+
+
+def _machine() -> str:
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+def execution_record(runtime_s: float | None = None) -> dict:
+    """What :func:`execute` stores in ``metadata.ntknb.execution``: ``date`` (UTC, ISO),
+    ``runtime_s``, ``machine``, ``python`` and ``versions`` (:data:`RECORDED_PACKAGES`)."""
+    import datetime
+    import platform
+    from importlib import metadata
+
+    versions = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "runtime_s": None if runtime_s is None else round(float(runtime_s), 1),
+        "machine": _machine(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def _record_execution(ipynb: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(ipynb, as_version=4)
+    duration = nb.metadata.get("papermill", {}).get("duration")
+    nb.metadata.setdefault("ntknb", {})["execution"] = execution_record(duration)
+    nbformat.write(nb, ipynb)
 
 
 def _toc_files(root: Path) -> list[str]:
@@ -239,33 +303,156 @@ def glued_claims(root: str | os.PathLike | None = None) -> list[tuple[str, objec
     return out
 
 
-def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
-    """Generate the "Results at a glance" page (:mod:`ntknb.results`) from the stored notebooks'
-    glued claims, if ``_toc.yml`` lists it; written atomically and only when its text changed.
-    Returns its path (``None`` when not listed). A malformed claim raises ``ValueError``."""
-    import tempfile
+def execution_records(root: str | os.PathLike | None = None) -> list[tuple[str, dict]]:
+    """``(docname, record)`` for every notebook of the table of contents, from its stored
+    ``.ipynb``: ``metadata.ntknb.execution`` (:func:`execution_record`) where :func:`execute`
+    wrote one, else what papermill recorded (``date``, ``runtime_s``; the rest ``None``); the
+    glued ``runtime_s`` (or ``runtime_seconds``) of the chapter wins for the runtime."""
+    import nbformat
 
-    from ntknb import results
+    from ntknb.runner import extract_glued
 
     root = Path(root) if root is not None else ROOT
-    if not (root / "_toc.yml").is_file() or results.DOCNAME not in _toc_files(root):
-        return None
-    path = root / results.PAGE
-    text = results.results_page(glued_claims(root))
+    out = []
+    for entry in _toc_files(root):
+        ipynb = (root / entry).with_suffix(".ipynb")
+        if not ipynb.is_file():
+            continue
+        nb = nbformat.read(ipynb, as_version=4)
+        pm = nb.metadata.get("papermill", {})
+        rec = {"date": pm.get("end_time"), "runtime_s": pm.get("duration"), "machine": None,
+               "python": None, "versions": {}}
+        rec.update(nb.metadata.get("ntknb", {}).get("execution", {}))
+        glued = extract_glued(nb)
+        for key in ("runtime_s", "runtime_seconds"):
+            if isinstance(glued.get(key), (int, float)):
+                rec["runtime_s"] = float(glued[key])
+                break
+        out.append((entry, rec))
+    return out
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, only when it changed (keeps Sphinx's cache)."""
+    import tempfile
+
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results.", suffix=".md.tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".md.tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
     return path
 
 
+def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
+    """Generate the "Results at a glance" page (:mod:`ntknb.results`) from the stored notebooks'
+    glued claims, if ``_toc.yml`` lists it; written atomically and only when its text changed.
+    Returns its path (``None`` when not listed). A malformed claim raises ``ValueError``."""
+    from ntknb import results
+
+    root = Path(root) if root is not None else ROOT
+    if not (root / "_toc.yml").is_file() or results.DOCNAME not in _toc_files(root):
+        return None
+    return _write_if_changed(root / results.PAGE, results.results_page(glued_claims(root)))
+
+
+def write_status_page(root: str | os.PathLike | None = None) -> Path | None:
+    """Generate the "Execution status" page (:func:`ntknb.results.status_page`) from the stored
+    notebooks (:func:`execution_records`), if ``_toc.yml`` lists it. Returns its path or ``None``."""
+    from ntknb import results
+
+    root = Path(root) if root is not None else ROOT
+    if not (root / "_toc.yml").is_file() or results.STATUS_DOCNAME not in _toc_files(root):
+        return None
+    return _write_if_changed(root / results.STATUS_PAGE, results.status_page(execution_records(root)))
+
+
+#: MathJax files served from the built book (``_static/mathjax``): the TeX-to-CommonHTML
+#: bundle, its fonts and the TeX extensions it may autoload (not the other bundles, nor the
+#: speech rule maps).
+_MATHJAX_PARTS = ("tex-chtml.js", "output/chtml", "input/tex/extensions", "ui", "a11y", "adaptors")
+MATHJAX_PATH = "mathjax/tex-chtml.js"
+
+
+def mathjax_source() -> Path:
+    """The folder of the pinned MathJax 3 files (package ``sphinx-mathjax-offline``)."""
+    from importlib import util
+
+    spec = util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("ntknb.book: the pinned package sphinx-mathjax-offline is not installed "
+                           "(bash scripts/dev setup installs requirements.lock)")
+    return Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
+
+
+def _copy_mathjax(app, exc) -> None:
+    import shutil
+
+    if exc is not None or app.builder.format != "html":
+        return
+    src, dst = mathjax_source(), Path(app.outdir) / "_static" / "mathjax"
+    for part in _MATHJAX_PARTS:
+        s_, d_ = src / part, dst / part
+        d_.parent.mkdir(parents=True, exist_ok=True)
+        if s_.is_dir():
+            shutil.copytree(s_, d_, dirs_exist_ok=True)
+        else:
+            shutil.copy2(s_, d_)
+
+
+#: The book's own CSS / JS (click-to-enlarge, scrolling wide equations and tables).
+STATIC_DIR = Path(__file__).resolve().parent / "book_static"
+
+
+def _docstring_as_text(app, what, name, obj, options, lines) -> None:
+    """autodoc: show each docstring as written (a literal block). The docstrings are plain text
+    with RST-like literals; parsed as reStructuredText, a stray indent or backquote in any of them
+    would be a warning, i.e. a failed build (-W)."""
+    if lines:
+        lines[:] = ["::", ""] + ["   " + line for line in lines] + [""]
+
+
+def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
+    """Remove sphinx-thebe's scripts (Jupyter Book loads it though launch buttons are off): it
+    declares ``THEBE_JS_URL`` twice on each page (a console error) and would fetch thebe from a
+    CDN; this book runs interactively through ``bash scripts/dev lab`` instead."""
+    def keep(item) -> bool:
+        body = getattr(item, "attributes", {}).get("body", "") or ""
+        return "THEBE_JS_URL" not in body and "sphinx-thebe" not in str(getattr(item, "filename", item) or "")
+
+    for key in ("script_files", "css_files"):
+        if key in context:
+            context[key] = [item for item in context[key] if keep(item)]
+
+
+def _config_inited(app, config) -> None:
+    write_results_page(app.srcdir)
+    write_status_page(app.srcdir)
+    config.mathjax_path = MATHJAX_PATH  # served from _static (copied by _copy_mathjax): works offline
+    config.html_static_path = [*config.html_static_path, str(STATIC_DIR)]
+    url = (config.html_theme_options or {}).get("repository_url") or ""
+    subs = dict(getattr(config, "myst_substitutions", {}) or {})
+    subs.setdefault(
+        "source_repository",
+        f"[{url}]({url})" if url else
+        "the source repository (no public address is configured for this book: `repository.url` in "
+        "`_config.yml` is empty; ask whoever gave you the book for the repository)")
+    config.myst_substitutions = subs
+
+
 def setup(app) -> dict:
     """Sphinx extension (``sphinx.extra_extensions: [ntknb.book]`` in ``_config.yml``):
-    regenerate the results page before the sources are read."""
-    app.connect("config-inited", lambda app_, config: write_results_page(app_.srcdir), priority=100)
+    regenerate the generated pages before the sources are read, set the ``source_repository``
+    substitution, and copy MathJax into the built book (``mathjax_path`` in ``_config.yml``)."""
+    app.connect("config-inited", _config_inited, priority=100)
+    app.connect("build-finished", _copy_mathjax)
+    app.setup_extension("sphinx.ext.autodoc")  # the API reference page
+    app.connect("autodoc-process-docstring", _docstring_as_text)
+    app.connect("html-page-context", _drop_thebe)
+    app.add_css_file("ntknb.css")
+    app.add_js_file("ntknb.js")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
@@ -284,8 +471,9 @@ def build(
         for p in problems:
             print(f"ntknb.book: out of sync: {p}", file=sys.stderr)
         return 1
-    try:  # the generated "Results at a glance" page (also regenerated by the Sphinx extension)
+    try:  # the generated pages (also regenerated by the Sphinx extension)
         write_results_page(root)
+        write_status_page(root)
     except ValueError as exc:
         print(f"ntknb.book: results page: {exc}", file=sys.stderr)
         return 1
@@ -312,6 +500,134 @@ def build(
     return proc.returncode
 
 
+# ------------------------------------------------------------------ checks of the built book
+
+import re as _re
+
+#: Text of a pipe table that was not rendered as a table (a rule row such as ``| :-- | --: |``).
+_RAW_PIPE_TABLE = _re.compile(r"\|\s*:?-{2,}:?\s*\|")
+#: Python reprs that leaked into the page (a cell's last expression).
+_REPR = _re.compile(r"<(matplotlib\.[\w.]+|Axes\b|Figure size|IPython\.core\.[\w.]+|[\w.]+ (object )?at 0x[0-9a-f]+)")
+_GLUE_LEFTOVER = _re.compile(r"\{glue(:\w+)?\}")
+
+
+def _page_problems(path: Path, html_root: Path) -> list[str]:
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
+    main_ = soup.find("main") or soup
+    problems = []
+    for tag in soup.find_all("script"):
+        src = tag.get("src") or ""
+        if src.startswith(("http:", "https:", "//")):
+            problems.append(f"script loaded from the network: {src}")
+    for tag in soup.find_all("link", rel="stylesheet"):
+        href = tag.get("href") or ""
+        if href.startswith(("http:", "https:", "//")):
+            problems.append(f"stylesheet loaded from the network: {href}")
+    for tag in main_.find_all(["p", "div", "td", "li"]):
+        if tag.find(["pre", "code"]) is not None and tag.name == "div":
+            continue
+        text = tag.get_text(" ", strip=True)
+        if tag.name == "p" and _RAW_PIPE_TABLE.search(text):
+            problems.append(f"raw pipe table: {text[:80]!r}")
+    for out in main_.select("div.cell_output"):
+        text = out.get_text(" ", strip=True)
+        m = _REPR.search(text)
+        if m:
+            problems.append(f"repr output: {m.group(0)!r}")
+        for plain in out.select("div.output.text_plain"):
+            problems.append(f"last-expression output: {plain.get_text(' ', strip=True)[:60]!r}")
+    prose = BeautifulSoup(str(main_), "html.parser")  # the text outside code
+    for tag in prose.find_all(["pre", "code"]):
+        tag.decompose()
+    body_text = prose.get_text(" ", strip=True)
+    for m in _GLUE_LEFTOVER.finditer(body_text):
+        problems.append(f"unrendered glue: {body_text[max(0, m.start() - 30):m.end() + 30]!r}")
+    seen: dict[str, int] = {}
+    for img in main_.find_all("img"):
+        src = img.get("src") or ""
+        if not src.startswith("data:"):
+            target = (path.parent / src.split("?")[0].split("#")[0]).resolve()
+            if not target.is_file():
+                problems.append(f"missing image: {src}")
+                continue
+            key = target.name
+        else:
+            key = src[:200]
+        seen[key] = seen.get(key, 0) + 1
+    problems += [f"image shown {n} times: {k}" for k, n in seen.items() if n > 1]
+    # the same figure stored twice under different names (e.g. pasted and shown by the cell)
+    import hashlib
+
+    digests: dict[str, list[str]] = {}
+    for img in main_.find_all("img"):
+        src = (img.get("src") or "").split("?")[0]
+        target = (path.parent / src).resolve()
+        if not src.startswith("data:") and target.is_file():
+            digests.setdefault(hashlib.sha1(target.read_bytes()).hexdigest(), []).append(src)
+    problems += [f"same image under {len(v)} names: {', '.join(v)}" for v in digests.values()
+                 if len(set(v)) > 1]
+    return problems
+
+
+def html_problems(html_root: str | os.PathLike, pages: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """``{page: [problem, ...]}`` for the built HTML book in ``html_root`` (pages: docnames, default
+    every page of the table of contents): raw pipe tables, Python reprs and other last-expression
+    outputs, unrendered glue, missing images, an image shown twice, scripts or stylesheets loaded
+    from the network. An empty list means the page is clean."""
+    html_root = Path(html_root)
+    pages = list(pages) if pages is not None else _toc_files(ROOT)
+    out = {}
+    for page in pages:
+        path = html_root / f"{page}.html"
+        out[page] = _page_problems(path, html_root) if path.is_file() else [f"page not built: {path}"]
+    return out
+
+
+#: Console messages of the theme that are information, not errors.
+_BENIGN_CONSOLE = ("[PST]", "Got invalid theme mode", "[togglebutton]")
+
+
+def browser_check(html_root: str | os.PathLike, page: str, screenshot: str | os.PathLike | None = None,
+                  chromium: str = "chromium", width: int = 1280, timeout: float = 60.0) -> list[str]:
+    """Load ``page`` of the built book in headless Chromium with every network name unresolvable
+    (offline) and return the problems: console messages (other than the theme's information
+    messages), and display math left as raw TeX (no MathJax output while the page has math).
+    Saves a screenshot to ``screenshot`` when given. Raises ``FileNotFoundError`` when
+    ``chromium`` is not installed."""
+    import shutil
+    import tempfile
+
+    exe = shutil.which(chromium)
+    if exe is None:
+        raise FileNotFoundError(f"{chromium} not found (Debian: apt-get install chromium)")
+    url = (Path(html_root) / f"{page}.html").resolve().as_uri()
+    with tempfile.TemporaryDirectory(prefix="ntknb-chromium-") as profile:
+        base = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", f"--user-data-dir={profile}",
+                '--host-resolver-rules=MAP * ~NOTFOUND', "--enable-logging=stderr", "--v=0",
+                "--virtual-time-budget=10000", f"--window-size={width},1600"]
+        proc = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
+        if screenshot is not None:
+            subprocess.run(base + [f"--screenshot={Path(screenshot).resolve()}", url], capture_output=True,
+                           timeout=timeout)
+    problems = []
+    for line in proc.stderr.splitlines():
+        if ":CONSOLE" in line:
+            msg = line.split("] ", 1)[-1]
+            if not any(b in msg for b in _BENIGN_CONSOLE):
+                problems.append(f"console: {msg[:200]}")
+    dom = proc.stdout
+    n_math = len(_re.findall(r'class="math[ "]', dom))
+    n_rendered = dom.count("<mjx-container")
+    if n_math and n_rendered == 0:
+        problems.append(f"math not rendered: {n_math} math elements, no MathJax output")
+    if "mjx-merror" in dom:
+        problems.append("MathJax error in an expression (mjx-merror)")
+    return problems
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ntknb.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(ROOT), metavar="DIR",
@@ -329,7 +645,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("names", nargs="*", metavar="NAME", help="notebooks to sync (default: all)")
     e = sub.add_parser("execute", help="sync, then execute notebooks in place at default parameters")
     e.add_argument("names", nargs="+", metavar="NAME", help="notebooks to execute (e.g. 00_ntk_basics)")
+    c = sub.add_parser("check-html", help="report the rendering problems of each page of a built book")
+    c.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built HTML (default: %(default)s)")
     args = parser.parse_args(argv)
+
+    if args.command == "check-html":
+        found = html_problems(args.html)
+        for page, problems in found.items():
+            print(f"{page}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+            for p in problems:
+                print(f"    {p}")
+        return 1 if any(found.values()) else 0
 
     if args.command == "build":
         return build(

@@ -17,8 +17,9 @@ typed:
 
 Chapters glue their claims as plain JSON (:func:`glue_claims`, name ``claims``), so
 ``ntknb run`` writes them into ``metrics.json`` and the book's "Results at a glance" page
-(:mod:`ntknb.results`) lists them; :func:`claims_html` renders them as an HTML table (glued
-Markdown tables render as raw text in this book, HTML renders as a table).
+(:mod:`ntknb.results`) lists them; :func:`claims_html` renders them as an HTML table.
+:func:`summary_markdown` turns them into a chapter's summary in words (what reproduces, what
+does not, and why, from the verdicts); :func:`glue_summary` glues it for ``{glue:md}``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ __all__ = [
     "claims_html",
     "show_claims",
     "glue_claims",
+    "summary_markdown",
+    "glue_summary",
 ]
 
 DIRECTIONS = ("greater", "less")
@@ -320,3 +323,51 @@ def glue_claims(claims: Sequence[Any], name: str = "claims"):
     objs = _as_claims(claims)
     glue(name, [c.to_json() for c in objs])
     return show_claims(objs)
+
+
+_WHY = {
+    "reproduced": "the whole interval lies beyond the threshold the claim needs",
+    "contradicted": "the whole interval lies on the other side of the threshold",
+    "inconclusive": "the interval contains the threshold, so this run cannot tell; more seeds "
+                    "or test points, or the paper's scale, would narrow it",
+}
+_HEADS = {"reproduced": "Reproduced", "contradicted": "Not reproduced (contradicted)",
+          "inconclusive": "Undecided (inconclusive)"}
+
+
+def summary_markdown(claims: Sequence[Any]) -> str:
+    """A chapter's summary in words, from its claims (:class:`Claim` objects or their JSON
+    dicts): a count sentence, then one bullet per claim grouped by verdict (reproduced,
+    contradicted, inconclusive), each with the claim, the measured value and interval, what it
+    needs, the scale, and why the verdict follows. Nothing in it is typed by the chapter."""
+    objs = _as_claims(claims)
+    if not objs:
+        return "This chapter checks no claim of its sources."
+    n = len(objs)
+    counts = {v: sum(c.verdict == v for c in objs) for v in VERDICTS}
+    words = {"reproduced": "reproduced", "contradicted": "contradicted", "inconclusive": "inconclusive"}
+    parts = [f"{counts[v]} {words[v]}" for v in VERDICTS if counts[v]]
+    lines = [f"Of the {n} claim{'s' if n != 1 else ''} this chapter checks, " + ", ".join(parts) + ".", ""]
+    for v in VERDICTS:
+        group = [c for c in objs if c.verdict == v]
+        if not group:
+            continue
+        lines.append(f"**{_HEADS[v]}** ({_WHY[v]}):")
+        lines.append("")
+        for c in group:
+            counts_ = f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}"
+            if c.n_test is not None:
+                counts_ += f", {c.n_test} test points"
+            lines.append(f"- {c.claim} ({c.source}, {c.where}; the paper: {c.paper}.) Measured "
+                         f"{c.interval_text}, needs {c.requirement_text}; {c.scale} ({counts_}).")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def glue_summary(claims: Sequence[Any], name: str = "claims_summary") -> str:
+    """Glue :func:`summary_markdown` of ``claims`` as Markdown under ``name``; paste it with
+    the ``{glue:md}`` directive (``:format: myst``). Returns the text (assign it, ``_ = ...``,
+    so the cell shows nothing)."""
+    from ntknb.report import glue_md
+
+    return glue_md(name, summary_markdown(claims))

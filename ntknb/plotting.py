@@ -29,6 +29,12 @@ def _ensure_inline_in_kernel() -> None:
 
 _ensure_inline_in_kernel()
 
+#: Smallest font size (points) of any text in a book figure: a figure is at most two panels
+#: wide and scaled into the book's column, so 8 pt stays readable there.
+MIN_FONT_SIZE = 8.0
+#: Most panels side by side in one row of a figure (:func:`new_figure` wraps wider grids).
+MAX_COLUMNS = 2
+
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 110,
@@ -38,18 +44,81 @@ STYLE = {
     "axes.spines.top": False,
     "axes.spines.right": False,
     "font.size": 10,
+    "axes.titlesize": 10,
+    "legend.fontsize": 8.5,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
     "legend.frameon": False,
 }
 
 
 def use_book_style() -> None:
-    """Apply the book's matplotlib style (call once at the top of a notebook)."""
+    """Apply the book's matplotlib style (call once at the top of a notebook). Inside a
+    Jupyter kernel, every figure shown under a cell is first made readable
+    (:func:`make_readable`)."""
     mpl.rcParams.update(STYLE)
+    _register_readability_hook()
+
+
+def make_readable(fig, min_size: float = MIN_FONT_SIZE):
+    """Raise every text of ``fig`` (titles, labels, tick labels, legends, annotations,
+    colour bars) to at least ``min_size`` points; returns ``fig``. Chapter code may pass
+    small explicit font sizes; this is the floor the book guarantees."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if text.get_text() and text.get_fontsize() < min_size:
+            text.set_fontsize(min_size)
+    return fig
+
+
+def _make_open_figures_readable() -> None:
+    for num in plt.get_fignums():
+        make_readable(plt.figure(num))
+
+
+def _register_readability_hook() -> None:
+    """Run :func:`_make_open_figures_readable` after each cell, before the inline backend
+    shows the open figures (its ``flush_figures`` is also a ``post_execute`` callback)."""
+    if "ipykernel" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    callbacks = shell.events.callbacks["post_execute"]
+    if _make_open_figures_readable not in callbacks:
+        callbacks.insert(0, _make_open_figures_readable)
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.4, **kwargs):
-    """A figure with an ``nrows × ncols`` grid of axes sized for the book's page."""
-    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), constrained_layout=True, **kwargs)
+    """A figure with an ``nrows × ncols`` grid of axes sized for the book's page.
+
+    At most :data:`MAX_COLUMNS` panels stand side by side: a row of more panels is wrapped onto
+    several rows of two (a 1 × 4 grid is drawn 2 × 2). The axes are returned in the *logical*
+    ``nrows × ncols`` arrangement, squeezed like :func:`matplotlib.pyplot.subplots` (pass
+    ``squeeze=False`` for a 2-D array), so ``axes[i]`` / ``axes[r, c]`` mean the same panel
+    whatever the layout.
+    """
+    import numpy as np
+
+    squeeze = kwargs.pop("squeeze", True)
+    if ncols <= MAX_COLUMNS:
+        return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), constrained_layout=True,
+                            squeeze=squeeze, **kwargs)
+    per_row = -(-ncols // MAX_COLUMNS)  # physical rows per logical row
+    fig, grid = plt.subplots(nrows * per_row, MAX_COLUMNS, figsize=(width * MAX_COLUMNS, height * nrows * per_row),
+                             constrained_layout=True, squeeze=False, **kwargs)
+    axes = np.empty((nrows, ncols), dtype=object)
+    for r in range(nrows):
+        for c in range(ncols):
+            axes[r, c] = grid[r * per_row + c // MAX_COLUMNS, c % MAX_COLUMNS]
+        for c in range(ncols, per_row * MAX_COLUMNS):  # unused cells of the last physical row
+            grid[r * per_row + c // MAX_COLUMNS, c % MAX_COLUMNS].remove()
+    if squeeze:
+        return fig, (axes[0] if nrows == 1 else axes)
+    return fig, axes
 
 
 # ----------------------------------------------------------- kernel dynamics (chapter 04)
@@ -70,7 +139,7 @@ def plot_distance_heatmaps(matrices: dict, epochs=None, vmax: float | None = Non
         ticks = np.arange(m.shape[0]) if epochs is None else np.asarray(epochs)
         im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax, origin="upper",
                        extent=(ticks[0] - 0.5, ticks[-1] + 0.5, ticks[-1] + 0.5, ticks[0] - 0.5))
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(False)
     axes[0][0].set_ylabel("epoch")
@@ -87,10 +156,12 @@ def plot_polar_trajectories(panels: dict):
     import numpy as np
 
     n = len(panels)
-    fig = plt.figure(figsize=(3.4 * n, 3.4), constrained_layout=True)
+    ncols = min(n, MAX_COLUMNS)
+    nrows = -(-n // ncols)
+    fig = plt.figure(figsize=(3.9 * ncols, 3.9 * nrows), constrained_layout=True)
     colors = ["tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange"]
     for i, (title, trajs) in enumerate(panels.items()):
-        ax = fig.add_subplot(1, n, i + 1, projection="polar")
+        ax = fig.add_subplot(nrows, ncols, i + 1, projection="polar")
         for c, (label, (r, theta)) in zip(colors, trajs.items()):
             r, theta = np.asarray(r), np.asarray(theta)
             ax.plot(theta, r, "-", color=c, alpha=0.6, label=label)
@@ -99,8 +170,8 @@ def plot_polar_trajectories(panels: dict):
                 ax.plot(theta[t], r[t], "o", color=c, alpha=float(alphas[t]), ms=4)
         ax.set_thetamin(0)
         ax.set_thetamax(90)
-        ax.set_title(title, fontsize=9)
-        ax.legend(loc="lower left", fontsize=7, bbox_to_anchor=(0.0, -0.25))
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, -0.3))
     return fig
 
 
@@ -114,7 +185,7 @@ def plot_kernel_matrices(kernels: dict, cmap: str = "viridis"):
     vmax = max(float(np.max(k)) for k in kernels.values())
     for ax, (title, k) in zip(axes[0], kernels.items()):
         im = ax.imshow(np.asarray(k), cmap=cmap, vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
@@ -135,8 +206,8 @@ def plot_curves(ax, curves: dict, xlabel: str = "epoch", ylabel: str = "", logy:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=10)
+    ax.legend()
     return ax
 
 
@@ -200,7 +271,7 @@ def plot_usefulness_robustness(ax, robust, useful, eigenvalues, title: str = "",
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=10)
     return sc
 
 
@@ -222,12 +293,12 @@ def plot_bn_accuracy_curves(curves: dict, mode_labels: dict | None = None):
             name = (mode_labels or {}).get(mode, mode)
             ax.plot(h["epoch"], h["clean"], "o-", ms=3, color=colors[i], label=f"clean, {name}")
             ax.plot(h["epoch"], h["robust"], "s--", ms=3, color=colors[i], label=f"PGD, {name}")
-        ax.set_title(f"{r}: {c} data", fontsize=9)
+        ax.set_title(f"{r}: {c} data", fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylim(-0.02, 1.02)
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy")
-    axes[0, -1].legend(fontsize=7)
+    axes[0, -1].legend()
     return fig
 
 
@@ -273,8 +344,8 @@ def plot_layer_gaps(ax, gaps: dict, ylabel: str = "", title: str = ""):
     ax.set_xlabel("BatchNorm layer (input → output)")
     ax.set_ylabel(ylabel)
     if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=10)
+    ax.legend()
     return ax
 
 
@@ -296,15 +367,15 @@ def plot_transfer_curves(curves, eps_labels=None, title: str = ""):
     ax.fill_between(t, q10, q90, alpha=0.25, color="C0", label="10-90 %")
     ax.plot(t, curves.cos_sim_mean, "o-", ms=3, color="C0", label="mean")
     ax.set_ylim(min(0.0, float(np.nanmin(q10)) - 0.05), 1.0)
-    ax.set_title("(a) cos(grad L net, grad L NTK)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("(a) cos(grad L net, grad L NTK)", fontsize=10)
+    ax.legend()
     ax = axes[1]
     ax.plot(t, curves.clean_acc_net, "o-", ms=3, label="network")
     ax.plot(t, curves.clean_acc_kernel, "s--", ms=3, label="NTK predictor")
     ax.plot(t, curves.agreement, ":", color="grey", label="agreement")
     ax.set_ylim(0, 1.02)
-    ax.set_title("(b) clean test accuracy", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("(b) clean test accuracy", fontsize=10)
+    ax.legend()
     styles = {("net", "net"): ("-", "net, white-box"), ("net", "kernel"): ("--", "net, NTK attack"),
               ("kernel", "kernel"): (":", "NTK, own attack")}
     for a, attack in enumerate(attacks):
@@ -317,9 +388,9 @@ def plot_transfer_curves(curves, eps_labels=None, title: str = ""):
         handles = [mpl.lines.Line2D([], [], color="k", ls=ls, label=lab) for ls, lab in styles.values()]
         handles += [mpl.lines.Line2D([], [], color=f"C{j}", label=f"eps={lab}") for j, lab in enumerate(eps_labels)
                     if not np.all(np.isnan(curves.robust_acc[("net", "kernel", attack)][:, j]))]
-        ax.legend(handles=handles, fontsize=6.5)
+        ax.legend(handles=handles)
         ax.set_ylim(0, 1.02)
-        ax.set_title(f"({'cd'[a]}) robust accuracy, {attack.upper()}", fontsize=9)
+        ax.set_title(f"({'cd'[a]}) robust accuracy, {attack.upper()}", fontsize=10)
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("training time t")
@@ -340,16 +411,16 @@ def plot_width_sweep(rows, eps: float, eps_label: str = "", attack: str = "fgsm"
     ax1.plot(widths, [r.cos_sim_mean[-1] for r in rows], "o-", label="gradient cosine similarity")
     ax1.plot(widths, [r.output_rel_distance[-1] for r in rows], "s--", label="rel. output distance")
     ax1.set_ylim(0, 1.05)
-    ax1.set_title("(a) network vs NTK predictor", fontsize=9)
-    ax1.legend(fontsize=7)
+    ax1.set_title("(a) network vs NTK predictor", fontsize=10)
+    ax1.legend()
     ax2.plot(widths, [r.clean_acc_net[-1] for r in rows], "k:", label="net, clean")
     ax2.plot(widths, [r.robust("net", "net", attack)[-1, j] for r in rows], "o-", label="net, white-box")
     ax2.plot(widths, [r.robust("net", "kernel", attack)[-1, j] for r in rows], "s--", label="net, NTK attack")
     ax2.axhline(rows[0].robust("kernel", "kernel", attack)[-1, j], color="grey", ls="-.", lw=1,
                 label="NTK, own attack")
     ax2.set_ylim(0, 1.02)
-    ax2.set_title(f"(b) {attack.upper()} robust accuracy, eps={eps_label or f'{eps:.3g}'}", fontsize=9)
-    ax2.legend(fontsize=7)
+    ax2.set_title(f"(b) {attack.upper()} robust accuracy, eps={eps_label or f'{eps:.3g}'}", fontsize=10)
+    ax2.legend()
     for ax in (ax1, ax2):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("network width")
@@ -377,7 +448,7 @@ def plot_clean_robust_frontier(ax, families: dict, references: dict | None = Non
         ax.plot(r, c, marker=markers[j % len(markers)], ms=4, lw=1.0, alpha=0.85, label=label)
         if annotate and tags is not None:
             for x, y, t in zip(r, c, tags):
-                ax.annotate(str(t), (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+                ax.annotate(str(t), (x, y), fontsize=MIN_FONT_SIZE, xytext=(2, 2), textcoords="offset points")
     for label, (r, c) in (references or {}).items():
         ax.plot([r], [c], marker="*", ms=11, ls="none", label=label)
     ax.set_xlabel(xlabel)
@@ -385,6 +456,6 @@ def plot_clean_robust_frontier(ax, families: dict, references: dict | None = Non
     ax.set_xlim(-0.03, 1.03)
     ax.set_ylim(-0.03, 1.03)
     if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=10)
+    ax.legend()
     return ax

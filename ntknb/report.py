@@ -9,6 +9,11 @@ into plain Python numbers and lists. Otherwise the stored ``text/plain`` repr is
 ``np.float64(0.5)`` (numpy 2) or ``Array(0.5, dtype=float32)`` (JAX), which neither the
 ``{glue:text}`` format spec nor ``metrics.json`` can read as a number.
 
+Figures: :func:`glue` makes a glued matplotlib figure readable in the book
+(:func:`ntknb.plotting.make_readable`: no text below 8 pt) and closes it, so the book shows
+it once, where the text pastes it with ``{glue:figure}`` (the inline backend would otherwise
+show it a second time under the cell). ``display=True`` shows it under the cell instead.
+
 Tables: pandas is not a dependency. :func:`markdown_table` renders rows as a GitHub /
 MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
 ``{glue:md}`name``` or the ``{glue:md}`` directive).
@@ -88,9 +93,26 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
 
     _check_name(name)
     plain = to_python(value)
+    figure = _is_figure(plain)
+    if figure:
+        from ntknb import plotting
+
+        plotting.make_readable(plain)
     _myst_glue(name, plain, display=display)
+    if figure:  # shown once: by the paste (or by display=True), not again by the inline backend
+        import matplotlib.pyplot as plt
+
+        plt.close(plain)
     _GLUED[name] = plain
     return plain
+
+
+def _is_figure(value: Any) -> bool:
+    """A matplotlib ``Figure`` (checked without importing matplotlib when it is not loaded)."""
+    import sys
+
+    module = sys.modules.get("matplotlib.figure")
+    return module is not None and isinstance(value, module.Figure)
 
 
 #: Every value glued in this process (this notebook's kernel), by name; later glues win.

@@ -23,12 +23,15 @@ from typing import Any
 
 from ntknb.claims import VERDICTS, Claim
 
-__all__ = ["PAGE", "DOCNAME", "check_claims", "results_page"]
+__all__ = ["PAGE", "DOCNAME", "STATUS_PAGE", "STATUS_DOCNAME", "check_claims", "results_page", "status_page"]
 
 #: The generated page, relative to the book's root (listed in ``_toc.yml``).
 PAGE = "book/results.md"
 #: Its Sphinx docname.
 DOCNAME = PAGE[: -len(".md")]
+#: The generated "Execution status" page (:func:`status_page`) and its docname.
+STATUS_PAGE = "book/status.md"
+STATUS_DOCNAME = STATUS_PAGE[: -len(".md")]
 
 
 def check_claims(chapters: Sequence[tuple[str, Any]]) -> list[tuple[str, list[Claim]]]:
@@ -59,23 +62,20 @@ def check_claims(chapters: Sequence[tuple[str, Any]]) -> list[tuple[str, list[Cl
 
 
 def _row(doc: str, c: Claim) -> list[str]:
-    link = f"{{ref}}`{c.section}`" if c.section else f"{{doc}}`/{doc}`"
+    link = f"{{ref}}`evidence <{c.section}>`" if c.section else f"{{doc}}`evidence </{doc}>`"
     counts = f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}"
     if c.n_test is not None:
         counts += f", {c.n_test} test points"
     return [
-        f"**{(c.id)}**: {(c.claim)}",
-        f"{{cite:t}}`{c.source}`, {(c.where)}",
-        (c.paper),
-        (c.interval_text),
-        (c.requirement_text),
-        f"{(c.scale)} ({counts})",
-        f"**{c.verdict}**",
-        link,
+        f"**{c.id}**: {c.claim} ({{cite:t}}`{c.source}`, {c.where}; paper: {c.paper}; "
+        f"here: {c.scale} ({counts}))",
+        f"{c.interval_text}, needs {c.requirement_text}",
+        f"**{c.verdict}** ({link})",
     ]
 
 
-_COLUMNS = ["Claim", "Source", "Paper", "Ours [interval]", "Needs", "Scale", "Verdict", "Evidence"]
+#: Three columns, so that the table stays readable on a phone (the details sit in the claim cell).
+_COLUMNS = ["Claim (source; paper; our scale)", "Ours [interval], needs", "Verdict"]
 
 
 def results_page(chapters: Sequence[tuple[str, Any]]) -> str:
@@ -112,4 +112,57 @@ def results_page(chapters: Sequence[tuple[str, Any]]) -> str:
         markdown_table([_row(doc, c) for doc, c in claims], _COLUMNS, align=["l"] * len(_COLUMNS)),
         "",
     ]
+    return "\n".join(lines)
+
+
+def _fmt_runtime(seconds) -> str:
+    if not isinstance(seconds, (int, float)):
+        return "not recorded"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def status_page(records: Sequence[tuple[str, dict]]) -> str:
+    """The "Execution status" page's MyST Markdown from ``(docname, record)`` pairs
+    (:func:`ntknb.book.execution_records`): per chapter the run time of its defaults, when and on
+    what machine it was executed, and the library versions; nothing on it is typed."""
+    from ntknb.report import markdown_table
+
+    lines = [
+        "# Execution status",
+        "",
+        "This page is generated when the book is built, from the executed notebooks stored with the "
+        "book: how long each chapter took at its default parameters, when and where it ran, and with "
+        "which library versions (recorded by `python -m ntknb.book execute`). Timings were taken on a "
+        "shared machine; expect them to vary by a factor of about two. \"not recorded\" marks a "
+        "notebook executed before this record existed.",
+        "",
+    ]
+    if not records:
+        return "\n".join(lines + ["No executed notebook is listed in the table of contents.", ""])
+    rows, versions = [], {}
+    for doc, rec in records:
+        rows.append([f"{{doc}}`/{doc}`", _fmt_runtime(rec.get("runtime_s")),
+                     str(rec.get("date") or "not recorded")[:16].replace("T", " "),
+                     rec.get("machine") or "not recorded"])
+        for name, v in (rec.get("versions") or {}).items():
+            if v:
+                versions.setdefault(name, set()).add(v)
+    total = sum(r.get("runtime_s") for _, r in records if isinstance(r.get("runtime_s"), (int, float)))
+    lines += [
+        markdown_table(rows, ["Chapter", "Run time (defaults)", "Executed (UTC)", "Machine"],
+                       align=["l", "r", "l", "l"]),
+        "",
+        f"All chapters together: {_fmt_runtime(total)}.",
+        "",
+        "## Library versions",
+        "",
+    ]
+    if versions:
+        lines += [markdown_table([[n, ", ".join(sorted(v))] for n, v in sorted(versions.items())],
+                                 ["Package", "Version(s)"], align=["l", "l"]), ""]
+        pythons = sorted({r.get("python") for _, r in records if r.get("python")})
+        lines += [f"Python {', '.join(pythons)}.", ""]
+    else:
+        lines += ["Not recorded yet (the notebooks were executed before `ntknb.book execute` recorded "
+                  "versions); the pinned versions are in `requirements.lock`.", ""]
     return "\n".join(lines)

@@ -123,3 +123,18 @@ def test_glue_claims_stores_plain_json(capsys):
     shown = C.glue_claims([a])
     assert shown._repr_html_() == C.claims_html([a])
     assert report.glued_values()["claims"] == [a.to_json()]
+
+
+def test_summary_in_words_follows_the_verdicts(monkeypatch):
+    reproduced = C.Claim(**dict(BASE, id="demo.up", low=10.5, high=12.0, measured=11.0, n_test=500))
+    contradicted = C.Claim(**BASE)
+    text = C.summary_markdown([contradicted, reproduced])
+    assert text.startswith("Of the 2 claims this chapter checks, 1 reproduced, 1 contradicted.")
+    assert text.index("**Reproduced**") < text.index("**Not reproduced (contradicted)**")
+    assert "Measured 11 [10.5, 12], needs > 10" in text and "(3 seeds, 500 test points)" in text
+    assert "inconclusive" not in text.split("\n")[0]
+    assert C.summary_markdown([]) == "This chapter checks no claim of its sources."
+    glued = []
+    monkeypatch.setattr("ntknb.report.glue", lambda name, value, display=False: glued.append((name, value)))
+    assert C.glue_summary([reproduced]) == C.summary_markdown([reproduced])
+    assert glued[0][0] == "claims_summary"

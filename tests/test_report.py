@@ -102,3 +102,24 @@ def test_glue_table(monkeypatch):
     (data, metadata), = calls
     assert data["application/papermill.record/text/markdown"] == text
     assert metadata["scrapbook"]["name"] == "tab"
+
+
+def test_glued_figure_is_shown_once_and_readable(monkeypatch):
+    """A glued figure is closed (the inline backend will not show it again under the cell) and
+    its text is raised to the book's minimum size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ntknb import plotting
+
+    calls = _captured_glue(monkeypatch)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], label="x")
+    ax.legend(fontsize=5)
+    assert plt.fignum_exists(fig.number)
+    assert report.glue("fig_demo", fig) is fig
+    assert not plt.fignum_exists(fig.number)
+    assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= plotting.MIN_FONT_SIZE
+    assert calls[0][1]["scrapbook"]["name"] == "fig_demo"

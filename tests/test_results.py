@@ -84,9 +84,10 @@ def test_page_lists_claims_in_toc_order(tmp_path):
     assert text.startswith("# Results at a glance")
     assert "2 claims from 1 chapter: 1 reproduced, 1 contradicted, 0 inconclusive." in text
     assert "{cite:t}`loo2022evolution`, Sec. 4, Fig. 3" in text
-    assert "{doc}`/notebooks/01_demo`" in text and "{ref}`demo-claims`" in text
+    assert "{doc}`evidence </notebooks/01_demo>`" in text and "{ref}`evidence <demo-claims>`" in text
     assert "1.16 [1.05, 1.27]" in text and "**contradicted**" in text and "(3 seeds, 200 test points)" in text
     assert text.count("\n| ") == 4  # header, rule, two rows
+    assert all(line.count(" | ") == 2 for line in text.splitlines() if line.startswith("| "))  # 3 columns
 
 
 def test_page_without_claims(tmp_path):
@@ -152,3 +153,27 @@ def test_glued_claims_survive_the_notebook_text_repr():
     text = PlainTextFormatter()(value)
     assert "\n" in text  # pretty-printed over many lines
     assert _glued_value({"text/plain": text}) == value
+
+
+def test_status_page_from_the_stored_notebooks(tmp_path):
+    """The execution status page reads metadata.ntknb.execution, papermill's record and the
+    glued runtime; a notebook without a record says so."""
+    root = _book(tmp_path, [Claim(**CLAIM).to_json()])
+    (root / "_toc.yml").write_text(TOC.replace("      - file: book/results\n",
+                                               "      - file: book/results\n      - file: book/status\n"))
+    nb_path = root / "notebooks" / "01_demo.ipynb"
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.metadata["papermill"] = {"duration": 12.5, "end_time": "2026-01-02T03:04:05"}
+    nb.metadata["ntknb"] = {"execution": book.execution_record(12.5)}
+    nbformat.write(nb, nb_path)
+    _notebook(root / "notebooks" / "02_plain.ipynb", {"runtime_s": 250.0})
+    records = dict(book.execution_records(root))
+    assert records["notebooks/01_demo"]["runtime_s"] == 12.5
+    assert records["notebooks/01_demo"]["versions"]["numpy"]
+    assert records["notebooks/02_plain"]["runtime_s"] == 250.0 and records["notebooks/02_plain"]["machine"] is None
+    path = book.write_status_page(root)
+    text = path.read_text()
+    assert path == root / "book" / "status.md" and text.startswith("# Execution status")
+    assert "| {doc}`/notebooks/01_demo` | 12 s |" in text and "| {doc}`/notebooks/02_plain` | 4.2 min |" in text
+    assert "not recorded" in text and "| numpy |" in text
+    assert "All chapters together: 4.4 min." in text
