@@ -6,8 +6,10 @@
     python -m ntknb.book check-sync      # every notebooks/*.py and its .ipynb hold the same inputs
     python -m ntknb.book sync [NAME...]   # rewrite the .ipynb inputs from the .py, keeping outputs
     python -m ntknb.book execute NAME...  # sync, then execute notebooks/NAME.ipynb in place
+    python -m ntknb.book lab [NAME] [JUPYTER-LAB ARGS...]  # JupyterLab on the notebooks, ntknb kernel
+    python -m ntknb.book check-html [DIR] # rendering problems of each page of a built book
 
-``bash scripts/dev book`` runs ``build``.
+``bash scripts/dev book`` runs ``build``; ``bash scripts/dev lab`` runs ``lab``.
 
 Every ``notebooks/NN_name.py`` (py:percent, the single source) is paired with
 ``notebooks/NN_name.ipynb`` (same inputs, plus the outputs of a run at default parameters;
@@ -500,6 +502,23 @@ def build(
     return proc.returncode
 
 
+def lab_command(name: str | None = None, extra: Sequence[str] = (), root: str | os.PathLike | None = None) -> list[str]:
+    """The ``jupyter lab`` command line that opens the book's notebooks (``notebooks/NAME.ipynb``
+    when ``name`` is given) with the project's kernel (:data:`ntknb.runner.DEFAULT_KERNEL`, the
+    kernel every notebook names) as the default for new notebooks too."""
+    root = Path(root) if root is not None else ROOT
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
+           f"--MappingKernelManager.default_kernel_name={DEFAULT_KERNEL}", *extra]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in cmd:
+        cmd.append("--allow-root")  # containers and CI machines run as root
+    if name:
+        ipynb = _nb_dir(root) / f"{Path(name).stem}.ipynb"
+        if not ipynb.is_file():
+            raise SystemExit(f"ntknb.book: error: no notebook {ipynb.relative_to(root)}")
+        cmd.append(str(ipynb.relative_to(root)))
+    return cmd
+
+
 # ------------------------------------------------------------------ checks of the built book
 
 import re as _re
@@ -645,10 +664,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("names", nargs="*", metavar="NAME", help="notebooks to sync (default: all)")
     e = sub.add_parser("execute", help="sync, then execute notebooks in place at default parameters")
     e.add_argument("names", nargs="+", metavar="NAME", help="notebooks to execute (e.g. 00_ntk_basics)")
+    lab = sub.add_parser("lab", help="open the notebooks in JupyterLab with the project's kernel")
+    lab.add_argument("name", nargs="?", metavar="NAME", help="a notebook to open (e.g. 00_ntk_basics)")
     c = sub.add_parser("check-html", help="report the rendering problems of each page of a built book")
     c.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built HTML (default: %(default)s)")
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)  # `lab` passes the rest on to jupyter lab
+    if unknown and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
 
+    if args.command == "lab":
+        os.execv(sys.executable, lab_command(args.name, unknown, root=args.root))
     if args.command == "check-html":
         found = html_problems(args.html)
         for page, problems in found.items():
