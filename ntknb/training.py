@@ -366,18 +366,33 @@ def flax_apply_fn(model) -> Callable:
     return apply_fn
 
 
-def linearized_apply_fn(apply_fn: Callable, params0: Any, state0: dict) -> Callable:
-    """The network linearised around ``params0`` (Lee et al. 2019; Loo et al. 2022):
+def linearized_apply_fn(apply_fn: Callable, params0: Any, state0: dict, centered: bool = False) -> Callable:
+    """The network linearised around ``params0`` (Lee et al. 2019; ``loo2022evolution``):
 
     f_lin(θ, x) = f(θ_0, x) + J_θ f(θ_0, x) (θ − θ_0),
 
     via ``neural_tangents.linearize`` on the evaluation-mode network with frozen
     ``state0``.  Its empirical NTK is constant, equal to that of f at θ_0.
+    ``centered=True`` drops the first term, f_c(θ, x) = J_θ f(θ_0, x) (θ − θ_0) (a Jacobian-vector
+    product): the output is 0 at θ = θ_0, so what a model trained from θ_0 learns comes from the
+    frozen kernel (feature map) alone, not from the function the network had at θ_0 (the centred
+    linearised model of ``loo2022evolution``).
     Returns an apply function of the same signature (``state`` is passed through).
     """
     import neural_tangents as nt
 
-    f_lin = nt.linearize(lambda p, x: apply_fn(p, state0, x, False)[0], params0)
+    if not isinstance(centered, bool):
+        raise ValueError(f"parameter 'centered' must be True or False; got {centered!r}")
+
+    def f(p, x):
+        return apply_fn(p, state0, x, False)[0]
+
+    if centered:
+        def f_lin(params, x):
+            delta = jax.tree_util.tree_map(lambda a, b: a - b, params, params0)
+            return jax.jvp(lambda p: f(p, x), (params0,), (delta,))[1]
+    else:
+        f_lin = nt.linearize(f, params0)
 
     def apply_lin(params, state, x, train):
         del train

@@ -167,3 +167,20 @@ def test_linearized_apply_fn_matches_at_expansion_point_and_is_linear():
     d = jax.tree_util.tree_map(lambda a: 0.01 * jnp.ones_like(a), p0)
     f = lambda c: lin(jax.tree_util.tree_map(lambda a, b: a + c * b, p0, d), s0, x, False)[0]  # noqa: E731
     np.testing.assert_allclose(f(2.0) - f(0.0), 2 * (f(1.0) - f(0.0)), rtol=1e-4, atol=1e-5)
+
+
+def test_centered_linearization_is_the_linearization_minus_the_initial_output():
+    import neural_tangents as nt
+
+    x, _ = _toy_data(4)
+    m = _small_cnn()
+    p0, s0 = models.init_model(m, x.shape[1:])
+    apply_fn = training.flax_apply_fn(m)
+    cen = training.linearized_apply_fn(apply_fn, p0, s0, centered=True)
+    ref = nt.linearize(lambda p, xx: apply_fn(p, s0, xx, False)[0], p0)  # independent reference
+    p1 = jax.tree_util.tree_map(lambda a: a + 0.02 * jnp.sign(a), p0)
+    np.testing.assert_allclose(cen(p0, s0, x, False)[0], 0.0, atol=1e-7)
+    np.testing.assert_allclose(cen(p1, s0, x, False)[0], ref(p1, x) - apply_fn(p0, s0, x, False)[0],
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="'centered'"):
+        training.linearized_apply_fn(apply_fn, p0, s0, centered="yes")
