@@ -12,23 +12,33 @@ Lecture notes "Kernels, Data & Physics", Sec. 2:
   decays as exp(-η λ_i t) — in ntknb's convention (loss ½·mean over the N = n·k
   entries of Y, t = steps × learning rate) as exp(-λ_i t / N).
 
-The networks and kernel predictors come from :mod:`ntknb.transfer`
-(:func:`~ntknb.transfer.train_network`, :class:`~ntknb.transfer.KernelModel`); this
-module only measures.
+The wide networks are trained here (:func:`train_network`, :class:`TrainedNetwork`: full-batch
+gradient descent on ``½·mean((f - y)²)``, optionally centred, ``g_θ = f_θ - f_θ0``, footnote 2 of
+``tsilivis2022ntk``, so that as width → ∞ its outputs converge to Eq. (7) exactly); the kernel
+predictors they are compared with are :class:`ntknb.kernel_machines.KernelModel`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ntknb import attacks as A
 from ntknb import kernels as K
 from ntknb.architectures import Architecture
+from ntknb.kernel_machines import loss_name_for
+from ntknb.training import GradientDescentRun, train_full_batch_gd
 
-__all__ = ["empirical_ntk_errors", "gradient_descent_residual_modes", "loglog_slope", "residual_modes"]
+__all__ = ["TrainedNetwork", "empirical_ntk_errors", "gradient_descent_residual_modes", "loglog_slope",
+           "residual_modes", "train_network"]
 
 
 def empirical_ntk_errors(
@@ -126,3 +136,106 @@ def gradient_descent_residual_modes(predictor: K.KernelPredictor, steps, learnin
     factor = np.abs(1.0 - learning_rate * lam / predictor.normalization)
     steps = np.asarray(steps, np.float64)[:, None]
     return factor[None, :] ** steps * np.linalg.norm(np.asarray(predictor.proj_y, np.float64), axis=-1)[None, :]
+
+
+# --------------------------------------------------------------------------- trained wide networks
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedNetwork:
+    """A network trained by full-batch GD, with its initial parameters for centring.
+
+    Attributes:
+      arch: the :class:`~ntknb.architectures.Architecture`.
+      params0: initial parameters θ_0.
+      run: :class:`~ntknb.training.GradientDescentRun` (checkpoint steps, times, params).
+      centre: whether the model is ``g_θ = f_θ - f_θ0`` (trained and attacked as such).
+      learning_rate: η.
+    """
+
+    arch: Architecture
+    params0: Any = dataclasses.field(repr=False)
+    run: GradientDescentRun = dataclasses.field(repr=False)
+    centre: bool = True
+    learning_rate: float = 0.0
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.asarray(self.run.times, dtype=float)
+
+    def outputs(self, params, x) -> jnp.ndarray:
+        """Model outputs ``(m, k)``: ``f_θ(x) - f_θ0(x)`` if centred, else ``f_θ(x)``."""
+        return _outputs(self.arch.apply_fn, self.centre, params, self.params0, x)
+
+    def predict_fn(self, i: int) -> Callable:
+        """``x ↦ outputs(θ at checkpoint i, x)``, jitted once per architecture (for attacks
+        and evaluation)."""
+        return functools.partial(_outputs_jit, self.arch.apply_fn, self.centre, self.run.params[i], self.params0)
+
+    def checkpoint_index(self, t: float) -> int:
+        """Index of the checkpoint at time ``t`` (relative tolerance 1e-6)."""
+        times = self.times
+        i = int(np.argmin(np.abs(times - float(t))))
+        if not abs(times[i] - float(t)) <= 1e-6 * max(abs(float(t)), 1.0):
+            raise ValueError(f"t={t!r} is not a checkpoint time; checkpoint times are {times.tolist()}")
+        return i
+
+    def loss_gradients(self, i: int, x, y) -> jnp.ndarray:
+        """``∇ₓ L(model_i(x), y)`` for all rows of ``x`` in one jitted pass ``(m, ...)``."""
+        fn = _net_loss_grad(self.arch.apply_fn, self.centre, loss_name_for(y))
+        return fn(self.run.params[i], self.params0, jnp.asarray(x), jnp.asarray(y))
+
+    def relative_weight_change(self, i: int = -1) -> float:
+        """``‖θ_i - θ_0‖ / ‖θ_0‖`` (small in the lazy regime)."""
+        d = jax.tree_util.tree_map(lambda a, b: a - b, self.run.params[i], self.params0)
+        norm = lambda tree: math.sqrt(sum(float(jnp.sum(jnp.square(l))) for l in jax.tree_util.tree_leaves(tree)))
+        return norm(d) / norm(self.params0)
+
+
+def _outputs(apply_fn, centre, params, params0, x):
+    out = apply_fn(params, x)
+    return out - apply_fn(params0, x) if centre else out
+
+
+_outputs_jit = jax.jit(_outputs, static_argnums=(0, 1))
+
+
+@functools.lru_cache(maxsize=32)
+def _net_loss_grad(apply_fn, centre: bool, loss: str):
+    loss_fn = A.LOSSES[loss]
+
+    def total(x, params, params0, y):
+        return jnp.sum(loss_fn(_outputs(apply_fn, centre, params, params0, x), y))
+
+    grad = jax.grad(total)
+    return jax.jit(lambda params, params0, x, y: grad(x, params, params0, y))
+
+
+def train_network(arch: Architecture, x_train, y_train, learning_rate: float, checkpoints: Sequence[int],
+                  seed: int = 0, centre: bool = True, progress: bool = True,
+                  description: str | None = None) -> TrainedNetwork:
+    """Initialise ``arch`` with ``PRNGKey(seed)`` and train it by full-batch GD on ½·MSE.
+
+    With ``centre=True`` the trained model is ``g_θ = f_θ - f_θ0``: gradient descent on
+    ``½·mean((g_θ(X) - Y)²)``, run as :func:`ntknb.training.train_full_batch_gd` of ``f_θ`` on
+    the targets ``Y + f_θ0(X)`` (same gradients). Times are ``t = step × learning_rate``.
+
+    Args:
+      arch: network (its ``out_dim`` must equal ``y_train.shape[1]``).
+      x_train: ``(n, H, W, C)``; y_train: ``(n, k)``.
+      learning_rate: η > 0; checkpoints: increasing step counts.
+      seed: initialisation seed (non-negative int).
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    x_train = jnp.asarray(x_train, jnp.float32)
+    y_train = jnp.asarray(y_train, jnp.float32)
+    if arch.out_dim != y_train.shape[1]:
+        raise ValueError(f"arch.out_dim ({arch.out_dim}) must equal the number of label columns "
+                         f"y_train.shape[1] ({y_train.shape[1]})")
+    params0 = arch.init(jax.random.PRNGKey(int(seed)), x_train.shape)
+    targets = y_train + arch.apply_fn(params0, x_train) if centre else y_train
+    run = train_full_batch_gd(arch.apply_fn, params0, x_train, targets, learning_rate, checkpoints,
+                              progress=progress, description=description or f"GD {arch.name}")
+    return TrainedNetwork(arch=arch, params0=params0, run=run, centre=bool(centre),
+                          learning_rate=float(learning_rate))

@@ -27,24 +27,23 @@ Losses: binary tasks (labels ±1, shape ``(n, 1)``) use the logistic loss
 exactly Eq. (8), ``x̃ = x - y·eps·sign(∇ₓ f_t(x))``; multi-class tasks (centred one-hot)
 use softmax cross-entropy :func:`ntknb.attacks.cross_entropy` on the k outputs.
 
-Everything here is built from the shared pieces: :mod:`ntknb.architectures` (network and
-its analytic NTK), :mod:`ntknb.kernels` (Gram matrices, :class:`~ntknb.kernels.KernelPredictor`,
-:func:`~ntknb.kernels.make_predict_fn`, batched jitted
-:func:`~ntknb.kernels.predictor_input_gradients`), :mod:`ntknb.attacks` (FGSM / PGD and
-the kernel attack) and :func:`ntknb.training.train_full_batch_gd`.
+Everything here is built from the shared pieces: :class:`ntknb.kernel_machines.KernelModel`
+(the kernel predictor of an architecture on a task, of gradient flow or of discrete gradient
+descent), :func:`ntknb.lazy.train_network` (the centred wide network trained by full-batch
+gradient descent), :mod:`ntknb.kernels` (Gram matrices, batched jitted
+:func:`~ntknb.kernels.predictor_input_gradients`) and :mod:`ntknb.attacks` (FGSM / PGD and
+the kernel attack).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
@@ -52,20 +51,16 @@ from tqdm import tqdm
 from ntknb import attacks as A
 from ntknb import kernels as K
 from ntknb.architectures import Architecture
-from ntknb.training import GradientDescentRun, train_full_batch_gd
+from ntknb.kernel_machines import KernelModel, loss_name_for
+from ntknb.lazy import TrainedNetwork, train_network
 
 __all__ = [
     "ATTACKS",
-    "KernelModel",
-    "TrainedNetwork",
     "TransferCurves",
     "cosine_similarity",
     "evaluate_transfer",
     "kernel_attack",
-    "loss_name_for",
-    "max_stable_learning_rate",
     "network_attack",
-    "train_network",
     "width_sweep",
     "cross_architecture",
 ]
@@ -75,14 +70,6 @@ ATTACKS = ("fgsm", "pgd")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def loss_name_for(y) -> str:
-    """``"bce"`` for binary ±1 labels of shape ``(n, 1)``, ``"ce"`` for ``(n, k)``, k > 1."""
-    y = np.asarray(y)
-    if y.ndim != 2:
-        raise ValueError(f"y must have shape (n, 1) (binary ±1) or (n, k) (centred one-hot); got {y.shape}")
-    return A.classification_loss("auto", y.shape[1])
 
 
 def cosine_similarity(a, b, eps: float = 1e-30) -> np.ndarray:
@@ -101,78 +88,7 @@ def cosine_similarity(a, b, eps: float = 1e-30) -> np.ndarray:
     return out
 
 
-def max_stable_learning_rate(k_train_train, n_outputs: int = 1) -> float:
-    """Largest stable step of gradient descent on ``½·mean((f - Y)²)`` for the linearised model.
-
-    With ``N = n·k`` entries the residual evolves as ``(I - η Θ / N)^s``; it is stable for
-    ``η < 2 N / λ_max(Θ)``. Returns that bound (use a fraction of it, e.g. 0.5).
-    """
-    k = np.asarray(k_train_train, np.float64)
-    if k.ndim != 2 or k.shape[0] != k.shape[1]:
-        raise ValueError(f"k_train_train must be a square (n, n) matrix; got {k.shape}")
-    if isinstance(n_outputs, bool) or not isinstance(n_outputs, (int, np.integer)) or n_outputs < 1:
-        raise ValueError(f"n_outputs must be a positive integer; got {n_outputs!r}")
-    lam_max = float(np.linalg.eigvalsh(k)[-1])
-    return 2.0 * k.shape[0] * int(n_outputs) / lam_max
-
-
 # --------------------------------------------------------------------------- kernel side
-
-
-@dataclasses.dataclass(frozen=True)
-class KernelModel:
-    """The analytic-NTK predictor of an architecture on a task (``tsilivis2022ntk`` Eq. 7).
-
-    Attributes:
-      name: label for tables (the architecture's name).
-      kernel_fn: the architecture's analytic ``kernel_fn``.
-      x_train: ``(n, H, W, C)``; y_train: ``(n, k)``.
-      predictor: :class:`ntknb.kernels.KernelPredictor` fitted on ``Θ(X, X)``.
-      kind: ``"ntk"``.
-    """
-
-    name: str
-    kernel_fn: Callable = dataclasses.field(repr=False)
-    x_train: Any = dataclasses.field(repr=False)
-    y_train: Any = dataclasses.field(repr=False)
-    predictor: K.KernelPredictor = dataclasses.field(repr=False)
-    k_train_train: Any = dataclasses.field(repr=False)
-    kind: str = "ntk"
-
-    @classmethod
-    def build(cls, arch: Architecture, x_train, y_train, kind: str = "ntk",
-              batch_size: int | None = 256) -> "KernelModel":
-        """Compute ``Θ(X, X)`` of ``arch``'s infinite-width kernel and fit Eq. (7)."""
-        x_train = jnp.asarray(x_train, jnp.float32)
-        y_train = jnp.asarray(y_train, jnp.float32)
-        ktt = np.asarray(K.kernel_matrix(arch.kernel_fn, x_train, None, kind=kind, batch_size=batch_size))
-        pred = K.KernelPredictor.fit(ktt, y_train)
-        return cls(name=arch.name, kernel_fn=arch.kernel_fn, x_train=x_train, y_train=y_train,
-                   predictor=pred, k_train_train=ktt, kind=kind)
-
-    @property
-    def n_outputs(self) -> int:
-        return int(self.y_train.shape[1])
-
-    def weights(self, t) -> jnp.ndarray:
-        """Dual weights ``α_t`` ``(n, k)`` of Eq. (7)."""
-        return jnp.asarray(self.predictor.weights(float(t)))
-
-    def predict_fn(self, t) -> Callable:
-        """Differentiable ``x ↦ Θ(x, X) α_t`` ``(m, ...) -> (m, k)`` (Eq. 7)."""
-        return K.make_predict_fn(self.kernel_fn, self.x_train, self.weights(t), kind=self.kind)
-
-    def loss_gradients(self, t, x, y, batch_size: int | None = 256) -> jnp.ndarray:
-        """``∇ₓ L(f_t(x), y)`` for all rows of ``x`` in batched jitted passes ``(m, ...)``."""
-        loss = A.LOSSES[loss_name_for(y)]
-        return K.predictor_input_gradients(self.kernel_fn, self.x_train, self.weights(t), x,
-                                           loss=loss, y=jnp.asarray(y), batch_size=batch_size,
-                                           kind=self.kind)
-
-    def train_loss(self, t) -> float:
-        """``½·mean((f_t(X) - Y)²)`` of the kernel predictor on its training set."""
-        f = np.asarray(self.predictor.predict_train(float(t)))
-        return float(0.5 * np.mean((f - np.asarray(self.y_train)) ** 2))
 
 
 def kernel_attack(kernel: KernelModel, t: float, x, y, eps: float, attack: str = "fgsm",
@@ -200,106 +116,6 @@ def kernel_attack(kernel: KernelModel, t: float, x, y, eps: float, attack: str =
 
 
 # --------------------------------------------------------------------------- network side
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainedNetwork:
-    """A network trained by full-batch GD, with its initial parameters for centring.
-
-    Attributes:
-      arch: the :class:`~ntknb.architectures.Architecture`.
-      params0: initial parameters θ_0.
-      run: :class:`~ntknb.training.GradientDescentRun` (checkpoint steps, times, params).
-      centre: whether the model is ``g_θ = f_θ - f_θ0`` (trained and attacked as such).
-      learning_rate: η.
-    """
-
-    arch: Architecture
-    params0: Any = dataclasses.field(repr=False)
-    run: GradientDescentRun = dataclasses.field(repr=False)
-    centre: bool = True
-    learning_rate: float = 0.0
-
-    @property
-    def times(self) -> np.ndarray:
-        return np.asarray(self.run.times, dtype=float)
-
-    def outputs(self, params, x) -> jnp.ndarray:
-        """Model outputs ``(m, k)``: ``f_θ(x) - f_θ0(x)`` if centred, else ``f_θ(x)``."""
-        return _outputs(self.arch.apply_fn, self.centre, params, self.params0, x)
-
-    def predict_fn(self, i: int) -> Callable:
-        """``x ↦ outputs(θ at checkpoint i, x)``, jitted once per architecture (for attacks
-        and evaluation)."""
-        return functools.partial(_outputs_jit, self.arch.apply_fn, self.centre, self.run.params[i], self.params0)
-
-    def checkpoint_index(self, t: float) -> int:
-        """Index of the checkpoint at time ``t`` (relative tolerance 1e-6)."""
-        times = self.times
-        i = int(np.argmin(np.abs(times - float(t))))
-        if not abs(times[i] - float(t)) <= 1e-6 * max(abs(float(t)), 1.0):
-            raise ValueError(f"t={t!r} is not a checkpoint time; checkpoint times are {times.tolist()}")
-        return i
-
-    def loss_gradients(self, i: int, x, y) -> jnp.ndarray:
-        """``∇ₓ L(model_i(x), y)`` for all rows of ``x`` in one jitted pass ``(m, ...)``."""
-        fn = _net_loss_grad(self.arch.apply_fn, self.centre, loss_name_for(y))
-        return fn(self.run.params[i], self.params0, jnp.asarray(x), jnp.asarray(y))
-
-    def relative_weight_change(self, i: int = -1) -> float:
-        """``‖θ_i - θ_0‖ / ‖θ_0‖`` (small in the lazy regime)."""
-        d = jax.tree_util.tree_map(lambda a, b: a - b, self.run.params[i], self.params0)
-        norm = lambda tree: math.sqrt(sum(float(jnp.sum(jnp.square(l))) for l in jax.tree_util.tree_leaves(tree)))
-        return norm(d) / norm(self.params0)
-
-
-def _outputs(apply_fn, centre, params, params0, x):
-    out = apply_fn(params, x)
-    return out - apply_fn(params0, x) if centre else out
-
-
-_outputs_jit = jax.jit(_outputs, static_argnums=(0, 1))
-
-
-@functools.lru_cache(maxsize=32)
-def _net_loss_grad(apply_fn, centre: bool, loss: str):
-    loss_fn = A.LOSSES[loss]
-
-    def total(x, params, params0, y):
-        return jnp.sum(loss_fn(_outputs(apply_fn, centre, params, params0, x), y))
-
-    grad = jax.grad(total)
-    return jax.jit(lambda params, params0, x, y: grad(x, params, params0, y))
-
-
-def train_network(arch: Architecture, x_train, y_train, learning_rate: float, checkpoints: Sequence[int],
-                  seed: int = 0, centre: bool = True, progress: bool = True,
-                  description: str | None = None) -> TrainedNetwork:
-    """Initialise ``arch`` with ``PRNGKey(seed)`` and train it by full-batch GD on ½·MSE.
-
-    With ``centre=True`` the trained model is ``g_θ = f_θ - f_θ0``: gradient descent on
-    ``½·mean((g_θ(X) - Y)²)``, run as :func:`ntknb.training.train_full_batch_gd` of ``f_θ`` on
-    the targets ``Y + f_θ0(X)`` (same gradients). Times are ``t = step × learning_rate``.
-
-    Args:
-      arch: network (its ``out_dim`` must equal ``y_train.shape[1]``).
-      x_train: ``(n, H, W, C)``; y_train: ``(n, k)``.
-      learning_rate: η > 0; checkpoints: increasing step counts.
-      seed: initialisation seed (non-negative int).
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    x_train = jnp.asarray(x_train, jnp.float32)
-    y_train = jnp.asarray(y_train, jnp.float32)
-    if arch.out_dim != y_train.shape[1]:
-        raise ValueError(f"arch.out_dim ({arch.out_dim}) must equal the number of label columns "
-                         f"y_train.shape[1] ({y_train.shape[1]})")
-    params0 = arch.init(jax.random.PRNGKey(int(seed)), x_train.shape)
-    targets = y_train + arch.apply_fn(params0, x_train) if centre else y_train
-    run = train_full_batch_gd(arch.apply_fn, params0, x_train, targets, learning_rate, checkpoints,
-                              progress=progress, description=description or f"GD {arch.name}")
-    return TrainedNetwork(arch=arch, params0=params0, run=run, centre=bool(centre),
-                          learning_rate=float(learning_rate))
 
 
 def network_attack(net: TrainedNetwork, i: int, x, y, eps: float, attack: str = "fgsm",

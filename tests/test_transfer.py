@@ -1,4 +1,5 @@
-"""Tests for ntknb.transfer: network vs NTK predictor and the transfer of kernel attacks."""
+"""Tests for ntknb.transfer (network vs NTK predictor, the transfer of kernel attacks), with the
+networks of ntknb.lazy.train_network and the kernel machines of ntknb.kernel_machines."""
 
 import ntknb  # noqa: F401  (must precede neural_tangents; installs the compat shim)
 
@@ -9,6 +10,8 @@ import pytest
 
 from ntknb import attacks as A
 from ntknb import kernels as K
+from ntknb import kernel_machines as KM
+from ntknb import lazy as L
 from ntknb import transfer as T
 from ntknb.architectures import get_architecture
 
@@ -36,9 +39,9 @@ def _task(n_train=12, n_test=10, k=1, seed=0):
 def _setup(width=256, k=1, steps=(5, 40), seed=0, centre=True, lr_fraction=0.5):
     x_tr, y_tr, x_te, y_te = _task(k=k)
     arch = get_architecture("fc1", width=width, out_dim=k)
-    kern = T.KernelModel.build(arch, x_tr, y_tr)
-    lr = lr_fraction * T.max_stable_learning_rate(kern.k_train_train, k)
-    net = T.train_network(arch, x_tr, y_tr, lr, list(steps), seed=seed, centre=centre, progress=False)
+    kern = KM.KernelModel.build(arch, x_tr, y_tr)
+    lr = lr_fraction * KM.max_stable_learning_rate(kern.k_train_train, k)
+    net = L.train_network(arch, x_tr, y_tr, lr, list(steps), seed=seed, centre=centre, progress=False)
     return net, kern, x_te, y_te
 
 
@@ -56,27 +59,6 @@ def test_cosine_similarity_values():
     np.testing.assert_allclose(T.cosine_similarity(x, 2 * x), 1.0, atol=1e-12)
     with pytest.raises(ValueError, match="same shape"):
         T.cosine_similarity(a, b[:, :1])
-
-
-def test_loss_name_for():
-    assert T.loss_name_for(np.ones((3, 1))) == "bce"
-    assert T.loss_name_for(np.ones((3, 10))) == "ce"
-    with pytest.raises(ValueError, match="y must have shape"):
-        T.loss_name_for(np.ones(3))
-
-
-def test_max_stable_learning_rate_is_the_gd_stability_bound():
-    x_tr, y_tr, _, _ = _task()
-    arch = get_architecture("fc1", width=8)
-    ktt = np.asarray(K.kernel_matrix(arch.kernel_fn, x_tr), np.float64)
-    n = ktt.shape[0]
-    lr = T.max_stable_learning_rate(ktt, 1)
-    lam = np.linalg.eigvalsh(ktt)
-    np.testing.assert_allclose(lr, 2 * n / lam[-1], rtol=1e-10)
-    # the linearised residual r <- (I - lr Θ / N) r contracts just below the bound, grows above it
-    for factor, stable in ((0.99, True), (1.01, False)):
-        m = np.eye(n) - factor * lr * ktt / n
-        assert (np.max(np.abs(np.linalg.eigvalsh(m))) < 1) == stable
 
 
 # -------------------------------------------------------------- network vs kernel
@@ -121,7 +103,7 @@ def test_loss_gradients_align_better_when_wider():
 @pytest.mark.parametrize("attack", ["fgsm", "pgd"])
 def test_kernel_attack_raises_kernel_loss(k, attack):
     x_tr, y_tr, x_te, y_te = _task(k=k)
-    kern = T.KernelModel.build(get_architecture("fc1", out_dim=k), x_tr, y_tr)
+    kern = KM.KernelModel.build(get_architecture("fc1", out_dim=k), x_tr, y_tr)
     t = 50.0
     f_t = kern.predict_fn(t)
     loss_fn = A.LOSSES[T.loss_name_for(y_te)]
@@ -135,7 +117,7 @@ def test_kernel_attack_raises_kernel_loss(k, attack):
 def test_kernel_fgsm_is_eq8_for_binary_labels():
     """x̃ − x = −y·eps·sign(∇ₓ f_t(x)) (Tsilivis & Kempe Eq. 8)."""
     x_tr, y_tr, x_te, y_te = _task(k=1)
-    kern = T.KernelModel.build(get_architecture("fc1"), x_tr, y_tr)
+    kern = KM.KernelModel.build(get_architecture("fc1"), x_tr, y_tr)
     t, eps = 30.0, 0.03
     grad_f = K.predictor_input_gradients(kern.kernel_fn, kern.x_train, kern.weights(t), x_te)
     expected = -jnp.reshape(y_te, (-1, 1, 1, 1)) * eps * jnp.sign(grad_f)
@@ -192,9 +174,9 @@ def test_evaluate_transfer_rejects_bad_input():
     with pytest.raises(ValueError, match="attack"):
         T.kernel_attack(kern, 1.0, x_te, y_te, 0.1, "deepfool")
     with pytest.raises(ValueError, match="out_dim"):
-        T.train_network(get_architecture("fc1", out_dim=2), kern.x_train, kern.y_train, 0.1, [1], progress=False)
+        L.train_network(get_architecture("fc1", out_dim=2), kern.x_train, kern.y_train, 0.1, [1], progress=False)
     with pytest.raises(ValueError, match="seed"):
-        T.train_network(net.arch, kern.x_train, kern.y_train, 0.1, [1], seed=-1, progress=False)
+        L.train_network(net.arch, kern.x_train, kern.y_train, 0.1, [1], seed=-1, progress=False)
 
 
 @pytest.mark.slow
@@ -210,7 +192,7 @@ def test_width_sweep_reuses_pretrained_and_cross_architecture():
     with pytest.raises(ValueError, match="checkpoint at step"):
         T.width_sweep(factory, [64], kern, x_te, y_te, lr, 7, [0.05], pretrained={64: net}, progress=False)
 
-    other = T.KernelModel.build(get_architecture("conv1", channels=8), kern.x_train, kern.y_train)
+    other = KM.KernelModel.build(get_architecture("conv1", channels=8), kern.x_train, kern.y_train)
     res = T.cross_architecture({"fc1": net}, {"fc1": kern, "conv1": other}, x_te, y_te, eps=0.05,
                                checkpoints={"fc1": 1})
     assert res["t"]["fc1"] == pytest.approx(net.times[1])

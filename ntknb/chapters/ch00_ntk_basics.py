@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from ntknb import architectures, kernels, lazy, schema, transfer
+from ntknb import architectures, kernel_machines, lazy, schema
 from ntknb.training import log_spaced_steps
 from ntknb.validation import SEED_LIMIT
 
@@ -84,7 +84,7 @@ def plot_ntk_errors(p: Params, errors, slope: float, intercept: float):
 class LazyStudy:
     """Section 2: the kernel predictor and the trained networks at the same checkpoints."""
 
-    kernel: object  #: :class:`ntknb.transfer.KernelModel` of the widest network's analytic NTK
+    kernel: object  #: :class:`ntknb.kernel_machines.KernelModel` of the widest network's analytic NTK
     lr: float  #: learning rate (``lr_fraction`` of the largest stable one)
     steps: np.ndarray  #: checkpoint steps (log-spaced)
     f_kernel: np.ndarray  #: (checkpoints, n_test, k) kernel predictor on the test images
@@ -95,16 +95,16 @@ class LazyStudy:
 def lazy_study(p: Params, task) -> LazyStudy:
     """Full-batch gradient descent on networks of ``train_widths`` and the analytic NTK predictor
     at the same times t = steps × learning rate; relative output gap on the test images."""
-    kernel = transfer.KernelModel.build(make_net(p, p.train_widths[-1], out_dim=task.n_classes), task.x_train,
-                                        task.y_train)
-    lr = p.lr_fraction * transfer.max_stable_learning_rate(kernel.k_train_train, task.n_classes)
+    kernel = kernel_machines.KernelModel.build(make_net(p, p.train_widths[-1], out_dim=task.n_classes),
+                                               task.x_train, task.y_train)
+    lr = p.lr_fraction * kernel_machines.max_stable_learning_rate(kernel.k_train_train, task.n_classes)
     steps = log_spaced_steps(p.total_steps, p.n_checkpoints)
-    k_test_train = np.asarray(kernels.kernel_matrix(kernel.kernel_fn, task.x_test, task.x_train))
+    k_test_train = np.asarray(kernel.test_kernel(task.x_test))
     f_kernel = np.stack([k_test_train @ np.asarray(kernel.weights(t)) for t in steps * lr])
     nets, gaps = {}, {}
     for width in p.train_widths:
-        net = transfer.train_network(make_net(p, width, task.n_classes), task.x_train, task.y_train, lr, steps,
-                                     seed=p.seed)
+        net = lazy.train_network(make_net(p, width, task.n_classes), task.x_train, task.y_train, lr, steps,
+                                 seed=p.seed)
         g = np.stack([np.asarray(net.outputs(q, task.x_test)) for q in net.run.params])
         nets[width] = net
         gaps[width] = np.linalg.norm(g - f_kernel, axis=(1, 2)) / np.maximum(np.linalg.norm(f_kernel, axis=(1, 2)),

@@ -16,7 +16,7 @@ import dataclasses
 
 import numpy as np
 
-from ntknb import architectures, schema, transfer
+from ntknb import architectures, kernel_machines, lazy, schema, transfer
 from ntknb.training import log_spaced_steps
 from ntknb.validation import SEED_LIMIT
 
@@ -78,7 +78,7 @@ def fc2(width: int, out_dim: int = 1):
 class CifarRun:
     """The CIFAR-10 run: NTKs, learning rate, checkpoints, the trained fc1 and its transfer curves."""
 
-    kernels: dict  #: name -> transfer.KernelModel (fc1, fc2 and the cross kernels)
+    kernels: dict  #: name -> kernel_machines.KernelModel (fc1, fc2 and the cross kernels)
     lr: float
     steps: np.ndarray
     net: object
@@ -89,13 +89,15 @@ def cifar_run(p: Params, cifar) -> CifarRun:
     """Gradient descent on fc1 of width ``cifar_width`` at ``lr_fraction`` of the largest stable
     step (the smallest over fc1 and fc2), and attacks on the network and on its NTK along training
     (:func:`ntknb.transfer.evaluate_transfer`)."""
-    kernels = {name: transfer.KernelModel.build(architectures.get_architecture(name), cifar.x_train, cifar.y_train)
+    kernels = {name: kernel_machines.KernelModel.build(architectures.get_architecture(name), cifar.x_train,
+                                                       cifar.y_train)
                for name in dict.fromkeys(["fc1", "fc2", *p.cross_kernels])}
-    lr = p.lr_fraction * min(transfer.max_stable_learning_rate(kernels[name].k_train_train) for name in ("fc1", "fc2"))
+    lr = p.lr_fraction * min(kernel_machines.max_stable_learning_rate(kernels[name].k_train_train)
+                             for name in ("fc1", "fc2"))
     steps = np.union1d(log_spaced_steps(p.cifar_train_steps, p.n_checkpoints, include_zero=False), [p.sweep_steps])
     print(f"learning rate {lr:.3f}; t from {steps[0] * lr:.2f} to {steps[-1] * lr:.0f}")
-    net = transfer.train_network(fc1(p.cifar_width), cifar.x_train, cifar.y_train, lr, steps, seed=p.seed,
-                                 progress=p.progress, description=f"GD fc1 width {p.cifar_width}")
+    net = lazy.train_network(fc1(p.cifar_width), cifar.x_train, cifar.y_train, lr, steps, seed=p.seed,
+                             progress=p.progress, description=f"GD fc1 width {p.cifar_width}")
     curves = transfer.evaluate_transfer(net, kernels["fc1"], cifar.x_test, cifar.y_test,
                                         [e / 255 for e in p.cifar_eps_255],
                                         pgd_eps=[e / 255 for e in p.cifar_pgd_eps_255], pgd_steps=p.pgd_steps,
@@ -147,12 +149,12 @@ def cifar_rows(p: Params, run: CifarRun) -> list:
 
 def mnist_run(p: Params, mnist):
     """The same on 10-class MNIST with its own learning rate; returns the transfer curves."""
-    kernel = transfer.KernelModel.build(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train)
-    lr = p.lr_fraction * transfer.max_stable_learning_rate(kernel.k_train_train, 10)
+    kernel = kernel_machines.KernelModel.build(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train)
+    lr = p.lr_fraction * kernel_machines.max_stable_learning_rate(kernel.k_train_train, 10)
     steps = log_spaced_steps(p.mnist_train_steps, p.n_checkpoints, include_zero=False)
     print(f"learning rate {lr:.2f}; t from {steps[0] * lr:.1f} to {steps[-1] * lr:.0f}")
-    net = transfer.train_network(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train, lr, steps, seed=p.seed,
-                                 progress=p.progress, description=f"GD fc1 width {p.mnist_width}")
+    net = lazy.train_network(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train, lr, steps, seed=p.seed,
+                             progress=p.progress, description=f"GD fc1 width {p.mnist_width}")
     return transfer.evaluate_transfer(net, kernel, mnist.x_test, mnist.y_test, p.mnist_eps, pgd_eps=p.mnist_pgd_eps,
                                       pgd_steps=p.pgd_steps, progress=p.progress, description="MNIST: network vs NTK")
 
@@ -215,8 +217,8 @@ def cross_study(p: Params, cifar, run: CifarRun) -> dict:
     """fc2 of width ``cross_width`` trained for ``sweep_steps``; attacks of each of
     ``cross_kernels``' NTKs on fc1 (at the same checkpoint) and fc2
     (:func:`ntknb.transfer.cross_architecture`)."""
-    net2 = transfer.train_network(fc2(p.cross_width), cifar.x_train, cifar.y_train, run.lr, [p.sweep_steps],
-                                  seed=p.seed, progress=p.progress, description=f"GD fc2 width {p.cross_width}")
+    net2 = lazy.train_network(fc2(p.cross_width), cifar.x_train, cifar.y_train, run.lr, [p.sweep_steps],
+                              seed=p.seed, progress=p.progress, description=f"GD fc2 width {p.cross_width}")
     name1 = f"fc1 (width {p.cifar_width})"
     return transfer.cross_architecture(
         {name1: run.net, f"fc2 (width {p.cross_width})": net2},

@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from ntknb import architectures, attacks, data, features, kernels, schema
+from ntknb import architectures, attacks, data, features, kernel_machines, kernels, schema
 from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "REFERENCE", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
@@ -88,13 +88,12 @@ def load_tasks(p: Params) -> tuple:
 
 
 def fit_kernel(name: str, x_train, y_train, x_test, out_dim: int = 1, batch_size: int = 256) -> dict:
-    """The analytic NTK predictor of architecture ``name`` (float64 Gram matrix, eigendecomposed)
-    and its test-train kernel."""
+    """The analytic NTK predictor of architecture ``name`` (:class:`ntknb.kernel_machines.KernelModel`,
+    float64 Gram matrix, eigendecomposed) and its test-train kernel, as the chapter's setting dict."""
     arch = architectures.get_architecture(name, out_dim=out_dim)
-    k_train = kernels.kernel_matrix(arch.kernel_fn, x_train, dtype=np.float64, batch_size=batch_size)
-    pred = kernels.KernelPredictor.fit(k_train, y_train, dtype=np.float64)
-    k_test = kernels.kernel_matrix(arch.kernel_fn, x_test, x_train, dtype=np.float64, batch_size=batch_size)
-    return dict(arch=arch, pred=pred, k_test=k_test, x_train=x_train, x_test=x_test)
+    model = kernel_machines.KernelModel.build(arch, x_train, y_train, batch_size=batch_size, dtype=np.float64)
+    return dict(arch=arch, pred=model.predictor, k_test=model.test_kernel(x_test), x_train=model.x_train,
+                x_test=x_test)
 
 
 def kernel_settings(p: Params, task, conv_task, mnist_task) -> tuple:

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from ntknb import architectures, features, kernels, schema
+from ntknb import architectures, features, kernel_machines, schema
 from ntknb import robust_kernels as rk
 from ntknb.validation import SEED_LIMIT
 
@@ -80,12 +80,12 @@ class Params(schema.Params):
 
 
 def setup(p: Params, task, n_sel: int, out_dim: int) -> dict:
-    """The analytic-NTK predictor of ``task`` (float64 Gram matrix, eigendecomposed) and the
-    split of its held-out images into the first ``n_sel`` (selection) and the rest (evaluation)."""
+    """The analytic-NTK predictor of ``task`` (:class:`ntknb.kernel_machines.KernelModel`, float64
+    Gram matrix, eigendecomposed) and the split of its held-out images into the first ``n_sel``
+    (selection) and the rest (evaluation)."""
     arch = architectures.get_architecture(p.architecture, out_dim=out_dim)
-    k_train = kernels.kernel_matrix(arch.kernel_fn, task.x_train, dtype=np.float64)
-    pred = kernels.KernelPredictor.fit(k_train, task.y_train, dtype=np.float64)
-    return dict(arch=arch, k_train=k_train, pred=pred, x_train=task.x_train,
+    model = kernel_machines.KernelModel.build(arch, task.x_train, task.y_train, dtype=np.float64)
+    return dict(arch=arch, k_train=model.k_train_train, pred=model.predictor, x_train=model.x_train,
                 x_sel=task.x_test[:n_sel], y_sel=task.y_test[:n_sel],
                 x_eval=task.x_test[n_sel:], y_eval=task.y_test[n_sel:])
 
