@@ -626,11 +626,10 @@ def browser_check(html_root: str | os.PathLike, page: str, screenshot: str | os.
         base = [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--disable-background-networking", f"--user-data-dir={profile}",
                 '--host-resolver-rules=MAP * ~NOTFOUND', "--enable-logging=stderr", "--v=0",
-                "--virtual-time-budget=10000", f"--window-size={width},1600"]
-        proc = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
+                "--virtual-time-budget=6000", f"--window-size={width},1600"]
         if screenshot is not None:
-            subprocess.run(base + [f"--screenshot={Path(screenshot).resolve()}", url], capture_output=True,
-                           timeout=timeout)
+            base.append(f"--screenshot={Path(screenshot).resolve()}")
+        proc = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=timeout)
     problems = []
     for line in proc.stderr.splitlines():
         if ":CONSOLE" in line:
@@ -642,7 +641,7 @@ def browser_check(html_root: str | os.PathLike, page: str, screenshot: str | os.
     n_rendered = dom.count("<mjx-container")
     if n_math and n_rendered == 0:
         problems.append(f"math not rendered: {n_math} math elements, no MathJax output")
-    if "mjx-merror" in dom:
+    if "<mjx-merror" in dom:
         problems.append("MathJax error in an expression (mjx-merror)")
     return problems
 
