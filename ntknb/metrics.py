@@ -31,6 +31,7 @@ __all__ = [
     "top_eigenspace",
     "polar_coordinates",
     "concentration",
+    "logit_matrix",
     "effective_rank",
     "specialization_matrix",
     "kernel_specialization",
@@ -153,6 +154,17 @@ def concentration(K, p: int = 20) -> float:
     if total == 0:
         raise ValueError("concentration is undefined for a zero kernel")
     return float(np.sum(lam[:p] ** 2) / total)
+
+
+def logit_matrix(K) -> np.ndarray:
+    """The per-logit empirical NTK Θ(X, X) of shape (n, n, k, k) as one (n·k, n·k) matrix,
+    row / column index ``i·k + a`` for example i and logit a (``tsilivis2022ntk`` Sec. 5: the
+    kernel of a 10-class network on a batch of 256 images is 2560 × 2560)."""
+    K = np.asarray(K)
+    if K.ndim != 4 or K.shape[0] != K.shape[1] or K.shape[2] != K.shape[3]:
+        raise ValueError(f"K must have shape (n, n, k, k); got {K.shape}")
+    n, _, k, _ = K.shape
+    return K.transpose(0, 2, 1, 3).reshape(n * k, n * k)
 
 
 def effective_rank(K) -> float:

@@ -155,6 +155,10 @@ class KernelTracker:
       top_p: p of the top-p concentration and top-space polar plots.
       implementation, batch_size: passed to :func:`ntknb.kernels.empirical_ntk`.
       seed: seeds the PGD random starts.
+      logit_top_p: if given, also record ``{kind}.top_conc_logit``: the top-``logit_top_p``
+        concentration of the whole per-logit kernel, the (n·k, n·k) matrix
+        :func:`ntknb.metrics.logit_matrix` (``tsilivis2022ntk`` Fig. 6b: top 20 of 256 images ×
+        10 logits).
     """
 
     def __init__(
@@ -170,6 +174,7 @@ class KernelTracker:
         implementation: str = "auto",
         batch_size: Optional[int] = None,
         seed: int = 0,
+        logit_top_p: Optional[int] = None,
     ):
         self.apply_fn = apply_fn
         self.x = jnp.asarray(x_probe, jnp.float32)
@@ -181,6 +186,10 @@ class KernelTracker:
         self.eps, self.attack_steps, self.track_adv = float(eps), int(attack_steps), bool(track_adv)
         self.epochs_to_track = None if epochs is None else set(int(e) for e in epochs)
         self.top_p, self.implementation, self.batch_size, self.seed = int(top_p), implementation, batch_size, seed
+        if logit_top_p is not None and not (isinstance(logit_top_p, (int, np.integer)) and not isinstance(
+                logit_top_p, bool) and logit_top_p >= 1):
+            raise ValueError(f"logit_top_p must be None or an integer >= 1; got {logit_top_p!r}")
+        self.logit_top_p = logit_top_p
         self._epochs: list[int] = []
         self._kernels: dict[str, list] = {k: [] for k in KINDS}
         self._metrics: dict[str, list] = {}
@@ -203,8 +212,8 @@ class KernelTracker:
     def _record(self, name: str, value: float) -> None:
         self._metrics.setdefault(name, []).append(float(value))
 
-    def per_logit_kernel(self, params, state, x) -> np.ndarray:
-        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK, shape (n, n, k), float64.
+    def full_kernel(self, params, state, x) -> np.ndarray:
+        """The empirical NTK Θ(x, x) with all logit pairs, shape (n, n, k, k), float64.
 
         The kernel is taken with respect to ``params`` only; ``state`` (e.g. BatchNorm running
         averages) enters as a constant (``stop_gradient``) second argument, so one compiled
@@ -213,7 +222,11 @@ class KernelTracker:
                                      implementation=self.implementation,
                                      batch_size=None if self.vmap_axes is None else self.batch_size,
                                      vmap_axes=self.vmap_axes)
-        return np.diagonal(np.asarray(full, dtype=np.float64), axis1=2, axis2=3)
+        return np.asarray(full, dtype=np.float64)
+
+    def per_logit_kernel(self, params, state, x) -> np.ndarray:
+        """Diagonal blocks Θ^{i,i}(x, x) of :meth:`full_kernel`, shape (n, n, k), float64."""
+        return np.diagonal(self.full_kernel(params, state, x), axis1=2, axis2=3)
 
     def __call__(self, epoch: int, params: Any, state: dict) -> None:
         if self.epochs_to_track is not None and epoch not in self.epochs_to_track:
@@ -226,8 +239,12 @@ class KernelTracker:
         if self.track_adv:
             todo.append(("adv", x_adv, np.asarray(adversaries.predicted_class(logits_adv))))
         for kind, x, pred in todo:
-            blocks = self.per_logit_kernel(params, state, x)  # (n, n, k)
+            full = self.full_kernel(params, state, x)  # (n, n, k, k)
+            blocks = np.diagonal(full, axis1=2, axis2=3)  # (n, n, k)
             traced = blocks.mean(axis=-1)
+            if self.logit_top_p is not None:
+                self._record(f"{kind}.top_conc_logit", metrics.concentration(metrics.logit_matrix(full),
+                                                                             self.logit_top_p))
             self._kernels[kind].append(traced)
             self._record(f"{kind}.frob", metrics.frobenius_norm(traced))
             self._record(f"{kind}.top_conc", metrics.concentration(traced, self.top_p))
@@ -278,18 +295,19 @@ def train_and_track(
     ntk_batch_size: Optional[int] = None,
     progress: bool = True,
     description: str = "",
+    logit_top_p: Optional[int] = None,
 ):
     """Train the flax ``model`` with :func:`ntknb.training.train_model` while a
     :class:`KernelTracker` records its kernels on the probe set.
 
     The probe PGD uses ``config.eps`` and ``probe_attack_steps`` (default
-    ``config.eval_attack_steps``).  Returns ``(TrainResult, KernelTrajectory,
+    ``config.eval_attack_steps``); ``logit_top_p`` as for :class:`KernelTracker`.  Returns ``(TrainResult, KernelTrajectory,
     snapshots)`` where ``snapshots[epoch] = (params, state)`` for ``snapshot_epochs``.
     """
     tracker = KernelTracker(
         training.flax_apply_fn(model), x_probe, labels_probe, eps=config.eps,
         attack_steps=probe_attack_steps or config.eval_attack_steps, track_adv=track_adv,
-        epochs=track_epochs, top_p=top_p, batch_size=ntk_batch_size, seed=config.seed,
+        epochs=track_epochs, top_p=top_p, batch_size=ntk_batch_size, seed=config.seed, logit_top_p=logit_top_p,
     )
     snaps = ParamsSnapshots(snapshot_epochs)
     result = training.train_model(model, x_train, labels_train, x_test, labels_test, config, init_seed=init_seed,

@@ -117,3 +117,22 @@ def test_lazy_epoch():
     assert metrics.lazy_epoch([0.5, 0.01, 0.3], 0.05, until=2) == 1.0
     with pytest.raises(ValueError, match="threshold"):
         metrics.lazy_epoch(d, 0.0)
+
+
+def test_logit_matrix_layout_and_concentration():
+    rng = np.random.default_rng(0)
+    n, k = 3, 2
+    K = rng.normal(size=(n, n, k, k))
+    M = metrics.logit_matrix(K)
+    assert M.shape == (6, 6)
+    for i in range(n):
+        for j in range(n):
+            for a in range(k):
+                for b in range(k):
+                    assert M[i * k + a, j * k + b] == K[i, j, a, b]
+    # a kernel that is the identity over logits: Θ = K_x ⊗ I_k has the spectrum of K_x, each k times
+    Kx = np.diag([4.0, 2.0, 1.0])
+    full = np.einsum("ij,ab->ijab", Kx, np.eye(k))
+    assert metrics.concentration(metrics.logit_matrix(full), 2) == pytest.approx(32 / 42)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.logit_matrix(Kx)

@@ -61,6 +61,23 @@ def test_tracker_matches_direct_kernel_and_metrics():
     assert traj.metrics["clean.ks_cl"][0] == pytest.approx(metrics.kernel_specialization(full, y), rel=2e-3)
     assert traj.kernels["adv"].shape == (1, 12, 12)
     assert set(traj.metrics) >= {"adv.ks_al", "clean.ker", "clean.top_conc", "adv.acc"}
+    assert "clean.top_conc_logit" not in traj.metrics
+
+
+def test_tracker_per_logit_concentration():
+    x, y = _data()
+    m = models.CNN(num_classes=3, width=2, hidden=4)
+    params, state = models.init_model(m, x.shape[1:])
+    tr = nd.KernelTracker(training.flax_apply_fn(m), x, y, eps=0.05, attack_steps=1, top_p=3, track_adv=False,
+                          logit_top_p=4)
+    tr(0, params, state)
+    full = kernels.empirical_ntk(lambda p, xx: m.apply({"params": p}, xx), params, x, trace_axes=(),
+                                 implementation="jacobian_contraction", batch_size=None)
+    lam = np.linalg.eigvalsh(np.asarray(full, np.float64).transpose(0, 2, 1, 3).reshape(36, 36))[::-1]
+    want = np.sum(lam[:4] ** 2) / np.sum(lam ** 2)
+    assert tr.trajectory().metrics["clean.top_conc_logit"][0] == pytest.approx(want, rel=2e-3)
+    with pytest.raises(ValueError, match="logit_top_p"):
+        nd.KernelTracker(training.flax_apply_fn(m), x, y, eps=0.05, top_p=3, logit_top_p=0)
 
 
 def test_train_and_track_trajectory_shapes_and_polar():
