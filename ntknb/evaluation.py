@@ -176,8 +176,8 @@ def _windows(n_iter: int, checkpoints: Sequence[int]) -> np.ndarray:
 # ---------------------------------------------------------------------------- kernel
 
 
-def _logits(predict, binary: bool, x):
-    z = predict(x)
+def _logits(predict, binary: bool, x, params=None):
+    z = predict(x) if params is None else predict(params, x)
     return two_class_logits(z) if binary else z
 
 
@@ -185,14 +185,14 @@ def _bshape(v, x):
     return jnp.reshape(v, (v.shape[0],) + (1,) * (x.ndim - 1))
 
 
-def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, window, clip):
+def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, window, clip, params=None):
     """One run of APGD (checkpoints in ``window``) or of PGD (all-zero ``window``, momentum
     1), ``len(window)`` iterations: returns the smallest margin over all iterates ``(b,)``
     and where it was found ``(b, ...)``. ``loss``: an index of :data:`_LOSS_INDEX`."""
 
     def evaluate(xa):
         def total(x_):
-            z = _logits(predict, binary, x_)
+            z = _logits(predict, binary, x_, params)
             l = _loss(loss, z, c)
             return jnp.sum(l), (l, margin(z, c))
 
@@ -260,8 +260,8 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
 _ascent_jit = jax.jit(_ascent_impl, static_argnames=("predict", "binary", "clip"))
 
 
-def _clean_margin_impl(predict, binary, x, c):
-    return margin(_logits(predict, binary, x), c)
+def _clean_margin_impl(predict, binary, x, c, params=None):
+    return margin(_logits(predict, binary, x, params), c)
 
 
 _clean_margin_jit = jax.jit(_clean_margin_impl, static_argnames=("predict", "binary"))
@@ -417,6 +417,7 @@ def robust_evaluation(
     clip=(0.0, 1.0),
     rho: float = 0.75,
     momentum: float = 0.75,
+    params: Any = None,
 ) -> RobustReport:
     """Worst case per example over APGD-CE, APGD-DLR and PGD (see the module docstring).
 
@@ -440,6 +441,9 @@ def robust_evaluation(
       batch_size: examples per chunk (bounds memory); ``None``: all at once.
       clip: valid input range ``(low, high)`` or ``None``.
       rho, momentum: APGD's checkpoint fraction (0.75) and momentum ``a`` (0.75).
+      params: ``None`` (``predict(x)``), or a pytree of arrays passed as ``predict(params, x)``:
+        a *dynamic* argument, so many models of one form (the dual weights of several kernel
+        machines, checkpoints of one network) share one compilation of ``predict``.
 
     Returns:
       a :class:`RobustReport`.
@@ -474,7 +478,8 @@ def robust_evaluation(
     if n == 0:
         raise ValueError("parameter 'x' must hold at least one example")
     _check_in_clip(x, clip)  # also rejects NaN / inf
-    out = jax.eval_shape(predict, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+    out = jax.eval_shape(lambda x_: _logits(predict, False, x_, params),
+                         jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
     if len(out.shape) != 2 or out.shape[0] != 1:
         raise ValueError(f"predict must map (b, ...) to logits (b, k) or (b, 1); got output "
                          f"shape {out.shape} for a batch of 1")
@@ -487,7 +492,7 @@ def robust_evaluation(
     dt = x.dtype
     eps_a = jnp.asarray(eps, dt)
 
-    m_clean, = _run_chunks(lambda xb, cb: (_clean_margin_jit(predict, binary, xb, cb),),
+    m_clean, = _run_chunks(lambda xb, cb: (_clean_margin_jit(predict, binary, xb, cb, params),),
                            np.arange(n), batch, x, c)
     m_min = m_clean.copy()
     x_adv = x.copy()
@@ -521,7 +526,7 @@ def robust_evaluation(
             def run(xb, cb, x0b, loss=_LOSS_INDEX[loss], window=window, step0=step0, mom=mom):
                 return _ascent_jit(predict, binary, jnp.asarray(loss, jnp.int32), xb, cb, eps_a, x0b,
                                    jnp.asarray(step0, dt), jnp.asarray(mom, dt), jnp.asarray(rho, dt),
-                                   window, clip=clip)
+                                   window, clip=clip, params=params)
 
             m_run, x_run = _run_chunks(run, idx, batch, x, c, x0)
             own_robust[idx] &= m_run > 0

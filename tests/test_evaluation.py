@@ -214,3 +214,23 @@ def test_apgd_step_halving_reaches_a_narrow_optimum():
     ypm = y[:, None].astype(np.float32)
     pgd10 = A.accuracy(f_well(A.pgd(loss, x, ypm, EPS, steps=10)), ypm)
     assert pgd10 > 0.5  # fixed steps of 0.025 jump over the well
+
+
+def _f_params(params, x):
+    """Linear 4-class model with its weights as a dynamic argument."""
+    return x @ params["w"] + params["b"]
+
+
+def test_params_are_dynamic_and_give_the_closed_form_for_each_model():
+    """``predict(params, x)``: two different linear models through one function object each give
+    their own exact worst case (so the weights are not baked into a shared compilation)."""
+    params = {"w": jnp.asarray(W_MC), "b": jnp.asarray(B_MC)}
+    rep = E.robust_evaluation(_f_params, X, C_MC, EPS, n_iter=10, batch_size=32, params=params)
+    np.testing.assert_array_equal(rep.robust, exact_margin_multiclass() > 0)
+    direct = E.robust_evaluation(f_mc, X, C_MC, EPS, n_iter=10, batch_size=32)
+    np.testing.assert_array_equal(rep.margin, direct.margin)
+    flipped = {"w": -params["w"], "b": -params["b"]}  # another model, same predict object
+    rep2 = E.robust_evaluation(_f_params, X, C_MC, EPS, n_iter=10, batch_size=32, params=flipped)
+    ref2 = E.robust_evaluation(lambda x: -f_mc(x), X, C_MC, EPS, n_iter=10, batch_size=32)
+    np.testing.assert_array_equal(rep2.robust, ref2.robust)
+    assert rep2.clean_accuracy != rep.clean_accuracy
