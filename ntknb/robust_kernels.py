@@ -180,6 +180,12 @@ class RowWeightedLoss:
     def predict(self, x, y_aug):
         return _rows_predict(self, x, y_aug)
 
+    def machine(self, alpha, x):
+        """``Theta(x, X) alpha`` ``(m, k)`` of one machine with ``alpha (n, k)`` an argument: the
+        ``predict(params, x)`` of :func:`ntknb.evaluation.robust_evaluation` (one compilation
+        for every machine of this kernel and training set)."""
+        return self.kernel_fn(x, self.x_train, self.kind) @ alpha
+
     def __eq__(self, other):
         return (isinstance(other, RowWeightedLoss) and other.kernel_fn is self.kernel_fn
                 and other.kind == self.kind and other.x_train is self.x_train
@@ -217,7 +223,10 @@ class MachineScores:
 
     Attributes: ``clean``, ``fgsm``, ``pgd``: ``(J,)`` accuracies; ``eps``; ``pgd_steps``;
     ``n_test``; ``seconds``; ``clean_correct``, ``pgd_correct``: ``(J, n_test)`` per-point
-    correctness (for paired comparisons of machines on the same points, :mod:`ntknb.stats`).
+    correctness (for paired comparisons of machines on the same points, :mod:`ntknb.stats`);
+    ``standard``, ``standard_correct``: ``(J,)`` and ``(J, n_test)`` robust accuracy and
+    per-point robustness under the standard evaluation (:func:`ntknb.evaluation.robust_evaluation`:
+    worst case over APGD-CE, APGD-DLR / margin and PGD), ``None`` if it was not run.
     """
 
     clean: np.ndarray
@@ -229,6 +238,8 @@ class MachineScores:
     seconds: float = float("nan")
     clean_correct: np.ndarray | None = None
     pgd_correct: np.ndarray | None = None
+    standard: np.ndarray | None = None
+    standard_correct: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.clean.shape[0])
@@ -245,7 +256,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
                       pgd_steps: int = 10, pgd_step_size: float | None = None,
                       random_start: bool = False, seed: int = 0, loss: str = "auto",
                       kind: str = "ntk", clip=(0.0, 1.0), batch_size: int | None = 200,
-                      fgsm: bool = True) -> MachineScores:
+                      fgsm: bool = True, standard: dict | None = None) -> MachineScores:
     """Clean, FGSM and PGD accuracy of each machine ``f_j(x) = Theta(x, X) alpha_j``.
 
     Every machine is attacked as a whole (``tsilivis2022ntk`` Eq. 8 and its multi-step version): FGSM
@@ -262,6 +273,9 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
       clip: valid input range or ``None``. batch_size: test points per compiled chunk
         (memory ``~ batch_size x n x k`` for the weights); ``None``: all at once.
       fgsm: also run FGSM (else ``fgsm`` is NaN).
+      standard: ``None``, or the keyword arguments (``n_iter``, ``n_restarts``, ...) of
+        :func:`ntknb.evaluation.robust_evaluation`, run on every machine with ``seed``
+        (``{}``: its defaults). Needs the cross-entropy loss (``loss="auto"``).
 
     Returns: :class:`MachineScores`.
     """
@@ -297,9 +311,17 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
                                       random_start=random_start, key=key, clip=clip,
                                       batch_size=bs)))
     clean_c, pgd_c = np.asarray(clean, bool).reshape(len(A), m), np.asarray(pg, bool).reshape(len(A), m)
+    std_c = None
+    if standard is not None:
+        from ntknb import evaluation
+
+        std_c = np.stack([evaluation.robust_evaluation(lf.machine, np.asarray(x), np.asarray(y), eps, seed=seed,
+                                                       batch_size=bs, clip=clip, params=jnp.asarray(a),
+                                                       **dict(standard)).robust for a in A])
     return MachineScores(clean=clean_c.mean(axis=1), fgsm=np.asarray(fg), pgd=pgd_c.mean(axis=1),
                          eps=eps, pgd_steps=pgd_steps, n_test=m,
-                         seconds=time.perf_counter() - t0, clean_correct=clean_c, pgd_correct=pgd_c)
+                         seconds=time.perf_counter() - t0, clean_correct=clean_c, pgd_correct=pgd_c,
+                         standard=None if std_c is None else std_c.mean(axis=1), standard_correct=std_c)
 
 
 # --------------------------------------------------------------------------- adversarial training

@@ -185,3 +185,24 @@ def test_bad_arguments(fitted):
         rk.adversarial_train_kernel(ARCH.kernel_fn, x, y, 0.1, momentum=1.0)
     with pytest.raises(ValueError, match="checkpoints"):
         rk.adversarial_train_kernel(ARCH.kernel_fn, x, y, 0.1, steps=2, checkpoints=[5])
+
+
+def test_standard_evaluation_of_every_machine_matches_a_direct_one(fitted):
+    """``standard=``: each machine under ntknb.evaluation's suite equals the suite run directly on
+    ``kernels.make_predict_fn`` of that machine, and is never above its PGD accuracy by more than
+    rounding (the suite contains a PGD run and APGD)."""
+    from ntknb import evaluation
+
+    x, y, xt, yt, k, pred = fitted
+    eps = 0.08
+    alphas = np.stack([rk.subset_weights(pred, [0, 1]), np.asarray(pred.weights(np.inf))])
+    sc = rk.evaluate_machines(ARCH.kernel_fn, x, alphas, xt, yt, eps, pgd_steps=5, batch_size=8,
+                              standard=dict(n_iter=10), seed=3)
+    assert sc.standard_correct.shape == (2, xt.shape[0]) and sc.standard_correct.dtype == bool
+    for j, a in enumerate(alphas):
+        f = kernels.make_predict_fn(ARCH.kernel_fn, x, np.asarray(a, np.float32))
+        rep = evaluation.robust_evaluation(f, xt, yt, eps, seed=3, n_iter=10, batch_size=8)
+        assert sc.standard[j] == pytest.approx(rep.robust_accuracy, abs=1.5 / xt.shape[0])
+        assert not np.any(sc.standard_correct[j] & ~sc.clean_correct[j])
+    assert np.all(sc.standard <= sc.pgd + 1e-9)
+    assert rk.evaluate_machines(ARCH.kernel_fn, x, alphas, xt, yt, eps, pgd_steps=5).standard is None
