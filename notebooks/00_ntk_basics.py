@@ -40,8 +40,19 @@
 # the kernel predictor is the mean over initialisations, and the random initial function
 # $f_{\theta_0}$ is subtracted.
 #
-# The parameters below are the defaults: every one can be changed with
-# `ntknb run 00_ntk_basics -p NAME VALUE` (see {doc}`../book/running`).
+# **Learning objectives.** After this chapter you can
+#
+# 1. compute the empirical NTK of a finite network and measure how fast it approaches the
+#    analytic kernel as the width grows;
+# 2. predict the output of a wide network trained by gradient descent from the kernel predictor
+#    $f_t$ alone, and say when that prediction fails (narrow networks, large learning rates);
+# 3. explain spectral bias: which directions of the data a kernel machine learns first, and how
+#    fast, from the eigenvalues of its Gram matrix.
+#
+# **Run time.** At the defaults below this chapter ran in {glue:text}`runtime_s:.0f` s on a
+# shared 2-core CPU ({doc}`../book/status`). The parameters are the defaults: every one can be
+# changed with `ntknb run 00_ntk_basics -p NAME VALUE` (see {doc}`../book/running`); the code
+# cells are folded (click to show them).
 
 # %% tags=["parameters"]
 seed = 0  # PRNG seed: data subsample and network initialisations
@@ -61,12 +72,12 @@ n_checkpoints = 15  # log-spaced checkpoints along training
 # (3) spectral bias
 modes = [1, 2, 5, 10, 50]  # eigen-directions (1 = largest eigenvalue) to follow
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 from ntknb import data, plotting
 from ntknb.chapters import ch00_ntk_basics as ch
-from ntknb.claims import glue_claims
+from ntknb.claims import glue_claims, glue_summary
 from ntknb.report import glue
 
 t_start = time.perf_counter()
@@ -80,7 +91,7 @@ plotting.use_book_style()
 # A class-balanced subsample of the training set and of the test set, inputs in $[0, 1]$,
 # labels as centred one-hot vectors $e_y - \tfrac{1}{10}$.
 
-# %%
+# %% tags=["hide-input"]
 ds = data.load_dataset(P.dataset)
 task = data.make_task(ds, n_train=P.n_train, n_test=P.n_test, seed=P.seed)
 print(task.provenance.describe())
@@ -93,7 +104,7 @@ print(f"train {task.x_train.shape}, test {task.x_test.shape}, labels {task.y_tra
 # on a probe set with neural-tangents, and compare it with the analytic infinite-width
 # kernel of the same architecture (the `kernel_fn` of neural-tangents' `stax`).
 
-# %%
+# %% tags=["hide-input"]
 errors, slope, intercept = ch.ntk_error_study(P, task)  # errors: (widths, initialisations)
 glue("ntk_width_slope", slope)
 glue("ntk_rel_error_widest", errors[-1].mean())
@@ -113,7 +124,7 @@ fig = ch.plot_ntk_errors(P, errors, slope, intercept)
 # predictor $f_t$ of the analytic NTK at the same $t$. The learning rate is a fixed fraction
 # of the largest stable one, $2N/\lambda_{\max}$.
 
-# %%
+# %% tags=["hide-input"]
 LAZY = ch.lazy_study(P, task)  # the kernel predictor and the trained networks, same checkpoints
 values = ch.lazy_values(P, LAZY, task)
 for name, value in values.items():
@@ -141,7 +152,7 @@ fig = ch.plot_lazy_gaps(P, LAZY)
 # limit. Dots: the trained widest network; solid lines: gradient descent on the linearised
 # model; dotted lines: gradient flow.
 
-# %%
+# %% tags=["hide-input"]
 SPECTRAL = ch.spectral_study(P, LAZY, task)
 for name, value in ch.spectral_values(P, SPECTRAL).items():
     glue(name, value)
@@ -169,21 +180,85 @@ fig = ch.plot_spectral(LAZY, SPECTRAL)
 # agreement (one trained network per width). The verdicts follow from interval, threshold and
 # direction alone.
 
-# %%
+# %% tags=["remove-input"]
 claims = ch.claims(P, errors, LAZY, task)
 glue("n_seeds", P.ntk_seeds)  # initialisations behind the slope; one trained network per width
 glue("n_test", task.x_test.shape[0])
+glue_summary(claims)
 glue_claims(claims)
 
 # %% [markdown]
-# ## Headline numbers
+# ## Summary
 #
-# Rounded so that reruns on CPU print the same digits (checked by the test suite).
+# ```{glue:md} claims_summary
+# :format: myst
+# ```
+#
+# In words: the wider the network, the closer its kernel at initialisation is to the analytic
+# one and the closer its trained function stays to the kernel predictor $f_t$; the verdicts
+# above say whether "close" meets each claim's threshold at this scale, and the kernel's
+# spectrum decides the order in which the data are learned. The next chapters build on this
+# picture: they attack the kernel machine instead of the network ({doc}`01_transfer_attacks`)
+# and read robustness off its eigen-features ({doc}`02_eigenfeatures`).
+#
+# ## Exercises
+#
+# 1. *Predict first, then rerun.* The learning rate is `lr_fraction` times the largest stable
+#    one, $2N/\lambda_{\max}$. By which factor does the top mode's residual shrink per step at
+#    the default 0.4, and at 0.9? Does it keep its sign? Then run
+#    `ntknb run 00_ntk_basics -p lr_fraction 0.9` and compare the top mode in the spectral
+#    figure with gradient flow.
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    One step multiplies the component along $v_1$ by $1 - \eta\lambda_1/N$ with
+#    $\eta = 2f N/\lambda_1$, i.e. by $1 - 2f$: by 0.2 per step at $f = 0.4$ (faster than
+#    gradient flow's $e^{-0.8} \approx 0.45$ over the same time), by $-0.8$ at $f = 0.9$: the
+#    residual flips sign at every step and shrinks much more slowly than gradient flow
+#    predicts ($e^{-1.8} \approx 0.17$ per step). The smaller modes, with
+#    $\eta\lambda_i/N \ll 1$, just go faster, as the time is $2.25$ times longer per step.
+#    ```
+#
+# 2. *Predict first, then rerun.* With `-p depth 3`, will the fitted slope of the kernel error
+#    against width stay near $-1/2$? Will the error at a given width be larger or smaller?
+#    Rerun and read `ntk_width_slope` and `ntk_rel_error_widest` in the run's `metrics.json`.
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    The notes' Eq. (18) gives fluctuations of order $m^{-1/2}$ at any fixed depth, so the
+#    slope should stay close to $-1/2$. The constant in front grows with depth (each layer adds
+#    its own finite-width fluctuation), so at a given width the deeper network's empirical
+#    kernel is further from the analytic one: the line moves up, its slope does not change
+#    much.
+#    ```
+#
+# 3. *Code.* Under gradient flow the residual along $v_i$ decays as $e^{-\lambda_i t/N}$. With
+#    `SPECTRAL.eigenvalues` (decreasing) and $N$ = `task.y_train.size`, compute the training
+#    time each mode in `P.modes` needs to fall to 1 % of its initial size, and compare it with
+#    the training time of the networks, `LAZY.lr * P.total_steps`
+#    (= {glue:text}`t_final:.0f`). Which modes are learned within the training run?
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#
+#    N = task.y_train.size
+#    lam = SPECTRAL.eigenvalues[np.asarray(P.modes) - 1]
+#    t_needed = N * np.log(100) / lam
+#    print(dict(zip(P.modes, t_needed.round(1))), "trained for", LAZY.lr * P.total_steps)
+#    ```
+#    The modes whose `t_needed` is below the training time are fitted to 1 % within the run,
+#    the others are not; compare with the curves of the spectral figure. The ratio of
+#    two modes' times is the inverse ratio of their eigenvalues
+#    ({glue:text}`lambda_ratio:.0f` for modes {glue:text}`mode_first` and
+#    {glue:text}`mode_last`).
+#    ````
 
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 print(ch.summary_text(slope, values))
 
-# %%
+# %% tags=["remove-cell"]
 runtime_s = glue("runtime_s", time.perf_counter() - t_start)
 print(f"notebook runtime: {runtime_s:.0f} s")

@@ -29,8 +29,10 @@
 #    can be forced to use features that an adversary can flip, and check that an NTK kernel
 #    machine does exactly that.
 #
-# The parameters below are the defaults: every one can be changed with
-# `ntknb run 00a_robustness_toy_models -p NAME VALUE` (see {doc}`../book/running`).
+# **Run time.** At the defaults below this chapter ran in {glue:text}`runtime_s:.0f` s on a
+# shared 2-core CPU ({doc}`../book/status`). The parameters are the defaults: every one can be
+# changed with `ntknb run 00a_robustness_toy_models -p NAME VALUE` (see {doc}`../book/running`);
+# the code cells are folded (click to show them).
 
 # %% tags=["parameters"]
 seed = 0  # first seed; replicas use seed, seed + 1, ..., seed + n_seeds - 1
@@ -63,7 +65,7 @@ ntk_eps = 2.0  # attack budget in units of eta (the notes: 2 eta = 20 / sqrt(d))
 ntk_eps_extra = [0.5, 1.0]  # smaller budgets (units of eta) at which the machine is also attacked
 attack_iters = 25  # iterations of each attack of the robustness suite
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 from IPython.display import display
@@ -92,7 +94,7 @@ t_start = time.perf_counter()
 # adversary's advantage over noise is the ratio $\|w\|_1 / (\|w\|_2\sqrt{2/\pi})$, up to
 # $\sqrt{\pi d/2}$ for dense weights. First with weights $w \sim N(0, I_d)$:
 
-# %%
+# %% tags=["hide-input"]
 SYN = ch.synthetic_linear_study(P)
 ds = data.load_dataset("mnist")
 MN = ch.mnist_linear_study(P, ds)
@@ -118,7 +120,7 @@ fig = ch.plot_linear(P, SYN, MN)
 # $[\max(0, x_i - \epsilon), \min(1, x_i + \epsilon)]$ against $y\,w_i$: for a linear model the
 # box-constrained attack is solved exactly, no gradient search needed.
 
-# %%
+# %% tags=["hide-input"]
 ch.mnist_table(P, MN)
 
 # %% [markdown]
@@ -153,7 +155,7 @@ ch.mnist_table(P, MN)
 # $\log n^*$ against $\log d$. The notes' Eq. (32) predicts exponent 0 (one sample suffices) for
 # the standard error and $1/2$ for the robust one.
 
-# %%
+# %% tags=["hide-input"]
 SC = ch.schmidt_study(P)
 SCV, SC_IV = ch.schmidt_values(P, SC)
 for name, value in SCV.items():
@@ -194,7 +196,7 @@ fig = ch.plot_schmidt(P, SC)
 # $\Phi(\sqrt d(\eta - \epsilon))$: at $\epsilon = 2\eta$ the adversary shifts every feature's
 # mean from $\eta y$ to $-\eta y$ and the accuracy is $\Phi(-10)$. Exact curves and simulation:
 
-# %%
+# %% tags=["hide-input"]
 TC = ch.tsipras_curves(P)
 NTK = ch.tsipras_ntk_study(P)
 for name, value in ch.tsipras_ntk_values(P, TC, NTK).items():
@@ -238,15 +240,22 @@ fig = ch.plot_tsipras(P, TC, NTK)
 # one; the notes' 0.99 for "almost perfectly"; 0.01 for "almost every point"; 0.5 for "not
 # robust".
 
-# %%
+# %% tags=["remove-input"]
 CLAIMS = ch.build_claims(P, LIN, MN, SC_IV, TC, NTK)
 glue("runtime_s", time.perf_counter() - t_start)
+claims.glue_summary(CLAIMS)
 display(claims.glue_claims(CLAIMS))
 
 # %% [markdown]
 # The chapter ran in {glue:text}`runtime_s:.0f` s.
 #
 # ## Summary
+#
+# ```{glue:md} claims_summary
+# :format: myst
+# ```
+#
+# In words:
 #
 # - A linear model's output moves by $\epsilon\|w\|_1$ under the worst $\ell_\infty$ step and
 #   by about $\epsilon\|w\|_2$ under a random one: on MNIST the ratio is
@@ -268,15 +277,57 @@ display(claims.glue_claims(CLAIMS))
 #    towards or away from $1/2$, and what happens to the standard $n^*$? Use the condition in
 #    Section 2, then run
 #    `ntknb run 00a_robustness_toy_models -p schmidt_c 0.6 -p seed 100`.
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    A smaller $c$ means a smaller $\sigma = c\,d^{1/4}$, so both $n^*$ drop. In the robust
+#    condition $\epsilon\,\mathbb E|1 + s g| < 1 - z\,c\sqrt{1+s^2}\,d^{-1/4}$ the correction
+#    term on the right is proportional to $c$: it is smaller and fades at smaller $d$, so the
+#    prediction's exponent on this range of $d$ moves *towards* $1/2$. The standard error is
+#    $\Phi(-\sqrt d/(\sigma\sqrt{1+s^2}))$, already below the level for $n = 1$ at these $d$:
+#    its $n^*$ stays at (or near) one sample, exponent near 0.
+#    ```
+#
 # 2. *Predict first, then rerun.* With `-p tsipras_eta_scale 3` the averaged classifier's clean
 #    accuracy is $\Phi(3)$. Which budget (in units of $\eta$) halves its accuracy? Does the NTK
 #    machine's robust accuracy at $2\eta$ change?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    Its robust accuracy is $\Phi(\sqrt d(\eta - \epsilon)) = \Phi(3 - \epsilon\sqrt d)$, which
+#    is $\Phi(0) = 1/2$ at $\epsilon = 3/\sqrt d = \eta$: one $\eta$ halves it (at the default
+#    scale 10 it also takes one $\eta$, but from $\Phi(10)$). At $2\eta$ the adversary again
+#    swaps the weak features' means, so a machine that relies on them stays below $1 - p$
+#    there; with weaker features it may lean more on $x_0$ — rerun and read
+#    `ntk_share_x0` and `ntk_robust_acc` in the run's `metrics.json`.
+#    ```
+#
 # 3. *Code.* With `ch.gaussian_errors`, compute the standard and robust error of the
 #    infinite-data classifier $w = \theta^*$ at $d = 10^4$, $c$ = 0.8, $\epsilon$ = 0.5, and
-#    check the robust one against a Monte Carlo estimate on $10^5$ samples: draw
-#    $x = y\theta^* + \sigma z$, lower each margin $y\,w^\top x$ by `ch.linear_worst_change(w, eps)`
-#    and count the non-positive ones.
+#    check the robust one against a Monte Carlo estimate on $10^5$ samples. For $w = \theta^*$
+#    the margin is exactly $y\,w^\top x = d + \sigma\sqrt d\,g$ with $g \sim N(0, 1)$; lower it by
+#    `ch.linear_worst_change(w, eps)` and count the non-positive ones.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#
+#    d, c, eps = 10_000, 0.8, 0.5
+#    theta = np.ones(d)
+#    sigma = c * d ** 0.25
+#    standard, robust = ch.gaussian_errors(theta, theta, sigma, eps)
+#    g = np.random.default_rng(0).standard_normal(100_000)
+#    margins = d + sigma * np.sqrt(d) * g - ch.linear_worst_change(theta, eps)
+#    print(standard, robust, np.mean(margins <= 0))
+#    ```
+#    Here $\sigma = 8$: the standard error is $\Phi(-\sqrt d/\sigma) = \Phi(-12.5)$ and the
+#    robust one $\Phi(-(1 - \epsilon)\sqrt d/\sigma) = \Phi(-6.25) \approx 2\cdot10^{-10}$, so
+#    $10^5$ samples see no error at all: Monte Carlo cannot check an error this small, the
+#    closed form can. (Try $\epsilon = 0.9$: $\Phi(-1.25) \approx 0.11$, which the samples
+#    reproduce to about $\pm 0.002$.)
+#    ````
 
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 print(ch.summary_text({**LIN, **SCV, **ch.tsipras_ntk_values(P, TC, NTK)}))

@@ -172,8 +172,33 @@ def sync(names: Sequence[str] = (), root: str | os.PathLike | None = None) -> li
         if not ipynb.exists():
             args.remove("--update")
         jupytext_cli(args)
+        _copy_tags(py, ipynb)
         written.append(ipynb)
     return written
+
+
+def _copy_tags(py: Path, ipynb: Path) -> None:
+    """Give every cell of ``ipynb`` the tags of the same cell of ``py``. ``jupytext --update``
+    keeps a cell's stored metadata where the source's filtered metadata lacks the key, and
+    papermill stores ``tags: []`` on every cell, so tags added in the ``.py`` would be lost."""
+    import jupytext
+    import nbformat
+
+    src = jupytext.read(py, fmt="py:percent")
+    nb = nbformat.read(ipynb, as_version=4)
+    if len(src.cells) != len(nb.cells):
+        return
+    changed = False
+    for a, b in zip(src.cells, nb.cells):
+        tags = list(a.get("metadata", {}).get("tags", []) or [])
+        if (b.metadata.get("tags") or []) != tags or ("tags" in b.metadata and not tags):
+            if tags:
+                b.metadata["tags"] = tags
+            else:
+                b.metadata.pop("tags", None)
+            changed = True
+    if changed:
+        nbformat.write(nb, ipynb)
 
 
 def execute(names: Sequence[str], root: str | os.PathLike | None = None,

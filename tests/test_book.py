@@ -90,6 +90,23 @@ def test_sync_regenerates_inputs_keeping_outputs(tmp_path):
     assert book.sync(root=tmp_path) == []  # nothing left to do
 
 
+def test_sync_applies_tags_over_papermills_empty_tags(tmp_path):
+    """papermill stores `tags: []` on every cell; a tag added in the .py must still reach the
+    .ipynb (jupytext --update alone keeps the stored empty list)."""
+    py, ipynb = _make_pair(tmp_path)
+    nb = nbformat.read(ipynb, as_version=4)
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    nbformat.write(nb, ipynb)
+    py.write_text(PY.replace("# %%\nx = seed + 1", '# %% tags=["hide-input"]\nx = seed + 1'))
+    assert "tags" in book.compare_pair(py, ipynb)
+    assert book.sync(root=tmp_path) == [ipynb]
+    assert book.check_sync(tmp_path) == []
+    nb = nbformat.read(ipynb, as_version=4)
+    assert nb.cells[2].metadata["tags"] == ["hide-input"] and nb.cells[1].metadata["tags"] == ["parameters"]
+    assert nb.cells[2].outputs[0]["text"] == "1\n"  # outputs kept
+
+
 def test_unexecuted_notebooks(tmp_path):
     _make_pair(tmp_path)
     (tmp_path / "_toc.yml").write_text(
