@@ -109,7 +109,9 @@ def results_page(chapters: Sequence[tuple[str, Any]]) -> str:
         f"{len(claims)} claim{'s' if len(claims) != 1 else ''} from {n_ch} chapter{'s' if n_ch != 1 else ''}: "
         + ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + ".",
         "",
+        ":::{container} ntknb-results",  # stacked into one block per claim on a phone (ntknb.css)
         markdown_table([_row(doc, c) for doc, c in claims], _COLUMNS, align=["l"] * len(_COLUMNS)),
+        ":::",
         "",
     ]
     return "\n".join(lines)
