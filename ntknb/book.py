@@ -454,6 +454,38 @@ def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
             context[key] = [item for item in context[key] if keep(item)]
 
 
+def _claims_summary_directive():
+    """The ``{ntknb-claims-summary}`` directive: a chapter's summary in words
+    (:func:`ntknb.claims.summary_markdown`) from the claims its stored notebook glued
+    (``claims``), so the text follows the verdicts without a line of notebook code."""
+    from docutils import nodes
+    from docutils.statemachine import StringList
+    from sphinx.util.docutils import SphinxDirective
+
+    class ClaimsSummary(SphinxDirective):
+        has_content = False
+        optional_arguments = 1  # the glue key (default: claims)
+
+        def run(self):
+            from myst_nb.ext.glue.utils import RetrievalError, retrieve_glue_data
+
+            from ntknb.claims import summary_markdown
+            from ntknb.runner import _glued_value
+
+            key = self.arguments[0] if self.arguments else "claims"
+            try:
+                data = retrieve_glue_data(self.state.document, key).data
+            except RetrievalError as exc:
+                return [self.state.document.reporter.warning(f"ntknb-claims-summary: {exc}", line=self.lineno)]
+            text = summary_markdown(_glued_value(data))
+            box = nodes.container(classes=["ntknb-claims-summary"])
+            self.state.nested_parse(StringList(text.splitlines(), source=self.get_source_info()[0]),
+                                    self.content_offset, box)
+            return [box]
+
+    return ClaimsSummary
+
+
 def _config_inited(app, config) -> None:
     write_results_page(app.srcdir)
     write_status_page(app.srcdir)
@@ -478,6 +510,7 @@ def setup(app) -> dict:
     app.setup_extension("sphinx.ext.autodoc")  # the API reference page
     app.connect("autodoc-process-docstring", _docstring_as_text)
     app.connect("html-page-context", _drop_thebe)
+    app.add_directive("ntknb-claims-summary", _claims_summary_directive())
     app.add_css_file("ntknb.css")
     app.add_js_file("ntknb.js")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -142,6 +142,26 @@ def test_page_builds_as_a_table_with_warnings_as_errors(tmp_path):
     assert "Loo" in html  # the citation resolved
 
 
+@pytest.mark.slow
+def test_chapter_summary_directive_reads_the_glued_claims(tmp_path):
+    """{ntknb-claims-summary} in a chapter's Markdown renders the summary in words of the claims
+    its stored notebook glued (~20 s)."""
+    root = _book(tmp_path / "src", [Claim(**CLAIM).to_json()])
+    ipynb = root / "notebooks" / "01_demo.ipynb"
+    nb = nbformat.read(ipynb, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("## Summary\n\n```{ntknb-claims-summary}\n```\n"))
+    nbformat.write(nb, ipynb)
+    jupytext.write(nb, ipynb.with_suffix(".py"), fmt="py:percent")
+    (root / "intro.md").write_text("# Intro\n\n## References\n\n```{bibliography}\n```\n")
+    shutil.copy(book.ROOT / "_config.yml", root / "_config.yml")
+    (root / "book").mkdir(exist_ok=True)
+    shutil.copy(book.ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    assert book.build(path_output=tmp_path / "out", fresh=True, root=root) == 0
+    html = (tmp_path / "out" / "_build" / "html" / "notebooks" / "01_demo.html").read_text()
+    assert "Of the 1 claim this chapter checks, 1 contradicted." in html
+    assert "Not reproduced (contradicted)" in html and "1.16 [1.05, 1.27]" in html
+
+
 def test_glued_claims_survive_the_notebook_text_repr():
     """myst-nb stores a glued list as IPython's text/plain repr; extract_glued reads it back."""
     from IPython.core.formatters import PlainTextFormatter
