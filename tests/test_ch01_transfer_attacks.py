@@ -41,9 +41,11 @@ def test_sweep_and_cross_values():
     p = params(cross_kernels=["fc1", "fc2"])
     cross = {"clean": {"a": 0.9, "b": 0.8}, "white_box": {"a": 0.1, "b": 0.2},
              "transfer": {"a": {"fc1": 0.3, "fc2": 0.4}, "b": {"fc1": 0.5, "fc2": 0.6}},
-             "cos_sim": {"a": {"fc1": 0.7, "fc2": 0.6}, "b": {"fc1": 0.5, "fc2": 0.9}}}
+             "cos_sim": {"a": {"fc1": 0.7, "fc2": 0.6}, "b": {"fc1": 0.5, "fc2": 0.9}},
+             "kernel_cos": np.array([0.5, np.nan, 1.0, 0.9, 0.8, 0.7, 0.6, 0.6, 0.6, 0.6, 0.6])}
     rows, v = ch.cross_values(p, cross)
     assert rows[1] == ["b", 0.8, 0.2, 0.5, 0.6, 0.5, 0.9]
+    assert v["kernel_cos_fc1_fc2"] == pytest.approx(0.69) and v["kernel_cos_fc1_fc2_q10"] == pytest.approx(0.59)
     assert (v["cross_fc1_by_fc2"], v["cross_fc2_by_fc1"], v["cross_fc2_clean"]) == (0.4, 0.5, 0.8)
     assert ch.cross_columns(p)[3:] == ["fc1 NTK-attack", "fc2 NTK-attack", "cos sim vs fc1", "cos sim vs fc2"]
 
@@ -73,3 +75,18 @@ def test_claims_are_well_formed_and_flip_at_the_threshold():
     assert cs["ch01.ntk_transfer_mnist"].verdict == "contradicted"  # 0.30: Wilson low > 0.1
     near = ch.claims(p, SimpleNamespace(curves=_curves(lambda e: 0.09)), _curves(lambda e: 0.11))
     assert [c.verdict for c in near] == ["inconclusive", "inconclusive"]
+
+
+def test_kernel_dynamics_picks_discrete_or_flow_predictor():
+    from ntknb import kernel_machines
+    from ntknb.architectures import get_architecture
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(6, 2, 2, 1)).astype(np.float32)
+    y = np.where(rng.normal(size=(6, 1)) > 0, 1.0, -1.0)
+    k = kernel_machines.KernelModel.build(get_architecture("fc1", width=8), x, y)
+    lr = 0.9 * kernel_machines.max_stable_learning_rate(k.k_train_train)
+    assert ch.kernel_dynamics(params(kernel_dynamics="discrete"), k, lr).learning_rate == pytest.approx(lr)
+    assert ch.kernel_dynamics(params(kernel_dynamics="flow"), k, lr).learning_rate is None
+    with pytest.raises(ValueError, match="kernel_dynamics"):
+        params(kernel_dynamics="euler")

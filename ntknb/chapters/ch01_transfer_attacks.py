@@ -20,9 +20,9 @@ from ntknb import architectures, kernel_machines, lazy, schema, transfer
 from ntknb.training import log_spaced_steps
 from ntknb.validation import SEED_LIMIT
 
-__all__ = ["Params", "fc1", "fc2", "cifar_run", "cifar_values", "cifar_rows", "mnist_run", "mnist_values",
-           "width_sweep", "sweep_values", "cross_study", "cross_values", "summary_text", "CLAIM_THRESHOLDS",
-           "claims"]
+__all__ = ["Params", "fc1", "fc2", "kernel_dynamics", "cifar_run", "cifar_values", "dynamics_gap", "cifar_rows",
+           "mnist_run", "mnist_values", "width_sweep", "sweep_values", "cross_study", "cross_values", "summary_text",
+           "CLAIM_THRESHOLDS", "claims"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Params(schema.Params):
     seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
     progress: bool = schema.param(schema.Bool())
     lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
+    kernel_dynamics: str = schema.param(schema.Choice(["discrete", "flow"]))
     n_checkpoints: int = schema.param(schema.Int(min=2))
     pgd_steps: int = schema.param(schema.Int(min=1))
     cifar_n_train: int = schema.param(schema.Int(min=4, max=10000))
@@ -74,6 +75,14 @@ def fc2(width: int, out_dim: int = 1):
     return architectures.get_architecture("fc2", width=width, out_dim=out_dim)
 
 
+def kernel_dynamics(p: Params, kernel, lr: float):
+    """The kernel predictor the networks are compared with: of discrete gradient descent with the
+    networks' step ``lr`` and step count (``kernel_dynamics = "discrete"``), or of gradient flow,
+    Eq. (7) of ``tsilivis2022ntk`` (``"flow"``). At ``lr_fraction`` near 1 the two differ along the
+    top eigen-directions, where ``lr * lambda / N`` is not small."""
+    return kernel.with_learning_rate(lr if p.kernel_dynamics == "discrete" else None)
+
+
 @dataclasses.dataclass
 class CifarRun:
     """The CIFAR-10 run: NTKs, learning rate, checkpoints, the trained fc1 and its transfer curves."""
@@ -94,6 +103,7 @@ def cifar_run(p: Params, cifar) -> CifarRun:
                for name in dict.fromkeys(["fc1", "fc2", *p.cross_kernels])}
     lr = p.lr_fraction * min(kernel_machines.max_stable_learning_rate(kernels[name].k_train_train)
                              for name in ("fc1", "fc2"))
+    kernels = {name: kernel_dynamics(p, k, lr) for name, k in kernels.items()}
     steps = np.union1d(log_spaced_steps(p.cifar_train_steps, p.n_checkpoints, include_zero=False), [p.sweep_steps])
     print(f"learning rate {lr:.3f}; t from {steps[0] * lr:.2f} to {steps[-1] * lr:.0f}")
     net = lazy.train_network(fc1(p.cifar_width), cifar.x_train, cifar.y_train, lr, steps, seed=p.seed,
@@ -133,6 +143,21 @@ def cifar_values(p: Params, run: CifarRun) -> dict:
     return v
 
 
+def dynamics_gap(run: CifarRun, cifar) -> dict:
+    """Relative distance ``‖g - f‖ / ‖g‖`` of the trained network's test outputs to the kernel
+    predictor of discrete gradient descent (same step and step count) and to that of gradient
+    flow (Eq. 7) at the final checkpoint: which of the two the network follows."""
+    g = np.asarray(run.net.predict_fn(len(run.net.run.params) - 1)(cifar.x_test))
+    t = float(run.net.times[-1])
+    k = run.kernels["fc1"]
+    k_test = np.asarray(k.test_kernel(cifar.x_test))
+    out = {}
+    for name, lr in (("discrete", run.lr), ("flow", None)):
+        f = k_test @ np.asarray(k.with_learning_rate(lr).weights(t))
+        out[f"output_distance_{name}"] = float(np.linalg.norm(g - f) / np.linalg.norm(g))
+    return out
+
+
 CIFAR_COLUMNS = ["t", "cos sim", "clean net", "clean NTK", "agreement", "net white-box", "net NTK-attack",
                  "NTK own attack"]
 
@@ -151,6 +176,7 @@ def mnist_run(p: Params, mnist):
     """The same on 10-class MNIST with its own learning rate; returns the transfer curves."""
     kernel = kernel_machines.KernelModel.build(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train)
     lr = p.lr_fraction * kernel_machines.max_stable_learning_rate(kernel.k_train_train, 10)
+    kernel = kernel_dynamics(p, kernel, lr)
     steps = log_spaced_steps(p.mnist_train_steps, p.n_checkpoints, include_zero=False)
     print(f"learning rate {lr:.2f}; t from {steps[0] * lr:.1f} to {steps[-1] * lr:.0f}")
     net = lazy.train_network(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train, lr, steps, seed=p.seed,
@@ -220,10 +246,14 @@ def cross_study(p: Params, cifar, run: CifarRun) -> dict:
     net2 = lazy.train_network(fc2(p.cross_width), cifar.x_train, cifar.y_train, run.lr, [p.sweep_steps],
                               seed=p.seed, progress=p.progress, description=f"GD fc2 width {p.cross_width}")
     name1 = f"fc1 (width {p.cifar_width})"
-    return transfer.cross_architecture(
+    res = transfer.cross_architecture(
         {name1: run.net, f"fc2 (width {p.cross_width})": net2},
         {name: run.kernels[name] for name in p.cross_kernels}, cifar.x_test, cifar.y_test, p.headline_eps_255 / 255,
         checkpoints={name1: int(np.flatnonzero(run.steps == p.sweep_steps)[0])})
+    t = float(net2.times[-1])
+    grads = {name: run.kernels[name].loss_gradients(t, cifar.x_test, cifar.y_test) for name in ("fc1", "fc2")}
+    res["kernel_cos"] = transfer.cosine_similarity(grads["fc1"], grads["fc2"])  # (n_test,) fc1 vs fc2 NTK
+    return res
 
 
 def cross_columns(p: Params) -> list:
@@ -240,7 +270,9 @@ def cross_values(p: Params, cross: dict) -> tuple:
     v = {"cross_fc1_by_fc2": cross["transfer"][names[0]]["fc2"], "cross_fc1_by_fc1": cross["transfer"][names[0]]["fc1"],
          "cross_fc2_by_fc1": cross["transfer"][names[1]]["fc1"], "cross_fc2_by_fc2": cross["transfer"][names[1]]["fc2"],
          "cross_fc1_white_box": cross["white_box"][names[0]], "cross_fc2_white_box": cross["white_box"][names[1]],
-         "cross_fc2_clean": cross["clean"][names[1]], "cross_width": p.cross_width}
+         "cross_fc2_clean": cross["clean"][names[1]], "cross_width": p.cross_width,
+         "kernel_cos_fc1_fc2": float(np.nanmean(cross["kernel_cos"])),
+         "kernel_cos_fc1_fc2_q10": float(np.nanquantile(cross["kernel_cos"], 0.1))}
     return rows, v
 
 
