@@ -36,6 +36,8 @@ __all__ = [
     "binomial_interval",
     "bootstrap_interval",
     "paired_comparison",
+    "binomial_test_greater",
+    "holm_reject",
 ]
 
 
@@ -210,3 +212,29 @@ def paired_comparison(
     p = 1.0 if m == 0 else min(1.0, 2.0 * float(_st.binom.cdf(min(only_a, only_b), m, 0.5)))
     return PairedComparison(float(a.mean()), float(b.mean()), dataclasses.replace(iv, method="paired bootstrap"),
                             only_a, only_b, p)
+
+
+def binomial_test_greater(k: int, n: int, p0: float) -> float:
+    """One-sided exact binomial test: ``P[Bin(n, p0) >= k]``, the p-value of "accuracy above
+    ``p0``" for ``k`` correct of ``n`` (e.g. a classifier against chance)."""
+    n = check_int("n", n, min=1)
+    k = check_int("k", k, min=0, max=n)
+    p0 = check_float("p0", p0, min=0.0, max=1.0)
+    return float(_st.binom.sf(k - 1, n, p0))
+
+
+def holm_reject(pvalues: Sequence[float], alpha: float = 0.05) -> np.ndarray:
+    """Holm's step-down correction for ``m`` tests (family-wise error at most ``alpha``): the
+    hypotheses rejected, ``(m,)`` bool. Sorted ascending, ``p_(j)`` is rejected while
+    ``p_(j) <= alpha / (m - j)`` (j = 0, 1, ...); the first failure stops the procedure."""
+    p = _sample(pvalues, "pvalues")
+    alpha = check_float("alpha", alpha, min=0.0, max=1.0, min_inclusive=False)
+    if np.any((p < 0) | (p > 1)):
+        raise ValueError(f"parameter 'pvalues' must lie in [0, 1]; got {p.tolist()}")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    passed = p[order] <= alpha / (m - np.arange(m))
+    n_rej = m if passed.all() else int(np.argmin(passed))
+    out = np.zeros(m, bool)
+    out[order[:n_rej]] = True
+    return out
