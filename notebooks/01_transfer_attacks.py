@@ -50,6 +50,18 @@
 # changed with `ntknb run 01_transfer_attacks -p NAME VALUE`, and
 # `notebooks/01_transfer_attacks.paper.yaml` holds a larger setting for a GPU machine
 # (see {doc}`../book/running`).
+#
+# **Learning objectives.** After this chapter you can
+#
+# 1. state what the "training-free" NTK attack of Eq. (8) needs — architecture, training data
+#    and training time, no weights — and compute it from the kernel predictor;
+# 2. measure how much of a white-box attack's effect transfers from the kernel predictor to a
+#    finite-width network, along training and across widths;
+# 3. explain why the network compared with Eq. (7) is the *centred* one (footnote 2 of the
+#    paper).
+#
+# **Run time.** At the defaults below this chapter ran in {glue:text}`runtime_s:.0f` s on a
+# shared 2-core CPU ({doc}`../book/status`).
 
 # %% tags=["parameters"]
 seed = 0  # PRNG seed: data subsample and network initialisations
@@ -79,7 +91,7 @@ sweep_steps = 300  # gradient-descent steps of the sweep (a checkpoint of the ma
 cross_width = 1024  # width of the second architecture, fc2 (two hidden layers)
 cross_kernels = ["fc1", "fc2"]  # kernels whose attacks are tried on both networks
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 from ntknb import data, plotting
@@ -305,21 +317,64 @@ for name, value in cross_values.items():
 # radius, MNIST at the largest one). Intervals: Wilson on the attacked test images (one network
 # each). The verdicts follow from interval, threshold and direction alone.
 
-# %%
+# %% tags=["remove-input"]
 claims = ch.claims(P, RUN, mnist_curves)
 glue("n_seeds", 1)  # one network per task
 glue("n_test", P.cifar_n_test)  # CIFAR-10 headline numbers (MNIST: mnist_n_test)
 glue_claims(claims)
 
 # %% [markdown]
-# ## Headline numbers
+# ## Summary
 #
-# Rounded, so that re-running the notebook (`pytest --nbval-lax`) checks them.
+# ```{ntknb-claims-summary}
+# ```
+#
+# ## Exercises
+#
+# 1. *Predict first, then rerun.* With `-p cifar_width 256`, will the NTK attack transfer to the
+#    network better or worse than at the default width? Rerun and compare the network's
+#    accuracy under the NTK attack with its white-box accuracy.
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    A narrower network is further from its kernel predictor (chapter 00: the relative output
+#    gap grows as the width shrinks), so its input gradients agree less with the kernel's and
+#    the transferred attack should lose strength relative to the white-box one. The width sweep
+#    of Section 3 measures exactly this trend at the headline radius.
+#    ```
+#
+# 2. *Predict first, then rerun.* With `-p kernel_dynamics flow` the attacked kernel predictor is
+#    gradient flow (Eq. 7) instead of discrete gradient descent with the networks' step. At the
+#    default `lr_fraction` 0.9, along which eigen-direction do the two differ most, and when?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    One gradient-descent step multiplies the residual along $v_1$ by
+#    $1 - 2\cdot 0.9 = -0.8$ (chapter 00, exercise 1), while gradient flow multiplies it by
+#    $e^{-1.8} \approx 0.17$ over the same time: the two predictors differ most along the top
+#    eigen-direction and early in training; once that mode has converged in both (late
+#    checkpoints), they agree again.
+#    ```
+#
+# 3. *Code.* The attack of Eq. (8) needs only the sign of $\nabla_x f_t(x)$. Using the
+#    notebook's variables, find which object holds the cosine similarity of the network's and
+#    the kernel's loss gradients (`RUN.curves`), and print its mean at the first and the last
+#    checkpoint. Does the alignment grow or shrink along training?
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    c = RUN.curves
+#    print(c.times[0], c.cos_sim_mean[0], c.times[-1], c.cos_sim_mean[-1])
+#    ```
+#    Panel (a) of the CIFAR-10 figure draws the same numbers (mean and 10-90 % band); compare
+#    your two values with it.
+#    ````
 
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 print(ch.summary_text(P, RUN, sweep_rows))
 
-# %%
+# %% tags=["remove-cell"]
 runtime_s = glue("runtime_s", time.time() - started)
 print(f"notebook compute time: {runtime_s:.0f} s")

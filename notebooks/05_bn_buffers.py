@@ -55,6 +55,17 @@
 # The parameters below are the defaults: every one can be changed with
 # `ntknb run 05_bn_buffers -p NAME VALUE` (see {doc}`../book/running`);
 # `notebooks/05_bn_buffers.paper.yaml` holds the paper's setting (ResNet-18, CIFAR-10).
+#
+# **Learning objectives.** After this chapter you can
+#
+# 1. explain the two ways of evaluating a BatchNorm network (with running statistics, or with the
+#    statistics of the current batch) and why they differ on adversarial examples (Theorem 2);
+# 2. measure clean and robust accuracy of the same adversarially trained network in both modes,
+#    and check that the difference is not an artefact of the evaluation batch size;
+# 3. read kernel specialization matrices $M_{ks}$ of the C-NTK and the AE-NTK.
+#
+# **Run time.** At the defaults below this chapter ran in {glue:text}`runtime_s:.0f` s on a
+# shared 2-core CPU ({doc}`../book/status`).
 
 # %% tags=["parameters"]
 seed = 0  # PRNG seed: data subsample, probe set, initialisation, data order, attack starts
@@ -81,7 +92,7 @@ probe_per_class = 5  # probe images per class for the empirical NTK (10 classes)
 ks_epochs = [1, 4]  # epochs at which the kernel specialization matrices are computed
 batch_sizes = [20, 100, 500]  # evaluation batch sizes of the batch-size check
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 from ntknb import batchnorm, data, models, plotting
@@ -260,14 +271,12 @@ for name, value in ch.ks_values(P, KS).items():
 # empty column, drawn blank.) The paper reads its Fig. 4 as the AE-NTK specialising less
 # without buffers, i.e. the network relying less on class-specific features for adversarial
 # examples; reproducing that needs the longer training of the `paper` setting.
-#
-# ## Headline numbers
 
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 print(ch.summary_text(P, T, GAPS, BY_BS))
 
-# %%
+# %% tags=["remove-cell"]
 runtime = time.perf_counter() - _start
 glue("runtime_s", runtime)
 print(f"notebook runtime: {runtime:.0f} s")
@@ -298,3 +307,28 @@ print(f"notebook runtime: {runtime:.0f} s")
 #   been run for this page; all numbers here are from the default parameters.
 #
 # Runtime of this notebook at the default parameters: {glue:text}`runtime_s:.0f` s.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. *Predict first, then rerun.* With `-p eval_batch_size 20`, will the "w/o buffer" robust
+#    accuracy move further from the "w buffer" one? Use Theorem 2.
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    The bound of Theorem 2 grows with the distance between the batch statistics and the
+#    running ones; a smaller batch estimates them with more noise, so one expects a larger gap
+#    between the two modes. Section 3 ("Is it the batch size?") measures the same question
+#    over `batch_sizes` on the trained network.
+#    ```
+#
+# 2. *Predict first.* Why does the attack in the "w/o buffer" mode differ from the one in the
+#    "w buffer" mode even for the same weights?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    Without buffers the normalisation of every example depends on the whole batch, so the
+#    attack's gradient also flows through the batch mean and variance: perturbing one image
+#    changes the statistics used for all the others. With buffers each image is normalised on
+#    its own and the attack is the usual per-example one.
+#    ```

@@ -64,6 +64,19 @@
 # once $\alpha \geq \epsilon$: $x + \alpha\,\mathrm{sign}(g)$ is projected back to
 # $x + \epsilon\,\mathrm{sign}(g)$, so "step $1.25\epsilon$" only changes the randomly started
 # variants. Every number in the text is measured by the run that produced this page.
+#
+# **Learning objectives.** After this chapter you can
+#
+# 1. recognise catastrophic overfitting in single-step adversarial training (FGSM accuracy on the
+#    training examples high, PGD accuracy on test data collapsing) with a criterion fixed in
+#    advance;
+# 2. compare FGSM-AT, FGSM-RS, noise-FGSM and PGD-AT through their empirical NTKs (kernel
+#    specialization and kernel distance);
+# 3. design a test of the "shortcut" hypothesis (batch-shared augmentation) and say what a
+#    CPU-sized run can and cannot decide about it.
+#
+# **Run time.** At the defaults below this chapter ran in {glue:text}`runtime_s:.0f` s on a
+# shared 2-core CPU ({doc}`../book/status`).
 
 # %% tags=["parameters"]
 seed = 0  # base PRNG seed: seed s + i drives data subsample, init, data order and attacks of repeat i
@@ -99,7 +112,7 @@ collapse_min_peak = 0.15  # ... which must be at least this high
 co_gap = 0.5  # CO state: final FGSM training accuracy exceeds final PGD test accuracy by at least this
 stuck_below = 0.15  # settings search: a run whose final clean accuracy is at most this never learned
 
-# %%
+# %% tags=["hide-input"]
 import time
 
 from ntknb import data, plotting
@@ -150,7 +163,7 @@ glue_table("co_table", ch.collapse_rows(RUNS), ch.COLLAPSE_COLUMNS, floatfmt=".3
 # %%
 fig = ch.plot_fgsm_runs(P, RUNS)
 
-# %%
+# %% tags=["remove-output"]
 S = ch.fgsm_summary(P, RUNS)
 for name, value in S.items():
     glue(name, value)
@@ -270,7 +283,7 @@ glue_md("noise_verdict", ch.noise_verdict(S["co_n_collapsed"], STATS))
 # final PGD accuracy over FGSM-AT on the same seed. Intervals: Student t over the seeds. The
 # verdicts follow from interval, threshold and direction alone.
 
-# %%
+# %% tags=["remove-input"]
 claims = ch.claims(P, RUNS)  # t intervals over the n_seeds seeds of the single-step runs
 glue("n_seeds", P.n_seeds)
 glue("n_test", P.n_test)
@@ -315,6 +328,38 @@ glue_md("search_summary", ch.search_summary_text(found))
 glue("runtime_s", time.perf_counter() - t_start)
 print(f"training time of all runs: {t_train:.0f} s")
 
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 print(ch.check_text(P, RUNS, KS, STATS))
+
+# %% [markdown]
+# ## Summary
+#
+# ```{ntknb-claims-summary}
+# ```
+#
+# ## Exercises
+#
+# 1. *Predict first, then rerun.* With `-p epochs 30`, is catastrophic overfitting of FGSM-AT
+#    more or less likely to show? What does the chapter's criterion need
+#    (`collapse_fraction`, `collapse_min_peak`)?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    Lasting collapse is reported for longer training (Wong et al. 2020; Andriushchenko &
+#    Flammarion 2020), so more epochs make it more likely. By the criterion, a run collapses
+#    when its PGD accuracy first peaks above `collapse_min_peak` and later falls below
+#    `collapse_fraction` of that peak; the rerun's table and `co_n_collapsed` say whether it did.
+#    ```
+#
+# 2. *Predict first.* Why can a random start (FGSM-RS) or per-sample noise prevent the collapse,
+#    while plain FGSM from $x$ cannot?
+#
+#    ```{admonition} Solution
+#    :class: dropdown
+#    Plain FGSM always steps to a corner chosen by the sign of the gradient at $x$: the network
+#    can learn to make that one step useless (gradient masking at $x$) while staying fragile a
+#    little further inside the ball. Starting from random points of the ball forces the
+#    network to be robust around many points, and per-sample noise removes any perturbation
+#    shared across the batch that the network could learn as a shortcut.
+#    ```
