@@ -12,7 +12,8 @@ into plain Python numbers and lists. Otherwise the stored ``text/plain`` repr is
 Figures: :func:`glue` makes a glued matplotlib figure readable in the book
 (:func:`ntknb.plotting.make_readable`: no text below 8 pt) and closes it, so the book shows
 it once, where the text pastes it with ``{glue:figure}`` (the inline backend would otherwise
-show it a second time under the cell). ``display=True`` shows it under the cell instead.
+show it a second time under the cell, and so would a returned figure ending a cell: glue
+returns ``None`` for a figure). ``display=True`` shows it under the cell instead.
 
 Tables: pandas is not a dependency. :func:`markdown_table` renders rows as a GitHub /
 MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
@@ -84,7 +85,8 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         display: also show the value in the cell output (default: hidden, only stored).
 
     Returns:
-        The converted value (handy for ``acc = glue("acc", acc)``).
+        The converted value (handy for ``acc = glue("acc", acc)``); ``None`` for a figure, so
+        that a glue call ending a cell does not show the figure again.
 
     Raises:
         ValueError: if ``name`` is not identifier-like.
@@ -99,11 +101,12 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
 
         plotting.make_readable(plain)
     _myst_glue(name, plain, display=display)
+    _GLUED[name] = plain
     if figure:  # shown once: by the paste (or by display=True), not again by the inline backend
         import matplotlib.pyplot as plt
 
         plt.close(plain)
-    _GLUED[name] = plain
+        return None  # nor as a cell's last expression
     return plain
 
 
