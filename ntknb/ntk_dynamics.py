@@ -341,12 +341,14 @@ def train_linearized(
     config,
     progress: bool = True,
     description: str = "linearised",
+    centered: bool = False,
 ):
     """Freeze the empirical kernel at ``params0`` and train the linearised network
-    (Loo et al. 2022): f_lin(θ, x) = f(θ_0, x) + J(θ_0, x)(θ − θ_0) with
+    (``loo2022evolution``): f_lin(θ, x) = f(θ_0, x) + J(θ_0, x)(θ − θ_0) with
     ``neural_tangents.linearize`` (:func:`ntknb.training.linearized_apply_fn`), from
-    θ = θ_0, in ``config.mode`` (e.g. PGD-AT: the attacks target f_lin).
+    θ = θ_0, in ``config.mode`` (e.g. PGD-AT: the attacks target f_lin); ``centered=True``
+    drops f(θ_0, x) (the model starts from the zero function: only the kernel carries over).
     Returns the :class:`ntknb.training.TrainResult`."""
-    lin = training.linearized_apply_fn(apply_fn, params0, state0)
+    lin = training.linearized_apply_fn(apply_fn, params0, state0, centered=centered)
     return training.fit(lin, params0, state0, x_train, labels_train, x_test, labels_test, config,
                         progress=progress, description=description)
