@@ -23,7 +23,7 @@ def _ensure_inline_in_kernel() -> None:
     from IPython import get_ipython
 
     shell = get_ipython()
-    if shell is not None:
+    if shell is not None and getattr(shell, "kernel", None) is not None:  # a kernel's shell, not a bare one
         shell.run_line_magic("matplotlib", "inline")
 
 
