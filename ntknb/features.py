@@ -366,14 +366,19 @@ def _naive_fns(kernel_fn, kind, loss):
 def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: float,
                         indices: Sequence[int] | None = range(100), loss: str = "auto",
                         kind: str = "ntk", clip=(0.0, 1.0), dtype=None,
-                        return_adversarial: bool = False):
+                        return_adversarial: bool = False, points_per_pass: int | None = 1):
     """Reference for :func:`feature_sweep`: for every feature and every test point, one jitted
     autodiff pass ``grad_x L(f^(i)(x), y)`` of ``f^(i)(x) = Theta(x, X) (v_i c_i^T)``, the FGSM
     step of :func:`ntknb.attacks.fgsm`, and one evaluation at the perturbed point.
 
     Same arguments and result as :func:`feature_sweep`; with ``return_adversarial=True`` also
-    returns the FGSM points, ``(p, m, ...)``.
+    returns the FGSM points, ``(p, m, ...)``. ``points_per_pass``: test points per autodiff pass
+    (1: the per-point loop; ``None``: all of them, i.e. per feature one jitted gradient batched
+    over the test points — what a JAX user would write).
     """
+    if points_per_pass is not None and (isinstance(points_per_pass, bool) or not isinstance(points_per_pass, int)
+                                        or points_per_pass < 1):
+        raise ValueError(f"points_per_pass must be a positive integer or None; got {points_per_pass!r}")
     idx, eps, k, loss, clip, x_np, y_np, dt, ctx = _sweep_arguments(predictor, kind, indices, eps, loss, clip,
                                                                 x_test, y_test, dtype)
     V, C, lam = feature_components(predictor, idx)
@@ -383,14 +388,15 @@ def naive_feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test,
     clean, robust, advs = [], [], []
     with ctx:
         xtr = jnp.asarray(x_train, dt)
-        xs = [jnp.asarray(x_np[j:j + 1], dt) for j in range(m)]
-        ys = [jnp.asarray(y_np[j:j + 1], dt) for j in range(m)]
+        b = m if points_per_pass is None else points_per_pass
+        xs = [jnp.asarray(x_np[j:j + b], dt) for j in range(0, m, b)]
+        ys = [jnp.asarray(y_np[j:j + b], dt) for j in range(0, m, b)]
         e = jnp.asarray(eps, dt)
         for i in range(idx.size):
             w = jnp.asarray(np.outer(V[:, i], C[i]), dt)
             f_adv, adv_i = [], []
             for xj, yj in zip(xs, ys):
-                g = grad(xj, yj, xtr, w)  # one autodiff pass per feature per test point
+                g = grad(xj, yj, xtr, w)  # one autodiff pass per feature per chunk of test points
                 xa = attacks.project_linf(xj + e * jnp.sign(g), xj, e, clip)
                 f_adv.append(feature(xa, xtr, w))
                 if return_adversarial:

@@ -49,6 +49,11 @@ def test_fast_sweep_equals_naive_autodiff(k, arch):
     naive = features.naive_feature_sweep(kfn, x, pred, xt, yt, **kw)
     np.testing.assert_array_equal(fast.clean_accuracy, naive.clean_accuracy)
     np.testing.assert_array_equal(fast.robust_accuracy, naive.robust_accuracy)
+    for b in (3, None):  # batched autodiff passes (the honest competitor) give the same sweep
+        batched = features.naive_feature_sweep(kfn, x, pred, xt, yt, points_per_pass=b, **kw)
+        np.testing.assert_array_equal(batched.robust_accuracy, naive.robust_accuracy)
+    with pytest.raises(ValueError, match="points_per_pass"):
+        features.naive_feature_sweep(kfn, x, pred, xt, yt, points_per_pass=0, **kw)
     assert fast.loss == ("bce" if k == 1 else "ce")
     # the attack did something, and never helps
     assert np.all(fast.robust_accuracy <= fast.clean_accuracy + 1e-12) or k > 1
