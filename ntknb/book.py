@@ -616,11 +616,13 @@ def _page_problems(path: Path, html_root: Path) -> list[str]:
         for plain in out.select("div.output.text_plain"):
             problems.append(f"last-expression output: {plain.get_text(' ', strip=True)[:60]!r}")
     prose = BeautifulSoup(str(main_), "html.parser")  # the text outside code
-    for tag in prose.find_all(["pre", "code"]):
+    for tag in prose.find_all(["pre", "code"]) + prose.select("dt.sig"):  # code, API signatures
         tag.decompose()
     body_text = prose.get_text(" ", strip=True)
     for m in _GLUE_LEFTOVER.finditer(body_text):
         problems.append(f"unrendered glue: {body_text[max(0, m.start() - 30):m.end() + 30]!r}")
+    for m in _re.finditer(r"\bnan\b", body_text):  # a missing number printed as a value
+        problems.append(f"nan in the text: {body_text[max(0, m.start() - 40):m.end() + 20]!r}")
     seen: dict[str, int] = {}
     for img in main_.find_all("img"):
         src = img.get("src") or ""
@@ -651,8 +653,8 @@ def _page_problems(path: Path, html_root: Path) -> list[str]:
 def html_problems(html_root: str | os.PathLike, pages: Sequence[str] | None = None) -> dict[str, list[str]]:
     """``{page: [problem, ...]}`` for the built HTML book in ``html_root`` (pages: docnames, default
     every page of the table of contents): raw pipe tables, Python reprs and other last-expression
-    outputs, unrendered glue, missing images, an image shown twice, scripts or stylesheets loaded
-    from the network. An empty list means the page is clean."""
+    outputs, unrendered glue, ``nan`` in the text, missing images, an image shown twice, scripts or
+    stylesheets loaded from the network. An empty list means the page is clean."""
     html_root = Path(html_root)
     pages = list(pages) if pages is not None else _toc_files(ROOT)
     out = {}

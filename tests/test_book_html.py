@@ -88,6 +88,7 @@ def test_checker_passes_a_clean_page(tmp_path):
      "", "repr output"),
     ('<div class="cell_output"><div class="output text_plain"><pre>0.1</pre></div></div>', "", "last-expression output"),
     ("<p>width {glue:text}`w`</p>", "", "unrendered glue"),
+    ("<p>the gap is nan here</p>", "", "nan in the text"),
     ('<img src="missing.png">', "", "missing image"),
     ('<img src="a.png"><img src="a.png">', "", "image shown 2 times"),
     ('<img src="a.png"><img src="b.png">', "", "same image under 2 names"),
