@@ -29,6 +29,7 @@ at which the kernel becomes lazy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Optional
 
@@ -140,6 +141,29 @@ class KernelTrajectory:
         return metrics.lazy_epoch(self.consecutive_distances(kind), threshold, until)
 
 
+@functools.lru_cache(maxsize=32)
+def _tracker_functions(apply_fn: Callable, eps: float, attack_steps: int):
+    """``(kernel_fn, attack, logits)`` of a :class:`KernelTracker`, cached per (apply_fn, eps, steps) so
+    trackers of the same network (e.g. one per seed) reuse the compiled kernel and attack."""
+
+    def kernel_fn(ps, x):  # (params, state) -> logits; the Jacobian w.r.t. params only
+        return apply_fn(ps[0], jax.lax.stop_gradient(ps[1]), x, False)[0]
+
+    alpha = adversaries.pgd_step_size(eps, attack_steps) if eps > 0 else 1.0
+
+    @jax.jit
+    def attack(params, state, x, y, key):
+        ce = adversaries.network_loss(apply_fn, params, state)
+        xa = attacks.pgd(ce, x, y, eps, step_size=alpha, steps=attack_steps, random_start=True, key=key)
+        return xa, apply_fn(params, state, x, False)[0], apply_fn(params, state, xa, False)[0]
+
+    @jax.jit
+    def logits(params, state, x):
+        return apply_fn(params, state, x, False)[0]
+
+    return kernel_fn, attack, logits
+
+
 class KernelTracker:
     """Training callback recording the C-NTK and AE-NTK on a probe set (see module doc).
 
@@ -195,19 +219,7 @@ class KernelTracker:
         self._metrics: dict[str, list] = {}
         self.vmap_axes = 0  # per-example kernel; None: the whole probe set as one batch
 
-        def kernel_fn(ps, x):  # (params, state) -> logits; the Jacobian w.r.t. params only
-            return apply_fn(ps[0], jax.lax.stop_gradient(ps[1]), x, False)[0]
-
-        self._kernel_fn = kernel_fn
-        alpha = adversaries.pgd_step_size(self.eps, self.attack_steps) if self.eps > 0 else 1.0
-
-        @jax.jit
-        def attack(params, state, x, y, key):
-            ce = adversaries.network_loss(apply_fn, params, state)
-            xa = attacks.pgd(ce, x, y, self.eps, step_size=alpha, steps=self.attack_steps, random_start=True, key=key)
-            return xa, apply_fn(params, state, x, False)[0], apply_fn(params, state, xa, False)[0]
-
-        self._attack = attack
+        self._kernel_fn, self._attack, self._logits = _tracker_functions(apply_fn, self.eps, self.attack_steps)
 
     def _record(self, name: str, value: float) -> None:
         self._metrics.setdefault(name, []).append(float(value))
@@ -232,9 +244,11 @@ class KernelTracker:
         if self.epochs_to_track is not None and epoch not in self.epochs_to_track:
             return
         self._epochs.append(int(epoch))
-        key = jax.random.fold_in(jax.random.PRNGKey(self.seed), epoch)
-        y = jnp.asarray(self.labels)
-        x_adv, logits, logits_adv = self._attack(params, state, self.x, y, key)
+        if self.track_adv:
+            key = jax.random.fold_in(jax.random.PRNGKey(self.seed), epoch)
+            x_adv, logits, logits_adv = self._attack(params, state, self.x, jnp.asarray(self.labels), key)
+        else:  # no AE-NTK: no attack
+            logits = self._logits(params, state, self.x)
         todo = [("clean", self.x, np.asarray(adversaries.predicted_class(logits)))]
         if self.track_adv:
             todo.append(("adv", x_adv, np.asarray(adversaries.predicted_class(logits_adv))))

@@ -142,6 +142,7 @@ def train_full_batch_gd(
 # averages), inside the jitted training step.
 
 import dataclasses
+import functools
 import time
 
 import optax
@@ -353,8 +354,17 @@ def flax_apply_fn(model) -> Callable:
     """``apply_fn(params, state, x, train) -> (logits, new_state)`` for a flax module.
 
     In training mode the collections in ``state`` (e.g. ``batch_stats``) are mutable and
-    returned updated; in evaluation mode ``state`` is returned unchanged.
+    returned updated; in evaluation mode ``state`` is returned unchanged. Equal (hashable)
+    modules get the same function object, so the compiled steps of :func:`fit` are reused
+    across runs (seeds) of one model.
     """
+    try:
+        return _flax_apply_fn_cached(model)
+    except TypeError:  # an unhashable module: a fresh function
+        return _flax_apply_fn(model)
+
+
+def _flax_apply_fn(model) -> Callable:
 
     def apply_fn(params, state, x, train):
         variables = {"params": params, **state}
@@ -364,6 +374,9 @@ def flax_apply_fn(model) -> Callable:
         return model.apply(variables, x, train=train), state
 
     return apply_fn
+
+
+_flax_apply_fn_cached = functools.lru_cache(maxsize=64)(_flax_apply_fn)
 
 
 def linearized_apply_fn(apply_fn: Callable, params0: Any, state0: dict, centered: bool = False) -> Callable:
@@ -476,11 +489,13 @@ def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
     return jax.jit(step)
 
 
+@functools.lru_cache(maxsize=64)
 def make_evaluator(apply_fn: Callable, eps: float, steps: int, batch_size: int = 500) -> Callable:
     """``evaluate(params, state, x, labels, key) -> (clean_acc, robust_acc)``.
 
     Robust accuracy is under l∞ PGD of :func:`ntknb.attacks.pgd` on the cross-entropy,
     ``steps`` steps of size 2.5·eps/steps from a uniform random start, radius ``eps``.
+    Cached: the same arguments give the same (already compiled) evaluator.
     """
     alpha = _adv.pgd_step_size(eps, steps) if eps > 0 else 1.0
 
@@ -506,6 +521,28 @@ def make_evaluator(apply_fn: Callable, eps: float, steps: int, batch_size: int =
         return c / x.shape[0], r / x.shape[0]
 
     return evaluate
+
+
+_STEP_CACHE: dict = {}
+
+
+def _compiled_step(apply_fn, tx, config: TrainConfig, mode: str, steps_per_epoch: int, args: tuple):
+    """``_make_step(...)`` lowered and compiled for ``args``; cached on (apply_fn, config without its
+    seed and epoch counts, mode, steps per epoch, argument shapes): the step does not depend on the seed
+    (keys are arguments) and ``tx`` follows from the configuration and steps per epoch."""
+    shapes = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
+    try:
+        key = (apply_fn, dataclasses.replace(config, seed=0, epochs=max(config.lr_decay_epochs, default=0) + 1,
+                                             clean_epochs=0), mode, steps_per_epoch,
+               jax.tree_util.tree_structure(args), tuple(jax.tree_util.tree_leaves(shapes)))
+        hash(key)
+    except (TypeError, ValueError):  # unhashable pieces (e.g. an adversary without __hash__): no cache
+        return _make_step(apply_fn, tx, config, mode).lower(*args).compile()
+    if key not in _STEP_CACHE:
+        if len(_STEP_CACHE) >= 64:
+            _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
+        _STEP_CACHE[key] = _make_step(apply_fn, tx, config, mode).lower(*args).compile()
+    return _STEP_CACHE[key]
 
 
 def _check_split(x, labels, name):
@@ -569,8 +606,9 @@ def fit(
     key0 = jax.random.PRNGKey(config.seed)
     xb0 = jnp.asarray(x_train[:bs])
     yb0 = jnp.asarray(labels_train[:bs])
-    # Compile every step function once, before timing.
-    steps = {m: _make_step(apply_fn, tx, config, m).lower(params, state, opt_state, xb0, yb0, key0).compile()
+    # Compile every step function once, before timing (reused across runs with the same apply_fn,
+    # configuration up to its seed, and shapes).
+    steps = {m: _compiled_step(apply_fn, tx, config, m, steps_per_epoch, (params, state, opt_state, xb0, yb0, key0))
              for m in modes}
     evaluate = make_evaluator(apply_fn, config.eps, config.eval_attack_steps, config.eval_batch_size)
     eval_key = jax.random.fold_in(key0, 2**31 - 1)

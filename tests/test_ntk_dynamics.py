@@ -111,3 +111,12 @@ def test_tracker_epoch_subset():
     assert traj.epochs.tolist() == [2] and "adv" not in traj.kernels
     with pytest.raises(ValueError, match="every epoch"):
         traj.lazy_epoch(0.1)
+
+
+def test_trackers_of_one_network_share_their_compiled_functions():
+    x, y = _data()
+    apply_fn = training.flax_apply_fn(models.CNN(num_classes=3, width=2, hidden=4))
+    a = nd.KernelTracker(apply_fn, x, y, eps=0.05, attack_steps=1, top_p=3)
+    b = nd.KernelTracker(apply_fn, x, y, eps=0.05, attack_steps=1, top_p=3, seed=5)
+    c = nd.KernelTracker(apply_fn, x, y, eps=0.1, attack_steps=1, top_p=3)
+    assert a._kernel_fn is b._kernel_fn and a._attack is b._attack and c._attack is not a._attack

@@ -184,3 +184,21 @@ def test_centered_linearization_is_the_linearization_minus_the_initial_output():
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="'centered'"):
         training.linearized_apply_fn(apply_fn, p0, s0, centered="yes")
+
+
+def test_fit_reuses_compiled_steps_across_seeds_and_gives_the_same_numbers():
+    x, y = _toy_data(16)
+    m = _small_cnn()
+    assert training.flax_apply_fn(m) is training.flax_apply_fn(_small_cnn())  # equal modules, one function
+    cfg = training.TrainConfig(mode="pgd", epochs=2, batch_size=8, eps=0.05, attack_steps=2, eval_attack_steps=2,
+                               seed=1)
+    r1 = training.train_model(m, x, y, x, y, cfg, progress=False)
+    n = len(training._STEP_CACHE)
+    r2 = training.train_model(m, x, y, x, y, cfg.replace(seed=2), progress=False)
+    assert len(training._STEP_CACHE) == n  # the second seed compiled no new step
+    training._STEP_CACHE.clear()
+    r2_fresh = training.train_model(m, x, y, x, y, cfg.replace(seed=2), progress=False)  # compiled anew
+    for a, b in zip(jax.tree_util.tree_leaves(r2.params), jax.tree_util.tree_leaves(r2_fresh.params)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(r1.params),
+                                                        jax.tree_util.tree_leaves(r2.params)))
