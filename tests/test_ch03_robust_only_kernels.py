@@ -29,8 +29,8 @@ def test_params_rules_and_checkpoints():
             params(**change)
 
 
-def _row(family, tag, n, clean, pgd):
-    return dict(family=family, tag=tag, n=n, clean=clean, fgsm=pgd, pgd=pgd)
+def _row(family, tag, n, clean, pgd, standard=float("nan")):
+    return dict(family=family, tag=tag, n=n, clean=clean, fgsm=pgd, pgd=pgd, standard=standard, S=list(range(n)))
 
 
 ROWS = [_row("(a) threshold", "γ=0.5", 0, 0.5, 1.0), _row("(a) threshold", "γ=0.3", 3, 0.7, 0.55),
@@ -38,16 +38,16 @@ ROWS = [_row("(a) threshold", "γ=0.5", 0, 0.5, 1.0), _row("(a) threshold", "γ=
         _row("full kernel", "all", 100, 0.9, 0.05)]
 
 
-def test_best_robust_only_and_verdicts():
+def test_best_robust_only_and_levels():
     best, qualified = ch.best_robust_only(params(robust_level=0.5), ROWS)
     assert best["tag"] == "γ=0.3" and qualified  # empty sets and family (b) are not candidates
     best, qualified = ch.best_robust_only(params(robust_level=0.6), ROWS)
     assert best["tag"] == "γ=0.3" and not qualified  # none reaches the level: the highest PGD accuracy
     assert ch.nontrivial_level(0.9) == pytest.approx(0.7)
-    assert ch.robust_only_verdict(True, True).startswith("reaches a non-trivial")
-    assert ch.robust_only_verdict(True, False).endswith("clean accuracy is trivial")
-    assert ch.robust_only_verdict(False, False) == "does not keep its PGD accuracy at the level"
-    assert ch.family_table(ROWS)[1] == ["(a) threshold", "γ=0.3", 3, 0.7, 0.55, 0.55]
+    p = params()
+    assert p.seeds == [p.seed + i for i in range(p.n_seeds)] and p.standard == {"n_iter": p.eval_iters}
+    with pytest.raises(ValueError, match="'n_seeds'"):
+        params(n_seeds=0)
 
 
 def test_mnist_summary_picks_the_most_robust_robust_only_machine():
@@ -57,51 +57,70 @@ def test_mnist_summary_picks_the_most_robust_robust_only_machine():
     assert table == [[0.1, 0.9, 0.05, "(a) threshold γ=0.3", 3, 0.7, 0.55]]
 
 
-def _kt(at_pgd, std_pgd, n=200):
+def _run(full, best, at, early, n=400, rows=ROWS):
+    """A replica with the given (clean, standard-evaluation robust) accuracies of the four final
+    machines; per-point robustness with the given counts (AT's robust points include early's)."""
     import numpy as np
     from types import SimpleNamespace
 
-    def sc(acc):
-        c = np.zeros((2, n), bool)
-        c[-1, :int(round(acc * n))] = True
-        return SimpleNamespace(n_test=n, pgd_correct=c)
+    acc = np.array([full, best, at, early], float)
+    correct = np.zeros((4, n), bool)
+    for j, a in enumerate(acc[:, 1]):
+        correct[j, :int(round(a * n))] = True
+    final = SimpleNamespace(clean=acc[:, 0], pgd=acc[:, 1], standard=acc[:, 1], standard_correct=correct, n_test=n)
+    return SimpleNamespace(final=final, rows=rows, best=dict(family="(a) threshold", tag="γ=0.3"))
 
-    return ch.KernelTraining(at=None, std=None, sc_at=sc(at_pgd), sc_std=sc(std_pgd))
 
-
-def _claims(full, best, at_pgd, std_pgd):
-    p = params()
-    cs = ch.claims(p, dict(clean=full[0], pgd=full[1]), dict(family="(a) threshold", tag="γ=0.1", n=24,
-                                                           clean=best[0], pgd=best[1]), _kt(at_pgd, std_pgd))
-    return {c.id: c for c in cs}
+def _claims(runs):
+    return {c.id: c for c in ch.claims(params(), runs)}
 
 
 def test_claims_are_well_formed():
     from ntknb.claims import Claim
 
-    cs = _claims((0.865, 0.05), (0.84, 0.59), 0.67, 0.645)
+    runs = [_run((0.865 + d, 0.05), (0.84, 0.59 + d), (0.7, 0.67), (0.7, 0.645)) for d in (-0.01, 0, 0.01)]
+    cs = _claims(runs)
     assert list(cs) == ["ch03.full_kernel_not_robust", "ch03.robust_only_clean", "ch03.robust_only_pgd",
-                        "ch03.kernel_at_vs_standard"]
+                        "ch03.robust_only_tradeoff", "ch03.kernel_at_vs_standard"]
     for c in cs.values():
-        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1 and c.n_test == 200
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 3 and c.n_test == 1200
         assert c.source == "tsilivis2022ntk" and c.low <= c.measured <= c.high
     assert cs["ch03.robust_only_clean"].threshold == pytest.approx(ch.nontrivial_level(0.865))
     assert cs["ch03.robust_only_pgd"].threshold == params().robust_level
+    assert cs["ch03.robust_only_pgd"].measured == pytest.approx(0.59)
     assert cs["ch03.kernel_at_vs_standard"].measured == pytest.approx(0.025)
 
 
+def test_tradeoff_shortfall_is_the_best_robust_only_machine():
+    p = params(robust_fraction=0.75)
+    run = _run((0.9, 0.05), (0.7, 0.55), (0.7, 0.6), (0.7, 0.6))  # non-trivial level 0.7
+    d, row = ch.tradeoff_shortfall(p, run)
+    # γ=0.3: min(0.7 - 0.7, 0.55 - 0.525) = 0; k=4: min(0.1, 0.45 - 0.6) = -0.15
+    assert row["tag"] == "γ=0.3" and d == pytest.approx(0.0)
+    rows = [*ROWS[:-1], _row("(c) top-k robust", "k=8", 8, 0.8, 0.1, standard=0.7), ROWS[-1]]
+    d, row = ch.tradeoff_shortfall(p, _run((0.9, 0.05), (0.7, 0.55), (0.7, 0.6), (0.7, 0.6), rows=rows))
+    assert row["tag"] == "k=8" and d == pytest.approx(0.1)  # the standard evaluation where it ran
+
+
 def test_claim_verdicts_flip_across_the_thresholds():
-    cs = _claims((0.865, 0.05), (0.84, 0.60), 0.67, 0.645)
+    spread = (-0.01, 0, 0.01)
+    cs = _claims([_run((0.865, 0.05 + d), (0.84, 0.60 + d), (0.67, 0.67), (0.645, 0.645)) for d in spread])
     assert cs["ch03.full_kernel_not_robust"].verdict == "reproduced"
-    assert cs["ch03.robust_only_clean"].verdict == "contradicted"  # 0.84 on 200 points: far above 0.68
-    assert cs["ch03.robust_only_pgd"].verdict == "contradicted"  # Wilson [0.53, 0.66] above 0.5
-    assert ch.claim_verdict_text(list(cs.values())).startswith("the paper's claim is contradicted")
-    cs = _claims((0.865, 0.60), (0.60, 0.40), 0.80, 0.50)
+    assert cs["ch03.robust_only_clean"].verdict == "contradicted"
+    assert cs["ch03.robust_only_pgd"].verdict == "contradicted"
+    cs = _claims([_run((0.865, 0.60 + d), (0.60, 0.40 + d), (0.80, 0.80), (0.50, 0.50)) for d in spread])
     assert cs["ch03.full_kernel_not_robust"].verdict == "contradicted"
     assert cs["ch03.robust_only_clean"].verdict == "reproduced" and cs["ch03.robust_only_pgd"].verdict == "reproduced"
-    assert cs["ch03.kernel_at_vs_standard"].verdict == "reproduced"  # AT right on every point standard gets right, +60
-    assert ch.claim_verdict_text(list(cs.values())) == "the paper's claim is reproduced at this scale"
-    cs = _claims((0.865, 0.50), (0.70, 0.52), 0.50, 0.50)
+    assert cs["ch03.kernel_at_vs_standard"].verdict == "reproduced"  # AT right wherever standard is, +120 points
+    cs = _claims([_run((0.865, 0.50 + d), (0.70, 0.52), (0.50, 0.50), (0.50, 0.50)) for d in (-0.1, 0, 0.1)])
     assert cs["ch03.full_kernel_not_robust"].verdict == "inconclusive"
     assert cs["ch03.kernel_at_vs_standard"].verdict == "inconclusive"  # identical per-point results: [0, 0]
-    assert ch.claim_verdict_text(list(cs.values())) == "the evidence is inconclusive at this scale"
+    # tradeoff: every robust-only machine short of one bar -> reproduced; one above both -> contradicted
+    assert cs["ch03.robust_only_tradeoff"].verdict == "contradicted"  # γ=0.3: 0.7 > 0.68 and 0.55 > 0.75 x 0.7
+    low = [_row("(a) threshold", "γ=0.3", 3, 0.6, 0.55), _row("(c) top-k robust", "k=4", 4, 0.8, 0.45), ROWS[-1]]
+    cs = _claims([_run((0.865 + d, 0.05), (0.6, 0.55), (0.7, 0.6), (0.7, 0.6), rows=low) for d in spread])
+    assert cs["ch03.robust_only_tradeoff"].verdict == "reproduced"
+    assert cs["ch03.robust_only_tradeoff"].measured == pytest.approx(0.6 - 0.6825)
+    rows = [*ROWS[:-1], _row("(c) top-k robust", "k=8", 8, 0.85, 0.8), ROWS[-1]]
+    cs = _claims([_run((0.865, 0.05), (0.85, 0.8 + d), (0.7, 0.6), (0.7, 0.6), rows=rows) for d in spread])
+    assert cs["ch03.robust_only_tradeoff"].verdict == "contradicted"

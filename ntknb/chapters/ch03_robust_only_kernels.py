@@ -17,13 +17,14 @@ import dataclasses
 
 import numpy as np
 
-from ntknb import architectures, features, kernel_machines, schema
+from ntknb import architectures, data, features, kernel_machines, schema
 from ntknb import robust_kernels as rk
 from ntknb.validation import SEED_LIMIT
 
-__all__ = ["Params", "FAMILIES", "setup", "build_families", "evaluate_families", "best_robust_only",
-           "robust_only_verdict", "kernel_training", "plot_frontier", "mnist_study", "plot_mnist", "mnist_summary",
-           "summary_text", "claims", "claim_verdict_text"]
+__all__ = ["Params", "FAMILIES", "FINAL", "setup", "build_families", "evaluate_families", "best_robust_only",
+           "kernel_training", "SeedRun", "cifar_seed_run", "frontier_rows", "final_rows", "cifar_values",
+           "plot_frontier", "mnist_study", "plot_mnist", "mnist_summary", "summary_text", "tradeoff_shortfall",
+           "claims"]
 
 FAMILIES = ("(a) threshold", "(b) top-k eigenvalue", "(c) top-k robust")
 ROBUST_ONLY = ("(a) threshold", "(c) top-k robust")
@@ -35,6 +36,7 @@ class Params(schema.Params):
     live in its ``parameters`` cell; field order = cell order)."""
 
     seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
+    n_seeds: int = schema.param(schema.Int(min=1, max=100))
     classes: list = schema.param(schema.List(min_length=2, max_length=2))  # CIFAR-10 class names (check)
     architecture: str = schema.param(schema.Choice(architectures.ARCHITECTURE_NAMES))
     n_train: int = schema.param(schema.Int(min=20))
@@ -46,7 +48,10 @@ class Params(schema.Params):
     top_k: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_train")), min_length=1))
     robust_k: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_features")), min_length=1))
     pgd_steps: int = schema.param(schema.Int(min=1))
+    eval_iters: int = schema.param(schema.Int(min=1))
+    standard_all: bool = schema.param(schema.Bool())
     robust_level: float = schema.param(schema.Float(min=0.0, max=1.0))
+    robust_fraction: float = schema.param(schema.Float(min=0.0, max=1.0))
     at_steps: int = schema.param(schema.Int(min=1))
     at_batch_size: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
     at_lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
@@ -64,11 +69,25 @@ class Params(schema.Params):
     feature_batch_size: int = schema.param(schema.Int(min=1))
 
     def check(self) -> None:
+        if self.seed + self.n_seeds > SEED_LIMIT:
+            raise ValueError(f"parameter 'n_seeds' must keep seed + n_seeds <= {SEED_LIMIT}, got {self.n_seeds}")
         if any(not isinstance(c, str) for c in self.classes):
             raise ValueError(f"parameter 'classes' must be a list of 2 CIFAR-10 class names, got {self.classes!r}")
         if self.n_features > self.mnist_n_train and self.mnist_eps:
             raise ValueError(f"parameter 'n_features' must be at most mnist_n_train={self.mnist_n_train}, "
                              f"got {self.n_features}")
+
+    @property
+    def seeds(self) -> list:
+        """The seeds of the replicas: ``seed, seed + 1, ..., seed + n_seeds - 1`` (data subsample,
+        training minibatches and attack starts of each)."""
+        return [self.seed + i for i in range(self.n_seeds)]
+
+    @property
+    def standard(self) -> dict:
+        """Keyword arguments of :func:`ntknb.evaluation.robust_evaluation` (the standard evaluation:
+        APGD-CE, APGD-margin and PGD with ``eval_iters`` iterations each, worst case per point)."""
+        return dict(n_iter=self.eval_iters)
 
     @property
     def evaluated_checkpoints(self) -> list:
@@ -110,24 +129,22 @@ def build_families(pred, sw, gammas, top_k, robust_k) -> dict:
     return fams
 
 
-def evaluate_families(p: Params, s: dict, fams: dict, eps: float) -> tuple:
+def evaluate_families(p: Params, s: dict, fams: dict, eps: float, standard: dict | None = None,
+                      seed: int | None = None) -> tuple:
     """Clean, FGSM and PGD accuracy on the evaluation set of every machine of ``fams`` and of the
-    full kernel (last row). Returns ``(rows, seconds)``, rows as dicts."""
+    full kernel (last row); with ``standard`` (keyword arguments of the standard evaluation) also
+    its robust accuracy there (else ``nan``). Returns ``(rows, seconds)``, rows as dicts (``S``:
+    the machine's feature indices)."""
     machines = [(fam, tag, S) for fam, items in fams.items() for tag, S in items]
     machines.append(("full kernel", "all", np.arange(s["pred"].n_train)))
     A = np.stack([rk.subset_weights(s["pred"], S) for _, _, S in machines])
     sc = rk.evaluate_machines(s["arch"].kernel_fn, s["x_train"], A, s["x_eval"], s["y_eval"], eps,
-                              pgd_steps=p.pgd_steps, batch_size=p.test_batch_size)
-    rows = [dict(family=fam, tag=tag, n=len(S), clean=c, fgsm=f, pgd=q)
-            for (fam, tag, S), c, f, q in zip(machines, sc.clean, sc.fgsm, sc.pgd)]
+                              pgd_steps=p.pgd_steps, batch_size=p.test_batch_size, standard=standard,
+                              seed=p.seed if seed is None else seed)
+    std = sc.standard if sc.standard is not None else np.full(len(machines), np.nan)
+    rows = [dict(family=fam, tag=tag, n=len(S), clean=c, fgsm=f, pgd=q, standard=float(a), S=S)
+            for (fam, tag, S), c, f, q, a in zip(machines, sc.clean, sc.fgsm, sc.pgd, std)]
     return rows, sc.seconds
-
-
-FAMILY_COLUMNS = ["family", "setting", "features", "clean", "FGSM", "PGD"]
-
-
-def family_table(rows) -> list:
-    return [[r["family"], r["tag"], r["n"], r["clean"], r["fgsm"], r["pgd"]] for r in rows]
 
 
 def best_robust_only(p: Params, rows) -> tuple:
@@ -145,14 +162,6 @@ def nontrivial_level(full_clean: float) -> float:
     return 0.5 * (0.5 + full_clean)
 
 
-def robust_only_verdict(qualified: bool, nontrivial: bool) -> str:
-    if nontrivial:
-        return "reaches a non-trivial clean accuracy while its PGD accuracy stays at or above the level"
-    if qualified:
-        return "keeps its PGD accuracy at or above the level but its clean accuracy is trivial"
-    return "does not keep its PGD accuracy at the level"
-
-
 @dataclasses.dataclass
 class KernelTraining:
     """Adversarial and standard training of the dual weights on the fixed kernel, evaluated at
@@ -164,15 +173,17 @@ class KernelTraining:
     sc_std: object
 
 
-def kernel_training(p: Params, s: dict, y_train) -> KernelTraining:
+def kernel_training(p: Params, s: dict, y_train, seed: int | None = None) -> KernelTraining:
     """:func:`ntknb.robust_kernels.adversarial_train_kernel` at ``eps`` and at 0 with the same
     optimiser, each checkpoint attacked as a whole machine on the evaluation set."""
     kw = dict(steps=p.at_steps, batch_size=p.at_batch_size, lr_fraction=p.at_lr_fraction, momentum=p.at_momentum,
-              pgd_steps=p.at_pgd_steps, k_train_train=s["k_train"], seed=p.seed, checkpoints=p.evaluated_checkpoints)
+              pgd_steps=p.at_pgd_steps, k_train_train=s["k_train"], seed=p.seed if seed is None else seed,
+              checkpoints=p.evaluated_checkpoints)
     at = rk.adversarial_train_kernel(s["arch"].kernel_fn, s["x_train"], y_train, p.eps, **kw)
     std = rk.adversarial_train_kernel(s["arch"].kernel_fn, s["x_train"], y_train, 0.0, **kw)
     sc_at, sc_std = (rk.evaluate_machines(s["arch"].kernel_fn, s["x_train"], run.alphas[1:], s["x_eval"],
-                                          s["y_eval"], p.eps, pgd_steps=p.pgd_steps, batch_size=p.test_batch_size)
+                                          s["y_eval"], p.eps, pgd_steps=p.pgd_steps, batch_size=p.test_batch_size,
+                                          fgsm=False)
                      for run in (at, std))
     return KernelTraining(at, std, sc_at, sc_std)
 
@@ -183,32 +194,6 @@ AT_COLUMNS = ["step", "AT clean", "AT PGD", "standard clean", "standard PGD"]
 def at_table(kt: KernelTraining) -> list:
     return [[int(s), a, b, c, d] for s, a, b, c, d in
             zip(kt.at.checkpoints[1:], kt.sc_at.clean, kt.sc_at.pgd, kt.sc_std.clean, kt.sc_std.pgd)]
-
-
-def plot_frontier(p: Params, fams: dict, rows, kt: KernelTraining):
-    """Clean vs PGD accuracy of every family, of the kernel-training checkpoints and of the full
-    kernel (left); the training losses (right). Returns the figure."""
-    from ntknb import plotting
-
-    fig, axes = plotting.new_figure(ncols=2, width=4.6, height=4.0)
-    curves = {}
-    for fam in fams:
-        rr = [r for r in rows if r["family"] == fam]
-        curves[fam] = ([r["pgd"] for r in rr], [r["clean"] for r in rr], [r["tag"] for r in rr])
-    curves["adversarial training (checkpoints)"] = (kt.sc_at.pgd, kt.sc_at.clean, kt.at.checkpoints[1:])
-    curves["standard training, same optimiser"] = (kt.sc_std.pgd, kt.sc_std.clean, kt.std.checkpoints[1:])
-    full = rows[-1]
-    plotting.plot_clean_robust_frontier(
-        axes[0], curves, {"full kernel": (full["pgd"], full["clean"])},
-        title=f"CIFAR-10 {p.classes[0]} vs {p.classes[1]}, {p.architecture}, PGD eps {p.eps * 255:.0f}/255")
-    axes[0].axhline(0.5, color="grey", lw=0.6, ls=":")
-    axes[1].plot(kt.at.train_loss, lw=0.8, label="adversarial (PGD examples)")
-    axes[1].plot(kt.std.train_loss, lw=0.8, label="standard (clean examples)")
-    axes[1].set_xlabel("step")
-    axes[1].set_ylabel("minibatch training loss")
-    axes[1].legend(fontsize=7)
-    axes[1].set_title("training the dual weights on a fixed kernel", fontsize=9)
-    return fig
 
 
 def mnist_study(p: Params, mn: dict) -> dict:
@@ -259,90 +244,253 @@ def mnist_summary(p: Params, mnist_rows: dict) -> tuple:
     return values, table
 
 
-def summary_text(p: Params, full: dict, best: dict, kt: KernelTraining, mnist_rows: dict) -> str:
-    """The headline numbers (the cell nbval compares)."""
+# ------------------------------------------------------------------------------ seeds
+
+
+@dataclasses.dataclass
+class SeedRun:
+    """One replica of the CIFAR-10 experiment (its own data subsample, minibatches, attack starts).
+
+    ``rows``: every machine of the three families and the full kernel (last), as in
+    :func:`evaluate_families`; ``best`` / ``qualified``: :func:`best_robust_only`; ``kt``: the
+    kernel training; ``early``: the step of standard training picked on the *selection* set (its
+    highest PGD accuracy there: early stopping); ``final``: :class:`ntknb.robust_kernels.MachineScores`
+    of the four machines the claims compare (:data:`FINAL`) on the evaluation set, with the
+    standard evaluation."""
+
+    seed: int
+    sweep: object
+    fams: dict
+    rows: list
+    best: dict
+    qualified: bool
+    kt: KernelTraining
+    early: int
+    final: object
+
+
+#: The machines of every replica evaluated with the standard evaluation (order of ``SeedRun.final``).
+FINAL = ("full kernel", "best robust-only", "kernel AT (last step)", "standard, early-stopped")
+
+
+def cifar_seed_run(p: Params, cifar, seed: int) -> SeedRun:
+    """The CIFAR-10 experiment for one seed: subsample, kernel, per-feature sweep (selection set),
+    the families attacked on the evaluation set, the best robust-only machine, adversarial and
+    standard training of the dual weights, early stopping of the standard training on the
+    selection set, and the standard evaluation of :data:`FINAL`."""
+    task = data.make_task(cifar, classes=tuple(p.classes), n_train=p.n_train, n_test=p.n_select + p.n_eval,
+                          seed=seed)
+    s = setup(p, task, p.n_select, 1)
+    sw = sweep(p, s, p.eps)
+    fams = build_families(s["pred"], sw, p.gammas, p.top_k, p.robust_k)
+    rows, _ = evaluate_families(p, s, fams, p.eps, standard=p.standard if p.standard_all else None, seed=seed)
+    best, qualified = best_robust_only(p, rows)
+    kt = kernel_training(p, s, task.y_train, seed=seed)
+    kf, xt = s["arch"].kernel_fn, s["x_train"]
+    on_sel = rk.evaluate_machines(kf, xt, kt.std.alphas[1:], s["x_sel"], s["y_sel"], p.eps, pgd_steps=p.pgd_steps,
+                                  batch_size=p.test_batch_size, fgsm=False)
+    early = int(np.argmax(on_sel.pgd))
+    alphas = np.stack([rk.subset_weights(s["pred"], rows[-1]["S"]), rk.subset_weights(s["pred"], best["S"]),
+                       kt.at.alphas[-1], kt.std.alphas[1:][early]])
+    final = rk.evaluate_machines(kf, xt, alphas, s["x_eval"], s["y_eval"], p.eps, pgd_steps=p.pgd_steps,
+                                 batch_size=p.test_batch_size, standard=p.standard, seed=seed)
+    print(f"seed {seed}: best robust-only {best['family']} {best['tag']}; early stop at step "
+          f"{int(kt.std.checkpoints[1:][early])}; standard evaluation {final.seconds:.0f} s")
+    return SeedRun(seed, sw, fams, rows, best, qualified, kt, int(kt.std.checkpoints[1:][early]), final)
+
+
+def _t(values) -> tuple:
+    from ntknb import stats
+
+    iv = stats.mean_interval(values)
+    return iv.estimate, (iv.high - iv.low) / 2 if np.isfinite(iv.high) else float("nan")
+
+
+FRONTIER_COLUMNS = ["family", "setting", "features (mean)", "clean", "±", "FGSM", "PGD", "±", "standard eval."]
+
+
+def frontier_rows(runs: list) -> list:
+    """Per machine (family, setting): means over the seeds and t half-widths (95 %) of clean and
+    PGD accuracy, the mean FGSM accuracy and the mean standard-evaluation accuracy (``nan`` where
+    it was not run)."""
+    out = []
+    for j, r0 in enumerate(runs[0].rows):
+        col = lambda key: [run.rows[j][key] for run in runs]  # noqa: E731
+        c, cw = _t(col("clean"))
+        q, qw = _t(col("pgd"))
+        out.append([r0["family"], r0["tag"], float(np.mean(col("n"))), c, cw, float(np.mean(col("fgsm"))), q, qw,
+                    float(np.mean(col("standard")))])
+    return out
+
+
+FINAL_COLUMNS = ["machine", "clean", "±", "PGD", "±", "standard eval.", "±", "max |PGD - standard|"]
+
+
+def final_rows(runs: list) -> list:
+    """The four machines of :data:`FINAL` (mean and t half-width over seeds) and the largest gap
+    between PGD and the standard evaluation over the seeds."""
+    out = []
+    for j, name in enumerate(FINAL):
+        c = [run.final.clean[j] for run in runs]
+        q = [run.final.pgd[j] for run in runs]
+        a = [run.final.standard[j] for run in runs]
+        out.append([name, *_t(c), *_t(q), *_t(a), float(np.max(np.abs(np.subtract(q, a))))])
+    return out
+
+
+def cifar_values(p: Params, runs: list) -> dict:
+    """The glued CIFAR-10 numbers: means over the seeds (standard evaluation for "robust")."""
+    fin = lambda attr, j: float(np.mean([getattr(run.final, attr)[j] for run in runs]))  # noqa: E731
+    names = [f"{run.best['family']} {run.best['tag']}" for run in runs]
+    return {
+        "full_kernel_clean_acc": fin("clean", 0), "full_kernel_robust_acc": fin("standard", 0),
+        "full_kernel_pgd_acc": fin("pgd", 0),
+        "full_kernel_fgsm_acc": float(np.mean([run.rows[-1]["fgsm"] for run in runs])),
+        "best_robust_only_clean_acc": fin("clean", 1), "best_robust_only_robust_acc": fin("standard", 1),
+        "best_robust_only_name": max(set(names), key=names.count),
+        "best_robust_only_name_count": names.count(max(set(names), key=names.count)),
+        "kernel_at_clean_acc": fin("clean", 2), "kernel_at_robust_acc": fin("standard", 2),
+        "kernel_early_clean_acc": fin("clean", 3), "kernel_early_robust_acc": fin("standard", 3),
+        "early_stop_steps": ", ".join(str(run.early) for run in runs),
+        "pgd_standard_max_gap": float(np.max([np.max(np.abs(run.final.pgd - run.final.standard)) for run in runs])),
+        "nontrivial_level": float(np.mean([nontrivial_level(run.final.clean[0]) for run in runs])),
+        "robust_level_glued": p.robust_level, "robust_fraction_glued": p.robust_fraction,
+        "eval_iters_glued": p.eval_iters, "n_eval_glued": p.n_eval,
+    }
+
+
+def plot_frontier(p: Params, runs: list):
+    """Clean vs PGD accuracy (means over seeds, t error bars) of every family, of the kernel-training
+    checkpoints (first seed) and of the full kernel (left); the training losses of the first seed
+    (right). Returns the figure."""
+    from ntknb import plotting
+
+    fig, axes = plotting.new_figure(ncols=2, width=4.6, height=4.0)
+    rows = frontier_rows(runs)
+    curves = {}
+    for fam in FAMILIES:
+        rr = [r for r in rows if r[0] == fam]
+        curves[fam] = ([r[6] for r in rr], [r[3] for r in rr], [r[1] for r in rr])
+        axes[0].errorbar([r[6] for r in rr], [r[3] for r in rr], xerr=[r[7] for r in rr], yerr=[r[4] for r in rr],
+                         fmt="none", ecolor="grey", lw=0.6)
+    kt = runs[0].kt
+    curves["adversarial training (checkpoints, seed 1)"] = (kt.sc_at.pgd, kt.sc_at.clean, kt.at.checkpoints[1:])
+    curves["standard training (checkpoints, seed 1)"] = (kt.sc_std.pgd, kt.sc_std.clean, kt.std.checkpoints[1:])
+    plotting.plot_clean_robust_frontier(
+        axes[0], curves, {"full kernel": (rows[-1][6], rows[-1][3])},
+        title=f"CIFAR-10 {p.classes[0]} vs {p.classes[1]}, {p.architecture}, PGD eps {p.eps * 255:.0f}/255")
+    axes[0].axhline(0.5, color="grey", lw=0.6, ls=":")
+    axes[1].plot(kt.at.train_loss, lw=0.8, label="adversarial (PGD examples)")
+    axes[1].plot(kt.std.train_loss, lw=0.8, label="standard (clean examples)")
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("minibatch training loss")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("training the dual weights on a fixed kernel (seed 1)", fontsize=9)
+    return fig
+
+
+def summary_text(p: Params, runs: list, mnist_rows: dict) -> str:
+    """The headline numbers (the cell nbval compares): means over the seeds."""
+    v = cifar_values(p, runs)
     lines = [
-        f"CIFAR-10 full kernel:      clean {full['clean']:.2f}, PGD {full['pgd']:.2f}",
-        f"best robust-only machine:  clean {best['clean']:.2f}, "
-        f"PGD {best['pgd']:.2f} ({best['family']} {best['tag']}, {best['n']} features)",
-        f"kernel adversarial train.: clean {kt.sc_at.clean[-1]:.2f}, PGD {kt.sc_at.pgd[-1]:.2f}",
-        f"kernel standard training:  clean {kt.sc_std.clean[-1]:.2f}, PGD {kt.sc_std.pgd[-1]:.2f}",
+        f"CIFAR-10 ({p.n_seeds} seeds x {p.n_eval} points), clean / standard-evaluation robust accuracy:",
+        f"  full kernel              {v['full_kernel_clean_acc']:.2f} / {v['full_kernel_robust_acc']:.2f}",
+        f"  best robust-only machine {v['best_robust_only_clean_acc']:.2f} / {v['best_robust_only_robust_acc']:.2f}",
+        f"  kernel AT (last step)    {v['kernel_at_clean_acc']:.2f} / {v['kernel_at_robust_acc']:.2f}",
+        f"  standard, early-stopped  {v['kernel_early_clean_acc']:.2f} / {v['kernel_early_robust_acc']:.2f}",
     ]
     for e in p.mnist_eps:
-        lines.append(f"MNIST eps {e:g} full kernel: clean {mnist_rows[e][-1]['clean']:.2f}, "
+        lines.append(f"MNIST eps {e:g} full kernel (seed {p.seed}): clean {mnist_rows[e][-1]['clean']:.2f}, "
                      f"PGD {mnist_rows[e][-1]['pgd']:.2f}")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------- claims
 #
-# Thresholds (issue 13), all fixed before measuring — two are the chapter's own definitions,
-# stated in its text before anything is computed, and one is chance:
+# Thresholds, all fixed before measuring (issues 13 and 15); robust accuracy is the standard
+# evaluation (ntknb.evaluation: APGD-CE, APGD-margin, PGD; worst case per point) on the
+# evaluation points of each seed; intervals are Student-t over the seeds (the replicas differ in
+# data subsample, minibatches and attack starts), except the paired comparison.
 #
 # * ``ch03.full_kernel_not_robust`` — tsilivis2022ntk (Secs. 3-4; the kernel attack of Eq. 8):
-#   the kernel predictor, like the networks it describes, is broken by small l-inf attacks. On a
-#   two-class task "broken" is a PGD accuracy below chance, 0.5. Wilson interval on the
-#   evaluation points.
-# * ``ch03.robust_only_clean`` and ``ch03.robust_only_pgd`` — tsilivis2022ntk, Sec. 4
-#   ("Robust features alone are not enough"): "in general it is not possible to obtain
-#   non-trivial performance without compromising robustness in this fashion". Read as two
-#   claims on the best robust-only machine (the chapter's definition): its clean accuracy stays
-#   below the non-trivial level (half the full kernel's gain over chance,
-#   :func:`nontrivial_level`), or its PGD accuracy falls below ``robust_level`` (0.5, chance).
-#   The paper's sentence holds if either is reproduced. Wilson intervals on the evaluation
-#   points; the machine is picked on those same points, which flatters it (chapter text).
-# * ``ch03.kernel_at_vs_standard`` — the same paragraph: robustness needs "data augmentation
-#   in the form of adversarial training". Claim: adversarial training of the kernel machine
-#   gives a higher PGD accuracy than the same training on clean examples; any improvement
-#   counts (threshold 0 on the difference, the paper gives no effect size for a fixed
-#   kernel). Paired bootstrap over the evaluation points (both machines after the last step,
-#   attacked on the same points).
+#   the kernel predictor is broken by small l-inf attacks. On a two-class task "broken" is a
+#   robust accuracy below chance, 0.5.
+# * ``ch03.robust_only_clean`` and ``ch03.robust_only_pgd`` — tsilivis2022ntk, Sec. 4 ("Robust
+#   features alone are not enough"): "in general it is not possible to obtain non-trivial
+#   performance without compromising robustness in this fashion". As in the stored book: the best
+#   robust-only machine (the chapter's rule) has a clean accuracy below the non-trivial level (half
+#   the full kernel's gain over chance, :func:`nontrivial_level`) or a robust accuracy below
+#   ``robust_level`` (default 0.5, chance). Kept for comparison with the stored verdicts.
+# * ``ch03.robust_only_tradeoff`` — the same sentence with a robustness bar that is not chance
+#   (issue 15): robustness is "compromised" when the machine loses more than a quarter of its
+#   correct points to the attack, i.e. robust < ``robust_fraction`` x clean with robust_fraction
+#   = 0.75 (the full kernel loses almost all of them). Per seed, the shortfall
+#   ``d = min(clean - non-trivial level, robust - robust_fraction x clean)`` of the robust-only
+#   machine with the largest d (picked on the evaluation points, which favours contradicting the
+#   paper); the paper claims d < 0 (threshold 0).
+# * ``ch03.kernel_at_vs_standard`` — the same paragraph: robustness needs "data augmentation in
+#   the form of adversarial training". Adversarial training of the kernel machine (last step) gives
+#   a higher robust accuracy than the *early-stopped* standard training with the same optimiser
+#   (stopped at the step with the highest PGD accuracy on the selection set: the strongest
+#   baseline of the two, since early stopping keeps the robust top of the spectrum); any gain
+#   counts (threshold 0). Paired bootstrap over the evaluation points of all seeds.
 
-def claims(p: Params, full: dict, best: dict, kt: KernelTraining) -> list:
-    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above):
-    ``full`` is the full kernel's row, ``best`` the best robust-only machine's row (of
-    :func:`evaluate_families` / :func:`best_robust_only`), ``kt`` the kernel training (its
-    last checkpoint is compared, per evaluation point)."""
+
+def tradeoff_shortfall(p: Params, run: SeedRun) -> tuple:
+    """``(d, row)``: the largest ``min(clean - non-trivial level, PGD - robust_fraction x clean)``
+    over the robust-only machines of one seed (PGD accuracy as the robust accuracy of the families;
+    the standard evaluation where it was run on every machine) and that machine's row."""
+    level = nontrivial_level(run.final.clean[0])
+    cands = [r for r in run.rows if r["family"] in ROBUST_ONLY and r["n"] > 0]
+    rob = lambda r: r["standard"] if np.isfinite(r["standard"]) else r["pgd"]  # noqa: E731
+    d = [min(r["clean"] - level, rob(r) - p.robust_fraction * r["clean"]) for r in cands]
+    j = int(np.argmax(d))
+    return float(d[j]), cands[j]
+
+
+def claims(p: Params, runs: list) -> list:
+    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above) from the
+    replicas of :func:`cifar_seed_run`."""
     from ntknb import stats
     from ntknb.claims import Claim
 
-    n = int(kt.sc_at.n_test)
-    k = lambda acc: int(round(acc * n))  # noqa: E731 (accuracies on the n evaluation points)
-    scale = (f"CIFAR-10 {' vs '.join(p.classes)}, {p.n_train} train, {p.architecture} analytic NTK, "
-             f"eps {p.eps:.4g}, PGD-{p.pgd_steps}")
-    common = dict(source="tsilivis2022ntk", n_seeds=1)
+    n = int(runs[0].final.n_test)
+    k = len(runs)
+    per = lambda attr, j: [float(getattr(run.final, attr)[j]) for run in runs]  # noqa: E731
+    scale = (f"CIFAR-10 {' vs '.join(p.classes)}, {p.n_train} train, {p.architecture} analytic NTK, eps {p.eps:.4g}, "
+             f"standard evaluation ({p.eval_iters} iterations), {k} seeds x {n} points")
+    common = dict(source="tsilivis2022ntk", n_test=n * k)
     sec4 = "Sec. 4, 'Robust features alone are not enough'"
     paper4 = "not possible to obtain non-trivial performance without compromising robustness"
-    paired = stats.paired_comparison(kt.sc_at.pgd_correct[-1], kt.sc_std.pgd_correct[-1], seed=p.seed)
+    best = f"{scale}; best robust-only machine per seed"
+    paired = stats.paired_comparison(np.concatenate([run.final.standard_correct[2] for run in runs]),
+                                     np.concatenate([run.final.standard_correct[3] for run in runs]), seed=p.seed)
     return [
         Claim.from_interval(
-            stats.binomial_interval(k(full["pgd"]), n), id="ch03.full_kernel_not_robust", where="Secs. 3-4, Eq. 8",
-            claim="The full kernel predictor is broken by a small l-inf attack: PGD accuracy below chance (0.5).",
+            stats.mean_interval(per("standard", 0)), id="ch03.full_kernel_not_robust", where="Secs. 3-4, Eq. 8",
+            claim="The full kernel predictor is broken by a small l-inf attack: robust accuracy below chance (0.5).",
             paper="kernel and network are vulnerable alike", direction="less", threshold=0.5, scale=scale, **common),
         Claim.from_interval(
-            stats.binomial_interval(k(best["clean"]), n), id="ch03.robust_only_clean", where=sec4,
+            stats.mean_interval(per("clean", 1)), id="ch03.robust_only_clean", where=sec4,
             claim="The best robust-only machine's clean accuracy stays below the non-trivial level (half the full "
                   "kernel's gain over chance).", paper=paper4, direction="less",
-            threshold=nontrivial_level(full["clean"]), scale=f"{scale}; {best['family']} {best['tag']}", **common),
+            threshold=float(np.mean([nontrivial_level(c) for c in per("clean", 0)])), scale=best, **common),
         Claim.from_interval(
-            stats.binomial_interval(k(best["pgd"]), n), id="ch03.robust_only_pgd", where=sec4,
-            claim="The best robust-only machine's PGD accuracy falls below the robustness level.", paper=paper4,
-            direction="less", threshold=p.robust_level, scale=f"{scale}; {best['family']} {best['tag']}", **common),
+            stats.mean_interval(per("standard", 1)), id="ch03.robust_only_pgd", where=sec4,
+            claim="The best robust-only machine's robust accuracy falls below the robustness level.", paper=paper4,
+            direction="less", threshold=p.robust_level, scale=best, **common),
+        Claim.from_interval(
+            stats.mean_interval([tradeoff_shortfall(p, run)[0] for run in runs]), id="ch03.robust_only_tradeoff",
+            where=sec4,
+            claim=f"No robust-only machine is both non-trivial (clean above half the full kernel's gain over chance) "
+                  f"and uncompromised (robust at least {p.robust_fraction:g} x clean): the shortfall "
+                  f"min(clean - level, robust - {p.robust_fraction:g} x clean) of the best one is negative.",
+            paper=paper4, direction="less", threshold=0.0, scale=f"{scale}; families (a) and (c), PGD-{p.pgd_steps}",
+            **common),
         Claim.from_interval(
             paired.difference, id="ch03.kernel_at_vs_standard", where=sec4 + " and Appendix",
-            claim="Adversarial training of the kernel machine gives a higher PGD accuracy than the same training "
-                  "on clean examples (difference AT - standard > 0, same points).",
+            claim="Adversarial training of the kernel machine gives a higher robust accuracy than the same training "
+                  "on clean examples stopped early (difference AT - standard > 0, same points).",
             paper="robustness needs data augmentation in the form of adversarial training", direction="greater",
-            threshold=0.0, n_test=n, scale=f"{scale}; {p.at_steps} steps of dual-weight training", **common),
+            threshold=0.0, n_seeds=k, scale=f"{scale}; {p.at_steps} steps of dual-weight training", **common),
     ]
-
-
-def claim_verdict_text(claims: list) -> str:
-    """One sentence on the robust-only claims for the chapter's conclusion, from their verdicts."""
-    by_id = {c.id: c for c in claims}
-    clean, pgd = by_id["ch03.robust_only_clean"], by_id["ch03.robust_only_pgd"]
-    if "reproduced" in (clean.verdict, pgd.verdict):
-        return "the paper's claim is reproduced at this scale"
-    if clean.verdict == pgd.verdict == "contradicted":
-        return "the paper's claim is contradicted at this scale: the machine is both non-trivial and robust"
-    return "the evidence is inconclusive at this scale"
