@@ -21,14 +21,14 @@ def test_params_rules():
     p = params()
     for change, name in [(dict(fc_architectures=["fc2"]), "fc_architectures"), (dict(conv_pool=3), "conv_pool"),
                          (dict(conv_n_train=p.n_features - 1), "conv_n_train"), (dict(classes=["a", 1]), "classes"),
-                         (dict(mnist_architectures=["nope"]), r"mnist_architectures\[0\]"), (dict(paper_indices=[0]), r"paper_indices\[0\]")]:
+                         (dict(mnist_architectures=["nope"]), r"mnist_architectures\[0\]"), (dict(paper_indices=[-1]), r"paper_indices\[0\]")]:
         with pytest.raises(ValueError, match=f"'{name}'"):
             params(**change)
 
 
-def _sweep(clean, robust, indices=None):
+def _sweep(clean, robust, indices=None, n_test=500):
     clean, robust = np.asarray(clean, float), np.asarray(robust, float)
-    return SimpleNamespace(clean_accuracy=clean, robust_accuracy=robust,
+    return SimpleNamespace(clean_accuracy=clean, robust_accuracy=robust, n_test=n_test,
                            indices=np.arange(clean.size) if indices is None else np.asarray(indices))
 
 
@@ -47,6 +47,8 @@ def test_sweep_values_counts_and_rows():
     values, rows = ch.sweep_values(p, {"fc1": dict(arch=arch, y_test=[0] * 5)}, {"fc1": dict(arch=arch, y_test=[0] * 7)},
                                    {"fc1": sw}, {"fc1": msw}, {"fc1": 0.8, "mnist_fc1": 0.9})
     assert values["useful_fc1"] == 3 and values["useful_nonrobust_fc1"] == 1
+    # against chance on 500 points, Holm over 4 features: 0.9, 0.7, 0.6 are far above 0.5
+    assert values["useful_sig_fc1"] == 3 and values["useful_nonrobust_sig_fc1"] == 1
     assert values["useful_mnist_fc1"] == 2 and values["useful_nonrobust_mnist_fc1"] == 1
     assert values["spearman_index_robustness_fc1"] == pytest.approx(-1.0)
     assert values["spearman_mean_cifar"] == pytest.approx(-1.0)
@@ -70,10 +72,15 @@ def test_claims_are_well_formed_and_flip_at_the_thresholds():
     p = params()
     idx = np.arange(60)
     falling = SimpleNamespace(indices=idx, robust_accuracy=np.linspace(0.6, 0.0, 60) + 0.01 * np.sin(idx), n_test=500)
-    cs = {c.id: c for c in ch.claims(p, SimpleNamespace(robust=np.array([0.3, 0.02])), {"fc1": falling})}
+    picked = {"early": (11, 0.62, 0.02, 0.7), "late": (301, 0.52, 0.0, 0.6)}  # held-out acc 0.62 and 0.52
+    cs = {c.id: c for c in ch.claims(p, SimpleNamespace(robust=np.array([0.3, 0.02])), {"fc1": falling}, picked)}
     assert list(cs) == list(ch.CLAIM_THRESHOLDS)
     for c in cs.values():
-        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1 and c.n_test == 500
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1
+        assert c.n_test == (p.n_test - ch.n_selection(p) if "useful" in c.id else 500)
+    assert cs["ch02.useful_nonrobust_early"].verdict == "reproduced"  # 155 of 250 above 0.5: Wilson [0.56, 0.68]
+    assert cs["ch02.useful_nonrobust_late"].verdict == "inconclusive"  # 130 of 250
+    assert cs["ch02.useful_nonrobust_early"].threshold == p.useful_above
     assert cs["ch02.full_kernel_not_robust"].threshold == p.nonrobust_below
     assert cs["ch02.full_kernel_not_robust"].verdict == "reproduced"  # 0.02 on 500 images
     assert cs["ch02.robust_features_on_top"].verdict == "reproduced" and cs["ch02.robust_features_on_top"].measured < -0.9
@@ -85,3 +92,15 @@ def test_claims_are_well_formed_and_flip_at_the_thresholds():
     cs = {c.id: c for c in ch.claims(p, SimpleNamespace(robust=np.array([0.1])), {"fc1": flat})}
     assert cs["ch02.robust_features_on_top"].verdict == "inconclusive"
     assert cs["ch02.full_kernel_not_robust"].verdict == "inconclusive"
+
+
+def test_useful_significant_is_holm_corrected_against_chance():
+    # 500 points: 0.54 (270 correct) has one-sided p = 0.04, not enough among 100 features; 0.6 (p < 1e-5) is
+    sw = _sweep([0.6] + [0.54] * 99, [0.0] * 100)
+    assert ch.useful_significant(sw, 0.5).tolist() == [True] + [False] * 99
+    assert ch.useful_significant(_sweep([0.54], [0.0]), 0.5).tolist() == [True]  # alone it passes at 5 %
+
+
+def test_held_out_accuracies_subtract_counts():
+    assert ch._held_out([0.6], [0.8], 500, 250).tolist() == pytest.approx([0.4])
+    assert ch.n_selection(params(n_test=501)) == 250
