@@ -23,6 +23,7 @@ __all__ = ["CHAPTERS", "schema_for", "check_parameters"]
 CHAPTERS = {
     "00_ntk_basics": "ch00_ntk_basics",
     "00a_robustness_toy_models": "ch00a_robustness_toy_models",
+    "00b_kip_distillation": "ch00b_kip_distillation",
     "01_transfer_attacks": "ch01_transfer_attacks",
     "02_eigenfeatures": "ch02_eigenfeatures",
     "03_robust_only_kernels": "ch03_robust_only_kernels",
