@@ -133,7 +133,7 @@ print(model, "parameters:", sum(p.size for p in jax.tree_util.tree_leaves(params
 
 # %% tags=["hide-input"]
 glue("warm_start_g", P.pgd_warm_start)
-glue_table("settings_table", ch.settings_rows(), ch.SETTINGS_COLUMNS, display=True)
+glue_table("settings_table", ch.settings_rows(), ch.SETTINGS_COLUMNS, display=True);
 
 # %% [markdown]
 # ## Training with kernel tracking, over seeds
@@ -164,7 +164,7 @@ fig = ch.plot_accuracies(P, SEEDS)
 
 # %% tags=["hide-input"]
 print(SEEDS[0].masking.text)
-glue("masking_passed", bool(SEEDS[0].masking.passed))
+glue("masking_passed", bool(SEEDS[0].masking.passed));
 
 # %% [markdown]
 # ## Kernel rotation and polar trajectories (T&K Fig. 3)
@@ -232,7 +232,7 @@ fig = ch.plot_kd_ker_ks(P, SEEDS)
 k = P.cheap_at_clean_epochs[0]
 glue("kd_cheap_to_at", float(M[f"kd_cheap{k}_to_at"].mean()))
 glue("kd_std_to_at", float(M["kd_std_to_at"].mean()))
-glue("cheap_time_frac", sum(s.cheap[k][0].train_seconds / s.runs["pgd"][0].train_seconds for s in SEEDS) / P.n_seeds)
+glue("cheap_time_frac", sum(s.cheap[k][0].train_seconds / s.runs["pgd"][0].train_seconds for s in SEEDS) / P.n_seeds);
 
 # %% [markdown]
 # ## Training on a frozen kernel (Loo et al.)
