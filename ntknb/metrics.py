@@ -10,8 +10,8 @@ Sources:
 * ``tsilivis2022ntk``, "What Can the Neural Tangent Kernel Tell Us About Adversarial
   Robustness?", NeurIPS 2022, Sec. 5: kernel distance, polar coordinates (Eq. 12),
   concentration on the top eigenspace (Fig. 6).
-* "Rethinking Adversarial Training with Neural Tangent Kernel", Sec. 3.1: kernel
-  distance KD (Loo et al. 2022), kernel effective rank KER (Roy & Vetterli 2007),
+* ``li2023rethinking`` ("Rethinking Adversarial Training with Neural Tangent Kernel"), Sec. 3.1: kernel
+  distance KD (``loo2022evolution``), kernel effective rank KER (``roy2007effective``),
   kernel specialization M_ks / KS (Shan & Bordelon 2021).
 """
 
@@ -93,7 +93,7 @@ def distance_matrix(kernels: Sequence) -> np.ndarray:
 
 
 def consecutive_distances(kernels: Sequence) -> np.ndarray:
-    """d(K_{t−1}, K_t) for t = 1..T−1 ("KD between epochs t and t−1", Rethinking Fig. 1); shape (T−1,)."""
+    """d(K_{t−1}, K_t) for t = 1..T−1 ("KD between epochs t and t−1", ``li2023rethinking`` Fig. 1); shape (T−1,)."""
     return np.array([kernel_distance(kernels[t - 1], kernels[t]) for t in range(1, len(kernels))])
 
 
@@ -168,7 +168,7 @@ def logit_matrix(K) -> np.ndarray:
 
 
 def effective_rank(K) -> float:
-    """Kernel effective rank KER (Roy & Vetterli 2007; Rethinking Sec. 3.1):
+    """Kernel effective rank KER (``roy2007effective``; ``li2023rethinking`` Sec. 3.1):
 
     KER(K) = exp(−Σ_i p_i log p_i),   p_i = σ_i / Σ_j σ_j,
 
@@ -198,7 +198,7 @@ def _per_logit(kernels) -> np.ndarray:
 
 
 def specialization_matrix(kernels, labels, num_classes: Optional[int] = None) -> np.ndarray:
-    """Kernel specialization matrix M_ks (Shan & Bordelon 2021; Rethinking Sec. 3.1):
+    """Kernel specialization matrix M_ks (``shan2021theory``; ``li2023rethinking`` Sec. 3.1):
 
     M_ks^{i,j} = A(Θ^{i,i}, Y_j Y_jᵀ) / ( (1/k) Σ_l A(Θ^{l,l}, Y_j Y_jᵀ) ),
 
@@ -237,7 +237,7 @@ def specialization_matrix(kernels, labels, num_classes: Optional[int] = None) ->
 
 
 def kernel_specialization(kernels, labels, num_classes: Optional[int] = None) -> float:
-    """KS(Θ) = Tr(M_ks(Θ)) / k (Rethinking Sec. 3.1); see :func:`specialization_matrix`.
+    """KS(Θ) = Tr(M_ks(Θ)) / k (``li2023rethinking`` Sec. 3.1); see :func:`specialization_matrix`.
 
     KS = 1 when every logit's kernel is equally aligned with every class; KS > 1 when
     logit i's kernel aligns most with its own class i (specialization).  Classes

@@ -6,10 +6,10 @@
   average) pooling) followed by three dense layers (``hidden``, ``hidden``,
   ``num_classes``).  No normalisation, so examples are independent and the
   empirical NTK is a function of the parameters alone.
-* :class:`ResNet` — a small pre-activation-free ResNet with BatchNorm (He et al.
-  2016, BasicBlock), ``stage_sizes`` blocks per stage and ``width·2^s`` channels
-  in stage ``s``; used by the BatchNorm chapter ("Rethinking Adversarial
-  Training with NTK", Sec. 4).  ``train=True`` normalises with batch statistics
+* :class:`ResNet` — a small pre-activation-free ResNet with BatchNorm (``he2016deep``,
+  BasicBlock), ``stage_sizes`` blocks per stage and ``width·2^s`` channels
+  in stage ``s``; used by the BatchNorm chapter (``li2023rethinking``,
+  Sec. 4).  ``train=True`` normalises with batch statistics
   and updates the ``batch_stats`` collection; ``train=False`` uses the running
   averages.
 

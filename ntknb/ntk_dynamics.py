@@ -6,7 +6,7 @@ class-balanced probe set
 
 * on the clean probe images — the **C-NTK**, and
 * on the network's own PGD adversarial examples of those images — the **AE-NTK**
-  ("Rethinking Adversarial Training with NTK", Sec. 3.1),
+  (``li2023rethinking``, Sec. 3.1),
 
 as the full per-logit kernel Θ(X, X) of shape (n, n, k, k) with
 :func:`ntknb.kernels.empirical_ntk` (``trace_axes=()``; neural-tangents' structured
@@ -121,7 +121,7 @@ class KernelTrajectory:
         return metrics.distance_matrix(self.kernels[kind])
 
     def consecutive_distances(self, kind: str = "clean") -> np.ndarray:
-        """(T−1,) KD between consecutive tracked epochs (Rethinking Fig. 1)."""
+        """(T−1,) KD between consecutive tracked epochs (``li2023rethinking`` Fig. 1)."""
         return metrics.consecutive_distances(self.kernels[kind])
 
     def polar(self, kind: str = "clean", top: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -280,7 +280,7 @@ def plot_usefulness_robustness(ax, robust, useful, eigenvalues, title: str = "",
 
 def plot_bn_accuracy_curves(curves: dict, mode_labels: dict | None = None):
     """Clean (solid) and PGD (dashed) accuracy along training in each BatchNorm mode
-    ("Rethinking" Fig. 2): ``{(row, col): {mode: {"epoch", "clean", "robust"}}}``, e.g. rows
+    (``li2023rethinking`` Fig. 2): ``{(row, col): {mode: {"epoch", "clean", "robust"}}}``, e.g. rows
     the training strategies and columns the train / test data. Returns the figure."""
     rows = list(dict.fromkeys(r for r, _ in curves))
     cols = list(dict.fromkeys(c for _, c in curves))
@@ -304,7 +304,7 @@ def plot_bn_accuracy_curves(curves: dict, mode_labels: dict | None = None):
 
 def plot_specialization_matrices(panels: dict, vmin: float | None = None, vmax: float | None = None,
                                  cmap: str = "viridis"):
-    """Grid of kernel specialization matrices M_ks ("Rethinking" Figs. 3-4):
+    """Grid of kernel specialization matrices M_ks (``li2023rethinking`` Figs. 3-4):
     ``{(row, col): (k, k) matrix}`` (rows e.g. BN mode and kernel, columns epochs); one
     shared colour scale; row i = logit, column j = class. Returns the figure."""
     import numpy as np
