@@ -210,14 +210,15 @@ class BNKernelTracker(KernelTracker):
         self.ks_matrices: dict[int, dict[str, np.ndarray]] = {}
         self._pending: list = []
 
-    def per_logit_kernel(self, params, state, x) -> np.ndarray:
-        """Diagonal blocks Θ^{i,i}(x, x) of the empirical NTK in this BN mode, (n, n, k)
-        (:meth:`ntknb.ntk_dynamics.KernelTracker.per_logit_kernel`); also keeps them, with the
+    def full_kernel(self, params, state, x) -> np.ndarray:
+        """The empirical NTK in this BN mode, (n, n, k, k)
+        (:meth:`ntknb.ntk_dynamics.KernelTracker.full_kernel`, which the parent's per-epoch call and
+        :meth:`per_logit_kernel` use); also keeps its diagonal blocks Θ^{i,i} (n, n, k), with the
         network's predictions on ``x``, for the M_ks matrices of this epoch."""
-        blocks = super().per_logit_kernel(params, state, x)
+        full = super().full_kernel(params, state, x)
         preds = np.asarray(adversaries.predicted_class(self.apply_fn(params, state, jnp.asarray(x), False)[0]))
-        self._pending.append((blocks, preds))
-        return blocks
+        self._pending.append((np.diagonal(full, axis1=2, axis2=3), preds))
+        return full
 
     def __call__(self, epoch: int, params: Any, state: dict) -> None:
         self._pending = []
