@@ -119,7 +119,7 @@ n_params, n_bn = ch.model_size(params0, state0)
 print(f"train {task.x_train.shape}, test {task.x_test.shape}; ResNet with {n_params} parameters, "
       f"{n_bn} BatchNorm layers")
 glue("n_params", n_params)
-glue("n_bn_layers", n_bn)
+glue("n_bn_layers", n_bn);
 
 # %% [markdown]
 # ## 1. Accuracy along training in both modes (Fig. 2)
