@@ -1,6 +1,6 @@
 """BatchNorm evaluation modes and the gap between batch and running statistics.
 
-"Rethinking Adversarial Training with Neural Tangent Kernel" (Sec. 2, Theorem 2, and
+``li2023rethinking`` (Sec. 2, Theorem 2, and
 Sec. 4, Figs. 2-4) compares two ways a trained network with BatchNorm can be evaluated:
 
 * **"w buffer"** — the usual one: at evaluation every BatchNorm layer normalises with
@@ -188,7 +188,7 @@ class BNKernelTracker(KernelTracker):
     In ``"buffer"`` mode the kernel is the usual per-example one.
 
     Besides the parent's metrics it stores the kernel specialization matrices
-    (:func:`ntknb.metrics.specialization_matrix`, "Rethinking" Figs. 3-4):
+    (:func:`ntknb.metrics.specialization_matrix`, ``li2023rethinking`` Figs. 3-4):
     :attr:`ks_matrices` ``[epoch][name]`` with names ``"clean.CL"`` (C-NTK, clean
     labels), ``"adv.CL"`` and ``"adv.AL"`` (AE-NTK under clean labels and under the
     network's predictions on the adversarial probe images), each (k, k).

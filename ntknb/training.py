@@ -128,8 +128,8 @@ def train_full_batch_gd(
 # Mini-batch SGD training of flax classifiers: standard and adversarial training
 # =============================================================================
 #
-# Used by the kernel-dynamics chapter (``tsilivis2022ntk``, Sec. 5; "Rethinking
-# Adversarial Training with NTK", Secs. 3 and 5; Loo et al. 2022) and reused by the
+# Used by the kernel-dynamics chapter (``tsilivis2022ntk``, Sec. 5;
+# ``li2023rethinking``, Secs. 3 and 5; ``loo2022evolution``) and reused by the
 # BatchNorm and catastrophic-overfitting chapters.
 #
 # A model is handled through an *apply function*
@@ -161,18 +161,18 @@ class TrainConfig:
     """Hyper-parameters of :func:`fit` (SGD with momentum, weight decay, step LR decay).
 
     Attributes:
-      mode: ``"standard"`` (clean data), ``"fgsm"`` (FGSM-AT, Goodfellow et al. 2015),
-        ``"pgd"`` (PGD-AT, Madry et al. 2018), ``"trades"`` (TRADES, Zhang et al. 2019:
+      mode: ``"standard"`` (clean data), ``"fgsm"`` (FGSM-AT, ``goodfellow2015explaining``),
+        ``"pgd"`` (PGD-AT, ``madry2018towards``), ``"trades"`` (TRADES, ``zhang2019theoretically``:
         CE(f(x), y) + β·KL(f(x) ‖ f(x')), x' maximising the KL by PGD), or
         ``"clean_then_pgd"`` (clean training for the first ``clean_epochs`` epochs,
-        then PGD-AT; "Rethinking", Sec. 5).
+        then PGD-AT; ``li2023rethinking``, Sec. 5).
       epochs: number of passes over the training set.
       batch_size: mini-batch size; the last incomplete batch of an epoch is dropped.
       learning_rate: initial SGD learning rate.
       momentum: SGD (heavy-ball) momentum.
       weight_decay: L2 coefficient added to the gradient (coupled, as torch SGD).
       lr_decay_epochs: epochs after which the learning rate is multiplied by
-        ``lr_decay_factor`` (e.g. ``(100, 150)`` of 200 in "Rethinking").
+        ``lr_decay_factor`` (e.g. ``(100, 150)`` of 200 in ``li2023rethinking``).
       lr_decay_factor: multiplicative decay, in (0, 1].
       eps: l∞ radius of the training (and evaluation) attacks.
       attack_steps: PGD steps for PGD-AT and TRADES.
@@ -424,7 +424,7 @@ def _augment(x: jnp.ndarray, key, augment: str, padding: int) -> jnp.ndarray:
 
     ``"crop_shared"`` / ``"crop_flip_shared"``: the same, but one crop offset (and one
     flip) drawn per mini-batch and applied to every image in it — the batch-shared
-    augmentation of "Rethinking" Sec. 6 ("TE-OF"), which plants a shortcut.
+    augmentation of ``li2023rethinking`` Sec. 6 ("TE-OF"), which plants a shortcut.
     """
     if augment == "none":
         return x
