@@ -133,7 +133,7 @@ def _format_cell(value: Any, floatfmt: str) -> str:
     if isinstance(value, bool):
         text = str(value)
     elif isinstance(value, float):
-        text = format(value, floatfmt) if math.isfinite(value) else str(value)
+        text = "—" if math.isnan(value) else format(value, floatfmt) if math.isfinite(value) else str(value)
     else:
         text = str(value)
     return text.replace("|", r"\|").replace("\n", " ")
@@ -147,7 +147,7 @@ def markdown_table(
 ) -> str:
     """A pipe table (MyST / GitHub Markdown) of ``rows`` under the header ``columns``.
 
-    Floats are formatted with ``floatfmt``; ``align`` holds one of ``"l"``, ``"c"``,
+    Floats are formatted with ``floatfmt``, NaN (not measured) as an em dash; ``align`` holds one of ``"l"``, ``"c"``,
     ``"r"`` per column (default: numbers right-aligned, the rest left-aligned).
 
     Raises:

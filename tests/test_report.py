@@ -89,6 +89,11 @@ def test_markdown_table():
     assert lines[3] == r"| cifar\|10 | 0.5 | 4 |"
 
 
+def test_markdown_table_shows_nan_as_not_measured():
+    text = report.markdown_table([["a", float("nan"), np.float32("nan"), float("inf")]], ["m", "x", "y", "z"])
+    assert text.splitlines()[2] == "| a | — | — | inf |"
+
+
 def test_markdown_table_errors():
     with pytest.raises(ValueError, match="row 1 has 1 cells, expected 2"):
         report.markdown_table([[1, 2], [3]], ["a", "b"])
