@@ -186,7 +186,7 @@ for name, value in values.items():
 glue_table("table_sweeps", rows, ch.SWEEP_COLUMNS, floatfmt=".2f", display=True)
 for name in ("useful_above", "nonrobust_below", "mnist_useful_above", "mnist_nonrobust_below", "mnist_eps"):
     glue(name, getattr(P, name))
-glue("eps_255", P.eps * 255)
+glue("eps_255", P.eps * 255);
 
 # %%
 glue("fig_useful_robust_cifar", ch.plot_usefulness(sweeps, P.useful_above, P.nonrobust_below, "CIFAR-10"))
@@ -247,7 +247,7 @@ glue("fig_useful_robust_mnist", ch.plot_usefulness(mnist_sweeps, P.mnist_useful_
 # %%
 image_index = 0
 glue("fig_top5_gradients", ch.top5_gradients(P, settings, task, image_index))
-glue("image_class", task.classes[int(task.labels_test[image_index])])
+glue("image_class", task.classes[int(task.labels_test[image_index])]);
 
 # %% [markdown]
 # ```{glue:figure} fig_top5_gradients
