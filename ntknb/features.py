@@ -285,8 +285,8 @@ def feature_sweep(kernel_fn: Callable, x_train, predictor, x_test, y_test, eps: 
     """Usefulness and FGSM robustness of eigen-features, batched (``tsilivis2022ntk`` Sec. 4, Fig. 2).
 
     For each feature ``f^(i) = s_i c_i`` (Eq. 9) and test point: clean prediction, FGSM on the
-    feature's own loss (``x~ = Proj(x + eps sign(grad_x L(f^(i)(x), y)))``, Goodfellow et al.
-    2015, as :func:`ntknb.attacks.fgsm`) and the prediction at ``x~``; see the module docstring
+    feature's own loss (``x~ = Proj(x + eps sign(grad_x L(f^(i)(x), y)))``, ``goodfellow2015explaining``,
+    as :func:`ntknb.attacks.fgsm`) and the prediction at ``x~``; see the module docstring
     for how all features share one kernel linearisation per chunk.
 
     Args:

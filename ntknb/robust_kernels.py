@@ -1,7 +1,7 @@
 """Kernel machines built from chosen eigen-features, and adversarial training of a fixed kernel.
 
 ``tsilivis2022ntk``, end of Sec. 4 ("Robust features alone are not enough") and
-Loo et al. (2022) ([LHA22], adversarial training on top of a fixed kernel).
+``loo2022evolution`` (adversarial training on top of a fixed kernel).
 
 Feature-subset machines
 -----------------------
@@ -31,7 +31,7 @@ training. Here the dual weights travel with the labels instead: each row of ``y`
 Adversarial training of a fixed kernel
 --------------------------------------
 :func:`adversarial_train_kernel` trains the dual weights of ``f(x) = Theta(x, X) alpha`` (the
-training inputs ``X`` and the kernel stay fixed) by Madry et al.'s min-max: at every step, PGD
+training inputs ``X`` and the kernel stay fixed) by the min-max of ``madry2018towards``: at every step, PGD
 examples of a minibatch against the *current* machine, then one gradient step on
 ``mean_b L(Theta(x_b^adv, X) alpha, y_b)`` with respect to ``alpha``. For a fixed kernel the
 robust objective ``max_delta L(Theta(x + delta, X) alpha, y)`` is a maximum of functions that
@@ -260,7 +260,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
     """Clean, FGSM and PGD accuracy of each machine ``f_j(x) = Theta(x, X) alpha_j``.
 
     Every machine is attacked as a whole (``tsilivis2022ntk`` Eq. 8 and its multi-step version): FGSM
-    (:func:`ntknb.attacks.fgsm`) and PGD (:func:`ntknb.attacks.pgd`, Madry et al. 2018) on the
+    (:func:`ntknb.attacks.fgsm`) and PGD (:func:`ntknb.attacks.pgd`, ``madry2018towards``) on the
     loss of ``f_j`` itself, binary cross-entropy (``k = 1``) or softmax cross-entropy.
 
     Args:
@@ -369,7 +369,7 @@ def adversarial_train_kernel(kernel_fn: Callable, x_train, y_train, eps: float, 
                              checkpoints: Sequence[int] | None = None) -> KernelATResult:
     """Adversarial training of the dual weights of ``f(x) = Theta(x, X) alpha`` on a fixed kernel.
 
-    Madry et al. (2018) on a kernel machine, as in Loo et al. (2022) "adversarial training on top
+    ``madry2018towards`` on a kernel machine, as in ``loo2022evolution`` "adversarial training on top
     of a fixed kernel": at each step a minibatch ``(x_b, y_b)`` of the training set, PGD examples
     ``x_b^adv`` against the *current* machine (:func:`ntknb.attacks.pgd` on its loss, via
     :class:`RowWeightedLoss`), then a heavy-ball gradient step on
