@@ -158,7 +158,7 @@ glue("min_peak_g", P.collapse_min_peak)
 glue("fraction_g", P.collapse_fraction)
 RUNS = ch.run_all(P, D)  # {(variant, seed): VariantRun}
 t_train = time.perf_counter() - t_start
-glue_table("co_table", ch.collapse_rows(RUNS), ch.COLLAPSE_COLUMNS, floatfmt=".3f", display=True)
+glue_table("co_table", ch.collapse_rows(RUNS), ch.COLLAPSE_COLUMNS, floatfmt=".3f", display=True);
 
 # %%
 fig = ch.plot_fgsm_runs(P, RUNS)
@@ -170,7 +170,7 @@ for name, value in S.items():
 glue_md("gap_verdict", ch.gap_verdict(S["co_n_gap"], S["co_n_gap_rs"]))
 glue("co_gap_g", P.co_gap)
 glue_md("co_at_collapse", ch.at_collapse_text(ch.fgsm_runs(P, RUNS)))
-glue_md("co_verdict", ch.collapse_verdict(S["co_n_collapsed"], P.n_seeds))
+glue_md("co_verdict", ch.collapse_verdict(S["co_n_collapsed"], P.n_seeds));
 
 # %% [markdown]
 # {glue:md}`co_verdict` Averaged over the {glue:text}`n_seeds_g` seeds, the FGSM-AT networks peak
@@ -204,7 +204,7 @@ KS = ch.ks_strengths(MKS)
 for v in ch.KERNEL_VARIANTS:
     glue(f"co_ks_{v}", KS[v])
 glue_table("ks_table", [[ch.LABEL[v], KS[v], RUNS[(v, P.seed)].robust_acc[-1]] for v in ch.KERNEL_VARIANTS],
-           ["training", "KS of final AE-NTK (clean labels)", "final robust acc."], floatfmt=".3f", display=True)
+           ["training", "KS of final AE-NTK (clean labels)", "final robust acc."], floatfmt=".3f", display=True);
 
 # %% [markdown]
 # KS of the final AE-NTK: standard {glue:text}`co_ks_standard:.3f`, FGSM-AT
@@ -242,7 +242,7 @@ fig = ch.plot_shared_augmentation(P, RUNS)
 sh = RUNS[("pgd_shared", P.seed)]
 glue("co_pgd_shared_final_robust_acc", sh.robust_acc[-1])
 glue("co_pgd_shared_peak_robust_acc", sh.collapse.peak)
-glue_md("shared_verdict", ch.shared_verdict(sh))
+glue_md("shared_verdict", ch.shared_verdict(sh));
 
 # %% [markdown]
 # PGD-AT with batch-shared augmentation peaks at a robust accuracy of
@@ -262,7 +262,7 @@ fig = ch.plot_all_variants(P, RUNS)
 STATS = ch.variant_stats(P, RUNS)
 for name, value in ch.fix_summary(P, RUNS, STATS).items():
     glue(name, value)
-glue_md("noise_verdict", ch.noise_verdict(S["co_n_collapsed"], STATS))
+glue_md("noise_verdict", ch.noise_verdict(S["co_n_collapsed"], STATS));
 
 # %% [markdown]
 # Final PGD robust test accuracy, mean over seeds: FGSM-AT {glue:text}`co_fgsm_final_robust_acc:.3f`
