@@ -22,6 +22,7 @@ MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
 
 from __future__ import annotations
 
+import html
 import math
 import numbers
 import re
@@ -137,6 +138,19 @@ def _format_cell(value: Any, floatfmt: str) -> str:
     else:
         text = str(value)
     return text.replace("|", r"\|").replace("\n", " ")
+
+
+def html_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], floatfmt: str = ".3g") -> str:
+    """A small HTML table of ``rows`` under the header ``columns`` (for
+    ``IPython.display.HTML``); floats formatted with ``floatfmt``, everything else escaped."""
+
+    def cell(v):
+        real = isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
+        return f"{v:{floatfmt}}" if real else html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "\n".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
 
 def markdown_table(

@@ -128,3 +128,12 @@ def test_glued_figure_is_shown_once_and_readable(monkeypatch):
     assert not plt.fignum_exists(fig.number)
     assert min(t.get_fontsize() for t in ax.get_legend().get_texts()) >= plotting.MIN_FONT_SIZE
     assert calls[0][1]["scrapbook"]["name"] == "fig_demo"
+
+
+def test_html_table_formats_reals_and_escapes_the_rest():
+    text = report.html_table(["a<b", "x"], [["<i>", np.float32(0.12345)], [3, True], ["s", 0.5]], floatfmt=".3f")
+    assert "<th>a&lt;b</th><th>x</th>" in text
+    assert "<tr><td>&lt;i&gt;</td><td>0.123</td></tr>" in text
+    assert "<tr><td>3</td><td>True</td></tr>" in text  # integers and booleans are not formatted as floats
+    assert "<tr><td>s</td><td>0.500</td></tr>" in text
+    assert text.startswith("<table>") and text.endswith("</table>")

@@ -31,7 +31,7 @@ import math
 import numpy as np
 from scipy import stats as _st
 
-from ntknb import schema, stats
+from ntknb import report, schema, stats
 from ntknb.validation import SEED_LIMIT
 from ntknb.claims import Claim
 
@@ -249,18 +249,6 @@ def linear_values(p: Params, syn: dict, mn: dict) -> dict:
     }
 
 
-def html_table(columns, rows, floatfmt: str = ".3g") -> str:
-    """A small HTML table (glued Markdown tables render as raw text in this book)."""
-    import html as _html
-
-    def cell(v):
-        return f"{v:{floatfmt}}" if isinstance(v, (float, np.floating)) else _html.escape(str(v))
-
-    head = "".join(f"<th>{_html.escape(c)}</th>" for c in columns)
-    body = "\n".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
 def mnist_table(p: Params, mn: dict):
     """Per-resolution means over seeds, as ``IPython.display.HTML``."""
     from IPython.display import HTML
@@ -269,7 +257,7 @@ def mnist_table(p: Params, mn: dict):
                "random corner", "worst / random", "median flipping eps"]
     keys = ["clean_acc", "robust_acc", "worst", "worst_clipped", "random", "ratio", "eps_flip"]
     rows = [[int(d)] + [float(mn[k][:, j].mean()) for k in keys] for j, d in enumerate(mn["dims"])]
-    return HTML(html_table(columns, rows))
+    return HTML(report.html_table(columns, rows, floatfmt=".3g"))
 
 
 def plot_linear(p: Params, syn: dict, mn: dict):

@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import html as _html
 import time
 
 import numpy as np
 
-from ntknb import schema, stats
+from ntknb import report, schema, stats
 from ntknb.architectures import ARCHITECTURE_NAMES
 from ntknb.claims import Claim
 from ntknb.validation import SEED_LIMIT
@@ -301,16 +300,6 @@ def kip_values(p: Params, kr: dict) -> dict:
     return v
 
 
-def html_table(columns, rows, floatfmt: str = ".3f") -> str:
-    """A small HTML table (glued Markdown tables render as raw text in this book)."""
-    def cell(v):
-        return f"{v:{floatfmt}}" if isinstance(v, (float, np.floating)) else _html.escape(str(v))
-
-    head = "".join(f"<th>{_html.escape(c)}</th>" for c in columns)
-    body = "\n".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
 def kip_table(p: Params, kr: dict):
     """Natural vs KIP test accuracy per dataset and support size (means over seeds; the gain's
     t-interval over seeds; McNemar on the pooled test points), as ``IPython.display.HTML``."""
@@ -325,7 +314,7 @@ def kip_table(p: Params, kr: dict):
             rows.append([name, size, float(r["acc"][:, 0].mean()), float(r["acc"][:, -1].mean()), g.estimate,
                          f"[{g.low:.3f}, {g.high:.3f}]", f"{_pooled_paired(r).mcnemar_p:.2g}",
                          f"{r['seconds'].mean():.0f}"])
-    return HTML(html_table(columns, rows))
+    return HTML(report.html_table(columns, rows, floatfmt=".3f"))
 
 
 def plot_learning_curves(p: Params, kr: dict):
@@ -558,7 +547,7 @@ def advkip_table(p: Params, ar: dict):
                          ("advkip", "Adv-KIP set")):
             rows.append([f"{name} ({r['eps']:.3g})", label] +
                         [float(np.mean(r[f"{k}_{m}_{q}"])) for k in ("kernel", "net") for q in ("clean", "robust")])
-    return HTML(html_table(columns, rows))
+    return HTML(report.html_table(columns, rows, floatfmt=".3f"))
 
 
 def plot_robustness(p: Params, ar: dict):
