@@ -124,3 +124,22 @@ def test_claim_verdicts_flip_across_the_thresholds():
     rows = [*ROWS[:-1], _row("(c) top-k robust", "k=8", 8, 0.85, 0.8), ROWS[-1]]
     cs = _claims([_run((0.865, 0.05), (0.85, 0.8 + d), (0.7, 0.6), (0.7, 0.6), rows=rows) for d in spread])
     assert cs["ch03.robust_only_tradeoff"].verdict == "contradicted"
+
+
+def test_cifar_values_modal_name_ties_go_to_the_first_seed():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    def run(tag):
+        final = SimpleNamespace(clean=np.array([0.9, 0.8, 0.7, 0.6]), standard=np.array([0.0, 0.5, 0.6, 0.4]),
+                                pgd=np.array([0.0, 0.5, 0.6, 0.4]))
+        return SimpleNamespace(final=final, rows=[{"fgsm": 0.1}], best={"family": "(a) threshold", "tag": tag},
+                               early=5)
+
+    p = params()
+    for order in (["γ=0.1", "γ=0.05", "γ=0.2"], ["γ=0.05", "γ=0.2", "γ=0.1"]):
+        v = ch.cifar_values(p, [run(t) for t in order])
+        assert v["best_robust_only_name"] == f"(a) threshold {order[0]}" and v["best_robust_only_name_count"] == 1
+    v = ch.cifar_values(p, [run(t) for t in ["γ=0.1", "γ=0.05", "γ=0.05"]])
+    assert v["best_robust_only_name"] == "(a) threshold γ=0.05" and v["best_robust_only_name_count"] == 2
