@@ -9,7 +9,8 @@ PGD test accuracy and FGSM training accuracy); chapter 06 tabulates the file wit
 
 XLA runs single-threaded on CPU unless XLA_FLAGS is set: the recorded runs were made that way,
 and a rerun reproduces them exactly only with the same threading (multi-threaded reductions
-round differently, and training amplifies the difference). Each record stores its XLA_FLAGS.
+round differently, and training amplifies the difference). Each record stores its XLA_FLAGS and,
+for runs made since the GPU runs, the device it ran on (e.g. "cpu", "NVIDIA H200").
 """
 
 import argparse
@@ -19,6 +20,8 @@ import sys
 
 SINGLE_THREADED = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 os.environ.setdefault("XLA_FLAGS", SINGLE_THREADED)  # before jax is imported
+
+import jax  # noqa: E402
 
 from ntknb import data  # noqa: E402
 from ntknb.chapters import ch06_overfitting as co  # noqa: E402
@@ -35,6 +38,10 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", default="fgsm", help="comma-separated: standard, fgsm, pgd")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--out", default="notebooks/data/06_settings_search.jsonl", help="JSON-lines file to extend")
+    parser.add_argument("--suite-iter", type=int, default=0,
+                        help="if > 0, also evaluate each final network with the standard evaluation (APGD-CE/"
+                             "APGD-DLR/PGD, this many iterations) on its n_test points")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar per run (on stderr)")
     args = parser.parse_args(argv)
     setting = dict(BASE)
     for item in args.settings:
@@ -55,9 +62,13 @@ def main(argv=None) -> int:
             co.check_search_setting(r)
         except ValueError as err:
             parser.error(str(err))
+    if args.suite_iter < 0:
+        parser.error(f"--suite-iter must be >= 0; got {args.suite_iter}")
     ds = data.load_dataset(setting["dataset"])
+    device = jax.devices()[0]
     for r in runs:
-        rec = dict(co.search_run(r, dataset=ds), xla_flags=os.environ["XLA_FLAGS"])
+        rec = co.search_run(r, dataset=ds, progress=args.progress, suite_iter=args.suite_iter)
+        rec.update(xla_flags=os.environ["XLA_FLAGS"], device=getattr(device, "device_kind", device.platform))
         co.append_search_records(args.out, [rec])
         print(json.dumps({k: rec[k] for k in ("mode", "seed", "robust_acc")}), flush=True)
     return 0

@@ -213,6 +213,17 @@ def test_search_run_records_the_setting_and_its_curves_reproducibly():
     assert "1 clean epoch(s) first" in row[0] and "CNN w2/h4" in row[0]
 
 
+def test_search_run_adds_the_standard_evaluation_of_the_final_network():
+    ds = _search_dataset()
+    plain = overfitting.search_run(dict(SETTING), dataset=ds)
+    rec = overfitting.search_run(dict(SETTING), dataset=ds, suite_iter=5)
+    assert {k: rec[k] for k in plain} == plain and rec["suite_iter"] == 5
+    # a fraction of the 8 test points
+    assert 0.0 <= rec["suite_robust_acc"] <= 1.0 and rec["suite_robust_acc"] * 8 == round(rec["suite_robust_acc"] * 8)
+    with pytest.raises(ValueError, match="suite_iter"):
+        overfitting.search_run(dict(SETTING), dataset=ds, suite_iter=-1)
+
+
 def test_search_table_outcomes_and_validation():
     curves = dict(clean_acc=[0.9, 0.9, 0.9, 0.95], fgsm_train_acc=[0.0, 0.5, 0.8, 0.9, 0.95])
     collapsed = dict(SETTING, epochs=4, robust_acc=[0.3, 0.6, 0.1, 0.5], **curves)

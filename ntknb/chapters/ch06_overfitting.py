@@ -44,7 +44,7 @@ import numpy as np
 from ntknb import adversaries, attacks, metrics, training
 from ntknb import ntk_dynamics as nd
 from ntknb import schema
-from ntknb.validation import SEED_LIMIT
+from ntknb.validation import SEED_LIMIT, check_int
 
 __all__ = [
     "Params",
@@ -369,7 +369,7 @@ def check_search_setting(setting) -> dict:
     return {k: setting[k] for k in SEARCH_SETTINGS + (extra,)}
 
 
-def search_run(setting: dict, dataset=None, progress: bool = False) -> dict:
+def search_run(setting: dict, dataset=None, progress: bool = False, suite_iter: int = 0) -> dict:
     """Train one setting of the catastrophic-overfitting search and record its curves.
 
     ``setting`` holds :data:`SEARCH_SETTINGS` plus ``hidden`` (CNN) or ``stage_sizes``
@@ -380,14 +380,19 @@ def search_run(setting: dict, dataset=None, progress: bool = False) -> dict:
     Args:
       setting: the settings (checked before any work).
       dataset: an already loaded :class:`ntknb.data.Dataset` (default: load ``setting["dataset"]``).
+      suite_iter: if > 0, the final network is also evaluated on the ``n_test`` test points with the
+        standard evaluation (:func:`ntknb.evaluation.robust_accuracy`, ``suite_iter`` iterations per
+        attack, seed ``setting["seed"]``): a collapsed FGSM-AT network must score about 0 there too.
 
     Returns:
       the setting plus the per-epoch curves ``robust_acc`` (T,), ``clean_acc`` (T,) and
-      ``fgsm_train_acc`` (T+1,), rounded to 4 decimals (a JSON-ready record).
+      ``fgsm_train_acc`` (T+1,), rounded to 4 decimals (a JSON-ready record); with ``suite_iter``
+      also ``suite_robust_acc`` and ``suite_iter``.
     """
-    from ntknb import data, models
+    from ntknb import data, evaluation, models
 
     s = check_search_setting(setting)
+    suite_iter = check_int("suite_iter", suite_iter, min=0)
     ds = dataset if dataset is not None else data.load_dataset(s["dataset"])
     task = data.make_task(ds, n_train=s["n_train"], n_test=s["n_test"], seed=s["seed"])
     kwargs = ({"hidden": s["hidden"]} if s["model"] == "cnn" else {"stage_sizes": tuple(s["stage_sizes"])})
@@ -399,7 +404,13 @@ def search_run(setting: dict, dataset=None, progress: bool = False) -> dict:
         seed=s["seed"])
     run = run_variant(model, task, config, n_monitor=s["n_monitor"], progress=progress)
     curves = (run.robust_acc, run.clean_acc, run.fgsm_train_acc)
-    return {**s, **{k: [round(float(v), 4) for v in c] for k, c in zip(SEARCH_CURVES, curves)}}
+    record = {**s, **{k: [round(float(v), 4) for v in c] for k, c in zip(SEARCH_CURVES, curves)}}
+    if suite_iter:
+        logits = run.result.logits_fn()
+        acc = evaluation.robust_accuracy(logits, task.x_test, task.labels_test, s["eps"], seed=s["seed"],
+                                         n_iter=suite_iter, params=run.result.params)
+        record.update(suite_robust_acc=round(float(acc), 4), suite_iter=suite_iter)
+    return record
 
 
 def load_search_records(path) -> list:
