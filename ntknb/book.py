@@ -55,6 +55,7 @@ __all__ = [
     "check_sync",
     "sync",
     "unexecuted_notebooks",
+    "prepare_ci",
     "execute",
     "glued_claims",
     "execution_record",
@@ -293,8 +294,14 @@ def _toc_files(root: Path) -> list[str]:
 
 
 def unexecuted_notebooks(root: str | os.PathLike | None = None) -> list[str]:
-    """Notebooks of the table of contents whose stored ``.ipynb`` has a code cell that was
-    never executed (or that are missing)."""
+    """Notebooks of the table of contents whose stored ``.ipynb`` is not one complete run at
+    the default parameters: missing; a code cell never executed, or cells executed out of
+    order (not one top-to-bottom run); an error output; or run with parameters (a papermill
+    ``injected-parameters`` cell, or ``metadata.papermill.parameters`` not empty).
+
+    The book shows the stored outputs, and CI may execute the heavy chapters at their CI
+    presets only (:func:`prepare_ci`): this check is what ties the book's numbers to the
+    defaults."""
     import nbformat
 
     root = Path(root) if root is not None else ROOT
@@ -309,9 +316,64 @@ def unexecuted_notebooks(root: str | os.PathLike | None = None) -> list[str]:
             continue
         nb = nbformat.read(ipynb, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-        if any(c.get("execution_count") is None for c in code):
+        counts = [c.get("execution_count") for c in code]
+        if any(n is None for n in counts):
             bad.append(f"{entry}: not executed (run it at default parameters and save the outputs)")
+        elif counts != sorted(counts) or len(set(counts)) != len(counts):
+            bad.append(f"{entry}: cells executed out of order (execute it top to bottom: "
+                       f"python -m ntknb.book execute {base.name})")
+        if any(o.get("output_type") == "error" for c in code for o in c.get("outputs", [])):
+            bad.append(f"{entry}: a cell's stored output is an error")
+        injected = any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells)
+        if injected or nb.metadata.get("papermill", {}).get("parameters"):
+            bad.append(f"{entry}: executed with parameters, not at the defaults "
+                       f"(python -m ntknb.book execute {base.name})")
     return bad
+
+
+#: A chapter's CI preset: ``notebooks/NAME.ci.yaml`` (small parameters, for CI only).
+CI_PRESET_SUFFIX = ".ci.yaml"
+
+
+def prepare_ci(dest: str | os.PathLike, root: str | os.PathLike | None = None,
+               kernel_name: str = DEFAULT_KERNEL) -> list[Path]:
+    """The notebooks CI validates with nbval, each chapter at most a few minutes.
+
+    A notebook with a CI preset ``notebooks/NAME.ci.yaml`` is written to ``dest/NAME.ipynb``
+    with that preset's parameters injected (checked against the chapter's schema first,
+    :func:`ntknb.runner.prepare`) and its outputs cleared; ``dest/data`` links to
+    ``notebooks/data`` so relative paths resolve as in ``notebooks/``. A notebook without one
+    is validated as stored, at its defaults. The book's outputs stay those of the defaults
+    (:func:`unexecuted_notebooks` checks that).
+
+    Returns:
+      the notebooks to validate, in name order: stored ``notebooks/NAME.ipynb`` or prepared
+      ``dest/NAME.ipynb``.
+    """
+    import nbformat
+
+    from ntknb import runner
+
+    nb_dir = _nb_dir(root)
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    if not (dest / "data").exists() and (nb_dir / "data").is_dir():
+        (dest / "data").symlink_to((nb_dir / "data").resolve(), target_is_directory=True)
+    out = []
+    for py, ipynb in paired_notebooks(root):
+        preset = ipynb.with_name(ipynb.stem + CI_PRESET_SUFFIX)
+        if not preset.is_file():
+            out.append(ipynb)
+            continue
+        _, nb, _, injected = runner.prepare(py, [("file", str(preset))], kernel_name)
+        nb = runner.inject_parameters(nb, injected)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        target = dest / ipynb.name
+        nbformat.write(nb, target)
+        out.append(target)
+    return out
 
 
 def glued_claims(root: str | os.PathLike | None = None) -> list[tuple[str, object]]:
@@ -725,6 +787,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     e.add_argument("names", nargs="+", metavar="NAME", help="notebooks to execute (e.g. 00_ntk_basics)")
     lab = sub.add_parser("lab", help="open the notebooks in JupyterLab with the project's kernel")
     lab.add_argument("name", nargs="?", metavar="NAME", help="a notebook to open (e.g. 00_ntk_basics)")
+    ci = sub.add_parser("prepare-ci", help="write the chapters with a CI preset (notebooks/NAME.ci.yaml) "
+                        "into DIR with it injected; print every notebook CI validates")
+    ci.add_argument("dest", metavar="DIR", help="folder for the prepared notebooks (created)")
     c = sub.add_parser("check-html", help="report the rendering problems of each page of a built book")
     c.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built HTML (default: %(default)s)")
     args, unknown = parser.parse_known_args(argv)  # `lab` passes the rest on to jupyter lab
@@ -757,6 +822,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = len(paired_notebooks(args.root))
             print(f"ntknb.book: {n} notebook pair(s) in sync")
         return 1 if problems else 0
+    if args.command == "prepare-ci":
+        from ntknb.runner import RunError
+
+        try:
+            for path in prepare_ci(args.dest, root=Path(args.root)):
+                print(path)
+        except RunError as exc:
+            print(f"ntknb.book: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "execute":
         for path in execute(args.names, root=args.root):
             print(f"executed {path}")

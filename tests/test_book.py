@@ -118,6 +118,82 @@ def test_unexecuted_notebooks(tmp_path):
                    "notebooks/02_gone: missing notebooks/02_gone.ipynb"]
 
 
+def _toc(root: Path) -> None:
+    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_demo\n")
+    (root / "intro.md").write_text("# Intro\n")
+
+
+def _stored(ipynb: Path, edit=None) -> None:
+    nb = nbformat.read(ipynb, as_version=4)
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        cell.execution_count = i + 1
+    if edit:
+        edit(nb)
+    nbformat.write(nb, ipynb)
+
+
+def _inject(nb):
+    cell = nbformat.v4.new_code_cell("seed = 5")
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(2, cell)
+    for i, c in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        c.execution_count = i + 1
+    nb.metadata["papermill"] = {"parameters": {"seed": 5}}
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (None, None),
+    (lambda nb: setattr(nb.cells[2], "execution_count", 9) or setattr(nb.cells[1], "execution_count", 10),
+     "out of order"),
+    (lambda nb: nb.cells[2].outputs.append(nbformat.v4.new_output("error", ename="E", evalue="x", traceback=[])),
+     "is an error"),
+    (_inject, "executed with parameters"),
+    (lambda nb: nb.metadata.update(papermill={"parameters": {"seed": 5}}), "executed with parameters"),
+])
+def test_unexecuted_notebooks_requires_one_complete_run_at_the_defaults(tmp_path, edit, expected):
+    _py, ipynb = _make_pair(tmp_path)
+    _toc(tmp_path)
+    _stored(ipynb, edit)
+    bad = book.unexecuted_notebooks(tmp_path)
+    if expected is None:
+        assert bad == []
+    else:
+        assert len(bad) == 1 and expected in bad[0] and bad[0].startswith("notebooks/01_demo:")
+
+
+def test_repository_notebooks_are_complete_runs_at_the_defaults():
+    """The book's outputs are the defaults' (CI may execute the chapters at their CI presets)."""
+    bad = book.unexecuted_notebooks()
+    assert not bad, "\n".join(bad)
+
+
+def test_prepare_ci_injects_each_preset_and_keeps_the_rest_at_the_defaults(tmp_path):
+    from ntknb import runner
+
+    py, ipynb = _make_pair(tmp_path)
+    _py2, ipynb2 = _make_pair(tmp_path, "02_other")
+    (tmp_path / "notebooks" / "data").mkdir()
+    (tmp_path / "notebooks" / "01_demo.ci.yaml").write_text("seed: 7\n")
+    dest = tmp_path / "ci"
+    out = book.prepare_ci(dest, root=tmp_path)
+    assert out == [dest / "01_demo.ipynb", ipynb2]
+    nb = nbformat.read(out[0], as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "seed = 7" in injected[0].source
+    assert all(c.outputs == [] and c.execution_count is None for c in nb.cells if c.cell_type == "code")
+    assert (dest / "data").resolve() == (tmp_path / "notebooks" / "data").resolve()
+    assert nbformat.read(ipynb, as_version=4).cells[2].outputs  # the stored notebook is untouched
+    (tmp_path / "notebooks" / "01_demo.ci.yaml").write_text("sed: 7\n")
+    with pytest.raises(runner.RunError, match="unknown parameter 'sed'"):
+        book.prepare_ci(tmp_path / "ci2", root=tmp_path)
+
+
+def test_repository_ci_presets_are_valid(tmp_path):
+    """Every notebooks/NAME.ci.yaml names parameters of its chapter, within its schema."""
+    out = book.prepare_ci(tmp_path)
+    assert len(out) == len(book.paired_notebooks()) and any(p.parent == tmp_path for p in out)
+
+
 @pytest.mark.slow
 def test_book_builds_with_warnings_as_errors(tmp_path):
     """The real book: check-sync, every toc notebook executed, jupyter-book -W (~15-30 s)."""
