@@ -192,3 +192,66 @@ def test_warm_start_and_settings_records(tmp_path):
                  '"note": "stuck"}\n\n')
     assert ch.settings_rows(f) == [["a", "lr 0.05, bs 50", "0.1", "0.1", "stuck"]]
     assert len(ch.settings_rows()) >= 3  # the chapter's own records
+
+
+def test_scale_names_the_warm_start():
+    cs = _claims()
+    p = params()
+    assert all(f"after {p.pgd_warm_start} clean warm-start epoch(s)" in c.scale for c in cs.values())
+
+
+def _gpu_record(mode, seed, clean_last, suite=0.3):
+    return {"dataset": "cifar10", "model": "resnet", "width": 32, "n_train": 10000, "n_test": 500, "n_monitor": 500,
+            "batch_size": 128, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0005, "eps": 4 / 255,
+            "attack_steps": 3, "eval_attack_steps": 10, "clean_epochs": 0, "epochs": 2, "mode": mode, "seed": seed,
+            "stage_sizes": [1, 1, 1, 1], "robust_acc": [0.1, 0.2], "clean_acc": [0.1, clean_last],
+            "fgsm_train_acc": [0.0, 0.1, 0.2], "suite_robust_acc": suite, "suite_iter": 20, "device": "NVIDIA H200"}
+
+
+def test_gpu_records(tmp_path):
+    import json
+
+    assert ch.gpu_pgd_records(tmp_path / "missing.jsonl") == []  # no file: no run
+    s = ch.gpu_summary([])
+    assert s["gpu_pgd_n"] == 0 and s["gpu_pgd_learned"] == 0 and np.isnan(s["gpu_pgd_robust"])
+    assert ch.gpu_rows([]) == []
+    f = tmp_path / "g.jsonl"
+    recs = [_gpu_record("fgsm", 100, 0.5), _gpu_record("pgd", 100, 0.58, 0.32), _gpu_record("pgd", 101, 0.1, 0.1)]
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    got = ch.gpu_pgd_records(f)
+    assert [r["seed"] for r in got] == [100, 101]  # the FGSM-AT record is chapter 06's
+    assert [ch.gpu_learned(r) for r in got] == [True, False]  # clean 0.1 is chance, not > 0.2
+    rows = ch.gpu_rows(got)
+    assert all(len(r) == len(ch.GPU_COLUMNS) for r in rows)
+    assert rows[0][0] == "NVIDIA H200" and rows[0][3] == 0.58 and rows[0][5] == 0.32 and rows[1][-1] == "no"
+    assert "ResNet(1,1,1,1) w32" in rows[0][2] and "4/255" in rows[0][2]
+    s = ch.gpu_summary(got)
+    assert s["gpu_pgd_n"] == 2 and s["gpu_pgd_learned"] == 1 and s["gpu_devices"] == "NVIDIA H200"
+    assert s["gpu_pgd_clean"] == pytest.approx(0.34) and s["gpu_pgd_robust"] == pytest.approx(0.21)
+    recorded = ch.gpu_pgd_records()  # the repository's file, if any: PGD-AT records only
+    assert all(r["mode"] == "pgd" for r in recorded)
+
+
+def test_never_used_seeds(tmp_path):
+    import json
+
+    cs = list(_claims().values())
+    flipped = [dict(c.to_json(), verdict="contradicted" if c.verdict == "reproduced" else c.verdict) for c in cs]
+    rec = ch.never_used_record({"claims": flipped, "runtime_s": 1.0}, {"seed": 4000, "n_seeds": 3}, "test", 12.5,
+                               "1.0 1.0 1.0")
+    assert rec["seeds"] == [4000, 4001, 4002] and len(rec["claims"]) == len(cs)
+    assert set(rec["claims"][0]) == {"id", "verdict", "measured", "low", "high", "n_seeds"}
+    f = tmp_path / "n.jsonl"
+    assert ch.load_never_used(f) == []
+    f.write_text(json.dumps(rec) + "\n")
+    rows, s = ch.never_used_rows(cs, ch.load_never_used(f))
+    n_rep = sum(c.verdict == "reproduced" for c in cs)
+    assert n_rep > 0 and s == {"never_used_runs": 1, "never_used_changed": n_rep, "never_used_flipped": n_rep,
+                               "never_used_min_seeds": 3}
+    assert len(rows) == len(cs) and all(len(r) == len(ch.NEVER_USED_COLUMNS) for r in rows)
+    assert rows[0][4] == "3 (4000-4002)"
+    rows, s = ch.never_used_rows(cs, [ch.never_used_record({"claims": [c.to_json() for c in cs]},
+                                                           {"seed": 7, "n_seeds": 3}, "same", 1.0, "")])
+    assert s["never_used_changed"] == 0 and all(r[-1] == "yes" for r in rows)
+    assert ch.never_used_rows(cs, []) == ([], {"never_used_runs": 0, "never_used_changed": 0,
+                                              "never_used_flipped": 0, "never_used_min_seeds": 0})

@@ -12,12 +12,15 @@ adversarially trained network.
 This module is the chapter's code; ``notebooks/04_at_kernel_dynamics.py`` only calls it:
 :class:`Params` (the parameter schema), the runs (:func:`load_data`, :func:`run_seed`,
 :func:`run_seeds`), the per-seed measurements (:func:`seed_measurements`), the claims
-(:func:`claims`), tables and figures.
+(:func:`claims`), tables and figures, and the records the page shows: the PGD-AT settings runs
+(:func:`settings_rows`), the recorded CIFAR-10 GPU runs (:func:`gpu_pgd_records`, :func:`gpu_rows`) and the
+chapter at seeds never used before (:func:`never_used_record`, :func:`never_used_rows`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Optional
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
@@ -32,7 +35,8 @@ from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "LABEL", "base_config", "load_data", "make_model", "SeedRun", "run_seed", "run_seeds",
            "seed_measurements", "measurement_table", "accuracy_rows", "claims", "CLAIM_THRESHOLDS",
-           "masking_report", "TK_LOGIT_TOP_P", "TK_LOGIT_SIZE"]
+           "masking_report", "TK_LOGIT_TOP_P", "TK_LOGIT_SIZE", "gpu_pgd_records", "gpu_learned", "gpu_rows",
+           "gpu_summary", "never_used_record", "load_never_used", "never_used_rows"]
 
 MODES = ["standard", "fgsm", "pgd", "trades"]
 #: The training modes, as the page names them.
@@ -193,11 +197,37 @@ def _predict(res):
     return jax.jit(lambda x: apply_fn(params, state, x, False)[0])
 
 
-def _evaluate(p: Params, res, task, seed: int):
+@functools.lru_cache(maxsize=8)
+def _network_predict(apply_fn):
+    """``predict((params, state), x)`` of the network ``apply_fn``: one function per network, so the
+    standard evaluation compiles once for every model and replica of it (``params=`` of
+    :func:`ntknb.evaluation.robust_evaluation`)."""
+    return lambda ps, x: apply_fn(ps[0], ps[1], x, False)[0]
+
+
+@functools.lru_cache(maxsize=8)
+def _linearized_predict(apply_fn):
+    """``predict((params, params0, state0), x)`` of the centred linearisation of ``apply_fn`` at ``params0``
+    (:func:`ntknb.training.linearized_apply_fn`), the expansion point a dynamic argument: one compilation
+    for every linearised model."""
+    def predict(ps, x):
+        params, params0, state0 = ps
+        return training.linearized_apply_fn(apply_fn, params0, state0, centered=True)(params, state0, x, False)[0]
+
+    return predict
+
+
+def _evaluate(p: Params, res, task, seed: int, base=None):
+    """The standard evaluation of the network ``res`` (a :class:`ntknb.training.TrainResult`), or, with
+    ``base`` (the run it was linearised at), of the centred linearised model ``res``."""
     from ntknb import evaluation
 
-    return evaluation.robust_evaluation(_predict(res), task.x_test, task.labels_test, p.eps, seed=seed,
-                                        n_iter=p.eval_iter, batch_size=p.n_test)
+    if base is None:
+        predict, ps = _network_predict(res.apply_fn), (res.params, res.state)
+    else:
+        predict, ps = _linearized_predict(base.apply_fn), (res.params, base.params, base.state)
+    return evaluation.robust_evaluation(predict, task.x_test, task.labels_test, p.eps, seed=seed,
+                                        n_iter=p.eval_iter, batch_size=p.n_test, params=ps)
 
 
 def run_seed(p: Params, model, seed: int, dataset=None, masking: bool = False) -> SeedRun:
@@ -220,15 +250,15 @@ def run_seed(p: Params, model, seed: int, dataset=None, masking: bool = False) -
     runs = {m: track(base_config(p, m, seed), name=m) for m in p.modes}
     cheap = {k: track(base_config(p, "clean_then_pgd", seed).replace(clean_epochs=k), [p.epochs], f"clean {k}")
              for k in p.cheap_at_clean_epochs}
-    loo = {}
+    loo, loo_base = {}, {}
     for name, (start, mode) in {"clean_on_std": ("standard", "standard"), "clean_on_adv": ("pgd", "standard"),
                                 "at_on_std": ("standard", "pgd")}.items():
-        r = runs[start][0]
+        r = loo_base[name] = runs[start][0]
         loo[name] = nd.train_linearized(r.apply_fn, r.params, r.state, t.x_train, t.labels_train, x_mon, y_mon,
                                         loo_config(p, mode, seed), progress=False, centered=True)
     robust = {"standard": _evaluate(p, runs["standard"][0], t, seed), "pgd": _evaluate(p, runs["pgd"][0], t, seed)}
     robust.update({f"cheap{k}": _evaluate(p, r, t, seed) for k, (r, _) in cheap.items()})
-    robust.update({f"loo_{k}": _evaluate(p, r, t, seed) for k, r in loo.items()})
+    robust.update({f"loo_{k}": _evaluate(p, r, t, seed, base=loo_base[k]) for k, r in loo.items()})
     rep = masking_report(p, runs["pgd"][0], t, seed) if masking else None
     return SeedRun(seed, runs, cheap, loo, robust, rep)
 
@@ -263,7 +293,7 @@ def settings_rows(path=None) -> list:
     import json
     from pathlib import Path
 
-    path = Path(path) if path is not None else Path(__file__).resolve().parents[2] / "notebooks" / "data" / SETTINGS_FILE
+    path = Path(path) if path is not None else _notebooks_dir() / "data" / SETTINGS_FILE
     rows = []
     for line in path.read_text().splitlines():
         if line.strip():
@@ -271,6 +301,114 @@ def settings_rows(path=None) -> list:
             setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
             rows.append([r["run"], setting, r["pgd_clean_acc"], r["pgd_robust_acc"], r["note"]])
     return rows
+
+
+# ------------------------------------------------------------------------------ recorded GPU runs
+
+#: The recorded CIFAR-10 GPU runs (``scripts/gpu_cifar_search``; read with
+#: :func:`ntknb.chapters.ch06_overfitting.load_search_records`), relative to ``notebooks/``.
+GPU_SEARCH_FILE = "data/gpu/cifar10_search.jsonl"
+#: The rule for "PGD-AT learned": final clean accuracy of the per-epoch monitor above twice chance (10 classes).
+GPU_LEARNED_CLEAN = 0.2
+GPU_COLUMNS = ["device", "seed", "setting", "final clean acc. (monitor)", "final PGD-10 acc. (monitor)",
+               "robust acc., standard evaluation", "learned"]
+
+
+def _notebooks_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def gpu_pgd_records(path=None) -> list:
+    """The PGD-AT records (``mode == "pgd"``) of the recorded GPU search file (default
+    :data:`GPU_SEARCH_FILE`); ``[]`` when the file does not exist (no run recorded yet)."""
+    from pathlib import Path
+
+    from ntknb.chapters import ch06_overfitting
+
+    path = Path(path) if path is not None else _notebooks_dir() / GPU_SEARCH_FILE
+    if not path.is_file():
+        return []
+    return [r for r in ch06_overfitting.load_search_records(path) if r.get("mode") == "pgd"]
+
+
+def gpu_learned(record: dict) -> bool:
+    """Whether PGD-AT learned in ``record``: final monitor clean accuracy > :data:`GPU_LEARNED_CLEAN`."""
+    return bool(record["clean_acc"][-1] > GPU_LEARNED_CLEAN)
+
+
+def _gpu_setting(r: dict) -> str:
+    net = (f"ResNet({','.join(map(str, r['stage_sizes']))}) w{r['width']}" if r.get("model") == "resnet"
+           else f"{r.get('model', 'CNN')} w{r['width']}")
+    return (f"{r['dataset']}, {net}, {r['n_train']} images, {r['epochs']} epochs, lr {r['learning_rate']:g}, "
+            f"PGD-{r['attack_steps']} AT at eps {r['eps'] * 255:.3g}/255, clean warm start {r['clean_epochs']}")
+
+
+def gpu_rows(records: list) -> list:
+    """One row of :data:`GPU_COLUMNS` per recorded GPU PGD-AT run (NaN: not measured)."""
+    return [[r.get("device", "?"), r["seed"], _gpu_setting(r), r["clean_acc"][-1], r["robust_acc"][-1],
+             r.get("suite_robust_acc", float("nan")), "yes" if gpu_learned(r) else "no"] for r in records]
+
+
+def gpu_summary(records: list) -> dict:
+    """Numbers of the GPU section: runs (``gpu_pgd_n``), runs that learned (``gpu_pgd_learned``), the means of
+    the final monitor clean accuracy and of the standard-evaluation robust accuracy (``gpu_pgd_clean``,
+    ``gpu_pgd_robust``; NaN without runs) and the devices (``gpu_devices``)."""
+    clean = [r["clean_acc"][-1] for r in records]
+    rob = [r["suite_robust_acc"] for r in records if "suite_robust_acc" in r]
+    return {"gpu_pgd_n": len(records), "gpu_pgd_learned": sum(gpu_learned(r) for r in records),
+            "gpu_pgd_clean": float(np.mean(clean)) if clean else float("nan"),
+            "gpu_pgd_robust": float(np.mean(rob)) if rob else float("nan"),
+            "gpu_devices": ", ".join(sorted({r.get("device", "?") for r in records})) or "none"}
+
+
+# ------------------------------------------------------------------------------ never-used seeds
+
+#: The chapter at base seeds never used before (one JSON record per run; :func:`never_used_record`).
+NEVER_USED_FILE = "data/04_never_used_seeds.jsonl"
+NEVER_USED_COLUMNS = ["claim", "this page", "never-used seeds", "measured there [95% CI]", "seeds there",
+                      "same verdict"]
+
+
+def never_used_record(metrics: dict, parameters: dict, run: str, runtime_s: float, loadavg: str) -> dict:
+    """The record of one run of the notebook at a base seed never used before, from the ``metrics.json``
+    (every glued value) and ``parameters.yaml`` of ``ntknb run``: its seeds, the parameters that differ
+    from the defaults, and each claim's verdict, estimate, interval and number of seeds."""
+    keep = ("id", "verdict", "measured", "low", "high", "n_seeds")
+    seeds = [int(parameters["seed"]) + i for i in range(int(parameters["n_seeds"]))]
+    return {"run": run, "seeds": seeds, "parameters": dict(parameters), "runtime_s": float(runtime_s),
+            "loadavg": loadavg, "claims": [{k: c[k] for k in keep} for c in metrics["claims"]]}
+
+
+def load_never_used(path=None) -> list:
+    """The records of :data:`NEVER_USED_FILE` (``[]`` when there is none)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path) if path is not None else _notebooks_dir() / NEVER_USED_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def never_used_rows(claims_: list, records: list) -> tuple:
+    """``(rows, summary)``: one row of :data:`NEVER_USED_COLUMNS` per (record, claim of this page), comparing
+    this page's verdict with the record's; ``summary``: ``never_used_runs``, ``never_used_changed`` (verdicts
+    that differ), ``never_used_flipped`` (reproduced <-> contradicted) and ``never_used_min_seeds``."""
+    here = {c.id: c.verdict for c in claims_}
+    rows, changed, flipped, min_seeds = [], 0, 0, None
+    for rec in records:
+        for c in rec["claims"]:
+            v0 = here.get(c["id"], "not on this page")
+            same = v0 == c["verdict"]
+            changed += not same
+            flipped += {v0, c["verdict"]} == {"reproduced", "contradicted"}
+            min_seeds = c["n_seeds"] if min_seeds is None else min(min_seeds, c["n_seeds"])
+            rows.append([c["id"], v0, c["verdict"], f"{c['measured']:.3g} [{c['low']:.3g}, {c['high']:.3g}]",
+                         f"{c['n_seeds']} ({rec['seeds'][0]}-{rec['seeds'][-1]})", "yes" if same else "no"])
+    return rows, {"never_used_runs": len(records), "never_used_changed": changed, "never_used_flipped": flipped,
+                  "never_used_min_seeds": 0 if min_seeds is None else min_seeds}
 
 
 # ------------------------------------------------------------------------------ measurements
@@ -431,7 +569,8 @@ def claims(p: Params, m: dict) -> list:
     n = int(m["frob_std"].size)
     k = p.cheap_at_clean_epochs[0]
     scale = (f"{p.dataset}, {p.n_train} train, CNN width {p.width}, {p.epochs} epochs (decay after {p.decay_epoch}), "
-             f"PGD-{p.attack_steps} AT, eps {p.eps:.4g}, probe {10 * p.probe_per_class}")
+             f"PGD-{p.attack_steps} AT after {p.pgd_warm_start} clean warm-start epoch(s), eps {p.eps:.4g}, "
+             f"probe {10 * p.probe_per_class}")
     th = CLAIM_THRESHOLDS
 
     def make(cid, values, source, where, claim, paper, n_test=None, bounded=True):
