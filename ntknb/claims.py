@@ -20,6 +20,8 @@ Chapters glue their claims as plain JSON (:func:`glue_claims`, name ``claims``),
 (:mod:`ntknb.results`) lists them; :func:`claims_html` renders them as an HTML table.
 :func:`summary_markdown` turns them into a chapter's summary in words (what reproduces, what
 does not, and why, from the verdicts); :func:`glue_summary` glues it for ``{glue:md}``.
+:func:`seed_check_rows` sets a run's claims beside those of another run (e.g. one with seeds never
+used before) and says where a verdict flips between reproduced and contradicted.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ __all__ = [
     "glue_claims",
     "summary_markdown",
     "glue_summary",
+    "SEED_CHECK_COLUMNS",
+    "seed_check_rows",
 ]
 
 DIRECTIONS = ("greater", "less")
@@ -371,3 +375,24 @@ def glue_summary(claims: Sequence[Any], name: str = "claims_summary") -> str:
     from ntknb.report import glue_md
 
     return glue_md(name, summary_markdown(claims))
+
+
+SEED_CHECK_COLUMNS = ["claim", "this run", "other run", "verdict"]
+
+
+def seed_check_rows(claims: Sequence[Any], other: Sequence[Any]) -> list:
+    """Rows ``[id, this run's "measured [interval] verdict", the other run's, "same" | "flips" |
+    "differs" | "only here"]`` for every claim of ``claims`` (:class:`Claim` objects or their
+    JSON dicts), matched by id in ``other``. A verdict *flips* when one run reproduces the claim
+    and the other contradicts it; ``"differs"`` when one of them is inconclusive."""
+    mine, theirs = _as_claims(claims), {c.id: c for c in _as_claims(other)}
+    rows = []
+    for c in mine:
+        o = theirs.get(c.id)
+        if o is None:
+            rows.append([c.id, f"{c.interval_text} {c.verdict}", "–", "only here"])
+            continue
+        same = "same" if o.verdict == c.verdict else (
+            "flips" if {c.verdict, o.verdict} == {"reproduced", "contradicted"} else "differs")
+        rows.append([c.id, f"{c.interval_text} {c.verdict}", f"{o.interval_text} {o.verdict}", same])
+    return rows

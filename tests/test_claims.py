@@ -138,3 +138,15 @@ def test_summary_in_words_follows_the_verdicts(monkeypatch):
     monkeypatch.setattr("ntknb.report.glue", lambda name, value, display=False: glued.append((name, value)))
     assert C.glue_summary([reproduced]) == C.summary_markdown([reproduced])
     assert glued[0][0] == "claims_summary"
+
+
+def test_seed_check_rows_say_where_a_verdict_flips():
+    def claim(cid, low, high):  # needs > 0.5
+        return C.Claim(**{**BASE, "id": cid, "threshold": 0.5, "low": low, "high": high, "measured": (low + high) / 2})
+
+    a = [claim("x.a", 0.6, 0.8), claim("x.b", 0.6, 0.8), claim("x.c", 0.6, 0.8), claim("x.d", 0.6, 0.8)]
+    b = [claim("x.a", 0.55, 0.9).to_json(), claim("x.b", 0.1, 0.2), claim("x.c", 0.1, 0.8)]
+    rows = C.seed_check_rows(a, b)
+    assert [r[3] for r in rows] == ["same", "flips", "differs", "only here"]
+    assert rows[0][1].endswith("reproduced") and rows[1][2].endswith("contradicted") and rows[3][2] == "–"
+    assert len(C.SEED_CHECK_COLUMNS) == len(rows[0])
