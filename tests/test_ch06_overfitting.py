@@ -178,6 +178,11 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
     np.testing.assert_allclose(d, 0.0, atol=1e-9)
     M = overfitting.ae_specialization_matrix(run.result, x[:4], labels[:4], eps=0.05, attack_steps=1)
     assert M.shape == (2, 2) and np.all(np.isfinite(M))
+    # the standard evaluation and masking checks of the final network, on the first eval_n_test test points
+    rep = overfitting.evaluate_run(SimpleNamespace(eval_n_test=10, eps=0.05, eval_iter=2), run, task, seed=0)
+    assert rep.n == 10 and rep.eps == 0.05 and rep.eps_grid == (0.025, 0.05, 0.1)
+    assert 0 <= rep.iterative_accuracy <= rep.accuracy_vs_eps[0] + rep.tol
+    assert rep.iterative_accuracy * 10 == pytest.approx(round(rep.iterative_accuracy * 10))  # a fraction of 10 points
 
 
 
@@ -231,11 +236,16 @@ def test_search_table_outcomes_and_validation():
     stuck = dict(steady, clean_acc=[0.1] * 4)
     rows = overfitting.search_table([collapsed, steady, stuck], fraction=0.3, min_peak=0.2)
     assert [r[-1] for r in rows] == ["collapsed at epoch 3 (recovered)", "no collapse", "stuck at chance"]
-    assert rows[0][4:8] == [0.6, 0.5, 0.95, 0.95]
+    assert rows[0][4:8] == [0.6, 0.5, 0.95, 0.95] and np.isnan(rows[0][8])  # no standard evaluation recorded
+    assert overfitting.search_table([dict(steady, suite_robust_acc=0.25, suite_iter=20)])[0][8] == 0.25
     found = overfitting.search_summary([collapsed, steady, stuck], rows, min_seeds=1)
     assert found["common"]["eps"] == 0.05 and "seed" not in found["common"]
     assert (found["n_runs"], found["n_fgsm"], found["n_collapsed"], found["n_transient"], found["n_stuck"]) == (3, 3, 1, 1, 1)
     assert found["reliable"] == []  # the setting collapsed in one of its three runs only
+    group, = found["settings"]  # one setting, one mode: its three runs
+    assert (group["mode"], group["n_runs"], group["n_collapsed"], group["n_ended_collapsed"]) == ("fgsm", 3, 1, 0)
+    assert group["robust"] == pytest.approx(np.mean([0.5, 0.6, 0.6])) and np.isnan(group["suite"])
+    assert group["devices"] == ["cpu"] and group["n_train"] == 16 and group["epochs"] == [4]
     single = overfitting.search_summary([collapsed], [rows[0]], min_seeds=1)
     assert single["reliable"] == [rows[0][0]] and single["common"]["width"] == 2
     assert overfitting.search_summary([collapsed], [rows[0]], min_seeds=2)["reliable"] == []
@@ -300,7 +310,8 @@ def test_params_defaults_and_rules():
     assert p.track_epochs[0] == 0 and p.track_epochs[-1] == p.epochs
     for change, name in [(dict(eps=3), "eps"), (dict(clean_epochs=p.epochs - 1), "clean_epochs"),
                          (dict(n_monitor=p.n_train + 1), "n_monitor"), (dict(augment="crop_shared"), "augment"),
-                         (dict(lr_decay_epochs=[p.epochs]), r"lr_decay_epochs\[0\]")]:
+                         (dict(lr_decay_epochs=[p.epochs]), r"lr_decay_epochs\[0\]"),
+                         (dict(eval_n_test=p.n_test + 1), "eval_n_test"), (dict(eval_iter=0), "eval_iter")]:
         with pytest.raises(ValueError, match=f"'{name}'"):
             p.replace(**change)
 
@@ -391,17 +402,127 @@ def test_claims_are_well_formed_and_flip_at_the_thresholds():
     p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
     collapsed = [[0.3, 0.45, 0.02], [0.3, 0.5, 0.03], [0.35, 0.4, 0.01]]
     steady = [[0.3, 0.45, 0.5], [0.3, 0.5, 0.52], [0.35, 0.4, 0.47]]
-    cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": collapsed, "noise": steady, "fgsm_rs": steady}))}
+    cs = _claims(p, collapsed, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
     assert list(cs) == list(overfitting.CLAIM_THRESHOLDS)
     for c in cs.values():
-        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 3 and c.n_test == p.n_test
-        assert c.direction == overfitting.CLAIM_THRESHOLDS[c.id][0]
+        assert Claim.from_json(c.to_json()) == c and c.direction == overfitting.CLAIM_THRESHOLDS[c.id][0]
+    first = [cs[k] for k in ("ch06.fgsm_at_collapse", "ch06.noise_beats_fgsm", "ch06.rs_beats_fgsm")]
+    assert all(c.n_seeds == 3 and c.n_test == p.n_test for c in first)
     assert cs["ch06.fgsm_at_collapse"].threshold == pytest.approx(1 - p.collapse_fraction)
     assert cs["ch06.noise_beats_fgsm"].threshold == cs["ch06.rs_beats_fgsm"].threshold == 0.0
     assert cs["ch06.fgsm_at_collapse"].measured == pytest.approx(np.mean([1 - 0.02 / 0.45, 1 - 0.03 / 0.5, 1 - 0.01 / 0.4]))
-    assert [c.verdict for c in cs.values()] == ["reproduced"] * 3
-    cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": steady, "noise": collapsed, "fgsm_rs": collapsed}))}
-    assert [c.verdict for c in cs.values()] == ["contradicted"] * 3  # no drop: 1 - final / peak <= 0 on every seed
+    assert [c.verdict for c in first] == ["reproduced"] * 3
+    cs = _claims(p, steady, collapsed, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    # no drop: 1 - final / peak <= 0 on every seed
+    assert [cs[c.id].verdict for c in first] == ["contradicted"] * 3
     mixed = [collapsed[0], steady[1], steady[2]]
-    cs = {c.id: c for c in overfitting.claims(p, _seed_runs(p, {"fgsm": mixed, "noise": steady, "fgsm_rs": steady}))}
+    cs = _claims(p, mixed, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
     assert cs["ch06.fgsm_at_collapse"].verdict == "inconclusive"  # one seed of three collapsed: wide t interval
+
+
+def _evals(p, suite_by_variant, single=0.9):
+    """Stand-in masking reports: ``{variant: [suite robust accuracy per seed]}``."""
+    from types import SimpleNamespace
+
+    return {(v, s): SimpleNamespace(iterative_accuracy=a, single_step_accuracy=single, passed=True)
+            for v, accs in suite_by_variant.items() for s, a in zip(p.seeds, accs)}
+
+
+def _claims(p, fgsm_curves, steady, ks_fgsm, suite_fgsm):
+    runs = _seed_runs(p, {"fgsm": fgsm_curves, "noise": steady, "fgsm_rs": steady})
+    runs.update(_seed_runs(p, {"pgd_shared": [[0.3, 0.5, 0.05]]}))
+    ks = {(v, s): k for v, vals in {"fgsm": ks_fgsm, "fgsm_rs": [1.0] * 3}.items() for s, k in zip(p.seeds, vals)}
+    evals = _evals(p, {"fgsm": suite_fgsm, "noise": [0.5] * 3, "fgsm_rs": [0.5] * 3})
+    return {c.id: c for c in overfitting.claims(p, runs, ks, evals)}
+
+
+def test_claims_about_collapsed_networks_follow_the_collapse_guard():
+    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    ended = [[0.3, 0.45, 0.02], [0.3, 0.5, 0.03], [0.35, 0.4, 0.01]]  # collapsed, not recovered
+    steady = [[0.3, 0.45, 0.5], [0.3, 0.5, 0.52], [0.35, 0.4, 0.47]]
+    cs = _claims(p, ended, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    assert cs["ch06.ks_collapsed_lower"].verdict == cs["ch06.noise_fix_suite"].verdict == "reproduced"
+    assert cs["ch06.ks_collapsed_lower"].measured == pytest.approx(0.8) and cs["ch06.ks_collapsed_lower"].n_seeds == 3
+    assert cs["ch06.noise_fix_suite"].n_test == min(p.eval_n_test, p.n_test)
+    assert cs["ch06.shared_aug_collapse"].verdict == "inconclusive" and cs["ch06.shared_aug_collapse"].n_seeds == 1
+    assert "enough seeds for the claims" in overfitting.claims_text(list(cs.values()))
+    cs = _claims(p, ended, steady, ks_fgsm=[1.5, 1.6, 1.7], suite_fgsm=[0.9, 0.8, 0.7])
+    assert cs["ch06.ks_collapsed_lower"].verdict == cs["ch06.noise_fix_suite"].verdict == "contradicted"
+    # one seed ended collapsed: fewer than MIN_COLLAPSED, so unbounded (inconclusive) whatever the values
+    one = [ended[0], steady[1], steady[2]]
+    cs = _claims(p, one, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    for cid in ("ch06.ks_collapsed_lower", "ch06.noise_fix_suite"):
+        assert cs[cid].verdict == "inconclusive" and cs[cid].low == -np.inf and cs[cid].n_seeds == 3
+        assert "ended collapsed in 1 of 3 seeds" in cs[cid].claim
+    assert cs["ch06.ks_collapsed_lower"].measured == pytest.approx(0.8)  # the mean over all seeds
+    text = overfitting.claims_text(list(cs.values()))
+    assert "inconclusive by construction" in text and "`ch06.noise_fix_suite`" in text
+
+
+def test_evaluation_tables_and_verdict():
+    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    steady = [[0.3, 0.5, 0.6]] * 3
+    runs = _seed_runs(p, {"fgsm": steady, "noise": steady, "fgsm_rs": steady})
+    evals = _evals(p, {"fgsm": [0.0, 0.05, 0.1], "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3})
+    rows = overfitting.evaluation_rows(p, runs, evals)
+    assert len(rows) == 3 and len(rows[0]) == len(overfitting.evaluation_columns(p)) and rows[0][0] == "FGSM-AT"
+    assert rows[0][1].startswith("0.600 [") and rows[0][2].startswith("0.050 [") and rows[0][5] == "3 of 3"
+    assert rows[1][2] == "0.400 [0.400, 0.400]"  # FGSM-RS: no spread over seeds
+    diff = overfitting.difference_rows(p, evals)
+    assert [r[0] for r in diff] == ["noise-FGSM (ours) − FGSM-AT", "FGSM-RS − FGSM-AT", "noise-FGSM (ours) − FGSM-RS"]
+    assert diff[2][1] == "0.100 [0.100, 0.100]"
+    s = overfitting.evaluation_summary(p, runs, evals)
+    assert s["co_fgsm_suite_robust_acc"] == pytest.approx(0.05) and s["co_fgsm_monitor_minus_suite"] == pytest.approx(0.55)
+    assert s["co_rs_single_step_acc"] == pytest.approx(0.9) and s["co_noise_n_masking_passed"] == 3
+    assert overfitting.masking_verdict(p, runs, evals).startswith("The PGD monitor hides it")
+    evals = _evals(p, {"fgsm": [0.5] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3})
+    assert overfitting.masking_verdict(p, runs, evals).startswith("The standard evaluation does not change")
+
+
+def test_gpu_section_from_recorded_runs(tmp_path):
+    """The GPU section from a hand-made record file: any number of runs, none included."""
+    base = dict(SETTING, dataset="cifar10", model="resnet", stage_sizes=[1, 1, 1, 1], width=32, n_train=10000,
+                epochs=4, eps=8 / 255, device="NVIDIA H200", suite_iter=20, clean_acc=[0.4, 0.5, 0.5, 0.6],
+                fgsm_train_acc=[0.1, 0.3, 0.5, 0.8, 0.9])
+    base.pop("hidden")
+    ended = dict(base, robust_acc=[0.2, 0.3, 0.02, 0.01], suite_robust_acc=0.0)
+    steady = dict(base, robust_acc=[0.2, 0.25, 0.3, 0.3], suite_robust_acc=0.28, seed=1)
+    wide = dict(steady, eps=16 / 255, seed=0)
+    pgd = dict(steady, mode="pgd", eps=4 / 255)
+    path = tmp_path / "gpu.jsonl"
+    overfitting.append_search_records(path, [ended, dict(ended, seed=1), dict(ended, seed=2), wide, pgd])
+    recs = overfitting.load_search_records(path)
+    found = overfitting.search_summary(recs, overfitting.search_table(recs, fraction=0.3, min_peak=0.15))
+    streams = overfitting.gpu_streams(found)
+    assert list(streams) == ["co8_n10000", "co16_n10000"]  # PGD-AT is not an FGSM stream
+    rows = overfitting.gpu_rows(streams)
+    assert len(rows[0]) == len(overfitting.GPU_COLUMNS)
+    assert rows[0][:7] == ["FGSM-AT, ε 8/255", 10000, "4", "NVIDIA H200", "3 (0, 1, 2)", 3, 3]
+    assert rows[0][7:] == [pytest.approx(0.01), 0.0, pytest.approx(0.6)]
+    g = overfitting.gpu_summary(streams)
+    assert (g["gpu_fgsm_n"], g["gpu_fgsm_ended_collapsed"], g["gpu_co8_n10000_collapsed"], g["gpu_co16_n10000_n"]) \
+        == (4, 3, 3, 1)
+    text = overfitting.gpu_text(found, streams, n_cpu_ended=0, n_cpu_seeds=3)
+    assert text.startswith("5 GPU run(s) recorded, 4 of them FGSM-AT.") and "scale decides" in text
+    assert "collapses reliably on the GPU (co8_n10000) as on the CPU" in overfitting.gpu_text(found, streams, 3, 3)
+    overfitting.plot_gpu_curves(recs)
+    # only two seeds of the stream: not reliable, whatever they did
+    two = overfitting.search_summary(recs[:2], overfitting.search_table(recs[:2]))
+    assert "No GPU stream collapsed reliably" in overfitting.gpu_text(two, overfitting.gpu_streams(two), 0, 3)
+    none = overfitting.search_summary([], [])
+    assert overfitting.gpu_streams(none) == {} and overfitting.gpu_rows({}) == []
+    assert overfitting.gpu_summary({}) == {"gpu_fgsm_n": 0, "gpu_fgsm_collapsed": 0, "gpu_fgsm_ended_collapsed": 0}
+    assert overfitting.gpu_text(none, {}, 0, 3).startswith("No GPU run has been recorded yet")
+    overfitting.plot_gpu_curves([])
+
+
+def test_recorded_gpu_file_is_valid():
+    """The recorded CIFAR-10 GPU runs (if committed) parse, and each names its device."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / overfitting.GPU_SEARCH_FILE
+    if not path.exists():
+        pytest.skip("no GPU runs recorded")
+    recs = overfitting.load_search_records(path)
+    overfitting.search_table(recs)
+    assert recs and all(r.get("device") for r in recs)
