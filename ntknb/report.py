@@ -18,6 +18,9 @@ returns ``None`` for a figure). ``display=True`` shows it under the cell instead
 Tables: pandas is not a dependency. :func:`markdown_table` renders rows as a GitHub /
 MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
 ``{glue:md}`name``` or the ``{glue:md}`` directive).
+
+Recorded runs: :func:`load_records` reads the JSON-lines files under ``notebooks/data/``
+(settings searches, runs at seeds never used, GPU runs) that the chapters tabulate.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["glue", "glue_md", "glue_table", "glued_values", "markdown_table", "to_python", "NAME_PATTERN"]
+__all__ = ["glue", "glue_md", "glue_table", "glued_values", "load_records", "markdown_table", "to_python",
+           "NAME_PATTERN"]
 
 #: Allowed glue names: identifier-like, plus ``.`` and ``-`` after the first character
 #: (``acc_clean``, ``eps-8``, ``fig.spectrum``).
@@ -226,3 +230,21 @@ def glue_md(name: str, text: str) -> str:
     _check_name(name)
     glue(name, Markdown(text))
     return text
+
+
+def load_records(path, missing_ok: bool = False) -> list:
+    """The records of a JSON-lines file: one JSON object a line, blank lines skipped.
+
+    Args:
+      path: the file (e.g. ``notebooks/data/06_settings_search.jsonl``).
+      missing_ok: return ``[]`` when the file does not exist (no run recorded yet) instead of
+        raising ``FileNotFoundError``.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if missing_ok and not path.is_file():
+        return []
+    with open(path) as fh:
+        return [json.loads(line) for line in fh if line.strip()]

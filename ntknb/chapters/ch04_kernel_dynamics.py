@@ -290,23 +290,20 @@ SETTINGS_COLUMNS = ["run", "setting", "PGD-AT clean acc.", "PGD-AT robust acc.",
 def settings_rows(path=None) -> list:
     """The recorded PGD-AT settings runs of this chapter (``notebooks/data/04_pgd_at_settings.jsonl``: one JSON
     record per run with its setting and measured PGD-AT accuracies), one row of :data:`SETTINGS_COLUMNS` each."""
-    import json
-    from pathlib import Path
+    from ntknb import report
 
-    path = Path(path) if path is not None else _notebooks_dir() / "data" / SETTINGS_FILE
+    path = path if path is not None else _notebooks_dir() / "data" / SETTINGS_FILE
     rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
-            rows.append([r["run"], setting, r["pgd_clean_acc"], r["pgd_robust_acc"], r["note"]])
+    for r in report.load_records(path):
+        setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
+        rows.append([r["run"], setting, r["pgd_clean_acc"], r["pgd_robust_acc"], r["note"]])
     return rows
 
 
 # ------------------------------------------------------------------------------ recorded GPU runs
 
-#: The recorded CIFAR-10 GPU runs (``scripts/gpu_cifar_search``; read with
-#: :func:`ntknb.chapters.ch06_overfitting.load_search_records`), relative to ``notebooks/``.
+#: The recorded CIFAR-10 GPU runs (``scripts/gpu_cifar_search``; records of
+#: ``ch06_overfitting.search_run``), relative to ``notebooks/``.
 GPU_SEARCH_FILE = "data/gpu/cifar10_search.jsonl"
 #: The rule for "PGD-AT learned": final clean accuracy of the per-epoch monitor above twice chance (10 classes).
 GPU_LEARNED_CLEAN = 0.2
@@ -323,14 +320,10 @@ def _notebooks_dir():
 def gpu_pgd_records(path=None) -> list:
     """The PGD-AT records (``mode == "pgd"``) of the recorded GPU search file (default
     :data:`GPU_SEARCH_FILE`); ``[]`` when the file does not exist (no run recorded yet)."""
-    from pathlib import Path
+    from ntknb import report
 
-    from ntknb.chapters import ch06_overfitting
-
-    path = Path(path) if path is not None else _notebooks_dir() / GPU_SEARCH_FILE
-    if not path.is_file():
-        return []
-    return [r for r in ch06_overfitting.load_search_records(path) if r.get("mode") == "pgd"]
+    path = path if path is not None else _notebooks_dir() / GPU_SEARCH_FILE
+    return [r for r in report.load_records(path, missing_ok=True) if r.get("mode") == "pgd"]
 
 
 def gpu_learned(record: dict) -> bool:
@@ -383,13 +376,10 @@ def never_used_record(metrics: dict, parameters: dict, run: str, runtime_s: floa
 
 def load_never_used(path=None) -> list:
     """The records of :data:`NEVER_USED_FILE` (``[]`` when there is none)."""
-    import json
-    from pathlib import Path
+    from ntknb import report
 
-    path = Path(path) if path is not None else _notebooks_dir() / NEVER_USED_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    path = path if path is not None else _notebooks_dir() / NEVER_USED_FILE
+    return report.load_records(path, missing_ok=True)
 
 
 def never_used_rows(claims_: list, records: list) -> tuple:

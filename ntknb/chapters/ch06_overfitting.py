@@ -427,11 +427,11 @@ def search_run(setting: dict, dataset=None, progress: bool = False, suite_iter: 
 
 
 def load_search_records(path) -> list:
-    """The records of a search file (JSON lines, one :func:`search_run` record each)."""
-    import json
+    """The records of a search file (JSON lines, one :func:`search_run` record each;
+    :func:`ntknb.report.load_records`)."""
+    from ntknb import report
 
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    return report.load_records(path)
 
 
 def append_search_records(path, records: Sequence[dict]) -> None:
