@@ -30,6 +30,7 @@ on actual clean and adversarial batches.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable, Optional, Sequence
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
@@ -52,6 +53,9 @@ __all__ = [
     "LayerGap",
     "bn_statistics_gap",
     "adversarial_examples",
+    "mode_predict",
+    "batch_predictions",
+    "batch_mode_evaluation",
 ]
 
 #: Evaluation modes: ``"buffer"`` ("w buffer", running averages) and ``"batch"``
@@ -68,7 +72,17 @@ def batch_stats_apply_fn(model: nn.Module) -> Callable:
     averages are returned as by :func:`ntknb.training.flax_apply_fn`, for ``train=False``
     they are discarded and ``state`` is returned unchanged.  Assumes ``train`` switches
     nothing but BatchNorm (true of :mod:`ntknb.models`).
+
+    Equal (hashable) modules get the same function object (as :func:`ntknb.training.flax_apply_fn`),
+    so compiled steps, evaluators and kernel functions keyed on it are reused across seeds.
     """
+    try:
+        return _batch_stats_apply_fn_cached(model)
+    except TypeError:  # an unhashable module: a fresh function
+        return _batch_stats_apply_fn(model)
+
+
+def _batch_stats_apply_fn(model: nn.Module) -> Callable:
 
     def apply_fn(params, state, x, train):
         variables = {"params": params, **state}
@@ -78,6 +92,9 @@ def batch_stats_apply_fn(model: nn.Module) -> Callable:
         return logits, ({**state, **updates} if train else state)
 
     return apply_fn
+
+
+_batch_stats_apply_fn_cached = functools.lru_cache(maxsize=64)(_batch_stats_apply_fn)
 
 
 def bn_apply_fn(model: nn.Module, mode: str) -> Callable:
@@ -354,3 +371,116 @@ def adversarial_examples(model, mode: str, params, state, x, labels, eps: float,
     out = [attack(params, state, x[i:i + batch_size], y[i:i + batch_size], jax.random.fold_in(key, i))
            for i in range(0, x.shape[0], batch_size)]
     return np.asarray(jnp.concatenate(out))
+
+
+# ------------------------------------------------ predictions and the standard evaluation
+
+
+@functools.lru_cache(maxsize=64)
+def _mode_predict(apply_fn: Callable) -> Callable:
+    def predict(ps, x):
+        return apply_fn(ps[0], ps[1], x, False)[0]
+
+    return predict
+
+
+def mode_predict(model: nn.Module, mode: str) -> Callable:
+    """``predict(ps, x) -> logits (b, k)`` of ``model`` in BatchNorm ``mode``, with
+    ``ps = (params, state)``: the ``predict`` / ``params`` pair of
+    :func:`ntknb.evaluation.robust_evaluation`, e.g.
+    ``robust_evaluation(mode_predict(model, "buffer"), x, y, eps, params=(params, state))``.
+    One function object per (model, mode), so every trained network of one model shares one
+    compilation of the attacks. (In ``"batch"`` mode the logits depend on the whole batch: see
+    :func:`batch_mode_evaluation`.)"""
+    return _mode_predict(bn_apply_fn(model, mode))
+
+
+@functools.lru_cache(maxsize=64)
+def _predicted_class_fn(apply_fn: Callable) -> Callable:
+    return jax.jit(lambda params, state, xb: adversaries.predicted_class(apply_fn(params, state, xb, False)[0]))
+
+
+def batch_predictions(model: nn.Module, mode: str, params, state: dict, x, batch_size: int) -> np.ndarray:
+    """Predicted classes ``(n,)`` of the network in BatchNorm ``mode`` on consecutive batches
+    of ``batch_size`` of ``x`` (``n`` a positive multiple of ``batch_size``): in ``"batch"``
+    mode every batch is normalised with its own statistics."""
+    x = jnp.asarray(x, jnp.float32)
+    if x.shape[0] == 0 or x.shape[0] % batch_size:
+        raise ValueError(f"len(x)={x.shape[0]} must be a positive multiple of batch_size={batch_size}")
+    fn = _predicted_class_fn(bn_apply_fn(model, mode))
+    return np.concatenate([np.asarray(fn(params, state, x[i:i + batch_size]))
+                           for i in range(0, x.shape[0], batch_size)])
+
+
+def _batch_seed(seed: int, i: int) -> int:
+    return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0]) % 2**31
+
+
+def batch_mode_evaluation(model: nn.Module, params, state: dict, x, labels, eps: float, batch_size: int, *,
+                          seed: int = 0, **kwargs: Any):
+    """The standard robustness evaluation (:func:`ntknb.evaluation.robust_evaluation`: APGD-CE,
+    APGD-DLR and PGD, worst case per example) of the network in ``"batch"`` mode ("w/o
+    buffer"), one evaluation batch at a time.
+
+    Without buffers a prediction depends on the rest of the batch, which
+    :func:`~ntknb.evaluation.robust_evaluation` does not assume (it regroups the examples it
+    still attacks into chunks). Here every consecutive batch of ``batch_size`` examples of
+    ``x`` (``n`` a positive multiple of ``batch_size``) gets its own call, with
+    ``skip_broken=False``: the clean pass normalises with the statistics of exactly that batch,
+    and every attack perturbs the batch's examples together, each example's gradient flowing
+    through the batch statistics (the white-box attack on the "w/o buffer" network). Two
+    departures from the exact batch follow from ``robust_evaluation`` attacking only the
+    correctly classified examples: during the attacks the batch's misclassified examples
+    (already counted as errors) are replaced by copies of its last correctly classified one;
+    and for ``batch_size`` above 255 a mostly misclassified batch may be attacked in a smaller
+    chunk (its padding rule). An example is robust if it is correct in its clean batch and no
+    iterate of any attack misclassifies it: the worst case per example, as in
+    ``robust_evaluation``, so the attack may use a different perturbation of the batch for each
+    example it breaks.
+
+    Args:
+      model, params, state: the network (``state`` with its ``batch_stats``, which this mode
+        does not use).
+      x: ``(n, H, W, C)`` in ``[0, 1]``; labels: ``(n,)`` integer classes; eps: l-inf radius.
+      batch_size: the evaluation batch.
+      seed: batch ``i`` is evaluated with a seed derived from ``(seed, i)``.
+      kwargs: further arguments of ``robust_evaluation`` (``n_iter``, ``n_restarts``,
+        ``pgd_steps``, ...; not ``skip_broken``, ``batch_size``, ``params``).
+
+    Returns:
+      a :class:`ntknb.evaluation.RobustReport` over the ``n`` examples; ``accuracy_after`` and
+      ``attack_accuracy`` are means over the (equal-sized) batches; ``settings`` adds
+      ``batch_size`` and ``bn_mode="batch"``.
+    """
+    from ntknb import evaluation
+
+    bad = sorted(set(kwargs) & {"skip_broken", "batch_size", "params"})
+    if bad:
+        raise ValueError(f"batch_mode_evaluation sets {bad} itself")
+    x = np.asarray(x, np.float32)
+    labels = np.asarray(labels)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    if x.shape[0] == 0 or x.shape[0] % batch_size or labels.shape != (x.shape[0],):
+        raise ValueError(f"need len(x) == len(labels), a positive multiple of batch_size={batch_size}; got "
+                         f"{x.shape[0]} and {labels.shape}")
+    predict = mode_predict(model, "batch")
+    reports = [evaluation.robust_evaluation(predict, x[i:i + batch_size], labels[i:i + batch_size], eps,
+                                            seed=_batch_seed(seed, i // batch_size), skip_broken=False,
+                                            batch_size=batch_size, params=(params, state), **kwargs)
+               for i in range(0, x.shape[0], batch_size)]
+    r0 = reports[0]
+    robust = np.concatenate([r.robust for r in reports])
+    return evaluation.RobustReport(
+        eps=r0.eps, n=int(x.shape[0]), k=r0.k,
+        clean_accuracy=float(np.mean([r.clean_accuracy for r in reports])),
+        robust_accuracy=float(robust.mean()), attacks=r0.attacks,
+        accuracy_after={a: float(np.mean([r.accuracy_after[a] for r in reports])) for a in r0.accuracy_after},
+        attack_accuracy={a: (None if r0.attack_accuracy[a] is None
+                             else float(np.mean([r.attack_accuracy[a] for r in reports])))
+                         for a in r0.attack_accuracy},
+        robust=robust, margin=np.concatenate([r.margin for r in reports]),
+        x_adv=np.concatenate([r.x_adv for r in reports]),
+        broken_by=np.concatenate([r.broken_by for r in reports]),
+        settings={**r0.settings, "seed": int(seed), "batch_size": int(batch_size), "bn_mode": "batch"},
+    )

@@ -153,3 +153,50 @@ def test_adversarial_examples_in_ball_and_mode_specific():
         assert np.max(np.abs(xa - np.asarray(x))) <= 0.05 + 1e-6
         assert xa.min() >= 0.0 and xa.max() <= 1.0
     assert not np.allclose(xa_w, xa_wo)
+
+
+def test_apply_and_predict_functions_are_one_object_per_model():
+    model, params, state, x = _tiny_resnet()
+    same = models.make_model("resnet", 3, width=2, stage_sizes=(1,))
+    for mode in batchnorm.BN_MODES:
+        assert batchnorm.bn_apply_fn(model, mode) is batchnorm.bn_apply_fn(same, mode)
+        assert batchnorm.mode_predict(model, mode) is batchnorm.mode_predict(same, mode)
+        np.testing.assert_allclose(batchnorm.mode_predict(model, mode)((params, state), x),
+                                   batchnorm.bn_apply_fn(model, mode)(params, state, x, False)[0], rtol=1e-6)
+
+
+def test_batch_predictions_use_each_batch_on_its_own():
+    model, params, state, x = _tiny_resnet()
+    got = batchnorm.batch_predictions(model, "batch", params, state, x, 4)
+    apply = batchnorm.bn_apply_fn(model, "batch")
+    ref = np.concatenate([np.argmax(apply(params, state, x[i:i + 4], False)[0], -1) for i in (0, 4)])
+    np.testing.assert_array_equal(got, ref)
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        batchnorm.batch_predictions(model, "batch", params, state, x, 3)
+
+
+def test_batch_mode_evaluation_runs_the_suite_on_exact_batches():
+    from ntknb import evaluation
+
+    model, params, state, x = _tiny_resnet()
+    x = np.asarray(x)
+    pred = batchnorm.batch_predictions(model, "batch", params, state, x, 4)
+    labels = pred.copy()
+    labels[[1, 6]] = (labels[[1, 6]] + 1) % 3  # two clean errors, one per batch
+    # eps = 0: robust = clean correctness, in the exact batches
+    rep0 = batchnorm.batch_mode_evaluation(model, params, state, x, labels, 0.0, 4, n_iter=2)
+    np.testing.assert_array_equal(rep0.robust, pred == labels)
+    assert rep0.clean_accuracy == rep0.robust_accuracy == 0.75 and list(rep0.broken_by[[1, 6]]) == ["clean"] * 2
+    # eps > 0: the same as robust_evaluation called batch by batch with the documented seeds
+    rep = batchnorm.batch_mode_evaluation(model, params, state, x, labels, 0.1, 4, seed=3, n_iter=3)
+    refs = [evaluation.robust_evaluation(batchnorm.mode_predict(model, "batch"), x[i:i + 4], labels[i:i + 4], 0.1,
+                                         seed=batchnorm._batch_seed(3, i // 4), n_iter=3, skip_broken=False,
+                                         batch_size=4, params=(params, state)) for i in (0, 4)]
+    np.testing.assert_array_equal(rep.robust, np.concatenate([r.robust for r in refs]))
+    np.testing.assert_allclose(rep.x_adv, np.concatenate([r.x_adv for r in refs]))
+    assert rep.n == 8 and rep.settings["batch_size"] == 4 and rep.settings["bn_mode"] == "batch"
+    assert np.max(np.abs(rep.x_adv - x)) <= 0.1 + 1e-6 and rep.robust_accuracy <= rep.clean_accuracy
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        batchnorm.batch_mode_evaluation(model, params, state, x, labels, 0.1, 3)
+    with pytest.raises(ValueError, match="sets"):
+        batchnorm.batch_mode_evaluation(model, params, state, x, labels, 0.1, 4, skip_broken=True)

@@ -1,19 +1,38 @@
-"""Chapter 05: BatchNorm with and without its buffers (``li2023rethinking`` Sec. 4).
+"""Chapter 05: BatchNorm with and without its buffers (``li2023rethinking`` Secs. 2 and 4,
+Props. 1-2, Figs. 2-4).
 
-One ResNet (``he2016deep``, BatchNorm ``ioffe2015batch``) per training strategy (standard
-training, PGD-AT ``madry2018towards``), each evaluated in two BatchNorm modes: "w buffer"
-(running averages) and "w/o buffer" (the statistics of the evaluation batch), on clean and PGD
-inputs; the per-layer distance between batch and running statistics; the dependence on the
-evaluation batch size; and the kernel specialization matrices in both modes.
+Per seed, two PGD-AT networks (``madry2018towards``; a BatchNorm ResNet, ``he2016deep``,
+``ioffe2015batch``) from the same initialisation, data order and attack starts, one per arm:
+
+* **w buffer** — the usual BatchNorm: batch statistics in the training forward pass, running
+  averages (the buffers) at evaluation and in the training attack
+  (:func:`ntknb.training.flax_apply_fn`);
+* **w/o buffer** — no buffers: every BatchNorm layer always normalises with the statistics of
+  the current batch, in the training forward pass, in the training attack and at evaluation
+  (:func:`ntknb.batchnorm.batch_stats_apply_fn`), as the paper describes it.
+
+Each network is evaluated on the same test points: clean accuracy, the standard evaluation
+(APGD-CE, APGD-DLR, PGD, worst case per example; :func:`ntknb.evaluation.robust_evaluation` for
+w buffer, :func:`ntknb.batchnorm.batch_mode_evaluation` on exact evaluation batches for w/o
+buffer) and two transfer attacks: the other arm's standard-evaluation points, and PGD points of
+the same weights in the other BatchNorm mode. A white-box attack weaker than a transfer attack is
+the mark of gradient masking (``carlini2019evaluating``). The robust accuracy of an arm is the
+worst case per example over all of them. Also: the per-layer gap between batch and running
+statistics (Theorem 2) of the w-buffer network, the w/o-buffer network's accuracy at several
+evaluation batch sizes, and the kernel specialization matrices M_ks (``shan2021theory``) of both
+arms.
 
 This module is the chapter's code; ``notebooks/05_bn_buffers.py`` only calls it:
-:class:`Params` (the parameter schema), :func:`train_strategies`, :func:`accuracy_values`,
-:func:`statistics_gaps`, :func:`batch_size_check`, :func:`ks_strengths` and the verdicts.
+:class:`Params` (the parameter schema), :func:`run_seeds`, the per-seed measurements
+(:func:`measurements`), the claims (:func:`claims`), tables and figures.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
+import warnings
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
 
@@ -23,13 +42,13 @@ import numpy as np
 from ntknb import batchnorm, ntk_dynamics, schema, training
 from ntknb.validation import SEED_LIMIT
 
-__all__ = ["Params", "MODE_LABELS", "STRATEGIES", "train_config", "make_model", "model_size", "train_strategies",
-           "final", "accuracy_values", "accuracy_rows", "statistics_gaps", "gap_rows", "gap_values",
-           "batch_size_check", "ks_strengths", "ks_values", "summary_text"]
+__all__ = ["Params", "ARMS", "KINDS", "train_config", "make_model", "model_size", "SeedRun", "run_seed",
+           "run_seeds", "measurements", "accuracy_rows", "batch_size_rows", "ks_rows", "claims",
+           "CLAIM_THRESHOLDS", "abs_interval", "summary_text"]
 
-MODE_LABELS = {"buffer": "w buffer", "batch": "w/o buffer"}
-STRATEGIES = {"standard": "standard training", "pgd": "PGD-AT"}
-#: Kernels of the KS matrices: C-NTK / AE-NTK under clean labels, AE-NTK under adversarial labels.
+#: The two arms (BatchNorm modes of :mod:`ntknb.batchnorm`) as the page names them.
+ARMS = {"buffer": "w buffer", "batch": "w/o buffer"}
+#: Kernels of the M_ks matrices: C-NTK under clean labels, AE-NTK under clean / adversarial labels.
 KINDS = {"clean.CL": "C-NTK, CL", "adv.CL": "AE-NTK, CL", "adv.AL": "AE-NTK, AL"}
 
 
@@ -39,10 +58,11 @@ class Params(schema.Params):
     ``parameters`` cell; field order = cell order)."""
 
     seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
+    n_seeds: int = schema.param(schema.Int(min=1, max=20))
     dataset: str = schema.param(schema.Choice(["mnist", "cifar10"]))
+    downsample: int = schema.param(schema.Int(min=1, max=4))
     n_train: int = schema.param(schema.Int(min=20))
     n_test: int = schema.param(schema.Int(min=10))
-    n_eval_train: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
     width: int = schema.param(schema.Int(min=1))
     stage_sizes: list = schema.param(schema.List(schema.Int(min=1), min_length=1, max_length=6))
     epochs: int = schema.param(schema.Int(min=1))
@@ -56,39 +76,61 @@ class Params(schema.Params):
     augment: str = schema.param(schema.Choice(training.AUGMENTATIONS))
     eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     attack_steps: int = schema.param(schema.Int(min=1))
+    eval_iter: int = schema.param(schema.Int(min=1))
     eval_attack_steps: int = schema.param(schema.Int(min=1))
     eval_batch_size: int = schema.param(schema.Int(min=2, max=schema.Ref("n_test")))
-    eval_every: int = schema.param(schema.Int(min=1))
+    batch_sizes: list = schema.param(schema.List(schema.Int(min=2), min_length=2, max_length=5, increasing=True))
+    masking_points: int = schema.param(schema.Int(min=0, max=schema.Ref("n_test")))
     probe_per_class: int = schema.param(schema.Int(min=1, max=100))
     ks_epochs: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("epochs")), min_length=1,
                                                max_length=6, increasing=True))
-    batch_sizes: list = schema.param(schema.List(schema.Int(min=2), min_length=2, max_length=5))
 
     def check(self) -> None:
-        if self.n_test % self.eval_batch_size or self.n_eval_train % self.eval_batch_size:
-            raise ValueError(f"parameter 'eval_batch_size'={self.eval_batch_size} must divide n_test={self.n_test} "
-                             f"and n_eval_train={self.n_eval_train}")
+        side = {"mnist": 28, "cifar10": 32}[self.dataset]
+        if side % self.downsample:
+            raise ValueError(f"parameter 'downsample'={self.downsample} must divide the image side {side} of "
+                             f"{self.dataset}")
+        if self.n_test % self.eval_batch_size:
+            raise ValueError(f"parameter 'eval_batch_size'={self.eval_batch_size} must divide n_test={self.n_test}")
         if any(self.n_test % b for b in self.batch_sizes):
             raise ValueError(f"parameter 'batch_sizes' must hold divisors (>= 2) of n_test={self.n_test}, "
                              f"got {self.batch_sizes}")
 
     @property
-    def eval_epochs(self) -> list:
-        """Every ``eval_every``-th epoch and the last."""
-        return sorted(set(range(self.eval_every, self.epochs + 1, self.eval_every)) | {self.epochs})
+    def seeds(self) -> list:
+        """The seeds of the replicas: ``seed, seed + 1, ...`` (``n_seeds`` of them)."""
+        return [self.seed + i for i in range(self.n_seeds)]
 
 
-def train_config(p: Params, mode: str = "standard") -> "training.TrainConfig":
-    """The :class:`ntknb.training.TrainConfig` of the chapter (``mode``: ``"standard"`` / ``"pgd"``)."""
+def train_config(p: Params, seed: int) -> "training.TrainConfig":
+    """PGD-AT's :class:`ntknb.training.TrainConfig` for replica ``seed`` (data order, attack starts).
+    The per-epoch monitor of :func:`ntknb.training.fit` uses PGD-``eval_attack_steps``."""
     return training.TrainConfig(
-        mode=mode, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, momentum=p.momentum,
+        mode="pgd", epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, momentum=p.momentum,
         weight_decay=p.weight_decay, lr_decay_epochs=tuple(p.lr_decay_epochs), lr_decay_factor=p.lr_decay_factor,
         eps=p.eps, attack_steps=p.attack_steps, eval_attack_steps=p.eval_attack_steps,
-        eval_batch_size=p.eval_batch_size, augment=p.augment, seed=p.seed,
+        eval_batch_size=p.eval_batch_size, augment="none" if p.dataset == "mnist" else p.augment, seed=int(seed),
     )
 
 
-def make_model(p: Params, n_classes: int):
+def downsampled(ds, factor: int):
+    """``ds`` with every image average-pooled over ``factor`` x ``factor`` blocks (1: ``ds`` itself).
+    Pixels stay in [0, 1]; an l-inf radius keeps its meaning on the pooled images, which the
+    networks and the attacks see directly."""
+    from ntknb import data
+
+    if factor == 1:
+        return ds
+
+    def pool(x):
+        n, h, w, c = x.shape
+        return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4)).astype(np.float32)
+
+    return data.Dataset(ds.name, pool(ds.x_train), ds.labels_train, pool(ds.x_test), ds.labels_test, ds.class_names,
+                        ds.provenance)
+
+
+def make_model(p: Params, n_classes: int = 10):
     """The chapter's BatchNorm ResNet."""
     from ntknb import models
 
@@ -102,227 +144,449 @@ def model_size(params0, state0) -> tuple:
     return n_params, n_bn
 
 
+# ---------------------------------------------------------------------------------- runs
+
+
 @dataclasses.dataclass
-class Trained:
-    """The two trained networks, their per-epoch evaluations in both modes and the PGD-AT
-    network's kernel trackers (one per mode)."""
+class SeedRun:
+    """One replica: both arms trained and evaluated on the same ``n_test`` points.
 
-    runs: dict  #: strategy -> TrainResult
-    evals: dict  #: strategy -> batchnorm.ModeEvaluator
-    trackers: dict  #: mode -> batchnorm.BNKernelTracker (PGD-AT)
-    splits: dict  #: "train" / "test" -> (x, labels)
+    Per-point arrays are ``(n_test,)`` bool (correct / robust).
 
+    Attributes:
+      seed: the replica's seed (data subsample, initialisation, data order, attack starts).
+      history: ``{arm: TrainResult}`` (per-epoch monitor: clean / PGD accuracy on the first
+        evaluation batch of test points, in the arm's own mode).
+      suite: ``{arm: RobustReport}``, the standard evaluation (white-box, in the arm's mode).
+      transfer: ``{arm: per point}``, correct on the *other arm's* standard-evaluation points
+        (in the arm's own mode, exact evaluation batches).
+      surrogate: ``{arm: per point}``, correct on PGD points of the *same weights in the other
+        BatchNorm mode* (for w/o buffer: its weights with its running averages).
+      gaps: ``{"clean" | "adversarial": LayerGap}`` of the w-buffer network
+        (:func:`ntknb.batchnorm.bn_statistics_gap`; adversarial: its standard-evaluation points).
+      by_batch_size: ``{b: (clean, PGD accuracy)}`` of the w/o-buffer network at evaluation batch
+        ``b`` (PGD-``eval_attack_steps`` on exact batches), and ``"buffer"``: the w-buffer
+        network's (clean, PGD accuracy) under the same attack.
+      ks: ``{(arm, kind, epoch): M_ks}`` (``kind`` in :data:`KINDS`).
+      train_seconds: parameter-update time of both arms; seconds: the whole replica;
+      timings: ``{phase: (wall seconds, CPU seconds of this process)}``: ``"training"`` (both
+        arms, with the per-epoch monitor and the kernels), ``"standard evaluation"``,
+        ``"transfer"``, ``"statistics gap"``, ``"batch sizes"`` (and ``"masking checks"``).
+      masking: the :class:`ntknb.masking.MaskingReport` of the w-buffer network (first replica
+        only; ``None`` otherwise).
+    """
 
-def train_strategies(p: Params, model, params0, state0, task) -> Trained:
-    """Standard training and PGD-AT from the same initialisation; both BatchNorm modes are
-    evaluated every ``eval_epochs`` on ``n_eval_train`` training and all test images, and the
-    PGD-AT network's per-logit kernels tracked at ``ks_epochs`` on a class-balanced probe."""
-    splits = {"train": (task.x_train[:p.n_eval_train], task.labels_train[:p.n_eval_train]),
-              "test": (task.x_test, task.labels_test)}
-    probe = ntk_dynamics.balanced_probe(task.labels_test, p.probe_per_class, task.n_classes, seed=p.seed)
-    x_probe, labels_probe = task.x_test[probe], task.labels_test[probe]
-    runs, evals, trackers = {}, {}, {}
-    config = train_config(p)
-    for strategy in STRATEGIES:
-        evals[strategy] = batchnorm.ModeEvaluator(model, splits, p.eps, p.eval_attack_steps,
-                                                  batch_size=p.eval_batch_size, epochs=p.eval_epochs, seed=p.seed)
-        callbacks = [evals[strategy]]
-        if strategy == "pgd":
-            trackers = {mode: batchnorm.BNKernelTracker(model, mode, x_probe, labels_probe, p.eps,
-                                                        attack_steps=p.eval_attack_steps, epochs=p.ks_epochs,
-                                                        top_p=min(10, len(probe)), seed=p.seed)
-                        for mode in batchnorm.BN_MODES}
-            callbacks += list(trackers.values())
-        # fit's own per-epoch evaluation (w buffer) is not used here (the ModeEvaluator measures
-        # both modes on the full splits): it gets one evaluation batch of test images to stay cheap.
-        runs[strategy] = training.fit(training.flax_apply_fn(model), params0, state0, task.x_train,
-                                      task.labels_train, task.x_test[:p.eval_batch_size],
-                                      task.labels_test[:p.eval_batch_size], config.replace(mode=strategy),
-                                      callbacks=callbacks, progress=False)
-    return Trained(runs, evals, trackers, splits)
+    seed: int
+    history: dict
+    suite: dict
+    transfer: dict
+    surrogate: dict
+    gaps: dict
+    by_batch_size: dict
+    ks: dict
+    train_seconds: float
+    seconds: float
+    timings: dict = dataclasses.field(default_factory=dict)
+    masking: object = None
 
+    def clean(self, arm: str) -> np.ndarray:
+        """Per-point clean correctness of ``arm`` (w/o buffer: in its exact evaluation batches)."""
+        return self.suite[arm].broken_by != "clean"
 
-def final(t: Trained, strategy: str, split: str, mode: str, kind: str) -> float:
-    """Last evaluated accuracy (``kind``: "clean" / "robust") of ``strategy`` in BN ``mode``."""
-    return float(t.evals[strategy].curves(split, mode)[kind][-1])
-
-
-def accuracy_values(p: Params, t: Trained) -> dict:
-    """Section 1's glued values: final accuracies in both modes, the gaps w − w/o buffer, the
-    sampling noise sqrt(0.5 / n_test) and the verdict words of the text."""
-    f = lambda *a: final(t, *a)  # noqa: E731
-    v = {}
-    for strategy, prefix in (("pgd", ""), ("standard", "std_")):
-        for kind in ("clean", "robust"):
-            v[f"{prefix}{kind}_acc_w_buffer"] = f(strategy, "test", "buffer", kind)
-            v[f"{prefix}{kind}_acc_wo_buffer"] = f(strategy, "test", "batch", kind)
-    v["train_robust_acc_w_buffer"] = f("pgd", "train", "buffer", "robust")
-    v["train_robust_acc_wo_buffer"] = f("pgd", "train", "batch", "robust")
-    clean_gap = f("pgd", "test", "buffer", "clean") - f("pgd", "test", "batch", "clean")
-    robust_gap = f("pgd", "test", "buffer", "robust") - f("pgd", "test", "batch", "robust")
-    noise = float(np.sqrt(0.5 / p.n_test))
-    std_gap = f("standard", "test", "buffer", "robust") - f("standard", "test", "batch", "robust")
-    v.update(clean_gap=clean_gap, robust_gap=robust_gap, acc_noise=noise)
-    v["robust_verdict"] = ("clearly lower (by more than twice the sampling noise)" if robust_gap > 2 * noise else
-                           "lower, but by less than twice the sampling noise" if robust_gap > 0 else "not lower")
-    v["clean_verdict"] = ("about the same (within twice the sampling noise)" if abs(clean_gap) <= 2 * noise
-                          else "different by more than twice the sampling noise")
-    reproduced = robust_gap > 2 * noise and abs(clean_gap) <= 2 * noise
-    v["fig2_verdict"] = "reproduces" if reproduced else "does not clearly reproduce"
-    v["std_robust_verdict"] = ("higher" if std_gap < -2 * noise else "lower" if std_gap > 2 * noise
-                               else "about the same")
-    return v
+    def robust(self, arm: str) -> np.ndarray:
+        """Per-point robustness of ``arm``: worst case over its standard evaluation and both transfers."""
+        return self.suite[arm].robust & self.transfer[arm] & self.surrogate[arm]
 
 
-ACCURACY_COLUMNS = ["model", "mode", "clean (test)", "PGD (test)", "clean (train)", "PGD (train)"]
+def run_seed(p: Params, model, ds, probe, seed: int, masking: bool = False) -> SeedRun:
+    """Both arms of replica ``seed`` (see the module docstring), trained and evaluated; ``ds``
+    already downsampled (:func:`downsampled`). The w/o-buffer arm's kernels are computed at the
+    last epoch of ``ks_epochs`` only (its kernel is one block over the whole probe set, the
+    costliest part of the replica); the w-buffer arm's at every epoch of ``ks_epochs``.
+    ``masking=True`` adds the gradient-masking checks of the w-buffer network
+    (:func:`masking_report`)."""
+    from ntknb import data, evaluation, models
+
+    t0 = time.perf_counter()
+    timings, clock = {}, [time.perf_counter(), time.process_time()]
+
+    def lap(name):
+        now = [time.perf_counter(), time.process_time()]
+        timings[name] = (now[0] - clock[0], now[1] - clock[1])
+        clock[:] = now
+
+    task = data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=seed)
+    x, y = np.asarray(task.x_test, np.float32), np.asarray(task.labels_test)
+    b = p.eval_batch_size
+    params0, state0 = models.init_model(model, task.x_train.shape[1:], seed=seed)
+    history, nets, ks, train_seconds = {}, {}, {}, 0.0
+    for arm in ARMS:
+        tracker = batchnorm.BNKernelTracker(model, arm, *probe, p.eps, attack_steps=p.eval_attack_steps,
+                                            epochs=p.ks_epochs if arm == "buffer" else p.ks_epochs[-1:],
+                                            top_p=min(10, len(probe[1])), seed=seed)
+        run = training.fit(batchnorm.bn_apply_fn(model, arm), params0, state0, task.x_train, task.labels_train,
+                           x[:b], y[:b], train_config(p, seed), callbacks=[tracker], progress=False)
+        history[arm], nets[arm] = run, (run.params, run.state)
+        train_seconds += run.train_seconds
+        ks.update({(arm, kind, e): m[kind] for e, m in tracker.ks_matrices.items() for kind in KINDS if kind in m})
+    lap("training")
+    suite = {"buffer": evaluation.robust_evaluation(batchnorm.mode_predict(model, "buffer"), x, y, p.eps, seed=seed,
+                                                    n_iter=p.eval_iter, batch_size=b, params=nets["buffer"]),
+             "batch": batchnorm.batch_mode_evaluation(model, *nets["batch"], x, y, p.eps, b, seed=seed,
+                                                      n_iter=p.eval_iter)}
+    lap("standard evaluation")
+    other = {"buffer": "batch", "batch": "buffer"}
+    transfer, surrogate = {}, {}
+    for arm in ARMS:
+        transfer[arm] = batchnorm.batch_predictions(model, arm, *nets[arm], suite[other[arm]].x_adv, b) == y
+        x_sur = batchnorm.adversarial_examples(model, other[arm], *nets[arm], x, y, p.eps, p.eval_attack_steps, b,
+                                               seed=seed)
+        surrogate[arm] = batchnorm.batch_predictions(model, arm, *nets[arm], x_sur, b) == y
+    lap("transfer")
+    gaps = {kind: batchnorm.bn_statistics_gap(model, *nets["buffer"], xx, b)
+            for kind, xx in (("clean", x), ("adversarial", suite["buffer"].x_adv))}
+    lap("statistics gap")
+    by_bs = {bs: batchnorm.evaluate_modes(model, *nets["batch"], x, y, p.eps, p.eval_attack_steps, bs,
+                                          modes=("batch",), seed=seed)["batch"] for bs in p.batch_sizes}
+    by_bs["buffer"] = batchnorm.evaluate_modes(model, *nets["buffer"], x, y, p.eps, p.eval_attack_steps, b,
+                                               modes=("buffer",), seed=seed)["buffer"]
+    lap("batch sizes")
+    rep = None
+    if masking and p.masking_points:
+        rep = masking_report(p, model, *nets["buffer"], x, y, seed)
+        lap("masking checks")
+    return SeedRun(int(seed), history, suite, transfer, surrogate, gaps, by_bs, ks, train_seconds,
+                   time.perf_counter() - t0, timings, rep)
 
 
-def accuracy_rows(t: Trained) -> list:
-    return [[STRATEGIES[s], MODE_LABELS[m]] + [final(t, s, sp, m, k) for sp in ("test", "train")
-                                                for k in ("clean", "robust")]
-            for s in STRATEGIES for m in batchnorm.BN_MODES]
+def masking_report(p: Params, model, params, state, x, y, seed: int):
+    """:func:`ntknb.masking.gradient_masking_checks` of the w-buffer network on the first
+    ``masking_points`` test points (radii 0, eps/2, eps, 2 eps and 1; FGSM; zero gradients; the
+    standard evaluation's settings). The w/o-buffer network has no per-example predict for
+    these checks; its check is the transfer from the other arm (``ch05.no_masking_transfer``)."""
+    from ntknb import masking
+
+    apply_fn = batchnorm.bn_apply_fn(model, "buffer")
+    predict = jax.jit(lambda xb: apply_fn(params, state, xb, False)[0])
+    n = p.masking_points
+    return masking.gradient_masking_checks(predict, x[:n], y[:n], p.eps, eps_grid=[0.0, p.eps / 2, p.eps, 2 * p.eps],
+                                           seed=seed, n_iter=p.eval_iter, batch_size=n)
 
 
-def accuracy_curves(t: Trained) -> dict:
-    """``{(strategy label, split): {mode: curves}}`` for :func:`ntknb.plotting.plot_bn_accuracy_curves`."""
-    return {(STRATEGIES[s], split): {m: t.evals[s].curves(split, m) for m in batchnorm.BN_MODES}
-            for s in STRATEGIES for split in t.splits}
+def probe_set(p: Params, ds) -> tuple:
+    """``probe_per_class`` test images per class (one probe for every replica, drawn with seed
+    ``seed + 1000``), sorted by class: the points of the empirical NTK."""
+    idx = ntk_dynamics.balanced_probe(ds.labels_test, p.probe_per_class, ds.n_classes, seed=p.seed + 1000)
+    return np.asarray(ds.x_test[idx], np.float32), np.asarray(ds.labels_test[idx], np.int64)
 
 
-def statistics_gaps(p: Params, model, t: Trained, task) -> dict:
-    """``{(strategy, "clean" | "adversarial"): LayerGap}`` (:func:`ntknb.batchnorm.bn_statistics_gap`)
-    on the test images and on their PGD examples against the network w/o buffer."""
-    gaps = {}
-    for strategy, run in t.runs.items():
-        x_adv = batchnorm.adversarial_examples(model, "batch", run.params, run.state, task.x_test, task.labels_test,
-                                               p.eps, p.eval_attack_steps, p.eval_batch_size, seed=p.seed)
-        for kind, xx in (("clean", task.x_test), ("adversarial", x_adv)):
-            gaps[strategy, kind] = batchnorm.bn_statistics_gap(model, run.params, run.state, xx, p.eval_batch_size)
-    return gaps
+def run_seeds(p: Params, model, ds) -> list:
+    """:func:`run_seed` for every seed of :attr:`Params.seeds`, one after the other, on ``ds``
+    (already downsampled: :func:`downsampled`).
+
+    The replicas are not batched with ``jax.vmap`` (:mod:`ntknb.replicas`): on the CPU backend
+    vmapped replicas run slower than sequential ones (``benchmarks/bench_replicas.py``), and the
+    training loop and the evaluations are not one pure function of the seed. Every compiled
+    function (training steps, attacks, kernels) is compiled once and reused by all replicas."""
+    probe = probe_set(p, ds)
+    return [run_seed(p, model, ds, probe, s, masking=(i == 0)) for i, s in enumerate(p.seeds)]
 
 
-def plot_gaps(gaps: dict):
-    """Per-layer rms change of the normalised activations, one panel per strategy."""
+# --------------------------------------------------------------------------- measurements
+
+
+def _ks(m) -> float:
+    """KS = Tr(M_ks) / k (nan-aware: a class absent from the adversarial labels gives a nan column)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-nan diagonal: nan, said by the value
+        return float(np.nanmean(np.diag(m)))
+
+
+def measurements(p: Params, runs: list) -> dict:
+    """The per-replica quantities the tables and claims use: ``{name: (n_seeds,) array}``."""
+    arr = lambda f: np.array([f(r) for r in runs], dtype=float)  # noqa: E731
+    m = {}
+    for arm, tag in (("buffer", "w"), ("batch", "wo")):
+        m[f"clean_{tag}"] = arr(lambda r: r.clean(arm).mean())
+        m[f"suite_{tag}"] = arr(lambda r: r.suite[arm].robust_accuracy)
+        m[f"transfer_{tag}"] = arr(lambda r: r.transfer[arm].mean())
+        m[f"surrogate_{tag}"] = arr(lambda r: r.surrogate[arm].mean())
+        m[f"robust_{tag}"] = arr(lambda r: r.robust(arm).mean())
+        for kind in KINDS:
+            for e in p.ks_epochs:
+                if all((arm, kind, e) in r.ks for r in runs):  # w/o buffer: the last epoch only
+                    m[f"ks_{kind}_{tag}_{e}"] = arr(lambda r: _ks(r.ks[arm, kind, e]))
+    m["clean_gap"] = m["clean_w"] - m["clean_wo"]
+    m["robust_gap"] = m["robust_w"] - m["robust_wo"]
+    m["masking_wo"] = m["suite_wo"] - m["transfer_wo"]
+    m["gap_clean"] = arr(lambda r: r.gaps["clean"].norm_gap.mean())
+    m["gap_adv"] = arr(lambda r: r.gaps["adversarial"].norm_gap.mean())
+    m["gap_ratio"] = m["gap_adv"] / m["gap_clean"]
+    m["gap_first_clean"] = arr(lambda r: r.gaps["clean"].norm_gap[0])
+    m["gap_first_adv"] = arr(lambda r: r.gaps["adversarial"].norm_gap[0])
+    for bs in p.batch_sizes:
+        m[f"bs_clean_{bs}"] = arr(lambda r: r.by_batch_size[bs][0])
+        m[f"bs_pgd_{bs}"] = arr(lambda r: r.by_batch_size[bs][1])
+    m["bs_pgd_w"] = arr(lambda r: r.by_batch_size["buffer"][1])
+    m["bs_pgd_change"] = m[f"bs_pgd_{p.batch_sizes[-1]}"] - m[f"bs_pgd_{p.batch_sizes[0]}"]
+    first, last = p.ks_epochs[0], p.ks_epochs[-1]
+    m["ks_cntk_min"] = np.minimum(m[f"ks_clean.CL_w_{last}"], m[f"ks_clean.CL_wo_{last}"])
+    m["ks_ae_cl_diff"] = m[f"ks_adv.CL_w_{last}"] - m[f"ks_adv.CL_wo_{last}"]
+    m["ks_ae_al_diff"] = m[f"ks_adv.AL_w_{last}"] - m[f"ks_adv.AL_wo_{last}"]
+    m["ks_al_minus_cl_first"] = m[f"ks_adv.AL_w_{first}"] - m[f"ks_adv.CL_w_{first}"]
+    return m
+
+
+def interval(values):
+    """Mean over the replicas with its 95% t interval (:func:`ntknb.stats.mean_interval`)."""
+    from ntknb import stats
+
+    return stats.mean_interval(np.asarray(values, float))
+
+
+def _fmt_iv(values, fmt: str = ".3f") -> str:
+    iv = interval(values)
+    if not math.isfinite(iv.low):
+        return f"{iv.estimate:{fmt}}"
+    return f"{iv.estimate:{fmt}} [{iv.low:{fmt}}, {iv.high:{fmt}}]"
+
+
+ACCURACY_COLUMNS = ["arm", "clean", "standard evaluation (white-box)", "transfer from the other arm",
+                    "transfer from the same weights, other BN mode", "robust (worst case)"]
+
+
+def accuracy_rows(m: dict) -> list:
+    """Means over the replicas with 95% t intervals (:data:`ACCURACY_COLUMNS`)."""
+    return [[label] + [_fmt_iv(m[f"{k}_{tag}"]) for k in ("clean", "suite", "transfer", "surrogate", "robust")]
+            for label, tag in (("w buffer", "w"), ("w/o buffer", "wo"))]
+
+
+SEED_COLUMNS = ["seed", "clean w", "clean w/o", "robust w", "robust w/o", "robust w − w/o", "seconds"]
+
+
+def seed_rows(runs: list) -> list:
+    """One row per replica: clean and robust accuracy of both arms, the gap, the replica's time."""
+    return [[r.seed, r.clean("buffer").mean(), r.clean("batch").mean(), r.robust("buffer").mean(),
+             r.robust("batch").mean(), r.robust("buffer").mean() - r.robust("batch").mean(), r.seconds]
+            for r in runs]
+
+
+BATCH_SIZE_COLUMNS = ["evaluation batch", "clean w/o", "PGD w/o", "PGD w (same attack)", "PGD w − w/o"]
+
+
+def batch_size_rows(p: Params, m: dict) -> list:
+    """Per evaluation batch size: the w/o-buffer network's clean and PGD accuracy and the gap to
+    the w-buffer network under the same attack (means over the replicas, 95% t intervals)."""
+    return [[bs, _fmt_iv(m[f"bs_clean_{bs}"]), _fmt_iv(m[f"bs_pgd_{bs}"]), _fmt_iv(m["bs_pgd_w"]),
+             _fmt_iv(m["bs_pgd_w"] - m[f"bs_pgd_{bs}"])] for bs in p.batch_sizes]
+
+
+def ks_rows(p: Params, m: dict) -> list:
+    """KS per kernel and arm at every epoch of ``ks_epochs`` (means over the replicas, 95% t
+    intervals; "–" where not computed: the w/o-buffer arm's kernels before the last epoch)."""
+    return [[label, ARMS[arm]] + [_fmt_iv(m[f"ks_{kind}_{tag}_{e}"]) if f"ks_{kind}_{tag}_{e}" in m else "–"
+                                  for e in p.ks_epochs]
+            for kind, label in KINDS.items() for arm, tag in (("buffer", "w"), ("batch", "wo"))]
+
+
+def ks_panels(p: Params, runs: list) -> dict:
+    """Mean over the replicas of M_ks at the last tracked epoch, per kernel and arm, for
+    :func:`ntknb.plotting.plot_specialization_matrices` (empty classes of the adversarial labels
+    are ignored in the mean)."""
+    last = p.ks_epochs[-1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a class no replica predicts: a blank column
+        return {(ARMS[arm], label): np.nanmean([r.ks[arm, kind, last] for r in runs], axis=0)
+                for arm in ARMS for kind, label in KINDS.items()}
+
+
+def plot_ks(p: Params, runs: list):
+    """:func:`ntknb.plotting.plot_specialization_matrices` of :func:`ks_panels`, its colour bar
+    labelled in plain text (a mathtext label makes matplotlib look up math fonts this machine
+    lacks, and log a warning under the cell)."""
     from ntknb import plotting
 
-    fig, axes = plotting.new_figure(ncols=2, sharey=True)
-    for ax, strategy in zip(axes, STRATEGIES):
-        plotting.plot_layer_gaps(ax, {f"{kind} batches": gaps[strategy, kind].norm_gap
-                                      for kind in ("clean", "adversarial")},
-                                 ylabel="rms of normalised-activation change", title=STRATEGIES[strategy])
+    fig = plotting.plot_specialization_matrices(ks_panels(p, runs))
+    fig.axes[-1].set_ylabel("M_ks (mean over replicas)")  # the colour bar, added last
     return fig
 
 
-GAP_COLUMNS = ["model", "batches", "mean gap (norm. act.)", "mean shift", "log std ratio", "accuracy w − w/o"]
+def plot_accuracy(p: Params, runs: list):
+    """Per-epoch monitor of both arms (thin lines: replicas; thick: mean), clean and PGD accuracy."""
+    from matplotlib.ticker import MaxNLocator
+
+    from ntknb import plotting
+
+    fig, axes = plotting.new_figure(ncols=2, sharey=True)
+    colours = {"buffer": "C0", "batch": "C1"}
+    for ax, (col, title) in zip(axes, (("clean_acc", "clean"), ("robust_acc", f"PGD-{p.eval_attack_steps}"))):
+        for arm, label in ARMS.items():
+            curves = np.array([r.history[arm].column(col) for r in runs])
+            epochs = runs[0].history[arm].column("epoch")
+            for c in curves:
+                ax.plot(epochs, c, color=colours[arm], alpha=0.3, lw=0.8)
+            ax.plot(epochs, curves.mean(0), color=colours[arm], lw=2, label=label)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(f"{title} (first {p.eval_batch_size} test points)")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend()
+    return fig
 
 
-def gap_rows(t: Trained, gaps: dict) -> list:
-    rows = []
-    for strategy in STRATEGIES:
-        for kind in ("clean", "adversarial"):
-            g = gaps[strategy, kind]
-            acc_key = "clean" if kind == "clean" else "robust"
-            acc_gap = final(t, strategy, "test", "buffer", acc_key) - final(t, strategy, "test", "batch", acc_key)
-            rows.append([STRATEGIES[strategy], kind, float(g.norm_gap.mean()), float(g.mean_shift.mean()),
-                         float(g.log_std_ratio.mean()), acc_gap])
-    return rows
+def plot_gaps(runs: list):
+    """Per-layer rms change of the normalised activations of the w-buffer network (mean over replicas)."""
+    from ntknb import plotting
+
+    fig, ax = plotting.new_figure(width=4.6, height=3.1)
+    plotting.plot_layer_gaps(ax, {f"{kind} batches": np.mean([r.gaps[kind].norm_gap for r in runs], 0)
+                                  for kind in ("clean", "adversarial")},
+                             ylabel="rms of normalised-activation change", title="PGD-AT, w buffer")
+    return fig
 
 
-def gap_values(gaps: dict) -> dict:
-    """Section 2's glued values (mean gaps, their ratio for PGD-AT, verdict words, first layer)."""
-    v = {f"{s}_{kind}_norm_gap": float(gaps[s, kind].norm_gap.mean())
-         for s in STRATEGIES for kind in ("clean", "adversarial")}
-    v["pgd_gap_ratio"] = float(gaps["pgd", "adversarial"].norm_gap.mean() / gaps["pgd", "clean"].norm_gap.mean())
-    for s in STRATEGIES:
-        larger = gaps[s, "adversarial"].norm_gap.mean() > gaps[s, "clean"].norm_gap.mean()
-        v[f"{s}_gap_verdict"] = "farther from" if larger else "closer to"
-    v["pgd_first_layer_clean_gap"] = float(gaps["pgd", "clean"].norm_gap[0])
-    v["pgd_first_layer_adv_gap"] = float(gaps["pgd", "adversarial"].norm_gap[0])
+def headline_values(p: Params, m: dict) -> dict:
+    """The glued numbers of the text (means over the replicas)."""
+    mean = lambda k: float(np.mean(m[k]))  # noqa: E731
+    v = {f"{k}_acc_{tag}_buffer": mean(f"{k}_{tag}") for k in ("clean", "robust", "suite", "transfer", "surrogate")
+         for tag in ("w", "wo")}
+    v.update(clean_gap=mean("clean_gap"), robust_gap=mean("robust_gap"), norm_gap_clean=mean("gap_clean"),
+             norm_gap_adv=mean("gap_adv"), norm_gap_ratio=mean("gap_ratio"),
+             first_layer_gap_clean=mean("gap_first_clean"), first_layer_gap_adv=mean("gap_first_adv"),
+             bs_smallest=p.batch_sizes[0], bs_largest=p.batch_sizes[-1],
+             bs_pgd_smallest=mean(f"bs_pgd_{p.batch_sizes[0]}"), bs_pgd_largest=mean(f"bs_pgd_{p.batch_sizes[-1]}"),
+             bs_pgd_w=mean("bs_pgd_w"), ks_first_epoch=p.ks_epochs[0], ks_last_epoch=p.ks_epochs[-1])
     return v
 
 
-BATCH_SIZE_COLUMNS = ["model", "eval batch", "clean w", "clean w/o", "PGD w", "PGD w/o"]
+# ---------------------------------------------------------------------------------- claims
+#
+# Thresholds, fixed before measuring. li2023rethinking Sec. 4 gives words, not numbers (its Fig. 2
+# has no table); "close" and "quite different" are read on one yardstick, 2 points of accuracy:
+#
+# * ``ch05.prop1_clean_close`` — Prop. 1 / Fig. 2: "the clean accuracy in the 'w buffer' and 'w/o
+#   buffer' is close to each other": |clean accuracy w − w/o| < 0.02. The t interval of the
+#   signed difference over the replicas is mapped through |.| (:func:`abs_interval`).
+# * ``ch05.prop2_robust_lower`` — Prop. 2 / Fig. 2: "the robust accuracy on the test set is quite
+#   different in the two modes", the buffers "help the model achieve higher robustness": robust
+#   accuracy (worst case over the standard evaluation and both transfer attacks) w − w/o > 0.02.
+# * ``ch05.props_statistics_gap`` — the premise of Props. 1-2: on clean data the running
+#   statistics (Σ, Π) "will be close to" the batch statistics, on adversarial examples "different
+#   from" them. Measured on the w-buffer network: rms change of the normalised activations when the
+#   running statistics are replaced by the batch's, on adversarial batches / on clean batches > 1.
+# * ``ch05.fig3_cntk_aligned`` — Fig. 3: on C-NTKs "the kernel alignment happens in both modes":
+#   KS of the C-NTK (clean labels) at the last tracked epoch, the smaller of the two arms, > 1
+#   (KS = 1: no specialization).
+# * ``ch05.fig4_fainter_cl`` / ``ch05.fig4_fainter_al`` — Fig. 4: "in the 'w/o buffer', the kernel
+#   alignment is fainter for either CL or AL": KS of the AE-NTK at the last tracked epoch,
+#   w − w/o > 0, under clean labels and under adversarial labels.
+# * ``ch05.fig4_al_earlier`` — Fig. 4c-d: "the kernel alignment appears earlier for AL than CL in
+#   the 'w buffer'": at the first tracked epoch, KS of the w-buffer AE-NTK under AL − under CL > 0.
+# * ``ch05.no_masking_transfer`` — carlini2019evaluating (Sec. 5 checklist): a white-box attack is
+#   at least as strong as a transfer attack; if the w/o-buffer network's robustness came from
+#   gradients masked by the batch statistics, the transfer from the w-buffer network would beat
+#   it. Standard-evaluation (white-box) accuracy − accuracy under the transfer < 0.01 (the
+#   tolerance of ntknb.masking).
+# * ``ch05.theorem2_batch_size`` — Sec. 2, Theorem 2, as this chapter reads it: the network with
+#   batch statistics approaches the one with full-data statistics as the batch grows ("asymptotically
+#   closed"), so with Prop. 2 the w/o-buffer network's robust accuracy should rise with the
+#   evaluation batch: PGD accuracy at the largest minus at the smallest of ``batch_sizes`` > 0.
+#
+# Intervals: 95% t intervals over the replicas (n_seeds) of the per-replica values or differences
+# (paired by replica: both arms share data, initialisation, data order and attack starts).
+
+#: The thresholds above: ``{id: (direction, threshold)}``.
+CLAIM_THRESHOLDS = {
+    "ch05.prop1_clean_close": ("less", 0.02),
+    "ch05.prop2_robust_lower": ("greater", 0.02),
+    "ch05.props_statistics_gap": ("greater", 1.0),
+    "ch05.fig3_cntk_aligned": ("greater", 1.0),
+    "ch05.fig4_fainter_cl": ("greater", 0.0),
+    "ch05.fig4_fainter_al": ("greater", 0.0),
+    "ch05.fig4_al_earlier": ("greater", 0.0),
+    "ch05.no_masking_transfer": ("less", 0.01),
+    "ch05.theorem2_batch_size": ("greater", 0.0),
+}
 
 
-def batch_size_check(p: Params, model, t: Trained, task) -> dict:
-    """``{strategy: {batch size: {mode: (clean, robust)}}}`` (:func:`ntknb.batchnorm.evaluate_modes`)."""
-    return {s: {b: batchnorm.evaluate_modes(model, t.runs[s].params, t.runs[s].state, task.x_test, task.labels_test,
-                                            p.eps, p.eval_attack_steps, b, seed=p.seed) for b in p.batch_sizes}
-            for s in STRATEGIES}
+def abs_interval(iv) -> tuple:
+    """``(|estimate|, low, high)`` of the absolute value of a quantity with interval
+    ``[iv.low, iv.high]``: its image under |.| (low 0 when the interval contains 0)."""
+    lo, hi = float(iv.low), float(iv.high)
+    top = max(abs(lo), abs(hi))
+    bottom = 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
+    return abs(float(iv.estimate)), bottom, top
 
 
-def batch_size_rows(p: Params, by_bs: dict) -> list:
-    return [[STRATEGIES[s], b] + [by_bs[s][b][m][i] for i in (0, 1) for m in batchnorm.BN_MODES]
-            for s in STRATEGIES for b in p.batch_sizes]
+def scale_text(p: Params) -> str:
+    side = {"mnist": 28, "cifar10": 32}[p.dataset] // p.downsample
+    return (f"{p.dataset} {side}x{side}, {p.n_train} train, ResNet{tuple(p.stage_sizes)} width {p.width}, "
+            f"PGD-{p.attack_steps} AT "
+            f"{p.epochs} epochs, eps {p.eps:.3g}, evaluation batch {p.eval_batch_size}")
 
 
-def batch_size_gaps(p: Params, by_bs: dict) -> np.ndarray:
-    """PGD-AT's robust accuracy w − w/o buffer at each evaluation batch size."""
-    return np.array([by_bs["pgd"][b]["buffer"][1] - by_bs["pgd"][b]["batch"][1] for b in p.batch_sizes])
+def claims(p: Params, m: dict) -> list:
+    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above
+    :data:`CLAIM_THRESHOLDS`) from :func:`measurements` ``m``: t intervals over the replicas."""
+    from ntknb.claims import Claim
+
+    th = CLAIM_THRESHOLDS
+    n = int(m["clean_w"].size)
+    n_points = n * p.n_test  # test points behind the accuracies: n_test per replica
+    scale = scale_text(p)
+    ev = f"APGD-CE/APGD-DLR/PGD, {p.eval_iter} iterations, and two transfer attacks, worst case per point"
+
+    def make(cid, values, where, claim, paper, source="li2023rethinking", n_test=None, absolute=False):
+        iv = interval(values)
+        est, low, high = abs_interval(iv) if absolute else (iv.estimate, iv.low, iv.high)
+        return Claim(measured=est, low=low, high=high, id=cid, source=source, where=where, claim=claim, paper=paper,
+                     direction=th[cid][0], threshold=th[cid][1], n_seeds=n, n_test=n_test, scale=scale)
+
+    first, last = p.ks_epochs[0], p.ks_epochs[-1]
+    return [
+        make("ch05.prop1_clean_close", m["clean_gap"], "Sec. 4, Prop. 1, Fig. 2",
+             "Without buffers the clean test accuracy of PGD-AT stays within 2 points of the accuracy with buffers "
+             "(|w − w/o| < 0.02).", "clean accuracy of the two modes \"close to each other\"", n_test=n_points,
+             absolute=True),
+        make("ch05.prop2_robust_lower", m["robust_gap"], "Sec. 4, Prop. 2, Fig. 2",
+             f"Without buffers the robust test accuracy of PGD-AT is lower by more than 2 points ({ev}; "
+             "w − w/o > 0.02).", "robust test accuracy \"quite different in the two modes\", higher with buffers",
+             n_test=n_points),
+        make("ch05.props_statistics_gap", m["gap_ratio"], "Sec. 4, Props. 1-2 (premise; Theorem 2)",
+             "Batch statistics lie farther from the running statistics on adversarial than on clean test batches "
+             "(w-buffer network; rms normalised-activation change, adversarial / clean > 1).",
+             "Σ, Π \"close to\" the batch statistics on clean data, \"different from\" them on adversarial examples"),
+        make("ch05.fig3_cntk_aligned", m["ks_cntk_min"], "Sec. 4, Fig. 3",
+             f"The C-NTK specialises to the classes in both arms (KS under clean labels at epoch {last}, the "
+             "smaller of the two arms, > 1).", "on C-NTKs \"the kernel alignment happens in both modes\""),
+        make("ch05.fig4_fainter_cl", m["ks_ae_cl_diff"], "Sec. 4, Fig. 4",
+             f"The AE-NTK specialises less without buffers under clean labels (KS at epoch {last}, w − w/o > 0).",
+             "in the \"w/o buffer\" the kernel alignment is fainter for CL"),
+        make("ch05.fig4_fainter_al", m["ks_ae_al_diff"], "Sec. 4, Fig. 4",
+             f"The AE-NTK specialises less without buffers under adversarial labels (KS at epoch {last}, "
+             "w − w/o > 0).", "in the \"w/o buffer\" the kernel alignment is fainter for AL"),
+        make("ch05.fig4_al_earlier", m["ks_al_minus_cl_first"], "Sec. 4, Fig. 4c-d",
+             f"With buffers the AE-NTK specialises earlier under adversarial than under clean labels (KS at epoch "
+             f"{first}, AL − CL > 0).", "\"the kernel alignment appears earlier for AL than CL in the 'w buffer'\""),
+        make("ch05.no_masking_transfer", m["masking_wo"], "Sec. 5 checklist", source="carlini2019evaluating",
+             claim="The white-box standard evaluation of the w/o-buffer network is at least as strong as the "
+                   "transfer from the w-buffer network (white-box − transfer accuracy < 0.01): no sign of "
+                   "gradient masking by the batch statistics.",
+             paper="white-box attacks at least as strong as transfer attacks", n_test=n_points),
+        make("ch05.theorem2_batch_size", m["bs_pgd_change"], "Sec. 2, Theorem 2 (this chapter's reading)",
+             f"Without buffers the PGD-{p.eval_attack_steps} accuracy rises with the evaluation batch (batches of "
+             f"{p.batch_sizes[-1]} − batches of {p.batch_sizes[0]} > 0).",
+             "mini-batch statistics \"asymptotically closed\" to those of all data", n_test=n_points),
+    ]
 
 
-def batch_size_values(p: Params, by_bs: dict) -> dict:
-    bs_gaps = batch_size_gaps(p, by_bs)
-    first, last = p.batch_sizes[0], p.batch_sizes[-1]
-    return {"bs_robust_gap_min": float(bs_gaps.min()), "bs_robust_gap_max": float(bs_gaps.max()),
-            "bs_smallest": first, "bs_largest": last,
-            "bs_verdict": "at every batch size" if np.all(bs_gaps > 0) else "not at every batch size",
-            "bs_wo_robust_smallest": by_bs["pgd"][first]["batch"][1],
-            "bs_wo_robust_largest": by_bs["pgd"][last]["batch"][1],
-            "bs_w_robust_largest": by_bs["pgd"][last]["buffer"][1]}
-
-
-def ks_panels(p: Params, t: Trained) -> dict:
-    """The M_ks matrices per (mode and kernel, epoch) for :func:`ntknb.plotting.plot_specialization_matrices`."""
-    return {(f"{MODE_LABELS[m]}\n{label}", f"epoch {e}"): t.trackers[m].ks_matrices[e][kind]
-            for m in batchnorm.BN_MODES for kind, label in KINDS.items() for e in p.ks_epochs}
-
-
-def ks_strengths(p: Params, t: Trained) -> dict:
-    """KS (mean diagonal of M_ks) per (mode, kernel, epoch)."""
-    return {(m, kind, e): float(np.nanmean(np.diag(t.trackers[m].ks_matrices[e][kind])))
-            for m in batchnorm.BN_MODES for kind in KINDS for e in p.ks_epochs}
-
-
-def ks_rows(p: Params, ks: dict) -> list:
-    return [[MODE_LABELS[m], KINDS[kind]] + [ks[m, kind, e] for e in p.ks_epochs]
-            for m in batchnorm.BN_MODES for kind in KINDS]
-
-
-def ks_values(p: Params, ks: dict) -> dict:
-    """Section 4's glued values: KS at the last epoch per mode and kernel, its largest deviation
-    from 1 and the verdict sentence."""
-    last = p.ks_epochs[-1]
-    v = {f"ks_{ktag}_{tag}_buffer": ks[m, kind, last] for m, tag in (("buffer", "w"), ("batch", "wo"))
-         for kind, ktag in (("clean.CL", "c_cl"), ("adv.CL", "ae_cl"), ("adv.AL", "ae_al"))}
-    v["ks_last_epoch"] = last
-    ks_dev = max(abs(ks[m, kind, last] - 1) for m in batchnorm.BN_MODES for kind in KINDS)
-    v["ks_max_dev"] = ks_dev
-    v["ks_verdict"] = ("every KS is within 0.1 of 1: at this scale the per-logit kernels have barely specialised, "
-                       "in either mode, so the matrices cannot show the difference between the modes that the "
-                       "paper's Figs. 3-4 show" if ks_dev < 0.1 else
-                       "some kernels have specialised (KS away from 1); compare the two modes' rows above")
-    return v
-
-
-def summary_text(p: Params, t: Trained, gaps: dict, by_bs: dict) -> str:
+def summary_text(p: Params, m: dict) -> str:
     """The headline numbers (the cell nbval compares)."""
-    lines = []
-    for name in ("clean_acc_w_buffer", "clean_acc_wo_buffer", "robust_acc_w_buffer", "robust_acc_wo_buffer"):
-        kind = "robust" if name.startswith("robust") else "clean"
-        mode = "buffer" if name.endswith("_w_buffer") else "batch"
-        lines.append(f"{name}: {final(t, 'pgd', 'test', mode, kind):.3f}")
-    lines.append(f"pgd norm gap clean / adversarial: {gaps['pgd', 'clean'].norm_gap.mean():.3f} / "
-                 f"{gaps['pgd', 'adversarial'].norm_gap.mean():.3f}")
-    lines.append("robust gap by eval batch size: "
-                 + str({b: round(float(g), 3) for b, g in zip(p.batch_sizes, batch_size_gaps(p, by_bs))}))
-    return "\n".join(lines)
-
-
-def show_table(rows, columns, floatfmt: str = ".3f") -> None:
-    """Display a result table of the page (rendered as Markdown, not glued)."""
-    from IPython.display import Markdown, display
-
-    from ntknb.report import markdown_table
-
-    display(Markdown(markdown_table(rows, columns, floatfmt=floatfmt)))
+    return "\n".join([
+        f"seeds {p.seeds}, n_test {p.n_test} each",
+        f"clean acc w / w/o buffer:  {np.mean(m['clean_w']):.3f} / {np.mean(m['clean_wo']):.3f}",
+        f"robust acc w / w/o buffer: {np.mean(m['robust_w']):.3f} / {np.mean(m['robust_wo']):.3f}",
+        f"w/o buffer: white-box {np.mean(m['suite_wo']):.3f}, transfer {np.mean(m['transfer_wo']):.3f}, "
+        f"same weights with buffers {np.mean(m['surrogate_wo']):.3f}",
+        f"norm gap clean / adversarial: {np.mean(m['gap_clean']):.3f} / {np.mean(m['gap_adv']):.3f}",
+    ])
