@@ -124,7 +124,7 @@ plotting.use_book_style()
 cifar, mnist = data.load_dataset("cifar10"), data.load_dataset("mnist")
 glue("n_seeds", P.n_seeds)
 glue("n_test_glued", P.n_test)
-glue("fig5_n_heldout", P.n_heldout)
+glue("fig5_n_heldout", P.n_heldout);
 
 # %% [markdown]
 # ## Kernels and their eigen-features

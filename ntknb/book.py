@@ -308,7 +308,8 @@ def unexecuted_notebooks(root: str | os.PathLike | None = None) -> list[str]:
     bad = []
     for entry in _toc_files(root):
         base = root / entry
-        if base.suffix == ".md" or base.with_suffix(".md").is_file():
+        # pages outside notebooks/ are Markdown, some generated at build time (results, status)
+        if base.suffix == ".md" or base.with_suffix(".md").is_file() or base.parent != _nb_dir(root):
             continue
         ipynb = base.with_suffix(".ipynb")
         if not ipynb.is_file():

@@ -167,6 +167,15 @@ def test_repository_notebooks_are_complete_runs_at_the_defaults():
     assert not bad, "\n".join(bad)
 
 
+def test_unexecuted_notebooks_skips_pages_generated_at_build_time(tmp_path):
+    _py, ipynb = _make_pair(tmp_path)
+    _stored(ipynb)
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_demo\n"
+                                       "  - file: book/results\n")  # book/results.md not written yet
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    assert book.unexecuted_notebooks(tmp_path) == []
+
+
 def test_prepare_ci_injects_each_preset_and_keeps_the_rest_at_the_defaults(tmp_path):
     from ntknb import runner
 
