@@ -20,24 +20,53 @@ def params(**changes):
 def test_params_rules():
     p = params()
     assert p.cifar_eps_255 == [2.0, 4.0, 8.0] and p.headline_eps_255 == 8.0
+    assert p.seeds == list(range(p.seed, p.seed + p.n_seeds)) and p.n_seeds >= 3
+    assert p.n_seeds * p.sweep_n_test >= 1000 and p.n_seeds * p.mnist_n_test >= 1000 and max(p.sweep_widths) >= 8192
     for change, name in [(dict(cifar_pgd_eps_255=[3]), "cifar_pgd_eps_255"), (dict(headline_eps_255=3), "headline_eps_255"),
                          (dict(mnist_pgd_eps=[0.2]), "mnist_pgd_eps"), (dict(sweep_steps=p.cifar_train_steps + 1), "sweep_steps"),
-                         (dict(cross_kernels=["nope"]), r"cross_kernels\[0\]"), (dict(progress=1), "progress")]:
+                         (dict(cross_kernels=["nope"]), r"cross_kernels\[0\]"), (dict(progress=1), "progress"),
+                         (dict(n_seeds=0), "n_seeds"), (dict(sweep_checkpoints=[50, 10]), "sweep_checkpoints"),
+                         (dict(sweep_widths=[64, 64]), "sweep_widths"), (dict(mnist_n_test=334), "mnist_n_test"),
+                         (dict(sweep_n_test=333), "sweep_n_test")]:
         with pytest.raises(ValueError, match=f"'{name}'"):
             params(**change)
 
 
-def test_sweep_and_cross_values():
-    p = params(headline_eps_255=8)
-    finals = [dict(relative_weight_change=0.1, output_rel_distance=0.2, cos_sim_mean=c, clean_acc_net=0.8,
-                   robust_acc_net_by_net=wb, robust_acc_net_by_kernel=tr, robust_acc_kernel_by_kernel=0.01)
-              for c, wb, tr in ((0.5, 0.1, 0.5), (0.9, 0.2, 0.3))]
-    sweep = [SimpleNamespace(info={"width": w}, times=np.array([1.0, 3.0]), final=lambda eps, kind, f=f: f)
-             for w, f in zip((64, 4096), finals)]
-    rows, v = ch.sweep_values(p, sweep)
-    assert [r[0] for r in rows] == [64, 4096] and v["sweep_t"] == 3.0
-    assert v["sweep_gap_narrowest"] == pytest.approx(0.4) and v["sweep_gap_widest"] == pytest.approx(0.1)
-    assert (v["sweep_ntk_min"], v["sweep_ntk_max"], v["sweep_cos_widest"]) == (0.3, 0.5, 0.9)
+def _runs(p, transfer_extra, n=400, white=100, k=3, kernel=50, spread=0):
+    """Fake replicas of ch.seed_sweep: per seed ``n`` points, ``white`` survive every white-box
+    attack (``white + spread * seed``), and the kernel attacks leave ``transfer_extra[width]`` more."""
+    runs = []
+    for s in range(k):
+        correct, cos, w = {}, {}, white + spread * s
+        for step in p.sweep_checkpoints:
+            for attack in ch.SWEEP_ATTACKS:
+                correct["kernel", attack, 0, step] = np.arange(n) < kernel
+            for j, width in enumerate(p.sweep_widths):
+                cos[width, step] = 0.5 + 0.1 * j
+                correct["clean", "", width, step] = np.arange(n) < 300
+                for attack in ch.SWEEP_ATTACKS:
+                    correct["white", attack, width, step] = np.arange(n) < w
+                    correct["transfer", attack, width, step] = np.arange(n) < w + transfer_extra[width]
+        runs.append(ch.SeedSweep(s, 1.5, correct, cos))
+    return runs
+
+
+def test_sweep_values_and_lazy_from_width():
+    p = params(sweep_widths=[64, 256, 1024], sweep_checkpoints=[10, 30])
+    runs = _runs(p, {64: 80, 256: 4, 1024: 0})
+    rows, v = ch.sweep_values(p, runs)
+    assert [(r[0], r[1]) for r in rows] == [(64, 10), (64, 30), (256, 10), (256, 30), (1024, 10), (1024, 30)]
+    assert len(rows[0]) == len(ch.SWEEP_COLUMNS) and np.isnan(rows[0][9]) and rows[1][9] == 0.25
+    assert rows[1][5:9] == [0.25, 0.45, 0.25, 0.45] and rows[1][3] == pytest.approx(0.5)
+    assert v["sweep_n_points"] == 1200 and v["sweep_t"] == 45.0 and v["std_kernel_self"] == 0.125
+    assert v["gap_std_widest"] == 0.0 and v["gap_std_narrowest"] == pytest.approx(0.2)
+    assert v["lazy_from_width_standard"] == v["lazy_from_width_pgd"] == "width 256"
+    assert ch.lazy_from_width(p, runs, "pgd") == 256
+    assert ch.lazy_from_width(p, _runs(p, {64: 0, 256: 80, 1024: 0}), "pgd") == 1024  # every wider width counts
+    assert ch.lazy_from_width(p, _runs(p, {64: 0, 256: 0, 1024: 80}), "standard") is None
+
+
+def test_cross_values():
     p = params(cross_kernels=["fc1", "fc2"])
     cross = {"clean": {"a": 0.9, "b": 0.8}, "white_box": {"a": 0.1, "b": 0.2},
              "transfer": {"a": {"fc1": 0.3, "fc2": 0.4}, "b": {"fc1": 0.5, "fc2": 0.6}},
@@ -50,31 +79,25 @@ def test_sweep_and_cross_values():
     assert ch.cross_columns(p)[3:] == ["fc1 NTK-attack", "fc2 NTK-attack", "cos sim vs fc1", "cos sim vs fc2"]
 
 
-def _curves(acc_by_eps):
-    from types import SimpleNamespace
-
-    return SimpleNamespace(final=lambda eps, attack="fgsm": {"robust_acc_net_by_kernel": acc_by_eps(eps)})
-
-
 def test_claims_are_well_formed_and_flip_at_the_threshold():
-    from types import SimpleNamespace
-
     from ntknb.claims import Claim
 
-    p = params()
-    seen = []
-    run = SimpleNamespace(curves=_curves(lambda e: seen.append(("cifar", e)) or 0.02))
-    cs = {c.id: c for c in ch.claims(p, run, _curves(lambda e: seen.append(("mnist", e)) or 0.30))}
-    assert ("cifar", p.headline_eps_255 / 255) in seen and ("mnist", max(p.mnist_eps)) in seen
-    assert list(cs) == list(ch.CLAIM_THRESHOLDS)[:2]  # the third needs the standard evaluation
+    p = params(sweep_widths=[64, 1024], sweep_checkpoints=[10, 30])
+    cs = {c.id: c for c in ch.claims(p, _runs(p, {64: 80, 1024: 0}, white=4), [0.30, 0.28, 0.33])}
+    assert list(cs) == list(ch.CLAIM_THRESHOLDS)
     for c in cs.values():
-        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 1 and c.source == "tsilivis2022ntk"
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 3 and c.source == "tsilivis2022ntk"
         assert (c.direction, c.threshold) == ch.CLAIM_THRESHOLDS[c.id]
-    assert cs["ch01.ntk_transfer_cifar"].n_test == p.cifar_n_test and cs["ch01.ntk_transfer_mnist"].n_test == p.mnist_n_test
-    assert cs["ch01.ntk_transfer_cifar"].verdict == "reproduced"  # 0.02 on 200 points: Wilson high < 0.1
-    assert cs["ch01.ntk_transfer_mnist"].verdict == "contradicted"  # 0.30: Wilson low > 0.1
-    near = ch.claims(p, SimpleNamespace(curves=_curves(lambda e: 0.09)), _curves(lambda e: 0.11))
-    assert [c.verdict for c in near] == ["inconclusive", "inconclusive"]
+    assert cs["ch01.ntk_transfer_cifar"].n_test == 1200 and cs["ch01.ntk_transfer_mnist"].n_test == 3 * p.mnist_n_test
+    assert cs["ch01.ntk_transfer_cifar"].measured == pytest.approx(0.01)  # widest width, last checkpoint
+    assert cs["ch01.ntk_transfer_cifar"].verdict == "reproduced"
+    assert cs["ch01.ntk_transfer_mnist"].verdict == "contradicted"  # 0.30 +- 0.06 over 3 seeds
+    assert [c.verdict for c in ch.claims(p, _runs(p, {64: 0, 1024: 0}, white=36, spread=2), [0.0, 0.2, 0.1])][:2] == \
+        ["inconclusive", "inconclusive"]
+    for extra, verdict in ((0, "reproduced"), (80, "contradicted"), (20, "inconclusive")):
+        cs = {c.id: c for c in ch.claims(p, _runs(p, {64: 0, 1024: extra}), [0.0] * 3)}
+        for cid in ("ch01.as_effective_as_white_box", "ch01.as_effective_as_white_box_pgd"):
+            assert cs[cid].verdict == verdict and cs[cid].measured == pytest.approx(extra / 400)
 
 
 def test_kernel_dynamics_picks_discrete_or_flow_predictor():
@@ -90,21 +113,3 @@ def test_kernel_dynamics_picks_discrete_or_flow_predictor():
     assert ch.kernel_dynamics(params(kernel_dynamics="flow"), k, lr).learning_rate is None
     with pytest.raises(ValueError, match="kernel_dynamics"):
         params(kernel_dynamics="euler")
-
-
-def test_as_effective_as_white_box_claim_flips_at_the_threshold():
-    from ntknb.claims import Claim
-
-    p = params()
-    run = SimpleNamespace(curves=_curves(lambda eps: 0.05))
-    mnist = _curves(lambda eps: 0.0)
-    n = 400
-    white = np.zeros(n, bool)
-    white[:100] = True  # 0.25
-    for extra, verdict in ((0, "reproduced"), (80, "contradicted"), (20, "inconclusive")):
-        transfer = white.copy()
-        transfer[100:100 + extra] = True  # transfer leaves `extra` more points: +0, +0.2, +0.05
-        std = {"transfer": transfer, "white_box": white, "eval_iters": 20}
-        c = {c.id: c for c in ch.claims(p, run, mnist, std)}["ch01.as_effective_as_white_box"]
-        assert c.verdict == verdict and c.measured == pytest.approx(extra / n) and c.n_test == n
-        assert Claim.from_json(c.to_json()) == c
