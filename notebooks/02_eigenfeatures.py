@@ -458,7 +458,7 @@ display(glue_claims(claims))
 # The same notebook, run once more with the base seed {glue:text}`seed_check_seed` (seeds
 # {glue:text}`seed_check_seed`, {glue:text}`seed_check_seed` + 1, ...: data subsamples this book
 # never used; `ntknb run 02_eigenfeatures -p seed` {glue:text}`seed_check_seed`), recorded in
-# `notebooks/data/02_eigenfeatures_seed_check.json`. A verdict *flips* when one run reproduces a
+# `notebooks/data/02_eigenfeatures_seed_check.jsonl`. A verdict *flips* when one run reproduces a
 # claim and the other contradicts it: {glue:text}`seed_check_flips` of the claims flip.
 
 # %% tags=["remove-input"]

@@ -103,7 +103,7 @@ import jax
 
 from ntknb import models, plotting
 from ntknb.chapters import ch04_kernel_dynamics as ch
-from ntknb.claims import glue_claims, glue_summary
+from ntknb.claims import SEED_CHECK_COLUMNS, glue_claims, glue_summary, seed_check_summary
 from ntknb.report import glue, glue_md, glue_table
 
 P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
@@ -302,16 +302,19 @@ glue_claims(claims)
 # ### At seeds never used before
 #
 # The same notebook, at the same defaults but from base seeds never used while the chapter was
-# written, is recorded in `notebooks/data/04_never_used_seeds.jsonl`
+# written, is recorded in `notebooks/data/04_at_kernel_dynamics_seed_check.jsonl`
 # ({glue:text}`never_used_runs` run(s), at least {glue:text}`never_used_min_seeds` seeds per
-# claim). Against the verdicts of this page, {glue:text}`never_used_changed` verdict(s) differ and
-# {glue:text}`never_used_flipped` flip between reproduced and contradicted.
+# claim; `scripts/seed_check` records a run). Against the verdicts of this page,
+# {glue:text}`never_used_changed` verdict(s) differ and {glue:text}`never_used_flipped` flip
+# between reproduced and contradicted.
 
 # %% tags=["hide-input"]
-rows, summary = ch.never_used_rows(claims, ch.load_never_used())
-for name, value in summary.items():
-    glue(name, value)
-glue_table("never_used_table", rows, ch.NEVER_USED_COLUMNS, display=True);
+rows, summary = seed_check_summary(claims, ch.load_seed_checks())
+glue("never_used_runs", summary["runs"])
+glue("never_used_min_seeds", summary["min_seeds"])
+glue("never_used_changed", summary["differs"] + summary["flips"])
+glue("never_used_flipped", summary["flips"])
+glue_table("never_used_table", rows, SEED_CHECK_COLUMNS, display=True);
 
 # %% [markdown]
 # ## Summary

@@ -365,13 +365,14 @@ print(f"notebook runtime: {runtime:.0f} s")
 #    on a per-example surrogate would break more of the network than its own white-box attack.
 #    ```
 #
-# 3. *Predict first, then rerun.* With `-p n_seeds 5`, which intervals of the claims table will
+# 3. *Predict first, then rerun.* With `-p n_seeds 8`, which intervals of the claims table will
 #    shrink, and which verdicts can change?
 #
 #    ```{admonition} Solution
 #    :class: dropdown
-#    A t interval over replicas shrinks roughly like $t_{0.975,\,k-1}\,s/\sqrt{k}$: from 3 to 5
-#    replicas the $t$ quantile drops from 4.30 to 2.78, so the intervals narrow by about half.
+#    A t interval over replicas shrinks roughly like $t_{0.975,\,k-1}\,s/\sqrt{k}$: from 4 to 8
+#    replicas the $t$ quantile drops from 3.18 to 2.36 and $1/\sqrt{k}$ by a factor 0.71, so the
+#    intervals narrow by about half.
 #    Only an inconclusive verdict (an interval containing its threshold) can become reproduced
 #    or contradicted; a decided one flips only if the new replicas move the mean across the
 #    threshold.

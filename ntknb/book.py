@@ -58,6 +58,7 @@ __all__ = [
     "prepare_ci",
     "execute",
     "glued_claims",
+    "seed_checks",
     "execution_record",
     "execution_records",
     "write_results_page",
@@ -445,7 +446,23 @@ def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
     root = Path(root) if root is not None else ROOT
     if not (root / "_toc.yml").is_file() or results.DOCNAME not in _toc_files(root):
         return None
-    return _write_if_changed(root / results.PAGE, results.results_page(glued_claims(root)))
+    glued = glued_claims(root)
+    return _write_if_changed(root / results.PAGE, results.results_page(glued, seed_checks(root, [d for d, _ in glued])))
+
+
+def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] = ()) -> dict[str, list]:
+    """``{docname: records}``: each chapter's runs at seeds never used before, from
+    ``notebooks/data/<notebook>`` + :data:`ntknb.claims.SEED_CHECK_SUFFIX` (chapters without
+    such a file are left out)."""
+    from ntknb.claims import SEED_CHECK_SUFFIX, load_seed_checks
+
+    root = Path(root) if root is not None else ROOT
+    out = {}
+    for doc in docnames:
+        records = load_seed_checks(_nb_dir(root) / "data" / (Path(doc).name + SEED_CHECK_SUFFIX))
+        if records:
+            out[doc] = records
+    return out
 
 
 def write_status_page(root: str | os.PathLike | None = None) -> Path | None:

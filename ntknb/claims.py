@@ -49,6 +49,10 @@ __all__ = [
     "glue_summary",
     "SEED_CHECK_COLUMNS",
     "seed_check_rows",
+    "SEED_CHECK_SUFFIX",
+    "seed_check_record",
+    "load_seed_checks",
+    "seed_check_summary",
 ]
 
 DIRECTIONS = ("greater", "less")
@@ -379,20 +383,84 @@ def glue_summary(claims: Sequence[Any], name: str = "claims_summary") -> str:
 
 SEED_CHECK_COLUMNS = ["claim", "this run", "other run", "verdict"]
 
+#: A chapter's runs at base seeds never used before: ``notebooks/data/<notebook>`` + this suffix,
+#: one JSON record a run (:func:`seed_check_record`, read by :func:`load_seed_checks`).
+SEED_CHECK_SUFFIX = "_seed_check.jsonl"
+
+
+def _brief(c: Any) -> tuple[str, str, str]:
+    """``(id, verdict, "measured [low, high]")`` of a :class:`Claim` or of a claim's JSON dict,
+    full or as recorded by :func:`seed_check_record` (``id``, ``verdict``, ``measured``, ``low``,
+    ``high`` at least)."""
+    if isinstance(c, Claim) or "direction" in c:
+        c = _as_claims([c])[0]
+        return c.id, c.verdict, c.interval_text
+    return c["id"], c["verdict"], f"{_fmt(c['measured'])} [{_fmt(c['low'])}, {_fmt(c['high'])}]"
+
 
 def seed_check_rows(claims: Sequence[Any], other: Sequence[Any]) -> list:
     """Rows ``[id, this run's "measured [interval] verdict", the other run's, "same" | "flips" |
     "differs" | "only here"]`` for every claim of ``claims`` (:class:`Claim` objects or their
-    JSON dicts), matched by id in ``other``. A verdict *flips* when one run reproduces the claim
-    and the other contradicts it; ``"differs"`` when one of them is inconclusive."""
-    mine, theirs = _as_claims(claims), {c.id: c for c in _as_claims(other)}
+    JSON dicts), matched by id in ``other`` (the same, or the brief dicts of
+    :func:`seed_check_record`). A verdict *flips* when one run reproduces the claim and the other
+    contradicts it; ``"differs"`` when one of them is inconclusive."""
+    theirs = {b[0]: b for b in map(_brief, other)}
     rows = []
-    for c in mine:
+    for c in _as_claims(claims):
         o = theirs.get(c.id)
         if o is None:
             rows.append([c.id, f"{c.interval_text} {c.verdict}", "–", "only here"])
             continue
-        same = "same" if o.verdict == c.verdict else (
-            "flips" if {c.verdict, o.verdict} == {"reproduced", "contradicted"} else "differs")
-        rows.append([c.id, f"{c.interval_text} {c.verdict}", f"{o.interval_text} {o.verdict}", same])
+        same = "same" if o[1] == c.verdict else (
+            "flips" if {c.verdict, o[1]} == {"reproduced", "contradicted"} else "differs")
+        rows.append([c.id, f"{c.interval_text} {c.verdict}", f"{o[2]} {o[1]}", same])
     return rows
+
+
+def seed_check_record(run_dir: str | Path, *, command: str) -> dict:
+    """The record of one run of a chapter at a base seed never used before, from the output folder
+    of ``ntknb run NAME -p seed SEED`` (its ``metrics.json`` and ``parameters.yaml``):
+    ``{"seeds", "parameters", "runtime_s", "loadavg", "command", "claims"}``, ``claims`` holding
+    each claim's ``id``, ``verdict``, ``measured``, ``low``, ``high``, ``n_seeds`` and ``n_test``.
+    Raises ``ValueError`` when the run glued no claims."""
+    import json
+    import os
+
+    import yaml
+
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    params = yaml.safe_load((run_dir / "parameters.yaml").read_text())
+    if not metrics.get("claims"):
+        raise ValueError(f"{run_dir}: the run glued no 'claims'; nothing to record")
+    keep = ("id", "verdict", "measured", "low", "high", "n_seeds", "n_test")
+    seed, n = int(params["seed"]), int(params.get("n_seeds", 1))
+    return {"seeds": list(range(seed, seed + n)), "parameters": params,
+            "runtime_s": metrics.get("runtime_s"), "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+            "command": command, "claims": [{k: c.get(k) for k in keep} for c in metrics["claims"]]}
+
+
+def load_seed_checks(path: str | Path) -> list:
+    """The records of a chapter's seed-check file (:data:`SEED_CHECK_SUFFIX`; ``[]`` when there is
+    none)."""
+    from ntknb.report import load_records
+
+    return load_records(path, missing_ok=True)
+
+
+def seed_check_summary(claims: Sequence[Any], records: Sequence[Mapping]) -> tuple[list, dict]:
+    """``(rows, summary)``: how the verdicts of ``claims`` (a page's) compare with those of the
+    recorded runs at seeds never used before (:func:`load_seed_checks`). ``rows``: the
+    :func:`seed_check_rows` of every record (:data:`SEED_CHECK_COLUMNS`; the other run's cell
+    names its seeds); ``summary``: ``runs``, ``compared`` (claims matched by id), ``same``,
+    ``differs`` (one verdict inconclusive), ``flips`` (reproduced <-> contradicted) and
+    ``min_seeds`` (the fewest seeds behind a recorded claim; 0 without records)."""
+    rows = []
+    for rec in records:
+        seeds = rec["seeds"]
+        for r in seed_check_rows(claims, rec["claims"]):
+            rows.append(r if r[3] == "only here" else [r[0], r[1], f"{r[2]} (seeds {seeds[0]}-{seeds[-1]})", r[3]])
+    n_seeds = [c["n_seeds"] for rec in records for c in rec["claims"] if c.get("n_seeds") is not None]
+    count = lambda what: sum(r[3] == what for r in rows)  # noqa: E731
+    return rows, {"runs": len(records), "compared": len(rows) - count("only here"), "same": count("same"),
+                  "differs": count("differs"), "flips": count("flips"), "min_seeds": min(n_seeds) if n_seeds else 0}

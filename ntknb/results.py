@@ -18,10 +18,10 @@ regenerates it too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ntknb.claims import VERDICTS, Claim
+from ntknb.claims import VERDICTS, Claim, seed_check_rows, seed_check_summary
 
 __all__ = ["PAGE", "DOCNAME", "STATUS_PAGE", "STATUS_DOCNAME", "check_claims", "results_page", "status_page"]
 
@@ -61,7 +61,19 @@ def check_claims(chapters: Sequence[tuple[str, Any]]) -> list[tuple[str, list[Cl
     return out
 
 
-def _row(doc: str, c: Claim) -> list[str]:
+def _checked(c: Claim, records: Sequence[Mapping]) -> str:
+    """What the runs at seeds never used before (:func:`ntknb.claims.load_seed_checks`) found for
+    ``c``: `` · seeds 4000-4002: 1.3 [1.2, 1.4] contradicted (same)`` per run that has it."""
+    out = []
+    for rec in records:
+        for row in seed_check_rows([c], rec["claims"]):
+            if row[3] != "only here":
+                seeds = rec["seeds"]
+                out.append(f" · seeds {seeds[0]}-{seeds[-1]}: {row[2]} ({row[3]})")
+    return "".join(out)
+
+
+def _row(doc: str, c: Claim, records: Sequence[Mapping] = ()) -> list[str]:
     link = f"{{ref}}`evidence <{c.section}>`" if c.section else f"{{doc}}`evidence </{doc}>`"
     counts = f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}"
     if c.n_test is not None:
@@ -70,7 +82,7 @@ def _row(doc: str, c: Claim) -> list[str]:
         f"**{c.id}**: {c.claim} ({{cite:t}}`{c.source}`, {c.where}; paper: {c.paper}; "
         f"here: {c.scale} ({counts}))",
         f"{c.interval_text}, needs {c.requirement_text}",
-        f"**{c.verdict}** ({link})",
+        f"**{c.verdict}** ({link}){_checked(c, records)}",
     ]
 
 
@@ -78,11 +90,14 @@ def _row(doc: str, c: Claim) -> list[str]:
 _COLUMNS = ["Claim (source; paper; our scale)", "Ours [interval], needs", "Verdict"]
 
 
-def results_page(chapters: Sequence[tuple[str, Any]]) -> str:
+def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, Sequence[Mapping]] | None = None) -> str:
     """The page's MyST Markdown from ``(docname, glued claims or None)`` pairs (see
-    :func:`check_claims`)."""
+    :func:`check_claims`) and, per docname, the chapter's recorded runs at seeds never used before
+    (``seed_checks``; :func:`ntknb.claims.load_seed_checks`), whose verdicts each claim's row
+    shows beside its own."""
     from ntknb.report import markdown_table
 
+    seed_checks = seed_checks or {}
     chapters = check_claims(chapters)
     claims = [(doc, c) for doc, cs in chapters for c in cs]
     lines = [
@@ -93,7 +108,10 @@ def results_page(chapters: Sequence[tuple[str, Any]]) -> str:
         "the claim needs (fixed before measuring), and what the chapter measured, with its interval. "
         "A claim is *reproduced* when the whole interval lies beyond the threshold in the claimed "
         "direction, *contradicted* when it lies wholly on the other side, and *inconclusive* "
-        "otherwise.",
+        "otherwise. Where a chapter was also run from seeds never used while it was written "
+        "(`scripts/seed_check.py`, recorded in `notebooks/data/`), the verdict cell adds that run's "
+        "value and verdict, and whether it is the *same*, *differs* (one of the two inconclusive) or "
+        "*flips* (reproduced against contradicted).",
         "",
     ]
     if not claims:
@@ -105,12 +123,19 @@ def results_page(chapters: Sequence[tuple[str, Any]]) -> str:
         return "\n".join(lines)
     counts = {v: sum(c.verdict == v for _, c in claims) for v in VERDICTS}
     n_ch = len([1 for _, cs in chapters if cs])
+    checked = {doc: seed_check_summary(cs, seed_checks.get(doc, ()))[1] for doc, cs in chapters}
+    n_checked = sum(s["runs"] > 0 for s in checked.values())
     lines += [
         f"{len(claims)} claim{'s' if len(claims) != 1 else ''} from {n_ch} chapter{'s' if n_ch != 1 else ''}: "
-        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + ".",
+        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + ". "
+        + (f"{n_checked} chapter{'s' if n_checked != 1 else ''} rerun from seeds never used before: "
+           f"{sum(s['compared'] for s in checked.values())} verdicts compared, "
+           + ", ".join(f"{sum(s[k] for s in checked.values())} {k}" for k in ("same", "differs", "flips")) + "."
+           if n_checked else "No chapter has been rerun from seeds never used before yet."),
         "",
         ":::{container} ntknb-results",  # stacked into one block per claim on a phone (ntknb.css)
-        markdown_table([_row(doc, c) for doc, c in claims], _COLUMNS, align=["l"] * len(_COLUMNS)),
+        markdown_table([_row(doc, c, seed_checks.get(doc, ())) for doc, c in claims], _COLUMNS,
+                       align=["l"] * len(_COLUMNS)),
         ":::",
         "",
     ]

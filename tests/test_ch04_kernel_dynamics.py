@@ -232,26 +232,12 @@ def test_gpu_records(tmp_path):
     assert all(r["mode"] == "pgd" for r in recorded)
 
 
-def test_never_used_seeds(tmp_path):
-    import json
+def test_seed_checks_of_the_repository_compare_with_the_claims():
+    from ntknb.claims import seed_check_summary
 
+    assert ch.load_seed_checks("/nonexistent/x.jsonl") == []
+    recorded = ch.load_seed_checks()  # the repository's records (seeds 4000-4002), if any
     cs = list(_claims().values())
-    flipped = [dict(c.to_json(), verdict="contradicted" if c.verdict == "reproduced" else c.verdict) for c in cs]
-    rec = ch.never_used_record({"claims": flipped, "runtime_s": 1.0}, {"seed": 4000, "n_seeds": 3}, "test", 12.5,
-                               "1.0 1.0 1.0")
-    assert rec["seeds"] == [4000, 4001, 4002] and len(rec["claims"]) == len(cs)
-    assert set(rec["claims"][0]) == {"id", "verdict", "measured", "low", "high", "n_seeds"}
-    f = tmp_path / "n.jsonl"
-    assert ch.load_never_used(f) == []
-    f.write_text(json.dumps(rec) + "\n")
-    rows, s = ch.never_used_rows(cs, ch.load_never_used(f))
-    n_rep = sum(c.verdict == "reproduced" for c in cs)
-    assert n_rep > 0 and s == {"never_used_runs": 1, "never_used_changed": n_rep, "never_used_flipped": n_rep,
-                               "never_used_min_seeds": 3}
-    assert len(rows) == len(cs) and all(len(r) == len(ch.NEVER_USED_COLUMNS) for r in rows)
-    assert rows[0][4] == "3 (4000-4002)"
-    rows, s = ch.never_used_rows(cs, [ch.never_used_record({"claims": [c.to_json() for c in cs]},
-                                                           {"seed": 7, "n_seeds": 3}, "same", 1.0, "")])
-    assert s["never_used_changed"] == 0 and all(r[-1] == "yes" for r in rows)
-    assert ch.never_used_rows(cs, []) == ([], {"never_used_runs": 0, "never_used_changed": 0,
-                                              "never_used_flipped": 0, "never_used_min_seeds": 0})
+    rows, s = seed_check_summary(cs, recorded)
+    assert s["runs"] == len(recorded) and all(len(r) == 4 for r in rows)
+    assert all(set(c) >= {"id", "verdict", "measured", "low", "high", "n_seeds"} for r in recorded for c in r["claims"])

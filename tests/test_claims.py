@@ -150,3 +150,35 @@ def test_seed_check_rows_say_where_a_verdict_flips():
     assert [r[3] for r in rows] == ["same", "flips", "differs", "only here"]
     assert rows[0][1].endswith("reproduced") and rows[1][2].endswith("contradicted") and rows[3][2] == "–"
     assert len(C.SEED_CHECK_COLUMNS) == len(rows[0])
+
+
+def test_seed_check_record_and_summary(tmp_path):
+    import json
+
+    import yaml
+
+    def claim(cid, low, high):  # needs > 0.5
+        return C.Claim(**{**BASE, "id": cid, "threshold": 0.5, "low": low, "high": high, "measured": (low + high) / 2})
+
+    page = [claim("x.a", 0.6, 0.8), claim("x.b", 0.6, 0.8), claim("x.c", 0.6, 0.8)]
+    other = [claim("x.a", 0.55, 0.9), claim("x.b", 0.1, 0.2)]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"claims": [c.to_json() for c in other], "runtime_s": 12.5}))
+    (run / "parameters.yaml").write_text(yaml.safe_dump({"seed": 4000, "n_seeds": 3, "eps": 0.1}))
+    rec = C.seed_check_record(run, command="ntknb run x -p seed 4000")
+    assert rec["seeds"] == [4000, 4001, 4002] and rec["runtime_s"] == 12.5 and rec["parameters"]["eps"] == 0.1
+    assert set(rec["claims"][0]) == {"id", "verdict", "measured", "low", "high", "n_seeds", "n_test"}
+    f = tmp_path / ("x" + C.SEED_CHECK_SUFFIX)
+    assert C.load_seed_checks(f) == []
+    f.write_text(json.dumps(rec) + "\n")
+    records = C.load_seed_checks(f)
+    rows, s = C.seed_check_summary(page, records)
+    assert s == {"runs": 1, "compared": 2, "same": 1, "differs": 0, "flips": 1, "min_seeds": 3}
+    assert [r[3] for r in rows] == ["same", "flips", "only here"] and "(seeds 4000-4002)" in rows[0][2]
+    assert rows[0][2] == C.seed_check_rows(page, other)[0][2] + " (seeds 4000-4002)"  # brief dicts read as claims
+    assert C.seed_check_summary(page, []) == ([], {"runs": 0, "compared": 0, "same": 0, "differs": 0, "flips": 0,
+                                                   "min_seeds": 0})
+    (run / "metrics.json").write_text(json.dumps({"claims": []}))
+    with pytest.raises(ValueError, match="no 'claims'"):
+        C.seed_check_record(run, command="x")

@@ -197,3 +197,24 @@ def test_status_page_from_the_stored_notebooks(tmp_path):
     assert "| {doc}`/notebooks/01_demo` | 12 s |" in text and "| {doc}`/notebooks/02_plain` | 4.2 min |" in text
     assert "not recorded" in text and "| numpy |" in text
     assert "All chapters together: 4.4 min." in text
+
+
+def test_page_shows_the_runs_at_seeds_never_used_before(tmp_path):
+    import json
+
+    from ntknb.claims import SEED_CHECK_SUFFIX
+
+    other = dict(CLAIM, id="demo.acc", claim="Accuracy stays high.", direction="greater", threshold=0.5,
+                 measured=0.7, low=0.6, high=0.8)
+    root = _book(tmp_path, [Claim(**CLAIM).to_json(), Claim(**other).to_json()])
+    brief = {"id": "demo.ratio", "verdict": "reproduced", "measured": 0.5, "low": 0.4, "high": 0.6, "n_seeds": 3}
+    data = root / "notebooks" / "data"
+    data.mkdir(exist_ok=True)
+    (data / ("01_demo" + SEED_CHECK_SUFFIX)).write_text(json.dumps({"seeds": [7, 8, 9], "claims": [brief]}) + "\n")
+    checks = book.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"])
+    assert list(checks) == ["notebooks/01_demo"] and checks["notebooks/01_demo"][0]["seeds"] == [7, 8, 9]
+    text = results.results_page(book.glued_claims(root), checks)
+    assert "1 chapter rerun from seeds never used before: 1 verdicts compared, 0 same, 0 differs, 1 flips." in text
+    assert " · seeds 7-9: 0.5 [0.4, 0.6] reproduced (flips)" in text
+    assert text.count(" · seeds 7-9") == 1  # demo.acc has no record
+    assert "No chapter has been rerun" in results.results_page(book.glued_claims(root))

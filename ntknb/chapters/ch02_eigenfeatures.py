@@ -25,6 +25,7 @@ import numpy as np
 
 from ntknb import architectures, attacks, data, features, kernel_machines, kernels, schema
 from ntknb.validation import SEED_LIMIT
+from ntknb.claims import SEED_CHECK_SUFFIX
 
 __all__ = ["Params", "REFERENCE", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
            "full_accuracies", "full_kernel_fgsm", "eq10_study", "plot_eq10", "sweep_all", "SeedRun", "seed_run",
@@ -638,11 +639,11 @@ def claims(p: Params, runs: list) -> list:
     return out
 
 
-#: The claims of one run with a never-used base seed (``ntknb run 02_eigenfeatures -p seed 6000``),
-#: ``{"seed", "n_seeds", "runtime_s", "loadavg", "claims": [Claim.to_json(), ...]}`` under
+#: The claims of one run with a never-used base seed (``scripts/seed_check.py 02_eigenfeatures 6000``),
+#: one JSON record (:func:`ntknb.claims.seed_check_record`, plus the run's base ``seed``) under
 #: ``notebooks/data/`` (issue 15, "done when"); the page sets them beside its own
 #: (:func:`ntknb.claims.seed_check_rows`).
-SEED_CHECK_FILE = "02_eigenfeatures_seed_check.json"
+SEED_CHECK_FILE = "02_eigenfeatures" + SEED_CHECK_SUFFIX
 
 
 def _data_file(name: str):
@@ -660,9 +661,9 @@ def conv_resolution_runs() -> list:
 
 
 def load_seed_check(path=None) -> dict | None:
-    """The recorded never-used-seed run (:data:`SEED_CHECK_FILE`), or ``None`` if none is recorded."""
-    import json
-    from pathlib import Path
+    """The recorded never-used-seed run (:data:`SEED_CHECK_FILE`, its first record), or ``None`` if
+    none is recorded."""
+    from ntknb.claims import load_seed_checks
 
-    path = Path(path) if path is not None else _data_file(SEED_CHECK_FILE)
-    return json.loads(path.read_text()) if path.exists() else None
+    records = load_seed_checks(path if path is not None else _data_file(SEED_CHECK_FILE))
+    return records[0] if records else None

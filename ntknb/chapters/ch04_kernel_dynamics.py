@@ -14,7 +14,7 @@ This module is the chapter's code; ``notebooks/04_at_kernel_dynamics.py`` only c
 :func:`run_seeds`), the per-seed measurements (:func:`seed_measurements`), the claims
 (:func:`claims`), tables and figures, and the records the page shows: the PGD-AT settings runs
 (:func:`settings_rows`), the recorded CIFAR-10 GPU runs (:func:`gpu_pgd_records`, :func:`gpu_rows`) and the
-chapter at seeds never used before (:func:`never_used_record`, :func:`never_used_rows`).
+chapter at seeds never used before (:data:`SEED_CHECK_FILE`, :func:`load_seed_checks`).
 """
 
 from __future__ import annotations
@@ -30,13 +30,15 @@ import numpy as np
 
 from ntknb import metrics, training
 from ntknb import ntk_dynamics as nd
+from ntknb import claims as claims_mod
 from ntknb import schema
+from ntknb.claims import SEED_CHECK_SUFFIX
 from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "LABEL", "base_config", "load_data", "make_model", "SeedRun", "run_seed", "run_seeds",
            "seed_measurements", "measurement_table", "accuracy_rows", "claims", "CLAIM_THRESHOLDS",
            "masking_report", "TK_LOGIT_TOP_P", "TK_LOGIT_SIZE", "gpu_pgd_records", "gpu_learned", "gpu_rows",
-           "gpu_summary", "never_used_record", "load_never_used", "never_used_rows"]
+           "gpu_summary", "SEED_CHECK_FILE", "load_seed_checks"]
 
 MODES = ["standard", "fgsm", "pgd", "trades"]
 #: The training modes, as the page names them.
@@ -358,47 +360,14 @@ def gpu_summary(records: list) -> dict:
 
 # ------------------------------------------------------------------------------ never-used seeds
 
-#: The chapter at base seeds never used before (one JSON record per run; :func:`never_used_record`).
-NEVER_USED_FILE = "data/04_never_used_seeds.jsonl"
-NEVER_USED_COLUMNS = ["claim", "this page", "never-used seeds", "measured there [95% CI]", "seeds there",
-                      "same verdict"]
+#: The chapter at base seeds never used before (one record a run: :func:`ntknb.claims.seed_check_record`,
+#: compared by :func:`ntknb.claims.seed_check_summary`).
+SEED_CHECK_FILE = "data/04_at_kernel_dynamics" + SEED_CHECK_SUFFIX
 
 
-def never_used_record(metrics: dict, parameters: dict, run: str, runtime_s: float, loadavg: str) -> dict:
-    """The record of one run of the notebook at a base seed never used before, from the ``metrics.json``
-    (every glued value) and ``parameters.yaml`` of ``ntknb run``: its seeds, the parameters that differ
-    from the defaults, and each claim's verdict, estimate, interval and number of seeds."""
-    keep = ("id", "verdict", "measured", "low", "high", "n_seeds")
-    seeds = [int(parameters["seed"]) + i for i in range(int(parameters["n_seeds"]))]
-    return {"run": run, "seeds": seeds, "parameters": dict(parameters), "runtime_s": float(runtime_s),
-            "loadavg": loadavg, "claims": [{k: c[k] for k in keep} for c in metrics["claims"]]}
-
-
-def load_never_used(path=None) -> list:
-    """The records of :data:`NEVER_USED_FILE` (``[]`` when there is none)."""
-    from ntknb import report
-
-    path = path if path is not None else _notebooks_dir() / NEVER_USED_FILE
-    return report.load_records(path, missing_ok=True)
-
-
-def never_used_rows(claims_: list, records: list) -> tuple:
-    """``(rows, summary)``: one row of :data:`NEVER_USED_COLUMNS` per (record, claim of this page), comparing
-    this page's verdict with the record's; ``summary``: ``never_used_runs``, ``never_used_changed`` (verdicts
-    that differ), ``never_used_flipped`` (reproduced <-> contradicted) and ``never_used_min_seeds``."""
-    here = {c.id: c.verdict for c in claims_}
-    rows, changed, flipped, min_seeds = [], 0, 0, None
-    for rec in records:
-        for c in rec["claims"]:
-            v0 = here.get(c["id"], "not on this page")
-            same = v0 == c["verdict"]
-            changed += not same
-            flipped += {v0, c["verdict"]} == {"reproduced", "contradicted"}
-            min_seeds = c["n_seeds"] if min_seeds is None else min(min_seeds, c["n_seeds"])
-            rows.append([c["id"], v0, c["verdict"], f"{c['measured']:.3g} [{c['low']:.3g}, {c['high']:.3g}]",
-                         f"{c['n_seeds']} ({rec['seeds'][0]}-{rec['seeds'][-1]})", "yes" if same else "no"])
-    return rows, {"never_used_runs": len(records), "never_used_changed": changed, "never_used_flipped": flipped,
-                  "never_used_min_seeds": 0 if min_seeds is None else min_seeds}
+def load_seed_checks(path=None) -> list:
+    """The records of :data:`SEED_CHECK_FILE` (``[]`` when there is none)."""
+    return claims_mod.load_seed_checks(path if path is not None else _notebooks_dir() / SEED_CHECK_FILE)
 
 
 # ------------------------------------------------------------------------------ measurements
