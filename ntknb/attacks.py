@@ -37,8 +37,9 @@ start is drawn for the whole batch first, so chunked and unchunked runs agree.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -302,16 +303,22 @@ def project_linf(x_adv, x, eps, clip: Clip):
 _project = project_linf
 
 
-def _fgsm_impl(loss_fn, x, y, eps, clip):
-    g = _input_grad(loss_fn, x, y)
+def _bind(loss_fn, params):
+    """``loss_fn`` itself, or ``(x, y) -> loss_fn(params, x, y)`` when ``params`` is given."""
+    return loss_fn if params is None else functools.partial(loss_fn, params)
+
+
+def _fgsm_impl(loss_fn, x, y, eps, clip, params=None):
+    g = _input_grad(_bind(loss_fn, params), x, y)
     return _project(x + eps * jnp.sign(g), x, eps, clip)
 
 
 _fgsm_jit = jax.jit(_fgsm_impl, static_argnames=("loss_fn", "clip"))
 
 
-def _pgd_impl(loss_fn, x, y, eps, step_size, delta0, steps, clip):
+def _pgd_impl(loss_fn, x, y, eps, step_size, delta0, steps, clip, params=None):
     x_adv = _project(x + delta0, x, eps, clip)
+    loss_fn = _bind(loss_fn, params)
 
     def body(_, xa):
         g = _input_grad(loss_fn, xa, y)
@@ -344,6 +351,7 @@ def fgsm(
     eps: float,
     clip: Clip = (0.0, 1.0),
     batch_size: Optional[int] = None,
+    params: Any = None,
 ) -> jnp.ndarray:
     """l-infinity FGSM (``goodfellow2015explaining``).
 
@@ -361,6 +369,10 @@ def fgsm(
       eps: l-inf radius, ``>= 0``.
       clip: ``(low, high)`` valid input range, or ``None`` for no range projection.
       batch_size: optional chunk size over ``n`` (same result as unchunked).
+      params: ``None`` (``loss_fn(x, y)``), or a pytree of arrays passed as
+        ``loss_fn(params, x, y)``: a *dynamic* jit argument, so many models of one form (the
+        checkpoints of one network) share one compilation instead of compiling their weights
+        in as constants.
 
     Returns:
       adversarial inputs, shape and dtype of ``x``.
@@ -372,7 +384,7 @@ def fgsm(
     _check_in_clip(x, clip)
     _check_labels(loss_fn, y)
     eps = jnp.asarray(eps, x.dtype)
-    out = [_fgsm_jit(loss_fn, x[s], y[s], eps, clip) for s in _chunks(x.shape[0], batch_size)]
+    out = [_fgsm_jit(loss_fn, x[s], y[s], eps, clip, params) for s in _chunks(x.shape[0], batch_size)]
     return out[0] if len(out) == 1 else jnp.concatenate(out, axis=0)
 
 
@@ -387,6 +399,7 @@ def pgd(
     key: Optional[jax.Array] = None,
     clip: Clip = (0.0, 1.0),
     batch_size: Optional[int] = None,
+    params: Any = None,
 ) -> jnp.ndarray:
     """l-infinity PGD (``madry2018towards``): ``steps`` signed-gradient ascent
     steps on the loss, each followed by projection onto ``B_inf(x, eps)`` and onto
@@ -404,6 +417,7 @@ def pgd(
       key: ``jax.random`` key, used only when ``random_start``.
       clip: ``(low, high)`` valid input range, or ``None``.
       batch_size: optional chunk size over ``n`` (same result as unchunked).
+      params: as in :func:`fgsm` (``loss_fn(params, x, y)``, one compilation for many models).
 
     Returns:
       adversarial inputs, shape and dtype of ``x``.
@@ -432,7 +446,7 @@ def pgd(
     else:
         delta0 = jnp.zeros_like(x)
     out = [
-        _pgd_jit(loss_fn, x[s], y[s], eps, step_size, delta0[s], steps, clip)
+        _pgd_jit(loss_fn, x[s], y[s], eps, step_size, delta0[s], steps, clip, params)
         for s in _chunks(x.shape[0], batch_size)
     ]
     return out[0] if len(out) == 1 else jnp.concatenate(out, axis=0)
@@ -442,8 +456,9 @@ def pgd(
 
 
 class _PredictorLoss:
-    """``loss_fn(x, y) = LOSSES[name](predict_fn(x), y)``; equal (and equal-hashing)
-    for the same ``predict_fn`` and ``name``, so jit reuses its compilation."""
+    """``loss_fn(x, y) = LOSSES[name](predict_fn(x), y)`` (or, for a ``predict_fn(params, x)``,
+    ``loss_fn(params, x, y)``); equal (and equal-hashing) for the same ``predict_fn`` and
+    ``name``, so jit reuses its compilation."""
 
     __slots__ = ("predict_fn", "name")
 
@@ -451,8 +466,9 @@ class _PredictorLoss:
         self.predict_fn = predict_fn
         self.name = name
 
-    def __call__(self, x, y):
-        return LOSSES[self.name](self.predict_fn(x), y)
+    def __call__(self, *args):
+        *params, x, y = args
+        return LOSSES[self.name](self.predict_fn(*params, x), y)
 
     def __eq__(self, other):
         return (

@@ -120,7 +120,11 @@ def kernel_attack(kernel: KernelModel, t: float, x, y, eps: float, attack: str =
 
 def network_attack(net: TrainedNetwork, i: int, x, y, eps: float, attack: str = "fgsm",
                    pgd_steps: int = 10, predict_fn: Callable | None = None, **kwargs) -> jnp.ndarray:
-    """White-box FGSM / PGD on the network at checkpoint ``i`` (full access to its weights)."""
+    """White-box FGSM / PGD on the network at checkpoint ``i`` (full access to its weights).
+
+    ``predict_fn``: ``x -> outputs`` (default ``net.predict_fn(i)``), or, with ``params=`` among
+    the ``kwargs``, ``(params, x) -> outputs`` (:func:`ntknb.attacks.pgd`: one compilation for
+    every checkpoint and network of one form)."""
     if attack not in ATTACKS:
         raise ValueError(f"attack must be one of {list(ATTACKS)}; got {attack!r}")
     f = net.predict_fn(i) if predict_fn is None else predict_fn

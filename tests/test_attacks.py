@@ -327,3 +327,22 @@ def test_kernel_fgsm_ce_on_single_output_model_attacks():
                                rtol=1e-6)
     assert A.robust_accuracy(f_bin, lambda a, b: A.kernel_fgsm(f_bin, a, b, 0.3, loss="ce"), x, Y_BIN) < \
         A.accuracy(f_bin(x), Y_BIN) or A.accuracy(f_bin(x), Y_BIN) == 0
+
+
+def test_attacks_with_dynamic_params_equal_the_closure_and_share_one_compilation():
+    import functools
+
+    def predict(w, x):  # a linear "network" of weights w (d, 1)
+        return jnp.tanh(x.reshape(x.shape[0], -1) @ w)
+
+    key = jax.random.PRNGKey(0)
+    x = jax.random.uniform(key, (6, 4))
+    y = jnp.array([[1.0], [-1.0]] * 3)
+    loss = A.predictor_loss(predict, "bce")
+    ws = [jax.random.normal(jax.random.PRNGKey(i), (4, 1)) for i in (1, 2)]
+    before = A._pgd_jit._cache_size()
+    for w in ws:
+        closure = A.predictor_loss(functools.partial(predict, w), "bce")
+        np.testing.assert_array_equal(A.pgd(loss, x, y, 0.1, steps=3, params=w), A.pgd(closure, x, y, 0.1, steps=3))
+        np.testing.assert_array_equal(A.fgsm(loss, x, y, 0.1, params=w, batch_size=4), A.fgsm(closure, x, y, 0.1))
+    assert A._pgd_jit._cache_size() - before == 3  # one compilation for both weights, one per closure
