@@ -7,6 +7,8 @@ jitted training step) with an ``eps`` attribute. The library provides
 
 * :class:`FGSM` — FGSM ``goodfellow2015explaining`` from ``x`` (step ``eps`` by default), or
   from a uniform random point of the ε-ball (FGSM-RS, ``wong2020fast``);
+* :class:`NFGSM` — N-FGSM ``dejorge2022make``: FGSM from a random point of the *wider* box
+  ``x + U(-k eps, k eps)`` (``k`` = 2), step ``eps``, not projected back on the ε-ball;
 * :class:`PGD` — PGD ``madry2018towards`` with the step of :func:`ntknb.attacks.pgd_step_size`.
 
 A chapter defines its own adversaries next to its experiment (e.g. the noise-initialised
@@ -22,11 +24,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Optional
 
+import jax
 import jax.numpy as jnp
 
 from ntknb import attacks
 
-__all__ = ["FGSM", "PGD", "network_loss", "predicted_class", "pgd_step_size"]
+__all__ = ["FGSM", "NFGSM", "PGD", "network_loss", "predicted_class", "pgd_step_size"]
 
 pgd_step_size = attacks.pgd_step_size
 
@@ -69,6 +72,34 @@ class FGSM:
         if alpha == self.eps:
             return attacks.fgsm(loss_fn, x, y, self.eps)
         return attacks.pgd(loss_fn, x, y, self.eps, step_size=alpha, steps=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class NFGSM:
+    """N-FGSM (``dejorge2022make``, Alg. 1): ``x_adv = clip(x + η + α sign(∇_x ℓ(x + η)))`` with
+    noise ``η ~ U(-k eps, k eps)`` per coordinate (``noise_factor`` ``k``, default 2), step
+    ``α = step_size`` (default ``eps``) and ``clip`` onto ``[0, 1]`` only: the perturbation is
+    *not* projected back on the ε-ball (it reaches up to ``(k + 1) eps``), the paper's choice
+    against catastrophic overfitting. ``eps`` is the radius the run is evaluated at."""
+
+    eps: float
+    step_size: Optional[float] = None
+    noise_factor: float = 2.0
+
+    def __post_init__(self):
+        if not self.eps >= 0:
+            raise ValueError(f"eps must be >= 0; got {self.eps!r}")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"step_size must be None (= eps) or > 0; got {self.step_size!r}")
+        if not self.noise_factor >= 0:
+            raise ValueError(f"noise_factor must be >= 0; got {self.noise_factor!r}")
+
+    def __call__(self, loss_fn, x, y, key):
+        alpha = self.eps if self.step_size is None else self.step_size
+        k_eps = self.noise_factor * self.eps
+        x0 = jnp.clip(x + jax.random.uniform(key, x.shape, x.dtype, -k_eps, k_eps), 0.0, 1.0)
+        g = jax.grad(lambda xx: jnp.sum(loss_fn(xx, y)))(x0)
+        return jnp.clip(x0 + alpha * jnp.sign(g), 0.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -180,7 +180,7 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
     assert M.shape == (2, 2) and np.all(np.isfinite(M))
     # the standard evaluation and masking checks of the final network, on the first eval_n_test test points
     rep = overfitting.evaluate_run(SimpleNamespace(eval_n_test=10, eps=0.05, eval_iter=2), run, task, seed=0)
-    assert rep.n == 10 and rep.eps == 0.05 and rep.eps_grid == (0.025, 0.05, 0.1)
+    assert rep.n == 10 and rep.eps == 0.05 and rep.eps_grid == (0.05, 0.1)
     assert 0 <= rep.iterative_accuracy <= rep.accuracy_vs_eps[0] + rep.tol
     assert rep.iterative_accuracy * 10 == pytest.approx(round(rep.iterative_accuracy * 10))  # a fraction of 10 points
 
@@ -322,6 +322,7 @@ def test_variant_configs_pick_their_adversary():
     assert cfg["fgsm"].training_adversary() == adversaries.FGSM(p.eps)
     assert cfg["fgsm_rs"].adversary == adversaries.FGSM(p.eps, p.fgsm_step * p.eps, random_start=True)
     assert cfg["noise"].adversary == overfitting.NoiseFGSM(p.eps, p.fgsm_step * p.eps, p.noise_scale)
+    assert cfg["nfgsm"].adversary == adversaries.NFGSM(p.eps, None, p.nfgsm_noise) and cfg["nfgsm"].mode == "fgsm"
     assert cfg["pgd"].training_adversary() == adversaries.PGD(p.eps, p.attack_steps)
     assert cfg["pgd_shared"].augment == p.shared_augment and cfg["pgd"].augment == p.augment
     assert cfg["standard"].clean_epochs == 0 and cfg["fgsm"].clean_epochs == p.clean_epochs
@@ -462,20 +463,21 @@ def test_claims_about_collapsed_networks_follow_the_collapse_guard():
 def test_evaluation_tables_and_verdict():
     p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
     steady = [[0.3, 0.5, 0.6]] * 3
-    runs = _seed_runs(p, {"fgsm": steady, "noise": steady, "fgsm_rs": steady})
-    evals = _evals(p, {"fgsm": [0.0, 0.05, 0.1], "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3})
+    runs = _seed_runs(p, {"fgsm": steady, "noise": steady, "fgsm_rs": steady, "nfgsm": steady})
+    evals = _evals(p, {"fgsm": [0.0, 0.05, 0.1], "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.45] * 3})
     rows = overfitting.evaluation_rows(p, runs, evals)
-    assert len(rows) == 3 and len(rows[0]) == len(overfitting.evaluation_columns(p)) and rows[0][0] == "FGSM-AT"
+    assert len(rows) == 4 and len(rows[0]) == len(overfitting.evaluation_columns(p)) and rows[0][0] == "FGSM-AT"
     assert rows[0][1].startswith("0.600 [") and rows[0][2].startswith("0.050 [") and rows[0][5] == "3 of 3"
     assert rows[1][2] == "0.400 [0.400, 0.400]"  # FGSM-RS: no spread over seeds
     diff = overfitting.difference_rows(p, evals)
-    assert [r[0] for r in diff] == ["noise-FGSM (ours) − FGSM-AT", "FGSM-RS − FGSM-AT", "noise-FGSM (ours) − FGSM-RS"]
-    assert diff[2][1] == "0.100 [0.100, 0.100]"
+    assert [r[0] for r in diff] == ["noise-FGSM (ours) − FGSM-AT", "FGSM-RS − FGSM-AT", "N-FGSM − FGSM-AT",
+                                    "noise-FGSM (ours) − FGSM-RS", "noise-FGSM (ours) − N-FGSM"]
+    assert diff[3][1] == "0.100 [0.100, 0.100]" and diff[4][1] == "0.050 [0.050, 0.050]"
     s = overfitting.evaluation_summary(p, runs, evals)
     assert s["co_fgsm_suite_robust_acc"] == pytest.approx(0.05) and s["co_fgsm_monitor_minus_suite"] == pytest.approx(0.55)
     assert s["co_rs_single_step_acc"] == pytest.approx(0.9) and s["co_noise_n_masking_passed"] == 3
     assert overfitting.masking_verdict(p, runs, evals).startswith("The PGD monitor hides it")
-    evals = _evals(p, {"fgsm": [0.5] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3})
+    evals = _evals(p, {"fgsm": [0.5] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.4] * 3})
     assert overfitting.masking_verdict(p, runs, evals).startswith("The standard evaluation does not change")
 
 

@@ -571,6 +571,7 @@ class Params(schema.Params):
     eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     fgsm_step: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     noise_scale: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
+    nfgsm_noise: float = schema.param(schema.Float(min=0.0))
     attack_steps: int = schema.param(schema.Int(min=1))
     eval_attack_steps: int = schema.param(schema.Int(min=1))
     eval_n_test: int = schema.param(schema.Int(min=10, max=schema.Ref("n_test")))
@@ -596,10 +597,10 @@ class Params(schema.Params):
 
 
 #: The training variants, as the page names them.
-LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS", "noise": "noise-FGSM (ours)",
+LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS", "nfgsm": "N-FGSM", "noise": "noise-FGSM (ours)",
          "pgd": "PGD-AT", "pgd_shared": "PGD-AT, batch-shared aug."}
 #: Variants repeated over every seed / run on the first seed only.
-SEEDED_VARIANTS = ("fgsm", "fgsm_rs", "noise")
+SEEDED_VARIANTS = ("fgsm", "fgsm_rs", "nfgsm", "noise")
 FIRST_SEED_VARIANTS = ("standard", "pgd", "pgd_shared")
 
 
@@ -628,14 +629,16 @@ def _variant_step(p: Params, variant: str) -> Optional[float]:
 
 def variant_config(p: Params, variant: str, s: int) -> "training.TrainConfig":
     """The :class:`ntknb.training.TrainConfig` of ``variant`` (a key of :data:`LABEL`) for seed ``s``:
-    FGSM-AT from x, FGSM-RS (:class:`ntknb.adversaries.FGSM` with a random start), noise-FGSM
-    (:class:`NoiseFGSM`), PGD-AT and PGD-AT with batch-shared augmentation; every adversarial run
-    starts with ``clean_epochs`` clean epochs."""
+    FGSM-AT from x, FGSM-RS (:class:`ntknb.adversaries.FGSM` with a random start), N-FGSM
+    (:class:`ntknb.adversaries.NFGSM`, noise ``nfgsm_noise`` eps, step eps: ``dejorge2022make``),
+    noise-FGSM (:class:`NoiseFGSM`), PGD-AT and PGD-AT with batch-shared augmentation; every
+    adversarial run starts with ``clean_epochs`` clean epochs."""
     if variant not in LABEL:
         raise ValueError(f"variant must be one of {list(LABEL)}; got {variant!r}")
-    mode = {"fgsm_rs": "fgsm", "noise": "fgsm", "pgd_shared": "pgd"}.get(variant, variant)
+    mode = {"fgsm_rs": "fgsm", "nfgsm": "fgsm", "noise": "fgsm", "pgd_shared": "pgd"}.get(variant, variant)
     step = _variant_step(p, variant)
     adversary = {"fgsm_rs": lambda: adversaries.FGSM(p.eps, step, random_start=True),
+                 "nfgsm": lambda: adversaries.NFGSM(p.eps, None, p.nfgsm_noise),
                  "noise": lambda: NoiseFGSM(p.eps, step, p.noise_scale)}.get(variant, lambda: None)()
     return training.TrainConfig(
         mode=mode, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, momentum=p.momentum,
@@ -689,7 +692,7 @@ def evaluate_run(p: Params, run: VariantRun, task, seed: int):
     (:func:`ntknb.masking.gradient_masking_checks`, ``carlini2019evaluating``; its suite is
     :func:`ntknb.evaluation.robust_evaluation`, APGD-CE / APGD-DLR / PGD of ``croce2020reliable``,
     ``eval_iter`` iterations each) on the first ``eval_n_test`` test points of ``task``, at the
-    radii eps/2, eps, 2 eps and 1. Catastrophic overfitting is gradient masking at the clean
+    radii eps, 2 eps and 1. Catastrophic overfitting is gradient masking at the clean
     point (``wong2020fast``, ``andriushchenko2020understanding``): a collapsed network keeps a
     high single-step FGSM accuracy while the suite breaks it."""
     import functools
@@ -699,7 +702,7 @@ def evaluate_run(p: Params, run: VariantRun, task, seed: int):
     n = min(p.eval_n_test, len(task.labels_test))
     predict = functools.partial(run.result.logits_fn(), run.result.params)  # x -> logits, evaluation mode
     return masking.gradient_masking_checks(predict, task.x_test[:n], task.labels_test[:n], p.eps,
-                                           eps_grid=[p.eps / 2, p.eps, 2 * p.eps], seed=seed, n_iter=p.eval_iter,
+                                           eps_grid=[p.eps, 2 * p.eps], seed=seed, n_iter=p.eval_iter,
                                            batch_size=n)
 
 
@@ -741,11 +744,10 @@ def evaluation_rows(p: Params, runs: dict, evals: dict) -> list:
 def evaluation_summary(p: Params, runs: dict, evals: dict) -> dict:
     """Section 5's numbers (glued under these names): per variant the mean standard-evaluation
     and single-step accuracy and the mean monitor minus standard evaluation; the paired
-    differences of the standard evaluation between variants (noise-FGSM and FGSM-RS against
-    FGSM-AT, noise-FGSM against FGSM-RS)."""
+    differences of the standard evaluation between variants (:data:`DIFFERENCE_PAIRS`)."""
     suite = {v: np.array([evals[(v, s)].iterative_accuracy for s in p.seeds], float) for v in SEEDED_VARIANTS}
     out = {}
-    for v, key in (("fgsm", "fgsm"), ("fgsm_rs", "rs"), ("noise", "noise")):
+    for v, key in (("fgsm", "fgsm"), ("fgsm_rs", "rs"), ("nfgsm", "nfgsm"), ("noise", "noise")):
         mon = np.array([runs[(v, s)].robust_acc[-1] for s in p.seeds], float)
         out[f"co_{key}_suite_robust_acc"] = float(suite[v].mean())
         out[f"co_{key}_single_step_acc"] = float(np.mean([evals[(v, s)].single_step_accuracy for s in p.seeds]))
@@ -754,7 +756,8 @@ def evaluation_summary(p: Params, runs: dict, evals: dict) -> dict:
     return out
 
 
-DIFFERENCE_PAIRS = (("noise", "fgsm"), ("fgsm_rs", "fgsm"), ("noise", "fgsm_rs"))
+DIFFERENCE_PAIRS = (("noise", "fgsm"), ("fgsm_rs", "fgsm"), ("nfgsm", "fgsm"), ("noise", "fgsm_rs"),
+                    ("noise", "nfgsm"))
 
 
 def difference_rows(p: Params, evals: dict) -> list:
@@ -993,6 +996,9 @@ def fix_summary(p: Params, runs: dict, stats: dict) -> dict:
         "co_rs_final_robust_acc": stats["fgsm_rs"]["final"],
         "co_rs_final_clean_acc": stats["fgsm_rs"]["clean"],
         "co_rs_n_collapsed": stats["fgsm_rs"]["n_collapsed"],
+        "co_nfgsm_final_robust_acc": stats["nfgsm"]["final"],
+        "co_nfgsm_final_clean_acc": stats["nfgsm"]["clean"],
+        "co_nfgsm_n_collapsed": stats["nfgsm"]["n_collapsed"],
         "co_pgd_final_robust_acc": runs[("pgd", p.seed)].robust_acc[-1],
         "co_pgd_final_clean_acc": runs[("pgd", p.seed)].clean_acc[-1],
         "co_std_final_robust_acc": runs[("standard", p.seed)].robust_acc[-1],
@@ -1044,7 +1050,8 @@ def check_text(p: Params, runs: dict, ks: dict, stats: dict) -> str:
         f"ended overfitted in {s['co_n_gap']}",
         f"FGSM-AT robust acc., peak / final (mean):  {np.mean([r.collapse.peak for r in fg]):.2f} / "
         f"{np.mean([r.robust_acc[-1] for r in fg]):.2f}",
-        f"final robust acc., FGSM-RS / noise-FGSM:   {stats['fgsm_rs']['final']:.2f} / {stats['noise']['final']:.2f}",
+        f"final robust acc., FGSM-RS / N-FGSM / noise-FGSM: {stats['fgsm_rs']['final']:.2f} / "
+        f"{stats['nfgsm']['final']:.2f} / {stats['noise']['final']:.2f}",
         f"final robust acc., PGD-AT / shared-aug PGD: {runs[('pgd', p.seed)].robust_acc[-1]:.2f} / "
         f"{runs[('pgd_shared', p.seed)].robust_acc[-1]:.2f}",
         f"KS (AE-NTK): standard {ks['standard']:.2f}, FGSM-AT {ks['fgsm']:.2f}, PGD-AT {ks['pgd']:.2f}",
