@@ -395,7 +395,8 @@ def _brief(c: Any) -> tuple[str, str, str]:
     if isinstance(c, Claim) or "direction" in c:
         c = _as_claims([c])[0]
         return c.id, c.verdict, c.interval_text
-    return c["id"], c["verdict"], f"{_fmt(c['measured'])} [{_fmt(c['low'])}, {_fmt(c['high'])}]"
+    low, high = (-math.inf if c["low"] is None else c["low"]), (math.inf if c["high"] is None else c["high"])
+    return c["id"], c["verdict"], f"{_fmt(c['measured'])} [{_fmt(low)}, {_fmt(high)}]"  # None: unbounded
 
 
 def seed_check_rows(claims: Sequence[Any], other: Sequence[Any]) -> list:

@@ -177,6 +177,8 @@ def test_seed_check_record_and_summary(tmp_path):
     assert s == {"runs": 1, "compared": 2, "same": 1, "differs": 0, "flips": 1, "min_seeds": 3}
     assert [r[3] for r in rows] == ["same", "flips", "only here"] and "(seeds 4000-4002)" in rows[0][2]
     assert rows[0][2] == C.seed_check_rows(page, other)[0][2] + " (seeds 4000-4002)"  # brief dicts read as claims
+    unbounded = {"id": "x.a", "verdict": "inconclusive", "measured": 0.7, "low": None, "high": None}
+    assert C.seed_check_rows(page[:1], [unbounded])[0][2] == "0.7 [-∞, ∞] inconclusive"  # as Claim prints it
     assert C.seed_check_summary(page, []) == ([], {"runs": 0, "compared": 0, "same": 0, "differs": 0, "flips": 0,
                                                    "min_seeds": 0})
     (run / "metrics.json").write_text(json.dumps({"claims": []}))
