@@ -6,6 +6,10 @@
   average) pooling) followed by three dense layers (``hidden``, ``hidden``,
   ``num_classes``).  No normalisation, so examples are independent and the
   empirical NTK is a function of the parameters alone.
+* :class:`TinyCNN` — one 3×3 convolution (``filters`` channels, zero padding 1, bias), ReLU,
+  flatten, one dense layer: the CNN with 4 filters of ``andriushchenko2020understanding``
+  (Sec. 3, "Training CNN with 4 filters"), the smallest network in which FGSM training
+  overfits catastrophically on CIFAR-10.  No input normalisation, as in their code.
 * :class:`ResNet` — a small pre-activation-free ResNet with BatchNorm (``he2016deep``,
   BasicBlock), ``stage_sizes`` blocks per stage and ``width·2^s`` channels
   in stage ``s``; used by the BatchNorm chapter (``li2023rethinking``,
@@ -25,7 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["CNN", "ResNet", "init_model", "make_model", "MODELS"]
+__all__ = ["CNN", "TinyCNN", "ResNet", "init_model", "make_model", "MODELS"]
 
 
 class CNN(nn.Module):
@@ -60,6 +64,26 @@ class CNN(nn.Module):
         x = nn.relu(nn.Dense(self.hidden)(x))
         x = nn.relu(nn.Dense(self.hidden)(x))
         return nn.Dense(self.num_classes)(x)
+
+
+class TinyCNN(nn.Module):
+    """conv(filters, 3×3, padding 1, bias)-ReLU-flatten-dense(k) (``andriushchenko2020understanding``).
+
+    Attributes:
+      num_classes: k, the number of logits.
+      filters: output channels of the single convolution (4 in the paper).
+
+    Inputs ``(n, H, W, C)`` in [0, 1] are used as they are (no normalisation); logits ``(n, k)``.
+    """
+
+    num_classes: int = 10
+    filters: int = 4
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
+        del train  # no batch-dependent layers
+        x = nn.relu(nn.Conv(self.filters, (3, 3), padding=1)(x))
+        return nn.Dense(self.num_classes)(x.reshape((x.shape[0], -1)))
 
 
 class _BasicBlock(nn.Module):
@@ -104,13 +128,13 @@ class ResNet(nn.Module):
         return nn.Dense(self.num_classes)(x)
 
 
-MODELS = {"cnn": CNN, "resnet": ResNet}
+MODELS = {"cnn": CNN, "tiny_cnn": TinyCNN, "resnet": ResNet}
 
 
 def make_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """The model ``MODELS[name](num_classes=num_classes, **kwargs)``.
 
-    Raises ``ValueError`` for an unknown ``name`` (allowed: ``"cnn"``, ``"resnet"``).
+    Raises ``ValueError`` for an unknown ``name`` (allowed: the keys of :data:`MODELS`).
     """
     if name not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}; got {name!r}")

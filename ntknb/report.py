@@ -19,7 +19,7 @@ Tables: pandas is not a dependency. :func:`markdown_table` renders rows as a Git
 MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
 ``{glue:md}`name``` or the ``{glue:md}`` directive).
 
-Recorded runs: :func:`load_records` reads the JSON-lines files under ``notebooks/data/``
+Recorded runs: :func:`load_records` reads (and :func:`append_records` extends, atomically) the JSON-lines files under ``notebooks/data/``
 (settings searches, runs at seeds never used, GPU runs) that the chapters tabulate.
 """
 
@@ -32,7 +32,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["glue", "glue_md", "glue_table", "glued_values", "load_records", "markdown_table", "to_python",
+__all__ = ["glue", "glue_md", "glue_table", "glued_values", "load_records", "append_records", "markdown_table", "to_python",
            "NAME_PATTERN"]
 
 #: Allowed glue names: identifier-like, plus ``.`` and ``-`` after the first character
@@ -248,3 +248,25 @@ def load_records(path, missing_ok: bool = False) -> list:
         return []
     with open(path) as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+def append_records(path, records) -> None:
+    """Append ``records`` (JSON-serialisable dicts; NaN and infinities refused) to the JSON-lines file
+    ``path`` atomically: the new file is written next to the old one and replaces it only once complete."""
+    import json
+    import os
+    import tempfile
+
+    lines = "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in records)
+    path = os.fspath(path)
+    old = open(path).read() if os.path.exists(path) else ""
+    if old and not old.endswith("\n"):
+        old += "\n"
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".records.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(old + lines)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -154,11 +154,14 @@ from ntknb import attacks as _attacks
 TRAINING_MODES = ("standard", "fgsm", "pgd", "trades", "clean_then_pgd")
 #: Data augmentations of :class:`TrainConfig`.
 AUGMENTATIONS = ("none", "crop", "crop_flip", "crop_shared", "crop_flip_shared")
+#: Optimizers and learning-rate schedules of :class:`TrainConfig`.
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("step", "cyclic")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of :func:`fit` (SGD with momentum, weight decay, step LR decay).
+    """Hyper-parameters of :func:`fit` (SGD with momentum or Adam, weight decay, step or cyclic rate).
 
     Attributes:
       mode: ``"standard"`` (clean data), ``"fgsm"`` (FGSM-AT, ``goodfellow2015explaining``),
@@ -168,12 +171,19 @@ class TrainConfig:
         then PGD-AT; ``li2023rethinking``, Sec. 5).
       epochs: number of passes over the training set.
       batch_size: mini-batch size; the last incomplete batch of an epoch is dropped.
-      learning_rate: initial SGD learning rate.
-      momentum: SGD (heavy-ball) momentum.
-      weight_decay: L2 coefficient added to the gradient (coupled, as torch SGD).
+      learning_rate: initial learning rate (``lr_schedule="step"``) or the peak rate
+        (``"cyclic"``).
+      momentum: SGD (heavy-ball) momentum (``optimizer="sgd"`` only).
+      weight_decay: L2 coefficient added to the gradient (coupled, as torch SGD / Adam).
       lr_decay_epochs: epochs after which the learning rate is multiplied by
         ``lr_decay_factor`` (e.g. ``(100, 150)`` of 200 in ``li2023rethinking``).
       lr_decay_factor: multiplicative decay, in (0, 1].
+      optimizer: ``"sgd"`` (with ``momentum``) or ``"adam"`` (optax defaults β = (0.9, 0.999)).
+      lr_schedule: ``"step"`` (``lr_decay_epochs``) or ``"cyclic"``: per step, linear from 0 to
+        ``learning_rate`` at ``lr_peak_fraction`` of all steps, then linear back to 0 at the last
+        (the one-cycle schedule of ``wong2020fast`` and ``andriushchenko2020understanding``).
+      lr_peak_fraction: where the cyclic rate peaks, as a fraction of training, in (0, 1)
+        (2/5 in ``andriushchenko2020understanding``).
       eps: l∞ radius of the training (and evaluation) attacks.
       attack_steps: PGD steps for PGD-AT and TRADES.
       attack_step_size: PGD step α (default :func:`ntknb.attacks.pgd_step_size`).
@@ -214,6 +224,9 @@ class TrainConfig:
     eval_attack_steps: int = 10
     eval_batch_size: int = 500
     seed: int = 0
+    optimizer: str = "sgd"
+    lr_schedule: str = "step"
+    lr_peak_fraction: float = 0.4
 
     def __post_init__(self):
         object.__setattr__(self, "lr_decay_epochs", tuple(int(e) for e in self.lr_decay_epochs))
@@ -223,6 +236,14 @@ class TrainConfig:
         """Raise ``ValueError`` naming the first bad field and its allowed values."""
         if self.mode not in TRAINING_MODES:
             raise ValueError(f"mode must be one of {TRAINING_MODES}; got {self.mode!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}; got {self.optimizer!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}")
+        if self.lr_schedule == "cyclic" and self.lr_decay_epochs:
+            raise ValueError(f"lr_decay_epochs must be () with lr_schedule 'cyclic'; got {self.lr_decay_epochs!r}")
+        if not 0 < self.lr_peak_fraction < 1:
+            raise ValueError(f"lr_peak_fraction must be in (0, 1); got {self.lr_peak_fraction!r}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}; got {self.augment!r}")
         for name in ("epochs", "batch_size", "attack_steps", "eval_attack_steps", "eval_batch_size"):
@@ -284,13 +305,32 @@ class TrainConfig:
         return "pgd" if self.mode == "clean_then_pgd" else self.mode
 
     def learning_rate_at(self, epoch: int) -> float:
-        """Learning rate used during ``epoch`` (1-based)."""
+        """Learning rate used during ``epoch`` (1-based); for the cyclic schedule, the rate at the
+        epoch's last step."""
+        if self.lr_schedule == "cyclic":
+            return float(self.schedule(1000)(epoch * 1000 - 1))
         return float(self.learning_rate * self.lr_decay_factor ** sum(epoch > e for e in self.lr_decay_epochs))
 
     def schedule(self, steps_per_epoch: int):
-        """The optax learning-rate schedule (step -> rate) of :meth:`learning_rate_at`."""
+        """The optax learning-rate schedule (step -> rate) of :attr:`lr_schedule`."""
+        if self.lr_schedule == "cyclic":
+            total = self.epochs * steps_per_epoch
+            peak = max(1, int(round(self.lr_peak_fraction * total)))
+            return optax.join_schedules(
+                [optax.linear_schedule(0.0, self.learning_rate, peak),
+                 optax.linear_schedule(self.learning_rate, 0.0, max(1, total - peak))], [peak])
         return optax.piecewise_constant_schedule(
             self.learning_rate, {e * steps_per_epoch: self.lr_decay_factor for e in self.lr_decay_epochs})
+
+    def optimizer_transform(self, steps_per_epoch: int):
+        """The optax transformation of :func:`fit`: coupled L2 weight decay, then SGD with momentum
+        or Adam on :meth:`schedule`."""
+        rate = self.schedule(steps_per_epoch)
+        if self.optimizer == "adam":
+            opt = optax.adam(rate)
+        else:
+            opt = optax.sgd(rate, momentum=self.momentum if self.momentum > 0 else None)
+        return optax.chain(optax.add_decayed_weights(self.weight_decay), opt)
 
 
 @dataclass
@@ -532,8 +572,9 @@ def _compiled_step(apply_fn, tx, config: TrainConfig, mode: str, steps_per_epoch
     (keys are arguments) and ``tx`` follows from the configuration and steps per epoch."""
     shapes = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
     try:
-        key = (apply_fn, dataclasses.replace(config, seed=0, epochs=max(config.lr_decay_epochs, default=0) + 1,
-                                             clean_epochs=0), mode, steps_per_epoch,
+        # the step-decay schedule does not depend on the epoch count; the cyclic one does
+        epochs = config.epochs if config.lr_schedule == "cyclic" else max(config.lr_decay_epochs, default=0) + 1
+        key = (apply_fn, dataclasses.replace(config, seed=0, epochs=epochs, clean_epochs=0), mode, steps_per_epoch,
                jax.tree_util.tree_structure(args), tuple(jax.tree_util.tree_leaves(shapes)))
         hash(key)
     except (TypeError, ValueError):  # unhashable pieces (e.g. an adversary without __hash__): no cache
@@ -598,9 +639,7 @@ def fit(
     if bs > n:
         raise ValueError(f"batch_size must be <= n_train={n}; got {bs}")
     steps_per_epoch = n // bs
-    tx = optax.chain(optax.add_decayed_weights(config.weight_decay),
-                     optax.sgd(config.schedule(steps_per_epoch),
-                               momentum=config.momentum if config.momentum > 0 else None))
+    tx = config.optimizer_transform(steps_per_epoch)
     opt_state = tx.init(params)
     modes = sorted({config.epoch_mode(e) for e in range(1, config.epochs + 1)})
     key0 = jax.random.PRNGKey(config.seed)

@@ -436,25 +436,12 @@ def load_search_records(path) -> list:
 
 def append_search_records(path, records: Sequence[dict]) -> None:
     """Append ``records`` to the JSON-lines file ``path`` atomically (the old file is replaced
-    only once the new one is complete)."""
-    import json
-    import os
-    import tempfile
+    only once the new one is complete; :func:`ntknb.report.append_records`)."""
+    from ntknb import report
 
     for rec in records:
         check_search_setting(rec)
-    path = os.fspath(path)
-    old = open(path).read() if os.path.exists(path) else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".search.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(old + "".join(json.dumps(rec) + "\n" for rec in records))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    report.append_records(path, records)
 
 
 def search_table(records: Sequence[dict], fraction: float = 0.3, min_peak: float = 0.2,
