@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR", help="output folder (default: runs/<notebook>-<timestamp>/)")
     run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: ntknb, installed into .venv by scripts/dev)")
     run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
-                     help="fail a cell that runs longer than this (default: no limit)")
+                     help="fail a cell that runs longer than this many seconds, >= 1 (default: no limit)")
     run.add_argument("--log-output", action="store_true", help="stream the cells' output to the terminal")
     run.add_argument("--dry-run", action="store_true",
                      help="only check the parameters and print the ones that would be injected")
@@ -99,8 +99,12 @@ def _cmd_run(args) -> int:
 
     overrides = args.overrides or []
     kernel = args.kernel or runner.DEFAULT_KERNEL
-    if args.dry_run:
+    runner.check_cell_timeout(args.cell_timeout)
+    if args.dry_run:  # every check that needs no execution: parameters, schema, --out, kernel
         path, _, _, injected = runner.prepare(args.notebook, overrides, kernel)
+        if args.out is not None:
+            runner.check_out_dir(args.out, path.stem, path)
+        runner.check_kernel(kernel)
         print(json.dumps({"notebook": str(path), "parameters": injected}, indent=2))
         return 0
     result = runner.run_notebook(
@@ -120,9 +124,41 @@ def _cmd_run(args) -> int:
     return 0
 
 
+_VALUE_SLOT = "\x00ntknb-value-"
+
+
+def _protect_values(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` with every ``-p NAME VALUE``'s VALUE replaced by a placeholder, so a VALUE that
+    starts with ``-`` (``-p lr_fraction -1e-3``, ``-p label -x``) is not taken for an option;
+    returns the new list and the values. ``--`` ends the options as usual."""
+    out, values, i = [], [], 0
+    argv = list(argv)
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            out.extend(argv[i:])
+            break
+        if tok in ("-p", "--param", "--parameter") and i + 2 < len(argv):
+            out += [tok, argv[i + 1], f"{_VALUE_SLOT}{len(values)}"]
+            values.append(argv[i + 2])
+            i += 3
+            continue
+        out.append(tok)
+        i += 1
+    return out, values
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv, values = _protect_values(argv)
     args = parser.parse_args(argv)
+    if getattr(args, "overrides", None):
+        args.overrides = [
+            (ov[0], ov[1], values[int(ov[2][len(_VALUE_SLOT):])])
+            if ov[0] == "param" and isinstance(ov[2], str) and ov[2].startswith(_VALUE_SLOT) else ov
+            for ov in args.overrides
+        ]
     from ntknb.runner import RunError
 
     try:
@@ -135,6 +171,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ntknb: error: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `ntknb params X | head -1`: the reader left, nothing to say
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush raises no second BrokenPipeError."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,8 @@ __all__ = [
     "preset_path",
     "run_presets",
     "record",
+    "RecordError",
+    "check_run_name",
     "load_recorded",
     "comparison_rows",
     "recorded_section",
@@ -131,6 +134,10 @@ def smoke_test(tol: float = 1e-3) -> dict[str, Any]:
 
 def preset_path(name: str) -> Path:
     """``notebooks/<name>.gpu.yaml``; ``ValueError`` naming the presets that exist otherwise."""
+    try:
+        check_run_name(name, "notebook")
+    except RecordError as exc:
+        raise ValueError(str(exc)) from None
     path = REPO_ROOT / "notebooks" / f"{name}{PRESET_SUFFIX}"
     if not path.is_file():
         known = sorted(p.name[: -len(PRESET_SUFFIX)] for p in path.parent.glob(f"*{PRESET_SUFFIX}"))
@@ -212,7 +219,14 @@ def run_presets(
         preset_path(name)  # refuse unknown names before anything runs
     if not (isinstance(budget_s, (int, float)) and budget_s > 0 and math.isfinite(budget_s)):
         raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
+    from ntknb.runner import source_folder_problem
+
+    problem = source_folder_problem(out_dir)
+    if problem is not None:
+        raise ValueError(f"--out {problem}; choose a folder outside the checkout's sources")
     out = Path(out_dir)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise ValueError(f"--out {out} must be a folder (not a file or a symbolic link)")
     out.mkdir(parents=True, exist_ok=True)
     start = clock()
     manifest: dict[str, Any] = {
@@ -280,51 +294,191 @@ def _cell_timings(notebook: Path) -> list[dict[str, Any]]:
     return cells
 
 
+#: A recorded run's name: a plain file name (the notebook's stem), no path, no dot-file.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_MAX_JSON_BYTES = 16 << 20
+
+
+class RecordError(ValueError):
+    """A run folder that cannot be recorded: the message names the file and what is allowed."""
+
+
+def check_run_name(name: Any, where: str = "run name") -> str:
+    """``name`` if it is a plain name (letters, digits, ``_ . -``, starting with a letter or
+    digit, at most 100 characters: no ``/``, no ``..``, no absolute path, not empty, no dot-file),
+    else :class:`RecordError`."""
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name) or ".." in name:
+        raise RecordError(f"{where} {name!r} is not a plain name (letters, digits, '_', '.', '-', starting with "
+                          "a letter or digit, at most 100 characters; no '/', no '..')")
+    return name
+
+
+def _read_file(path: Path, what: str, limit: int = _MAX_JSON_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path`` (not a symbolic link, at most ``limit`` bytes)."""
+    from ntknb.runner import RunError, read_bounded
+
+    try:
+        return read_bounded(path, limit, what, follow_symlinks=False).decode("utf-8")
+    except FileNotFoundError:
+        raise RecordError(f"{what} {path} is missing") from None
+    except RunError as exc:
+        raise RecordError(str(exc)) from None
+    except OSError as exc:
+        raise RecordError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise RecordError(f"{what} {path} is not UTF-8 text") from None
+
+
+def _strict_json(text: str, what: str) -> Any:
+    def refuse(c):
+        raise RecordError(f"{what} holds {c}, which is not a number JSON allows (NaN / Infinity are refused)")
+
+    try:
+        return json.loads(text, parse_constant=refuse)
+    except RecordError:
+        raise
+    except ValueError as exc:
+        raise RecordError(f"{what} is not valid JSON: {exc}") from None
+
+
+def _no_symlinks_below(folder: Path, what: str) -> None:
+    if folder.is_symlink():
+        raise RecordError(f"{what} {folder} is a symbolic link; give the folder itself")
+
+
+def _load_manifest(src: Path) -> dict[str, Any]:
+    _no_symlinks_below(src, "run folder")
+    if not src.is_dir():
+        raise RecordError(f"{src} is not a folder of `python -m ntknb.gpu run` output")
+    manifest = _strict_json(_read_file(src / "manifest.json", "manifest"), f"{src / 'manifest.json'}")
+    problems = []
+    if not isinstance(manifest, dict):
+        raise RecordError(f"{src / 'manifest.json'} must hold a JSON object")
+    dev = manifest.get("device")
+    if not (isinstance(dev, dict) and isinstance(dev.get("devices"), list)
+            and all(isinstance(d, str) for d in dev["devices"]) and isinstance(dev.get("backend"), str)):
+        problems.append("device must be {backend: str, devices: [str, ...]}")
+    if not (isinstance(manifest.get("versions"), dict)
+            and all(isinstance(v, str) for v in manifest["versions"].values())):
+        problems.append("versions must map names to version strings")
+    if not isinstance(manifest.get("started"), str) or len(manifest["started"]) < 10:
+        problems.append("started must be an ISO date string")
+    runs = manifest.get("runs")
+    if not isinstance(runs, dict):
+        problems.append("runs must map run names to entries")
+    else:
+        for name, entry in runs.items():
+            check_run_name(name, f"run name in {src / 'manifest.json'}:")
+            if not (isinstance(entry, dict) and entry.get("status") in ("done", "failed", "timeout", "skipped")
+                    and isinstance(entry.get("preset"), str)):
+                problems.append(f"runs[{name!r}] must hold status (done / failed / timeout / skipped) and preset")
+            elif entry["status"] == "done" and not (isinstance(entry.get("wall_s"), (int, float))
+                                                    and math.isfinite(entry["wall_s"]) and entry["wall_s"] >= 0):
+                problems.append(f"runs[{name!r}].wall_s must be a finite number of seconds >= 0")
+    if problems:
+        raise RecordError(f"malformed {src / 'manifest.json'}: " + "; ".join(problems))
+    return manifest
+
+
+def _plain_yaml(path: Path, what: str) -> Any:
+    from ntknb import runner
+
+    text = _read_file(path, what, runner.MAX_TEXT_BYTES)
+    try:
+        data = runner._load_yaml(text)
+        runner.check_plain(data, what)
+    except (ValueError, Exception) as exc:  # noqa: BLE001 - YAML syntax errors too
+        raise RecordError(f"{what} {path} refused: {' '.join(str(exc).split())[:200]}") from None
+    return data
+
+
 def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> list[str]:
     """Copy the finished runs of a ``run_presets`` folder into ``dest/<name>/``.
 
-    For each run whose status is ``done`` (and whose ``metrics.json`` exists), writes
-    ``metrics.json``, ``parameters.yaml`` and ``run.json`` (device, versions, wall time,
-    date, preset); an earlier record of the same name is replaced whole. Every other run is
-    appended to ``dest/attempts.jsonl`` as data (device, versions, its parameters, time limit,
-    status and per-cell timings), so the next attempt can be sized from it. Returns the names
-    recorded.
-    """
-    import yaml
+    For each run whose status is ``done`` and whose ``metrics.json`` exists, writes
+    ``metrics.json``, ``parameters.yaml``, ``timings.json`` (if the run wrote one) and
+    ``run.json`` (device, versions, wall time, date, preset); an earlier record of the same name
+    (a folder holding ``run.json``) is replaced whole. Every other run is appended to
+    ``dest/attempts.jsonl`` as data (device, versions, its parameters, time limit, status and
+    per-cell timings; a "done" run without ``metrics.json`` as ``incomplete``), so the next
+    attempt can be sized from it. Returns the names recorded.
 
+    Everything is checked before anything is written (:class:`RecordError`, a ``ValueError``):
+    run names must be plain names (:func:`check_run_name`), files are read as regular files
+    (no symbolic links, bounded size), metrics must be strict JSON without NaN / Infinity,
+    parameters plain YAML. No temporary ``.NAME.tmp/`` is left behind on any failure.
+    """
     src = Path(out_dir)
-    manifest = json.loads((src / "manifest.json").read_text())
+    dest = Path(dest)
+    manifest = _load_manifest(src)
     device = ", ".join(manifest["device"]["devices"])
     common = {"device": device, "backend": manifest["device"]["backend"],
               "versions": manifest["versions"],
               "matmul_precision": manifest.get("matmul_precision", "default"),
               "date": manifest["started"][:10]}
-    Path(dest).mkdir(parents=True, exist_ok=True)
-    done = []
+    records, attempts = [], []
     for name, entry in manifest["runs"].items():
         run = src / name
-        if entry.get("status") != "done" or not (run / "metrics.json").is_file():
-            if entry.get("status") == "skipped" or not run.is_dir():
+        _no_symlinks_below(run, "run folder")
+        has_metrics = os.path.lexists(run / "metrics.json")
+        if entry["status"] != "done" or not has_metrics:
+            if entry["status"] == "skipped" or not run.is_dir():
                 continue
             notebook = run / f"{name}.ipynb"
             params = run / "parameters.yaml"
-            attempt = dict(common, name=name, preset=entry["preset"], status=entry["status"],
-                           timeout_s=entry.get("timeout_s"), wall_s=entry.get("wall_s"),
-                           parameters=yaml.safe_load(params.read_text()) if params.is_file() else None,
-                           cells=_cell_timings(notebook) if notebook.is_file() else [])
-            with open(Path(dest) / "attempts.jsonl", "a") as fh:
-                fh.write(json.dumps(attempt, sort_keys=True, allow_nan=False) + "\n")
+            status = entry["status"] if entry["status"] != "done" else "incomplete (no metrics.json)"
+            cells = []
+            if notebook.is_file() and not notebook.is_symlink():
+                try:
+                    cells = _cell_timings(notebook)
+                except Exception:  # noqa: BLE001 - an unreadable notebook: no timings
+                    cells = []
+            attempts.append(dict(common, name=name, preset=entry["preset"], status=status,
+                                 timeout_s=entry.get("timeout_s"), wall_s=entry.get("wall_s"),
+                                 parameters=_plain_yaml(params, "parameters") if params.exists() else None,
+                                 cells=cells))
             continue
-        target = Path(dest) / name
-        tmp = Path(dest) / f".{name}.tmp"
+        files = {"metrics.json": _read_file(run / "metrics.json", "metrics"),
+                 "parameters.yaml": _read_file(run / "parameters.yaml", "parameters")}
+        _strict_json(files["metrics.json"], f"{run / 'metrics.json'}")
+        _plain_yaml(run / "parameters.yaml", "parameters")
+        if os.path.lexists(run / "timings.json"):
+            files["timings.json"] = _read_file(run / "timings.json", "timings")
+            _strict_json(files["timings.json"], f"{run / 'timings.json'}")
+        target = dest / name
+        if os.path.lexists(target) and (target.is_symlink() or not (target / "run.json").is_file()):
+            raise RecordError(f"{target} exists and is not a GPU record (no run.json); it is not replaced")
+        records.append((name, entry, files))
+    for attempt in attempts:
+        json.dumps(attempt, allow_nan=False)  # refuse NaN before writing anything
+    dest.mkdir(parents=True, exist_ok=True)
+    done = []
+    for name, entry, files in records:
+        target = dest / name
+        tmp = dest / f".{name}.tmp"
+        if tmp.is_symlink() or tmp.is_file():
+            tmp.unlink()
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        shutil.copy2(run / "metrics.json", tmp / "metrics.json")
-        shutil.copy2(run / "parameters.yaml", tmp / "parameters.yaml")
-        _write_json(tmp / "run.json", dict(common, wall_s=entry["wall_s"], preset=entry["preset"]))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        try:
+            tmp.mkdir(parents=True)
+            for fname, text in files.items():
+                (tmp / fname).write_text(text)
+            _write_json(tmp / "run.json", dict(common, wall_s=entry["wall_s"], preset=entry["preset"]))
+            old = None
+            if target.is_dir():
+                old = dest / f".{name}.old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+            os.replace(tmp, target)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         done.append(name)
+    if attempts:
+        with open(dest / "attempts.jsonl", "a") as fh:
+            for attempt in attempts:
+                fh.write(json.dumps(attempt, sort_keys=True, allow_nan=False) + "\n")
     return done
 
 
@@ -450,7 +604,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
         print(json.dumps(manifest["runs"], indent=2))
         return 0 if all(r["status"] == "done" for r in manifest["runs"].values()) else 1
-    names = record(args.out)
+    try:
+        names = record(args.out)
+    except (ValueError, OSError) as exc:
+        print(f"python -m ntknb.gpu record: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     print("recorded: " + (", ".join(names) or "nothing"))
     return 0
 

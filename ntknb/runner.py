@@ -24,15 +24,26 @@ parameter must lie in ``[0, 2**32)``. Every override is checked against the defa
 jupytext, writes the overrides into an ``injected-parameters`` cell as Python literals
 (:func:`inject_parameters`), executes it with papermill (kernel ``ntknb``, the project's
 kernelspec in ``.venv``; working directory = the notebook's folder, like nbval and the
-book) in a temporary folder next to the output folder, and moves that into place when the
-run ends (:func:`check_out_dir` refuses folders it would overwrite). The output folder holds
+book) in a partial folder ``.<out>.ntknb-partial-*`` next to the output folder (same file
+system), and renames that into place when the run ends (:func:`check_out_dir` refuses,
+before any work, folders it would overwrite or could not move into). The output folder holds
 
 * ``<name>.ipynb`` — the executed notebook (also when a cell fails or the run is
   interrupted; then marked incomplete),
 * ``status.json`` — ``done``, ``failed`` or ``interrupted``, with times and the error,
-* ``metrics.json`` — every value the notebook glued (:func:`extract_glued`), NaN written
-  as ``null`` (:func:`write_metrics`); only for a finished run,
-* ``parameters.yaml`` — the effective parameters (defaults plus overrides).
+* ``metrics.json`` — every value the notebook glued (:func:`extract_glued`) except wall-clock
+  times, NaN written as ``null`` (:func:`write_metrics`); only for a finished run, and
+  byte-identical for identical runs,
+* ``timings.json`` — the glued wall-clock values (``runtime_s``, ...) and the run's wall time,
+* ``parameters.yaml`` — the effective parameters (defaults plus overrides),
+* ``.ntknb-run.json`` — the marker: the run's id, process, host, status and the files above.
+
+Only what a marker proves is ever replaced or deleted: an earlier run's folder (its marker
+lists everything in it), and stale partial folders of this tool whose process is gone. A run
+that fails never replaces a finished one (it goes beside it, ``<out>.failed-<timestamp>``); a
+second run into the same folder while one is going is refused (a lock ``.<out>.ntknb-lock``
+created with ``O_EXCL``). SIGINT, SIGTERM and SIGHUP stop the kernel and leave the run
+``interrupted``.
 """
 
 from __future__ import annotations
@@ -46,10 +57,14 @@ import math
 import numbers
 import os
 import shutil
+import re
 import signal
+import socket
+import stat
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +88,14 @@ __all__ = [
     "check_plain",
     "check_seed",
     "check_out_dir",
+    "check_cell_timeout",
+    "read_bounded",
+    "read_marker",
+    "split_timings",
+    "clean_stale_partials",
+    "source_folder_problem",
+    "RUN_MARKER",
+    "RUN_TIMINGS",
     "check_kernel",
     "inject_parameters",
     "write_metrics",
@@ -323,6 +346,14 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 _LOADER = None
+#: YAML 1.2 core-schema numbers: a decimal integer without leading zeros, a decimal float.
+_INT_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_FLOAT_TEXT = r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+_FLOAT_RE = re.compile(rf"^(?:{_FLOAT_TEXT}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_FLOAT_TEXT_RE = re.compile(rf"^{_FLOAT_TEXT}$")
+#: What YAML 1.1 (and Python's int()) would read as a number but is refused for a number parameter.
+_AMBIGUOUS_NUMBER_RE = re.compile(r"^[-+]?(?:0[0-9_]+|0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|"
+                                  r"[0-9]*_[0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)$")
 
 
 def _strict_loader():
@@ -358,11 +389,26 @@ def _strict_loader():
                     seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
-    # implicit types: only the JSON ones (no timestamps, no '<<' merge keys, no '=' values)
+    # implicit types: only the JSON ones (no timestamps, no '<<' merge keys, no '=' values), and
+    # integers / floats as in YAML 1.2's core schema: decimal only, so ``017``, ``0x10``, ``0o17``,
+    # ``1_000`` and ``1:30`` (YAML 1.1 octal, hex, underscores, base 60) stay strings; a parameter
+    # whose default is a number then refuses them by name (:func:`coerce_value`).
     StrictLoader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag in _JSON_TAGS]
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag in _JSON_TAGS and not tag.endswith((":int", ":float"))]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+    for tag, regexp, first in (("tag:yaml.org,2002:int", _INT_RE, "-+0123456789"),
+                               ("tag:yaml.org,2002:float", _FLOAT_RE, "-+0123456789.")):
+        for ch in first:
+            StrictLoader.yaml_implicit_resolvers.setdefault(ch, []).append((tag, regexp))
+    StrictLoader.construct_yaml_int = lambda self, node: int(self.construct_scalar(node))
+    StrictLoader.add_constructor("tag:yaml.org,2002:int", StrictLoader.construct_yaml_int)
+    StrictLoader.add_constructor("tag:yaml.org,2002:float",
+                                 lambda self, node: float(self.construct_scalar(node).replace(".inf", "inf")
+                                                          .replace(".Inf", "inf").replace(".INF", "inf")
+                                                          .replace(".nan", "nan").replace(".NaN", "nan")
+                                                          .replace(".NAN", "nan")))
     _LOADER = StrictLoader
     return _LOADER
 
@@ -423,6 +469,8 @@ def parse_value(text: str) -> Any:
     :class:`ValueError`."""
     import yaml
 
+    if "#" in text and not text.lstrip().startswith(("'", '"', "[", "{")):
+        return text  # one value, no YAML comment: ``-p dataset 'cifar10 # x'`` keeps its '#'
     try:
         value = _load_yaml(text)
     except yaml.YAMLError:
@@ -433,15 +481,14 @@ def parse_value(text: str) -> Any:
 
 
 def _number_or_self(text: str) -> Any:
-    """``"1e-3"`` → ``0.001`` (PyYAML's YAML 1.1 floats need a dot); other strings as is."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        f = float(text)
-    except ValueError:
+    """``"1e-3"`` → ``0.001`` (decimal numbers only: ``017``, ``0x10``, ``1_000`` stay strings);
+    other strings as is."""
+    stripped = text.strip()
+    if _INT_RE.match(stripped):
+        return int(stripped)
+    if not (_FLOAT_TEXT_RE.match(stripped) or stripped.lower().lstrip("+-") in ("nan", "inf", "infinity")):
         return text
+    f = float(stripped)
     if not math.isfinite(f) and text.strip().lower().lstrip("+-") not in ("nan", "inf", "infinity"):
         raise _Refused(f"{_short(text)} is not a finite number (too large)")
     return f if text.strip().lower() not in ("nan", "inf", "-inf", "+inf", "infinity") else text
@@ -522,7 +569,12 @@ def coerce_value(param: Parameter, value: Any, raw: str | None = None) -> Any:
     else:  # complex, set, ...: exact type
         if type(value) is type(default):
             return value
-    raise ValueError(f"expects {want} like its default {_short(default)}, got {type(value).__name__} {_short(value)}")
+    hint = ""
+    if isinstance(value, str) and isinstance(default, numbers.Real) and _AMBIGUOUS_NUMBER_RE.match(value.strip()):
+        hint = (" (only decimal numbers are read as numbers: leading zeros, 0x / 0o / 0b prefixes, '_' and "
+                "'a:b' are ambiguous; write e.g. 17 or 16)")
+    raise ValueError(f"expects {want} like its default {_short(default)}, got {type(value).__name__} "
+                     f"{_short(value)}{hint}")
 
 
 def load_param_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -531,10 +583,7 @@ def load_param_file(path: str | os.PathLike) -> dict[str, Any]:
 
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_TEXT_BYTES:
-            raise RunError(f"parameter file {path} is larger than {MAX_TEXT_BYTES} bytes ({size})")
-        raw = path.read_bytes()
+        raw = read_bounded(path, MAX_TEXT_BYTES, "parameter file")
     except OSError as exc:
         raise RunError(f"cannot read parameter file {path}: {exc.strerror or exc}") from exc
     try:
@@ -555,6 +604,38 @@ def load_param_file(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise RunError(f"parameter file {path} must hold a mapping of parameter names to values")
     return data
+
+
+def read_bounded(path: str | os.PathLike, limit: int, what: str = "file", *, follow_symlinks: bool = True) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them; :class:`RunError`
+    (naming ``what`` and the limit) for a device, a FIFO, a socket or a folder (checked with
+    ``os.stat`` / ``S_ISREG`` before opening, so a FIFO without writer never blocks), for a
+    symbolic link when ``follow_symlinks`` is false, and for a longer file (only
+    ``limit + 1`` bytes are ever read, whatever ``st_size`` says). ``OSError`` for a missing or
+    unreadable file."""
+    path = Path(path)
+    st = os.stat(path, follow_symlinks=follow_symlinks)
+    if not follow_symlinks and stat.S_ISLNK(st.st_mode):
+        raise RunError(f"{what} {path} is a symbolic link; give the file itself")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise RunError(f"{what} {path} is {kind}; only a regular file is read")
+    if st.st_size > limit:
+        raise RunError(f"{what} {path} is larger than {limit} bytes ({st.st_size})")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | (0 if follow_symlinks else getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(path, flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check
+            raise RunError(f"{what} {path} is not a regular file; only a regular file is read")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise RunError(f"{what} {path} is larger than {limit} bytes")
+    return raw
 
 
 Override = tuple  # ("file", path) or ("param", name, text)
@@ -679,68 +760,236 @@ def _default_out_dir(stem: str) -> Path:
 
 
 RUN_STATUS = "status.json"
-_RUN_FILES = ("metrics.json", "parameters.yaml", RUN_STATUS)
+#: The marker every run folder holds: the run's id, process, host and the files it wrote. A
+#: folder is only ever replaced (or a partial folder removed) when its marker proves that
+#: ``ntknb run`` wrote it and nothing else was added since.
+RUN_MARKER = ".ntknb-run.json"
+#: Wall-clock values of a run: written to ``timings.json``, never to ``metrics.json``, so two
+#: identical runs give byte-identical ``metrics.json``.
+RUN_TIMINGS = "timings.json"
+_TIMING_RE = re.compile(r"(^|_)(runtime|time|wall|duration|elapsed)(_s|_sec|_seconds|_min|_minutes)?$")
+_MAX_MARKER_BYTES = 1 << 16
+#: The longest ``--out`` folder name: the partial folder beside it adds a prefix and a suffix.
+MAX_OUT_NAME = 200
+#: Folders of the repository that hold tracked sources: never an output folder (nor inside one).
+SOURCE_DIRS = ("notebooks", "ntknb", "book", "tests", "scripts", "benchmarks", ".ci", ".git")
+_HOST = socket.gethostname()
 
 
-def _is_previous_run(folder: Path) -> bool:
-    """Whether ``folder`` holds the output of an earlier ``ntknb run``: its ``status.json``
-    says so (or, for runs before status files, it holds only ``metrics.json``,
-    ``parameters.yaml`` and papermill-executed notebooks)."""
-    status = folder / RUN_STATUS
-    if status.is_file():
-        try:
-            return bool(json.loads(status.read_text()).get("ntknb_run"))
-        except (OSError, ValueError, AttributeError):
-            return False
-    names = [p for p in folder.iterdir()]
-    if not any(p.suffix == ".ipynb" for p in names):
+def is_timing(name: str) -> bool:
+    """Whether the glued value ``name`` is a wall-clock time (``runtime_s``, ``cpu_time_s``,
+    ``wall_s``, ...): those go to ``timings.json``, not ``metrics.json``."""
+    return bool(_TIMING_RE.search(name))
+
+
+def split_timings(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(results, timings)``: the glued values without / with the wall-clock ones."""
+    results = {k: v for k, v in metrics.items() if not is_timing(k)}
+    return results, {k: v for k, v in metrics.items() if is_timing(k)}
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
-    for p in names:
-        if p.name in _RUN_FILES:
-            continue
-        if p.suffix != ".ipynb" or not p.is_file():
-            return False
-        try:
-            if "papermill" not in json.loads(p.read_text()).get("metadata", {}):
-                return False
-        except (OSError, ValueError, AttributeError):
-            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
     return True
 
 
-def check_out_dir(out: str | os.PathLike, stem: str) -> None:
-    """Refuse an output folder that would overwrite files ``ntknb run`` did not write.
+def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The run marker (:data:`RUN_MARKER`) of ``folder`` if it holds a valid one (a regular
+    file, not a link, at most 64 KiB, with ``ntknb_run``, a ``run_id`` and the list of
+    ``files``), else ``None``."""
+    try:
+        raw = read_bounded(Path(folder) / RUN_MARKER, _MAX_MARKER_BYTES, "run marker", follow_symlinks=False)
+        data = json.loads(raw.decode("utf-8"))
+    except (OSError, RunError, ValueError):
+        return None
+    if not (isinstance(data, dict) and data.get("ntknb_run") == 1 and isinstance(data.get("run_id"), str)
+            and isinstance(data.get("files"), list) and all(isinstance(f, str) for f in data["files"])):
+        return None
+    return data
+
+
+def _write_marker(folder: Path, marker: Mapping[str, Any]) -> None:
+    tmp = folder / f"{RUN_MARKER}.tmp"
+    tmp.write_text(json.dumps(_jsonable(dict(marker)), indent=2) + "\n")
+    os.replace(tmp, folder / RUN_MARKER)
+
+
+def _foreign_entries(folder: Path, marker: Mapping[str, Any]) -> list[str]:
+    """The entries of ``folder`` its marker does not list as plain files the run wrote."""
+    own = set(marker["files"]) | {RUN_MARKER}
+    foreign = []
+    for entry in sorted(os.listdir(folder)):
+        if entry not in own or not stat.S_ISREG(os.lstat(folder / entry).st_mode):
+            foreign.append(entry)
+    return foreign
+
+
+def _is_previous_run(folder: Path) -> bool:
+    """Whether ``folder`` is the output of an earlier ``ntknb run``: it holds a valid run marker
+    and nothing the marker does not list. ``status.json`` alone proves nothing."""
+    marker = read_marker(folder)
+    return marker is not None and not _foreign_entries(folder, marker)
+
+
+def source_folder_problem(out: str | os.PathLike) -> str | None:
+    """Why ``out`` may not be an output folder (the repository, one of its tracked source folders
+    :data:`SOURCE_DIRS` or a folder inside one), or ``None``."""
+    resolved = Path(os.path.abspath(Path(out).expanduser()))
+    try:
+        resolved = resolved.resolve()
+    except (OSError, RuntimeError):
+        pass
+    root = REPO_ROOT.resolve()
+    if resolved == root or resolved in root.parents:
+        return f"{out} would hold the project's checkout ({root})"
+    for name in SOURCE_DIRS:
+        src = root / name
+        if resolved == src or src in resolved.parents:
+            return f"{out} is inside the project's tracked folder {name}/ ({src})"
+    return None
+
+
+def check_out_dir(out: str | os.PathLike, stem: str, notebook: str | os.PathLike | None = None) -> None:
+    """Refuse an output folder that would overwrite files ``ntknb run`` did not write, or that
+    the run could not be moved into at its end.
 
     Allowed: a new folder, an empty one, or the folder of an earlier ``ntknb run`` (its
-    ``status.json``, ``metrics.json``, ``parameters.yaml`` and executed notebooks, nothing
-    else; it is replaced as a whole when the new run ends). Refused: the project's
-    ``notebooks/`` folder (or any folder holding a notebook source), a file, a folder with
-    other content. Raises :class:`RunError` (exit code 2)."""
+    :data:`RUN_MARKER` lists every file in it; it is replaced as a whole when the new run
+    finishes). Refused (:class:`RunError`, exit code 2, before any work): the repository, its
+    ``notebooks/`` or another tracked source folder or anything inside them, the folder holding
+    ``notebook``, a file, a symbolic link, a folder with other content (also a folder holding
+    only ``status.json`` or downloaded notebooks: no marker, no proof), a mount point (the run
+    is written beside its target and renamed into place, which cannot cross file systems), a
+    folder that is not writable, and a name longer than :data:`MAX_OUT_NAME` bytes."""
     out = Path(out)
-    resolved = out.resolve()
-    nb_dir = (REPO_ROOT / "notebooks").resolve()
-    if resolved == nb_dir or resolved in nb_dir.parents:
-        raise RunError(f"--out {out} would overwrite the project's notebooks ({nb_dir}); "
-                       "choose another folder (default: runs/<notebook>-<timestamp>/)")
+    try:
+        _check_out_dir(out, stem, notebook)
+    except OSError as exc:
+        raise RunError(f"--out {out}: {exc.strerror or exc}") from None
+
+
+def _check_out_dir(out: Path, stem: str, notebook) -> None:  # noqa: ARG001
+    name = Path(os.path.abspath(out)).name
+    if len(os.fsencode(name)) > MAX_OUT_NAME:
+        raise RunError(f"--out name is {len(os.fsencode(name))} bytes long ({_short(name, 40)}); "
+                       f"the limit is {MAX_OUT_NAME} bytes (the run is written beside it under a longer name)")
+    problem = source_folder_problem(out)
+    if problem is not None:
+        raise RunError(f"--out {problem}; choose another folder (default: runs/<notebook>-<timestamp>/)")
+    if notebook is not None:
+        src = Path(notebook).resolve()
+        if Path(os.path.abspath(out)).resolve() in src.parents:
+            raise RunError(f"--out {out} holds the notebook being run ({src.name}), which the run would "
+                           "overwrite; choose another folder")
+    if out.is_symlink():
+        raise RunError(f"--out {out} is a symbolic link{' (dangling)' if not out.exists() else ''}; "
+                       "give a real folder")
     if not out.exists():
-        if out.is_symlink():
-            raise RunError(f"--out {out} is a dangling symbolic link")
         return
     if not out.is_dir():
         raise RunError(f"--out {out} exists and is not a folder")
-    entries = sorted(p.name for p in out.iterdir())
+    parent = Path(os.path.abspath(out)).parent
+    if os.stat(out).st_dev != os.stat(parent).st_dev:
+        raise RunError(f"--out {out} is a mount point (another file system than {parent}); the run is written "
+                       f"next to its target and renamed into place: use a folder inside it, e.g. {out / stem}")
+    if not os.access(out, os.W_OK | os.X_OK) or not os.access(parent, os.W_OK | os.X_OK):
+        raise RunError(f"--out {out} is not writable (nor would the run be movable into it); choose another folder")
+    entries = sorted(os.listdir(out))
     if not entries:
         return
-    if any(n.endswith(".py") and (out / n.replace(".py", ".ipynb")).exists() for n in entries):
-        raise RunError(f"--out {out} holds notebook sources ({entries[0]}, ...); choose another folder")
-    if not _is_previous_run(out):
+    marker = read_marker(out)
+    if marker is None:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise RunError(f"--out {out} is not empty and not an earlier `ntknb run` output (it holds {shown}); "
-                       "choose a new or empty folder")
-    foreign = [n for n in entries if n not in _RUN_FILES and not n.endswith(".ipynb")]
+        raise RunError(f"--out {out} is not empty and not an earlier `ntknb run` output (it holds {shown} and "
+                       f"no {RUN_MARKER} marker); ntknb run replaces only folders it wrote: choose a new or "
+                       "empty folder")
+    foreign = _foreign_entries(out, marker)
     if foreign:
         raise RunError(f"--out {out} is an earlier run's folder but also holds {', '.join(foreign[:3])}, "
                        "which the new run would delete; move it or choose another folder")
+
+
+class _OutLock:
+    """An exclusive lock on an output folder: ``.<name>.ntknb-lock`` beside it, created with
+    ``O_EXCL`` and holding the run's id, process and host. A lock whose process is gone (on this
+    host) is stale and taken over; a live one refuses the second run (:class:`RunError`)."""
+
+    def __init__(self, out: Path, run_id: str):
+        self.out = out
+        self.path = Path(os.path.abspath(out)).parent / f".{Path(os.path.abspath(out)).name}.ntknb-lock"
+        self.run_id = run_id
+        self.held = False
+
+    def acquire(self) -> None:
+        body = json.dumps({"ntknb_run": 1, "run_id": self.run_id, "pid": os.getpid(), "host": _HOST,
+                           "started": _now()}).encode()
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                try:
+                    other = json.loads(read_bounded(self.path, _MAX_MARKER_BYTES, "lock", follow_symlinks=False))
+                except (OSError, RunError, ValueError):
+                    other = {}
+                if isinstance(other, dict) and other.get("host") == _HOST and not _pid_alive(other.get("pid")):
+                    try:
+                        os.unlink(self.path)  # stale: its run is gone
+                    except FileNotFoundError:
+                        pass
+                    continue
+                pid = other.get("pid") if isinstance(other, dict) else None
+                raise RunError(f"another `ntknb run` (pid {pid}) is writing into --out {self.out}; "
+                               f"wait for it or choose another --out (if no such run is going, delete {self.path})") from None
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(body)
+            self.held = True
+            return
+        raise RunError(f"cannot lock the output folder ({self.path})")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        try:
+            data = json.loads(read_bounded(self.path, _MAX_MARKER_BYTES, "lock", follow_symlinks=False))
+            if isinstance(data, dict) and data.get("run_id") == self.run_id:
+                os.unlink(self.path)
+        except (OSError, RunError, ValueError):
+            pass
+        self.held = False
+
+
+def clean_stale_partials(out: str | os.PathLike) -> list[Path]:
+    """Remove the partial folders of earlier runs into ``out`` that this tool owns and whose
+    process is gone (``.<name>.ntknb-partial-*`` / ``.<name>.ntknb-old-*`` beside ``out``,
+    holding a run marker naming this host and a dead process id); returns what was removed.
+    Anything without such a marker is left alone."""
+    out = Path(os.path.abspath(out))
+    removed = []
+    try:
+        entries = os.listdir(out.parent)
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.startswith((f".{out.name}.ntknb-partial-", f".{out.name}.ntknb-old-")):
+            continue
+        folder = out.parent / entry
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        marker = read_marker(folder) or read_marker(folder / "run")
+        if marker is None or marker.get("host") != _HOST or _pid_alive(marker.get("pid")):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 def inject_parameters(nb, parameters: Mapping[str, Any]):
@@ -857,7 +1106,7 @@ for _name in ("papermill", "nbclient", "asyncio", "traitlets"):
 
 
 class _Signals:
-    """While active (main thread only): SIGINT and SIGTERM raise KeyboardInterrupt once, so
+    """While active (main thread only): SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt once, so
     papermill / nbclient stop the kernel and every ``finally`` runs; ``received`` names the
     signal. Once ``deferred`` (cleanup under way) or after the first one, signals are noted
     and ignored."""
@@ -878,8 +1127,9 @@ class _Signals:
     def __enter__(self):
         _QUIET.active = False
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handler)
+            for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+                if sig is not None:
+                    self._old[sig] = signal.signal(sig, self._handler)
         return self
 
     def __exit__(self, *exc):
@@ -951,18 +1201,45 @@ def _stop_kernel(km) -> None:
         pass
 
 
-def _install_run(tmp_dir: Path, out: Path) -> None:
-    """Move the finished (or failed) run from ``tmp_dir`` to ``out``: a new folder is a
-    rename; an empty folder receives the files; an earlier run's folder is swapped out as a
-    whole (never a mix of two runs)."""
-    if not out.exists():
+def _beside(out: Path, kind: str) -> Path:
+    """A new name next to ``out``: ``<name>.<kind>-<timestamp>[-i]``."""
+    base = f"{out.name}.{kind}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    cand, i = out.parent / base, 1
+    while os.path.lexists(cand):
+        cand = out.parent / f"{base}-{i}"
+        i += 1
+    return cand
+
+
+def _install_run(tmp_dir: Path, out: Path, status: str = "done",
+                 previous: Mapping[str, Any] | None = None) -> tuple[Path, str]:
+    """Move the run in ``tmp_dir`` (beside ``out``, same file system) to ``out``; returns where
+    it went and why, if not to ``out``.
+
+    A new folder is a rename; an empty folder receives the files; an earlier run's folder (its
+    marker ``previous`` still lists everything in it) is swapped out as a whole and only then
+    deleted. A run that did not finish never replaces a finished one, and nothing replaces a
+    folder that changed since the run started (another run's, or files added to it): the new
+    run then goes beside it, ``<name>.failed-<timestamp>`` / ``<name>.run-<timestamp>``."""
+    if not os.path.lexists(out):
         os.rename(tmp_dir, out)
-        return
-    if not any(out.iterdir()):
-        for p in tmp_dir.iterdir():
+        return out, ""
+    if out.is_dir() and not out.is_symlink() and not os.listdir(out):
+        for p in sorted(tmp_dir.iterdir()):
             os.replace(p, out / p.name)
         tmp_dir.rmdir()
-        return
+        return out, ""
+    marker = read_marker(out) if out.is_dir() and not out.is_symlink() else None
+    ours = (marker is not None and not _foreign_entries(out, marker)
+            and (previous is None or marker.get("run_id") == previous.get("run_id")))
+    if not ours:
+        beside = _beside(out, "failed" if status != "done" else "run")
+        os.rename(tmp_dir, beside)
+        return beside, f"{out} changed while this run was going (not replaced)"
+    if status != "done" and marker.get("status") == "done":
+        beside = _beside(out, "failed")
+        os.rename(tmp_dir, beside)
+        return beside, f"the finished run in {out} is kept"
     old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-old-"))
     os.replace(out, old / "run")
     try:
@@ -971,6 +1248,7 @@ def _install_run(tmp_dir: Path, out: Path) -> None:
         os.replace(old / "run", out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+    return out, ""
 
 
 def check_kernel(kernel_name: str) -> None:
@@ -1011,60 +1289,80 @@ def run_notebook(
     import yaml
     from papermill.exceptions import PapermillExecutionError
 
+    check_cell_timeout(cell_timeout)
     out = Path(out_dir) if out_dir is not None else _default_out_dir(path.stem)
-    check_out_dir(out, path.stem)
+    check_out_dir(out, path.stem, path)
     check_kernel(kernel_name)
     effective = {name: p.default if p.evaluated else p.source for name, p in params.items()}
     effective.update(injected)
     nb = inject_parameters(nb, injected)
     from jupyter_client import AsyncKernelManager
 
+    run_id = uuid.uuid4().hex
+    lock = _OutLock(out, run_id)
     with _Signals() as signals:
         signals.deferred = True  # a signal while setting up is noted and acted on below
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-partial-"))
+            lock.acquire()
         except OSError as exc:
             raise RunError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+        try:
+            check_out_dir(out, path.stem, path)  # again, under the lock
+            clean_stale_partials(out)
+            previous = read_marker(out) if out.is_dir() and not out.is_symlink() else None
+            tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.ntknb-partial-"))
+        except OSError as exc:
+            lock.release()
+            raise RunError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+        except BaseException:
+            lock.release()
+            raise
+        marker: dict[str, Any] = {"ntknb_run": 1, "run_id": run_id, "pid": os.getpid(), "host": _HOST,
+                                  "notebook": str(path), "started": _now(), "status": "running", "files": []}
         executed_tmp = tmp_dir / f"{path.stem}.ipynb"
         executed = out / executed_tmp.name
         status: dict[str, Any] = {"status": "running", "notebook": str(path), "started": _now()}
         error: RunError | None = None
         metrics: dict[str, Any] = {}
+        source = tmp_dir / f".{path.stem}.source.ipynb"  # inside the partial folder: cleaned with it
         # Our own kernel manager (papermill / nbclient do not shut down a kernel they did not
         # create), so the kernel is stopped and its connection file removed whatever happens,
         # even on Ctrl-C while it is still starting.
         km = AsyncKernelManager(kernel_name=kernel_name)
+        t0 = _dt.datetime.now().timestamp()
         try:
+            _write_marker(tmp_dir, marker)
             _write_status(tmp_dir, **status)
             (tmp_dir / "parameters.yaml").write_text(
                 yaml.safe_dump(_jsonable(effective), sort_keys=False, default_flow_style=None)
             )
-            with tempfile.TemporaryDirectory(prefix="ntknb-run-") as tmp:
-                source = Path(tmp) / f"{path.stem}.ipynb"
-                nbformat.write(nb, source)
-                signals.deferred = False
-                if signals.received:
-                    raise KeyboardInterrupt
-                papermill.execute_notebook(
-                    str(source),
-                    str(executed_tmp),
-                    parameters=None,  # injected above (inject_parameters)
-                    kernel_name=kernel_name,
-                    cwd=str(path.parent),
-                    progress_bar=progress_bar,
-                    log_output=False,
-                    stdout_file=sys.stdout if log_output else None,
-                    stderr_file=sys.stderr if log_output else None,
-                    execution_timeout=cell_timeout,
-                    km=km,
-                    # ipykernel logs a TCP-encryption warning at start and a spurious
-                    # "KeyboardInterrupt caught" at shutdown; cell errors still surface.
-                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-                )
+            nbformat.write(nb, source)
+            signals.deferred = False
+            if signals.received:
+                raise KeyboardInterrupt
+            papermill.execute_notebook(
+                str(source),
+                str(executed_tmp),
+                parameters=None,  # injected above (inject_parameters)
+                kernel_name=kernel_name,
+                cwd=str(path.parent),
+                progress_bar=progress_bar,
+                log_output=False,
+                stdout_file=sys.stdout if log_output else None,
+                stderr_file=sys.stderr if log_output else None,
+                execution_timeout=cell_timeout,
+                km=km,
+                # ipykernel logs a TCP-encryption warning at start and a spurious
+                # "KeyboardInterrupt caught" at shutdown; cell errors still surface.
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            )
             signals.deferred = True
             metrics = extract_glued(nbformat.read(executed_tmp, as_version=4))
-            nulls = write_metrics(tmp_dir / "metrics.json", metrics)
+            results, timings = split_timings(metrics)
+            nulls = write_metrics(tmp_dir / "metrics.json", results)
+            timings["run_wall_s"] = round(_dt.datetime.now().timestamp() - t0, 1)
+            write_metrics(tmp_dir / RUN_TIMINGS, timings)
             status.update(status="done", finished=_now())
             if nulls:
                 status["note"] = f"{len(nulls)} NaN/Infinity value(s) written as null in metrics.json"
@@ -1075,32 +1373,55 @@ def run_notebook(
                 "before the first cell"
             status.update(status="interrupted", finished=_now(), message=f"interrupted by {how} in {where}")
             error = RunError(
-                f"{path.name} interrupted by {how} in {where}; kernel stopped; run folder {out} "
+                f"{path.name} interrupted by {how} in {where}; kernel stopped; run folder {{where_run}} "
                 f"(status interrupted, notebook marked incomplete)",
-                exit_code=143 if how == "SIGTERM" else 130,
+                exit_code={"SIGTERM": 143, "SIGHUP": 129}.get(how, 130),
             )
         except PapermillExecutionError as exc:
             signals.deferred = True
             evalue = str(exc.evalue).strip().splitlines()
             msg = f"failed in cell {exc.exec_count}: {exc.ename}: {evalue[0] if evalue else ''}"
             status.update(status="failed", finished=_now(), message=msg)
-            error = RunError(f"{path.name} {msg} (executed notebook: {executed}; status failed)", exit_code=1)
+            error = RunError(f"{path.name} {msg} (executed notebook: {{where_nb}}; status failed)", exit_code=1)
         except Exception as exc:  # noqa: BLE001 - kernel died, disk full, ...
             signals.deferred = True
             msg = f"could not execute {path.name}: {type(exc).__name__}: {str(exc).strip()}"
             status.update(status="failed", finished=_now(), message=msg)
-            error = RunError(f"{msg} (run folder {out}; status failed)", exit_code=1)
+            error = RunError(f"{msg} (run folder {{where_run}}; status failed)", exit_code=1)
         finally:
             signals.deferred = True
             _stop_kernel(km)
+            where_run, note = out, ""
             try:
                 if status["status"] == "running":  # an unexpected BaseException
                     status.update(status="failed", finished=_now(), message="aborted")
+                source.unlink(missing_ok=True)
                 _write_status(tmp_dir, **status)
-                _install_run(tmp_dir, out)
+                marker.update(status=status["status"], finished=status.get("finished"),
+                              files=sorted(n for n in os.listdir(tmp_dir) if n != RUN_MARKER))
+                _write_marker(tmp_dir, marker)
+                where_run, note = _install_run(tmp_dir, out, status["status"], previous)
             except OSError as exc:
-                shutil.rmtree(tmp_dir, ignore_errors=True)
-                error = RunError(f"cannot write the run into {out}: {exc.strerror or exc}", exit_code=1)
+                error = RunError(f"cannot write the run into {out}: {exc.strerror or exc}; "
+                                 f"the run is left in {tmp_dir}", exit_code=1)
+            finally:
+                lock.release()
     if error is not None:
-        raise error
+        text = str(error).replace("{where_run}", str(where_run)).replace(
+            "{where_nb}", str(where_run / executed_tmp.name))
+        if note:
+            text += f"; {note}"
+        raise RunError(text, exit_code=error.exit_code)
+    if note:  # a finished run that could not replace a changed folder
+        raise RunError(f"{path.name} finished, written into {where_run}: {note}", exit_code=1)
     return RunResult(path, out, executed, out / "metrics.json", metrics, effective)
+
+
+def check_cell_timeout(cell_timeout: Any) -> None:
+    """``None`` (no limit) or a whole number of seconds >= 1; :class:`RunError` otherwise
+    (``0`` would silently mean "no limit" to nbclient)."""
+    if cell_timeout is None:
+        return
+    if isinstance(cell_timeout, bool) or not isinstance(cell_timeout, int) or cell_timeout < 1:
+        raise RunError(f"--cell-timeout must be a whole number of seconds >= 1 (leave it out for no limit), "
+                       f"got {cell_timeout!r}")

@@ -203,19 +203,31 @@ def test_failed_rerun_does_not_leave_earlier_results(tiny, tmp_path):
     assert "Passed unknown parameter" not in proc.stderr and "WARNING" not in proc.stderr, proc.stderr
     status = json.loads((out / "status.json").read_text())
     assert status["status"] == "done" and (out / "metrics.json").is_file()
-    # rerun into the same folder with a value the notebook rejects
+    finished = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert "runtime_s" not in json.loads((out / "metrics.json").read_text())
+    assert json.loads((out / "timings.json").read_text())["run_wall_s"] >= 0
+    # rerun into the same folder with a value the notebook rejects: the finished run is kept
+    # (issue 31) and the failed attempt goes beside it
     proc = _cli("run", tiny, "-p", "n", "1000", "--out", out)
     assert proc.returncode == 1 and _one_line_error(proc.stderr), proc.stderr
-    assert json.loads((out / "status.json").read_text())["status"] == "failed"
-    assert not (out / "metrics.json").exists()
-    assert yaml.safe_load((out / "parameters.yaml").read_text())["n"] == 1000
-    assert "ValueError" in (out / "tiny.ipynb").read_text()
+    assert "finished run" in proc.stderr and "is kept" in proc.stderr, proc.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == finished
+    failed = [p for p in tmp_path.iterdir() if p.name.startswith("run.failed-")]
+    assert len(failed) == 1 and str(failed[0]) in proc.stderr
+    failed = failed[0]
+    assert json.loads((failed / "status.json").read_text())["status"] == "failed"
+    assert not (failed / "metrics.json").exists()
+    assert yaml.safe_load((failed / "parameters.yaml").read_text())["n"] == 1000
+    assert "ValueError" in (failed / "tiny.ipynb").read_text()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temp folders left
-    # and a good rerun replaces the failed one
+    # a failed run is replaced by a later one, a finished one by a finished one
     proc = _cli("run", tiny, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((out / "status.json").read_text())["status"] == "done"
     assert json.loads((out / "metrics.json").read_text())["n_sq"] == 9
+    again = tmp_path / "again"
+    assert _cli("run", tiny, "--out", again).returncode == 0
+    assert (again / "metrics.json").read_bytes() == (out / "metrics.json").read_bytes()  # identical runs
 
 
 @pytest.mark.slow

@@ -353,6 +353,10 @@ def test_out_dir_checks(tmp_path):
     for name in ("tiny.ipynb", "metrics.json", "parameters.yaml"):
         (prev / name).write_text("{}")
     (prev / "status.json").write_text('{"ntknb_run": 1, "status": "done"}')
+    with pytest.raises(RunError, match="no .ntknb-run.json marker"):  # status.json alone proves nothing
+        runner.check_out_dir(prev, "tiny")
+    (prev / runner.RUN_MARKER).write_text(
+        '{"ntknb_run": 1, "run_id": "x", "files": ["tiny.ipynb", "metrics.json", "parameters.yaml", "status.json"]}')
     runner.check_out_dir(prev, "tiny")
     (prev / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match="notes.txt"):
