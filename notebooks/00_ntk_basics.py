@@ -190,8 +190,7 @@ glue_claims(claims)
 # %% [markdown]
 # ## Summary
 #
-# ```{glue:md} claims_summary
-# :format: myst
+# ```{ntknb-claims-summary}
 # ```
 #
 # In words: the wider the network, the closer its kernel at initialisation is to the analytic

@@ -264,8 +264,7 @@ display(claims.glue_claims(CLAIMS))
 #
 # ## Summary
 #
-# ```{glue:md} claims_summary
-# :format: myst
+# ```{ntknb-claims-summary}
 # ```
 #
 # In words:

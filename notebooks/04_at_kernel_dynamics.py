@@ -319,8 +319,7 @@ glue_table("never_used_table", rows, SEED_CHECK_COLUMNS, display=True);
 # %% [markdown]
 # ## Summary
 #
-# ```{glue:md} claims_summary
-# :format: myst
+# ```{ntknb-claims-summary}
 # ```
 
 # %% tags=["remove-cell"]

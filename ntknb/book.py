@@ -439,15 +439,38 @@ def _write_if_changed(path: Path, text: str) -> Path:
 
 def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
     """Generate the "Results at a glance" page (:mod:`ntknb.results`) from the stored notebooks'
-    glued claims, if ``_toc.yml`` lists it; written atomically and only when its text changed.
-    Returns its path (``None`` when not listed). A malformed claim raises ``ValueError``."""
+    glued claims, their titles and execution dates, the chapters' seed-check records and the claim
+    register's history (:func:`ntknb.claims.registrations`), if ``_toc.yml`` lists it; written
+    atomically and only when its text changed. Returns its path (``None`` when not listed). A
+    malformed claim raises ``ValueError``."""
     from ntknb import results
+    from ntknb.claims import REGISTER_DIR, registrations
 
     root = Path(root) if root is not None else ROOT
     if not (root / "_toc.yml").is_file() or results.DOCNAME not in _toc_files(root):
         return None
     glued = glued_claims(root)
-    return _write_if_changed(root / results.PAGE, results.results_page(glued, seed_checks(root, [d for d, _ in glued])))
+    docs = [d for d, _ in glued]
+    register = root / REGISTER_DIR.relative_to(ROOT)
+    text = results.results_page(glued, seed_checks(root, docs), titles=notebook_titles(root, docs),
+                                registrations=registrations(register) if register.is_dir() else {},
+                                executed={d: r.get("date") for d, r in execution_records(root)})
+    return _write_if_changed(root / results.PAGE, text)
+
+
+def notebook_titles(root: str | os.PathLike | None = None, docnames: Sequence[str] = ()) -> dict[str, str]:
+    """``{docname: title}``: the first Markdown heading of each stored notebook (the docname where
+    it has none)."""
+    import nbformat
+
+    root = Path(root) if root is not None else ROOT
+    out = {}
+    for doc in docnames:
+        nb = nbformat.read((root / doc).with_suffix(".ipynb"), as_version=4)
+        heads = [line[2:].strip() for cell in nb.cells if cell.cell_type == "markdown"
+                 for line in cell.source.splitlines() if line.startswith("# ")]
+        out[doc] = heads[0] if heads else doc
+    return out
 
 
 def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] = ()) -> dict[str, list]:
@@ -535,7 +558,7 @@ def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
 
 
 def _claims_summary_directive():
-    """The ``{ntknb-claims-summary}`` directive: a chapter's summary in words
+    """The ``{ntknb-claims-summary}`` directive: a chapter's summary in a few sentences
     (:func:`ntknb.claims.summary_markdown`) from the claims its stored notebook glued
     (``claims``), so the text follows the verdicts without a line of notebook code."""
     from docutils import nodes
@@ -566,6 +589,57 @@ def _claims_summary_directive():
     return ClaimsSummary
 
 
+def _verdict_role(name, rawtext, text, lineno, inliner, options=None, content=None):
+    """The ``{ntknb-verdict}`` role: a verdict id (:data:`ntknb.claims.VERDICTS`) as a badge
+    (``<span class="ntknb-verdict ntknb-v-ID">``, coloured by ``ntknb.css``)."""
+    from docutils import nodes
+
+    from ntknb.claims import VERDICT_TEXT
+
+    if text not in VERDICT_TEXT:
+        msg = inliner.reporter.error(f"ntknb-verdict: expected one of {list(VERDICT_TEXT)}, got {text!r}", line=lineno)
+        return [inliner.problematic(rawtext, rawtext, msg)], [msg]
+    return [nodes.inline(rawtext, VERDICT_TEXT[text], classes=["ntknb-verdict", f"ntknb-v-{text}"])], []
+
+
+def _rerender_claims(app, doctree) -> None:
+    """``doctree-read``: replace a notebook's stored claims block (the HTML output of
+    :func:`ntknb.claims.glue_claims` when it was executed, old table or new block) by
+    :func:`ntknb.claims.claims_html` of the claims it glued, so every page shows the current
+    compact view without re-executing a notebook."""
+    from docutils import nodes
+
+    raws = [n for n in doctree.findall(nodes.raw) if 'class="ntknb-claims"' in n.astext()]
+    path = Path(app.env.doc2path(app.env.docname))
+    if not raws or path.suffix != ".ipynb":
+        return
+    import nbformat
+
+    from ntknb.claims import claims_html
+    from ntknb.runner import extract_glued
+
+    glued = extract_glued(nbformat.read(path, as_version=4)).get("claims")
+    if glued is None:
+        return
+    for node in raws:
+        node.replace_self(nodes.raw("", claims_html(glued), format="html"))
+
+
+def _claims_code_changed(app, env, added, changed, removed) -> list[str]:
+    """``env-get-outdated``: every notebook is read again when the code that renders claims
+    (:mod:`ntknb.claims`, :mod:`ntknb.results`) changed since the last build, so an incremental
+    build shows the current claims blocks and summaries (:func:`_rerender_claims`)."""
+    import hashlib
+
+    from ntknb import claims, results
+
+    digest = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (claims, results))).hexdigest()
+    if getattr(env, "ntknb_claims_code", None) == digest:
+        return []
+    env.ntknb_claims_code = digest
+    return [d for d in env.found_docs if Path(env.doc2path(d)).suffix == ".ipynb" and d not in changed]
+
+
 def _config_inited(app, config) -> None:
     write_results_page(app.srcdir)
     write_status_page(app.srcdir)
@@ -584,13 +658,18 @@ def _config_inited(app, config) -> None:
 def setup(app) -> dict:
     """Sphinx extension (``sphinx.extra_extensions: [ntknb.book]`` in ``_config.yml``):
     regenerate the generated pages before the sources are read, set the ``source_repository``
-    substitution, and copy MathJax into the built book (``mathjax_path`` in ``_config.yml``)."""
+    substitution, copy MathJax into the built book (``mathjax_path`` in ``_config.yml``), add the
+    ``{ntknb-claims-summary}`` directive and the ``{ntknb-verdict}`` role, and re-render each
+    notebook's stored claims block from its glued claims (:func:`_rerender_claims`)."""
     app.connect("config-inited", _config_inited, priority=100)
     app.connect("build-finished", _copy_mathjax)
     app.setup_extension("sphinx.ext.autodoc")  # the API reference page
     app.connect("autodoc-process-docstring", _docstring_as_text)
     app.connect("html-page-context", _drop_thebe)
     app.add_directive("ntknb-claims-summary", _claims_summary_directive())
+    app.add_role("ntknb-verdict", _verdict_role)
+    app.connect("doctree-read", _rerender_claims)
+    app.connect("env-get-outdated", _claims_code_changed)
     app.add_css_file("ntknb.css")
     app.add_js_file("ntknb.js")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,14 +1,16 @@
-"""The book's "Results at a glance" page: every chapter's claims in one table.
+"""The book's "Results at a glance" page: every chapter's claims, counted, grouped by chapter.
 
 Every chapter glues its claims (:func:`ntknb.claims.glue_claims`, name ``claims``) into its
 executed ``.ipynb``. :func:`ntknb.book.write_results_page` reads them back (table-of-contents
 order, :func:`ntknb.runner.extract_glued`) at book build time and passes them here:
 :func:`check_claims` validates them (a stored verdict must follow from its interval, threshold
 and direction: :meth:`ntknb.claims.Claim.from_json`; ids are unique across the book) and
-:func:`results_page` renders the page's MyST Markdown: claim, source and where, the paper's
-value, our value with its interval, what the claim needs, the scale, the verdict, and a link to
-the chapter (or to the chapter section labelled ``claim.section``). Nothing on it is typed;
-without claims the page says so.
+:func:`results_page` renders the page's MyST Markdown: the counts of the four verdicts and a
+table of them per chapter first, then per chapter and source each claim, its verdict badge first
+(the ``{ntknb-verdict}`` role of :mod:`ntknb.book`), our value with its interval and what the
+claim needs, a failed precondition, a link to the claim's entry in the chapter's claims block,
+when its threshold was registered (:func:`registration_text`) and the runs at seeds never used
+before. Nothing on it is typed; without claims the page says so.
 
 The page is :data:`PAGE` (``book/results.md``, git-ignored), written by
 :func:`ntknb.book.build` before ``jupyter-book build`` and by the Sphinx extension
@@ -18,12 +20,17 @@ regenerates it too.
 
 from __future__ import annotations
 
+import datetime as _dt
+import posixpath
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Optional
 
-from ntknb.claims import VERDICTS, Claim, seed_check_rows, seed_check_summary
+from ntknb.claims import (VERDICT_TEXT, VERDICTS, Claim, claim_anchor, readable, seed_check_rows,
+                          seed_check_summary)
 
-__all__ = ["PAGE", "DOCNAME", "STATUS_PAGE", "STATUS_DOCNAME", "check_claims", "results_page", "status_page"]
+__all__ = ["PAGE", "DOCNAME", "STATUS_PAGE", "STATUS_DOCNAME", "check_claims", "registration_text", "results_page",
+           "status_page"]
 
 #: The generated page, relative to the book's root (listed in ``_toc.yml``).
 PAGE = "book/results.md"
@@ -73,72 +80,130 @@ def _checked(c: Claim, records: Sequence[Mapping]) -> str:
     return "".join(out)
 
 
-def _row(doc: str, c: Claim, records: Sequence[Mapping] = ()) -> list[str]:
-    link = f"{{ref}}`evidence <{c.section}>`" if c.section else f"{{doc}}`evidence </{doc}>`"
-    counts = f"{c.n_seeds} seed{'s' if c.n_seeds != 1 else ''}"
-    if c.n_test is not None:
-        counts += f", {c.n_test} test points"
-    return [
-        f"**{c.id}**: {c.claim} ({{cite:t}}`{c.source}`, {c.where}; paper: {c.paper}; "
-        f"here: {c.scale} ({counts}))",
-        f"{c.interval_text}, needs {c.requirement_text}",
-        f"**{c.verdict}** ({link}){_checked(c, records)}",
-    ]
+def _date(text: Any) -> Optional[_dt.datetime]:
+    """An ISO 8601 date (UTC when it names no zone), ``None`` when absent or unreadable."""
+    try:
+        d = _dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    return d if d.tzinfo else d.replace(tzinfo=_dt.timezone.utc)
 
 
-#: Three columns, so that the table stays readable on a phone (the details sit in the claim cell).
-_COLUMNS = ["Claim (source; paper; our scale)", "Ours [interval], needs", "Verdict"]
+def registration_text(reg: Optional[Mapping], executed: Any = None) -> str:
+    """How a claim's threshold was registered (a :func:`ntknb.claims.registrations` record, or
+    ``None`` when no register file holds the claim) and whether the chapter's stored run
+    (executed at ``executed``, ISO 8601) preceded the registration."""
+    if reg is None:
+        return "threshold not in a register"
+    if reg["status"] == "not under version control":
+        return f"registered in `{reg['file']}` (not under version control)"
+    if reg["status"] == "not committed":
+        return f"registration in `{reg['file']}` not committed yet"
+    text = f"registered in {reg['commit'][:7]} ({reg['date'][:10]})"
+    if reg["changes"]:
+        text += f", changed {reg['changes']} time{'s' if reg['changes'] != 1 else ''} since first registered"
+    run, when = _date(executed), _date(reg["date"])
+    if run is None:
+        return text + "; the stored run's date is not recorded"
+    return text + ("; the stored run (" + str(executed)[:10] + ") came after" if run >= when
+                   else "; **the stored run (" + str(executed)[:10] + ") preceded it**")
 
 
-def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, Sequence[Mapping]] | None = None) -> str:
+def _link(doc: str, c: Claim) -> str:
+    """An HTML link from this page to the claim's entry in its chapter's claims block."""
+    href = posixpath.relpath(doc, posixpath.dirname(DOCNAME)) + ".html#" + claim_anchor(c.id)
+    return f'<a href="{href}">evidence</a>'
+
+
+def _item(doc: str, c: Claim, records: Sequence[Mapping], reg: Optional[Mapping], executed: Any) -> str:
+    """One claim as a list item: verdict badge first, then the claim, our value and what it
+    needs, the link to its evidence, its registration and the runs at other seeds."""
+    why = "".join(f" (not met: {readable(p.text, 'myst')})" for p in c.failed_preconditions)
+    return (f"- {{ntknb-verdict}}`{c.verdict}` {readable(c.claim, 'myst')} — ours {readable(c.interval_text, 'myst')}, "
+            f"needs {readable(c.requirement_text, 'myst')}{why}; {c.counts_text} · {_link(doc, c)} · "
+            f"{registration_text(reg, executed)}{readable(_checked(c, records), 'myst')}")
+
+
+def _numbered(doc: str, title: str) -> str:
+    """``"01 · Title"`` for a docname whose name starts with the chapter's number (``01_...``)."""
+    number = re.match(r"\d+[a-z]?(?=_)", posixpath.basename(doc))
+    return f"{number.group(0)} · {title}" if number and title != doc else title
+
+
+def _counts(claims: Sequence[Claim]) -> dict:
+    return {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
+
+
+def _chapter_section(doc: str, title: str, claims: Sequence[Claim], records: Sequence[Mapping],
+                     regs: Mapping[str, Mapping], executed: Any) -> list[str]:
+    """A chapter's heading, its counts, and its claims grouped by source."""
+    counts = _counts(claims)
+    lines = [f"## {title}", "",
+             f"{{doc}}`The chapter </{doc}>`: " + ", ".join(f"{counts[v]} {VERDICT_TEXT[v]}" for v in VERDICTS if counts[v])
+             + ".", ""]
+    for source in dict.fromkeys(c.source for c in claims):
+        lines += [f"**{{cite:t}}`{source}`**", ""]
+        lines += [_item(doc, c, records, regs.get(c.id), executed) for c in claims if c.source == source]
+        lines.append("")
+    return lines
+
+
+def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, Sequence[Mapping]] | None = None,
+                 titles: Mapping[str, str] | None = None, registrations: Mapping[str, Mapping] | None = None,
+                 executed: Mapping[str, Any] | None = None) -> str:
     """The page's MyST Markdown from ``(docname, glued claims or None)`` pairs (see
-    :func:`check_claims`) and, per docname, the chapter's recorded runs at seeds never used before
-    (``seed_checks``; :func:`ntknb.claims.load_seed_checks`), whose verdicts each claim's row
-    shows beside its own."""
-    from ntknb.report import markdown_table
+    :func:`check_claims`): first the counts of the four verdicts and a line of them per chapter
+    (the first screen answers "what reproduced?"), then one section per chapter (``titles``:
+    docname -> title, default the docname; headings are numbered by the docname's leading
+    number, ``00a · ...``) with its claims grouped by source, each verdict
+    first, linked to the claim's entry in the chapter. Per docname, ``seed_checks`` are the
+    chapter's recorded runs at seeds never used before (:func:`ntknb.claims.load_seed_checks`),
+    whose verdicts each claim shows beside its own; ``registrations`` (claim id ->
+    :func:`ntknb.claims.registrations` record) and ``executed`` (docname -> the stored run's
+    date) say when each threshold was registered and whether the stored run preceded it."""
 
-    seed_checks = seed_checks or {}
-    chapters = check_claims(chapters)
-    claims = [(doc, c) for doc, cs in chapters for c in cs]
-    lines = [
-        "# Results at a glance",
-        "",
-        "This page is generated when the book is built, from the claims each chapter records in its "
-        "executed notebook; nothing on it is typed. Each row is a claim of a source, the effect size "
-        "the claim needs (fixed before measuring), and what the chapter measured, with its interval. "
-        "A claim is *reproduced* when the whole interval lies beyond the threshold in the claimed "
-        "direction, *contradicted* when it lies wholly on the other side, and *inconclusive* "
-        "otherwise. Where a chapter was also run from seeds never used while it was written "
-        "(`scripts/seed_check.py`, recorded in `notebooks/data/`), the verdict cell adds that run's "
-        "value and verdict, and whether it is the *same*, *differs* (one of the two inconclusive) or "
-        "*flips* (reproduced against contradicted).",
-        "",
-    ]
+    seed_checks, regs, executed = seed_checks or {}, registrations or {}, executed or {}
+    titles = {doc: _numbered(doc, (titles or {}).get(doc, doc)) for doc, _ in chapters}
+    chapters = [(doc, cs) for doc, cs in check_claims(chapters) if cs]
+    claims = [c for _, cs in chapters for c in cs]
+    lines = ["# Results at a glance", ""]
     if not claims:
-        lines += [
+        return "\n".join(lines + [
             "No chapter records claims yet: when a chapter's notebook glues its `claims`, they are "
-            "listed here at the next build.",
-            "",
-        ]
-        return "\n".join(lines)
-    counts = {v: sum(c.verdict == v for _, c in claims) for v in VERDICTS}
-    n_ch = len([1 for _, cs in chapters if cs])
+            "listed here at the next build.", ""])
+    counts = _counts(claims)
     checked = {doc: seed_check_summary(cs, seed_checks.get(doc, ()))[1] for doc, cs in chapters}
     n_checked = sum(s["runs"] > 0 for s in checked.values())
+    per_chapter = [f"- {{doc}}`{titles.get(doc, doc)} </{doc}>`: " + " · ".join(
+        f"{{ntknb-verdict}}`{v}` {n}" for v, n in _counts(cs).items() if n) for doc, cs in chapters]
     lines += [
-        f"{len(claims)} claim{'s' if len(claims) != 1 else ''} from {n_ch} chapter{'s' if n_ch != 1 else ''}: "
-        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS) + ". "
+        " · ".join(f"{{ntknb-verdict}}`{v}` **{counts[v]}**" for v in VERDICTS),
+        "",
+        f"{len(claims)} claim{'s' if len(claims) != 1 else ''} from {len(chapters)} "
+        f"chapter{'s' if len(chapters) != 1 else ''}. "
         + (f"{n_checked} chapter{'s' if n_checked != 1 else ''} rerun from seeds never used before: "
            f"{sum(s['compared'] for s in checked.values())} verdicts compared, "
            + ", ".join(f"{sum(s[k] for s in checked.values())} {k}" for k in ("same", "differs", "flips")) + "."
            if n_checked else "No chapter has been rerun from seeds never used before yet."),
         "",
-        ":::{container} ntknb-results",  # stacked into one block per claim on a phone (ntknb.css)
-        markdown_table([_row(doc, c, seed_checks.get(doc, ())) for doc, c in claims], _COLUMNS,
-                       align=["l"] * len(_COLUMNS)),
+        ":::{container} ntknb-results-counts",
+        *per_chapter,
         ":::",
         "",
+        "This page is generated when the book is built, from the claims each chapter records in its "
+        "executed notebook; nothing on it is typed. A claim is *reproduced* when the whole interval "
+        "lies beyond the threshold it needs (fixed before measuring) in the claimed direction, "
+        "*contradicted* when it lies wholly on the other side, *inconclusive* otherwise, and *not "
+        "testable at this scale* when a condition of the regime the claim is about (declared with "
+        "the threshold) failed in the run. Each claim says when its threshold was registered "
+        "(`notebooks/claims/`, from the repository's history) and, where a chapter was rerun from "
+        "seeds never used while it was written (`scripts/seed_check.py`), that run's value and "
+        "verdict: the *same*, *differs* (one of the two inconclusive) or *flips* (reproduced "
+        "against contradicted).",
+        "",
     ]
+    for doc, cs in chapters:
+        lines += _chapter_section(doc, titles.get(doc, doc), cs, seed_checks.get(doc, ()), regs, executed.get(doc))
     return "\n".join(lines)
 
 

@@ -8,6 +8,17 @@ comparisons of two models on the same points.
   quantiles). Wilson: with ``p = k/n`` and ``z = z_{1-α/2}``,
   ``(p + z²/2n ± z sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n)``.
 * :func:`bootstrap_interval` — percentile bootstrap of any statistic of a sample (Efron).
+* :func:`pooled_proportion_interval` — an accuracy (or any fraction) pooled over ``k`` seeds and
+  their points, never outside ``[0, 1]``: ``"logit"`` (default), the cluster-robust (seeds as
+  clusters) delta-method interval on the logit scale, ``logit(p) ± t_{k-1} se / (p (1 - p))``
+  with ``se² = k/(k-1) Σ_i (c_i - p n_i)² / N²`` (``c_i`` correct of ``n_i`` points of seed ``i``,
+  ``N = Σ n_i``), mapped back with the logistic function; or ``"cluster-bootstrap"``, the
+  two-stage percentile bootstrap (seeds resampled, then each drawn seed's points; Davison &
+  Hinkley 1997, Sec. 3.8). One seed, or no spread to estimate (``p`` at 0 or 1, or equal seeds):
+  the Wilson interval on the ``N`` pooled points.
+* :func:`mean_interval` with ``bounds=(lo, hi)`` — a quantity with a known range (a fraction
+  per seed): the t interval on the logit scale of ``(x - lo) / (hi - lo)`` (delta method), which
+  stays inside the range.
 * :func:`paired_comparison` — two models' per-point correctness on the *same* points:
   difference of accuracies with a paired bootstrap interval (the points are resampled,
   each keeping its pair), and McNemar's exact test on the discordant pairs
@@ -15,7 +26,8 @@ comparisons of two models on the same points.
 
 Every function returns a frozen dataclass with ``estimate``, ``low``, ``high`` (and more);
 ``confidence`` is the two-sided level (default 0.95). Intervals that do not exist (one seed:
-no standard deviation) are ``(-inf, inf)``, so a claim built on them stays inconclusive.
+no standard deviation) are ``(-inf, inf)`` — or the whole declared range ``bounds`` — so a
+claim built on them stays inconclusive.
 """
 
 from __future__ import annotations
@@ -35,6 +47,7 @@ __all__ = [
     "mean_interval",
     "binomial_interval",
     "bootstrap_interval",
+    "pooled_proportion_interval",
     "paired_comparison",
     "binomial_test_greater",
     "holm_reject",
@@ -112,21 +125,108 @@ def _sample(values, name: str = "values") -> np.ndarray:
     return a
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+def _bounds(bounds) -> tuple[float, float] | None:
+    if bounds is None:
+        return None
+    try:
+        lo, hi = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"parameter 'bounds' must be None or a pair (low, high) of finite numbers with "
+                         f"low < high; got {bounds!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"parameter 'bounds' must be None or a pair (low, high) of finite numbers with "
+                         f"low < high; got {bounds!r}")
+    return lo, hi
+
+
+def _logit_t(p: float, se: float, dof: int, confidence: float) -> tuple[float, float]:
+    """``expit(logit(p) ± t_{dof} se / (p (1 - p)))`` for ``0 < p < 1`` (the delta method)."""
+    half = float(_st.t.ppf(0.5 + confidence / 2, dof)) * se / (p * (1 - p))
+    centre = math.log(p / (1 - p))
+    return float(_st.logistic.cdf(centre - half)), float(_st.logistic.cdf(centre + half))
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95,
+                  bounds: tuple[float, float] | None = None) -> Interval:
     """Mean over seeds (or any i.i.d. replicas) with the Student-t interval.
 
     ``values``: shape ``(n,)``. ``se = s / sqrt(n)`` with ``s`` the sample standard deviation
     (``ddof = 1``); the interval is ``mean ± t_{(1+confidence)/2, n-1} se``. With ``n = 1``
-    there is no interval: ``(-inf, inf)``, ``se = nan``."""
+    there is no interval: ``(-inf, inf)``, ``se = nan``.
+
+    ``bounds``: the quantity's range ``(lo, hi)`` (e.g. ``(0, 1)`` for a fraction per seed);
+    every value must lie in it. The interval is then taken on the logit scale of
+    ``u = (x - lo) / (hi - lo)``, ``expit(logit(ū) ± t se_u / (ū (1 - ū)))`` mapped back
+    (``method "logit-t"``), so it never leaves the range; with ``n = 1`` it is the whole range,
+    and where the values do not vary (``s = 0``, e.g. all at a bound) it is the point."""
     a = _sample(values)
     confidence = _confidence(confidence)
+    rng = _bounds(bounds)
     n = a.size
     mean = float(np.mean(a))
+    if rng is None:
+        if n < 2:
+            return Interval(mean, -math.inf, math.inf, n, confidence, "t")
+        se = float(np.std(a, ddof=1) / math.sqrt(n))
+        half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * se
+        return Interval(mean, mean - half, mean + half, n, confidence, "t", se)
+    lo, hi = rng
+    if np.any((a < lo) | (a > hi)):
+        raise ValueError(f"parameter 'values' must lie within bounds [{lo}, {hi}]; got {a.tolist()}")
     if n < 2:
-        return Interval(mean, -math.inf, math.inf, n, confidence, "t")
+        return Interval(mean, lo, hi, n, confidence, "logit-t")
     se = float(np.std(a, ddof=1) / math.sqrt(n))
-    half = float(_st.t.ppf(0.5 + confidence / 2, n - 1)) * se
-    return Interval(mean, mean - half, mean + half, n, confidence, "t", se)
+    u = (mean - lo) / (hi - lo)
+    if se == 0 or not 0 < u < 1:
+        return Interval(mean, mean, mean, n, confidence, "logit-t", se)
+    ul, uh = _logit_t(u, se / (hi - lo), n - 1, confidence)
+    return Interval(mean, lo + ul * (hi - lo), lo + uh * (hi - lo), n, confidence, "logit-t", se)
+
+
+def _groups(correct) -> list[np.ndarray]:
+    """Per-seed 0/1 correctness: a ``(k, n)`` array or a sequence of ``k`` 1-D sequences."""
+    rows = list(correct) if isinstance(correct, (Sequence, np.ndarray)) else []
+    if any(np.ndim(r) != 1 for r in rows):
+        raise ValueError("parameter 'correct' must be seeds x points: a (k, n) array or k sequences of 0/1; "
+                         f"got {correct!r}")
+    out = [_correct(r, "correct") for r in rows]
+    if not out:
+        raise ValueError(f"parameter 'correct' must hold at least one seed's per-point correctness; got {correct!r}")
+    return out
+
+
+def pooled_proportion_interval(correct, confidence: float = 0.95, method: str = "logit",
+                               n_boot: int = 2000, seed: int = 0) -> Interval:
+    """An accuracy pooled over ``k`` seeds and their points (module docstring), inside ``[0, 1]``.
+
+    ``correct``: per-point correctness per seed, a ``(k, n)`` 0/1 array or ``k`` 0/1 sequences
+    (of possibly different lengths). The estimate is ``p = Σ c_i / Σ n_i``. ``method``:
+    ``"logit"`` (cluster-robust delta method on the logit scale, ``t`` with ``k - 1`` degrees of
+    freedom; ``method "logit-t"``, ``n = k``) or ``"cluster-bootstrap"`` (seeds resampled, then
+    points within each drawn seed, ``n_boot`` times; the resampled points of a seed are
+    ``Bin(n_i, p_i)``-distributed, which is how they are drawn; ``n = k``). With one seed, or when
+    the seeds show no spread or ``p`` is 0 or 1, the Wilson interval on the ``N`` pooled points
+    (``method "wilson"``, ``n = N``)."""
+    groups = _groups(correct)
+    confidence = _confidence(confidence)
+    method = check_choice("method", method, ["logit", "cluster-bootstrap"])
+    c = np.array([g.sum() for g in groups], float)
+    m = np.array([g.size for g in groups], float)
+    k, total = len(groups), float(m.sum())
+    p = float(c.sum() / total)
+    se = math.sqrt(k / (k - 1) * float(np.sum((c - p * m) ** 2))) / total if k > 1 else 0.0
+    if k == 1 or se == 0 or p in (0.0, 1.0):
+        return binomial_interval(int(c.sum()), int(total), confidence)
+    if method == "logit":
+        low, high = _logit_t(p, se, k - 1, confidence)
+        return Interval(p, min(low, p), max(high, p), k, confidence, "logit-t", se)
+    n_boot = check_int("n_boot", n_boot, min=10)
+    rng = np.random.default_rng(check_int("seed", seed, min=0))
+    pick = rng.integers(0, k, size=(n_boot, k))
+    boot = rng.binomial(m[pick].astype(int), (c / m)[pick]).sum(axis=1) / m[pick].sum(axis=1)
+    low, high = np.quantile(boot, [0.5 - confidence / 2, 0.5 + confidence / 2])
+    return Interval(p, float(min(low, p)), float(max(high, p)), k, confidence, "cluster-bootstrap",
+                    float(np.std(boot, ddof=1)))
 
 
 def binomial_interval(k: int, n: int, confidence: float = 0.95, method: str = "wilson") -> Interval:

@@ -102,18 +102,36 @@ def test_bib_keys_read_the_book():
     assert {"tsilivis2022ntk", "loo2022evolution", "madry2018towards"} <= keys
 
 
-def test_html_table():
+def test_compact_block_shows_the_verdict_first():
     a = C.Claim(**BASE)
-    b = C.Claim(**dict(BASE, id="ch04.other", claim="x < y & z", low=10.5, high=12.0, measured=11.0, n_test=200))
+    b = C.Claim(**dict(BASE, id="ch04.other", claim="x < y & z with m^(-1/2)", low=10.5, high=12.0, measured=11.0,
+                       n_test=200))
     text = C.claims_html([a, b.to_json()])
-    assert text.startswith('<table class="ntknb-claims">') and text.count("<tr>") == 3
-    assert "x &lt; y &amp; z" in text  # escaped
-    assert "contradicted" in text and "reproduced" in text and "200 test points" in text
-    assert "1.16 [1.05, 1.27]" in text and "&gt; 10" in text
+    assert text.startswith('<div class="ntknb-claims">') and text.count('class="ntknb-claim"') == 2
+    for c in (a, b):  # each entry opens with its badge, right after its anchor
+        entry = text.split(f'id="{C.claim_anchor(c.id)}">', 1)[1]
+        assert entry.startswith(f'<span class="ntknb-verdict ntknb-v-{c.verdict}"')
+    assert "x &lt; y &amp; z with m<sup>-1/2</sup>" in text  # escaped, math readable
+    assert "Loo et al. 2022, Sec. 4, Fig. 3" in text and "loo2022evolution" not in text  # author-year
+    assert "200 test points" in text and "1.16 [1.05, 1.27]" in text and "needs &gt; 10" in text
+    assert C.claim_anchor("ch04.other") == "claim-ch04-other"
     assert C.claims_html([]) == "<p><em>No claims.</em></p>"
     with pytest.raises(ValueError, match="unique"):
         C.claims_html([a, a])
     assert C.show_claims([a])._repr_html_() == C.claims_html([a])
+    unbounded = C.Claim(**dict(BASE, low=None, high=None))
+    assert "no interval" in C.claims_html([unbounded]) and "∞" not in unbounded.interval_text
+    assert C.Claim(**dict(BASE, low=None)).interval_text == "1.16 (-∞, 1.27]"
+
+
+def test_cite_text_and_readable_math():
+    assert C.cite_text("tsilivis2022ntk") == "Tsilivis & Kempe 2022"
+    assert C.cite_text("jacot2018ntk") == "Jacot et al. 2018"
+    assert C.cite_text("no_such_key") == "no_such_key"
+    assert C.readable("sqrt(d) vs ||w||_1, Θ_0 >= 2^k") == "√d vs ‖w‖<sub>1</sub>, Θ<sub>0</sub> ≥ 2<sup>k</sup>"
+    assert C.readable("n_test * m^(-1/2) | x", "myst") == "n\\_test \\* m{sup}`-1/2` \\| x"
+    with pytest.raises(ValueError, match="'fmt'"):
+        C.readable("x", "latex")
 
 
 def test_glue_claims_stores_plain_json(capsys):
@@ -125,14 +143,17 @@ def test_glue_claims_stores_plain_json(capsys):
     assert report.glued_values()["claims"] == [a.to_json()]
 
 
-def test_summary_in_words_follows_the_verdicts(monkeypatch):
+def test_summary_in_prose_follows_the_verdicts(monkeypatch):
     reproduced = C.Claim(**dict(BASE, id="demo.up", low=10.5, high=12.0, measured=11.0, n_test=500))
     contradicted = C.Claim(**BASE)
     text = C.summary_markdown([contradicted, reproduced])
-    assert text.startswith("Of the 2 claims this chapter checks, 1 reproduced, 1 contradicted.")
-    assert text.index("**Reproduced**") < text.index("**Not reproduced (contradicted)**")
-    assert "Measured 11 [10.5, 12], needs > 10" in text and "(3 seeds, 500 test points)" in text
-    assert "inconclusive" not in text.split("\n")[0]
+    first = text.split("\n")[0]
+    assert first.startswith("Of the 2 claims of {cite:t}`loo2022evolution` this chapter tests on MNIST 0 vs 1, "
+                            "with 3 seeds and up to 500 test points: 1 reproduced and 1 contradicted.")
+    assert text.index("**Reproduced**") < text.index("**Contradicted**")
+    # the same claim reproduced and contradicted: each named with its task, once per verdict
+    assert text.count("adversarial training changes the empirical NTK by orders of magnitude") == 2
+    assert len(text.split()) < 120  # a few sentences, not a dump
     assert C.summary_markdown([]) == "This chapter checks no claim of its sources."
     glued = []
     monkeypatch.setattr("ntknb.report.glue", lambda name, value, display=False: glued.append((name, value)))
@@ -178,9 +199,167 @@ def test_seed_check_record_and_summary(tmp_path):
     assert [r[3] for r in rows] == ["same", "flips", "only here"] and "(seeds 4000-4002)" in rows[0][2]
     assert rows[0][2] == C.seed_check_rows(page, other)[0][2] + " (seeds 4000-4002)"  # brief dicts read as claims
     unbounded = {"id": "x.a", "verdict": "inconclusive", "measured": 0.7, "low": None, "high": None}
-    assert C.seed_check_rows(page[:1], [unbounded])[0][2] == "0.7 [-∞, ∞] inconclusive"  # as Claim prints it
+    assert C.seed_check_rows(page[:1], [unbounded])[0][2] == "0.7 (no interval) inconclusive"  # as Claim prints it
+    f.write_text((json.dumps(rec) + "\n") * 2)  # the same run appended twice counts once
+    assert C.load_seed_checks(f) == records and C.seed_check_summary(page, records * 2)[1] == s
     assert C.seed_check_summary(page, []) == ([], {"runs": 0, "compared": 0, "same": 0, "differs": 0, "flips": 0,
                                                    "min_seeds": 0})
     (run / "metrics.json").write_text(json.dumps({"claims": []}))
     with pytest.raises(ValueError, match="no 'claims'"):
         C.seed_check_record(run, command="x")
+
+
+# ------------------------------------------------- preconditions and "not testable" (issue 28)
+
+WHITE_BOX = dict(name="white_box_above_zero", description="the white-box attack leaves the network above 0",
+                 direction="greater", threshold=0.0)
+
+
+def test_precondition_rule_and_json():
+    p = C.Precondition(measured=0.2, **WHITE_BOX)
+    assert p.met and C.Precondition.from_json(p.to_json()) == p
+    assert not C.Precondition(measured=0.0, **WHITE_BOX).met  # equality fails, as for claims
+    assert C.Precondition(**dict(WHITE_BOX, direction="less", threshold=0.5), measured=0.4).met
+    assert "measured 0, needs > 0 — not met" in C.Precondition(measured=0.0, **WHITE_BOX).text
+    with pytest.raises(ValueError, match="does not follow"):
+        C.Precondition.from_json(dict(p.to_json(), met=False))
+    for bad, match in ((dict(name="a b"), "'name'"), (dict(description=" "), "'description'"),
+                       (dict(direction="more"), "'direction'"), (dict(threshold=math.inf), "'threshold'")):
+        with pytest.raises(ValueError, match=match):
+            C.Precondition(measured=0.1, **dict(WHITE_BOX, **bad))
+
+
+def test_failed_precondition_makes_a_claim_not_testable_and_never_rescues_it():
+    ok = C.Precondition(measured=0.2, **dict(WHITE_BOX, name="above_chance"))
+    failed = C.Precondition(measured=0.0, **WHITE_BOX)
+    reproduced = dict(BASE, low=10.5, high=12.0, measured=11.0)
+    assert C.Claim(**reproduced, preconditions=[ok]).verdict == "reproduced"
+    for fields in (reproduced, BASE, dict(BASE, threshold=1.1)):  # reproduced, contradicted, inconclusive
+        c = C.Claim(**fields, preconditions=[ok, failed.to_json()])
+        assert c.verdict == "not_testable" and c.verdict_text == "not testable at this scale"
+        assert c.failed_preconditions == (failed,)
+        assert c.explanation.startswith("not testable at this scale: white_box_above_zero (")
+        assert "measured 0, needs > 0" in c.explanation
+    assert C.verdict("greater", 10, 11, 12, [failed]) == "not_testable"
+    c = C.Claim(**BASE, preconditions=[failed])
+    assert set(C.VERDICTS) == {"reproduced", "contradicted", "inconclusive", "not_testable"}
+    text = C.claims_html([c])
+    assert "ntknb-v-not_testable" in text and "not testable at this scale" in text
+    assert "not met: white_box_above_zero" in text and "measured 0, needs &gt; 0" in text
+    summary = C.summary_markdown([c])
+    assert "1 not testable at this scale" in summary and "white\\_box\\_above\\_zero measured 0, needs \\> 0" in summary
+    with pytest.raises(ValueError, match="unique"):
+        C.Claim(**BASE, preconditions=[failed, failed])
+    with pytest.raises(ValueError, match="'preconditions'"):
+        C.Claim(**BASE, preconditions="white_box")
+
+
+def test_preconditions_json_round_trip_and_old_json_loads():
+    c = C.Claim(**BASE, preconditions=[C.Precondition(measured=0.0, **WHITE_BOX)])
+    js = c.to_json()
+    assert json.loads(json.dumps(js)) == js and js["verdict"] == "not_testable"
+    assert C.Claim.from_json(js) == c
+    with pytest.raises(ValueError, match="does not follow"):
+        C.Claim.from_json(dict(js, verdict="contradicted"))  # a typed verdict cannot hide the condition
+    old = {k: v for k, v in C.Claim(**BASE).to_json().items() if k != "preconditions"}  # stored notebooks
+    assert C.Claim.from_json(old).preconditions == () and C.Claim.from_json(old).verdict == "contradicted"
+
+
+def test_every_stored_notebook_claim_still_loads():
+    from ntknb import book
+
+    loaded = [C._as_claims(raw) for _, raw in book.glued_claims() if raw]
+    assert loaded and all(c.verdict in C.VERDICTS for cs in loaded for c in cs)
+    assert all(C.summary_markdown(cs) and C.claims_html(cs) for cs in loaded)
+
+
+# ---------------------------------------------------------------- the claim register (issue 29)
+
+REGISTER = """
+claims:
+  - id: demo.ratio
+    source: loo2022evolution
+    where: Sec. 4, Fig. 3
+    quote: "the kernel changes by orders of magnitude"
+    claim: Adversarial training moves the kernel by orders of magnitude more.
+    paper: orders of magnitude
+    direction: greater
+    threshold: 10
+    justification: orders of magnitude read as a ratio of at least 10.
+    preconditions:
+      - name: trained_long_enough
+        description: training reached the phase the claim is about
+        direction: greater
+        threshold: 20
+  - id: demo.plain
+    source: tsilivis2022ntk
+    where: Sec. 3
+    quote: "about 0"
+    claim: Accuracy falls to about 0.
+    paper: about 0 %
+    direction: less
+    threshold: 0.1
+    justification: about 0 read as below 10 %.
+"""
+
+
+def test_register_loads_validates_and_builds_claims(tmp_path):
+    path = tmp_path / "01_demo.yaml"
+    path.write_text(REGISTER)
+    specs = C.load_register(path)
+    assert list(specs) == ["demo.ratio", "demo.plain"] and specs["demo.ratio"].threshold == 10.0
+    assert C.registered("demo.plain", tmp_path) == specs["demo.plain"]
+    with pytest.raises(ValueError, match="'claim_id'"):
+        C.registered("demo.none", tmp_path)
+    measured = dict(measured=11.0, low=10.5, high=12.0, n_seeds=5, n_test=None, scale="MNIST, 40 epochs")
+    c = C.Claim.from_register(specs["demo.ratio"], conditions={"trained_long_enough": 40}, **measured)
+    assert (c.threshold, c.direction, c.source, c.verdict) == (10.0, "greater", "loo2022evolution", "reproduced")
+    short = C.Claim.from_register(specs["demo.ratio"], conditions={"trained_long_enough": 8}, **measured)
+    assert short.verdict == "not_testable" and short.preconditions[0].description.startswith("training reached")
+    with pytest.raises(ValueError, match="'conditions'"):
+        C.Claim.from_register(specs["demo.ratio"], **measured)
+    with pytest.raises(ValueError, match="'conditions'"):
+        C.Claim.from_register(specs["demo.plain"], conditions={"x": 1}, **measured)
+    for bad, match in ((REGISTER.replace("direction: less", "direction: lower"), "'direction'"),
+                       (REGISTER.replace("source: tsilivis2022ntk", "source: nokey"), "'source'"),
+                       (REGISTER.replace("    justification: about 0 read as below 10 %.\n", ""), "fields"),
+                       (REGISTER.replace("demo.plain", "demo.ratio"), "registered twice"),
+                       ("claims: {}", "one key"),
+                       (REGISTER.replace("        threshold: 20", "        threshold: 20\n        measured: 3"),
+                        "exactly the fields")):
+        path.write_text(bad)
+        with pytest.raises(ValueError, match=match):
+            C.load_register(path)
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True,
+                   env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "PATH": __import__("os").environ["PATH"]})
+
+
+def test_registrations_from_the_git_history(tmp_path):
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    reg = tmp_path / "notebooks" / "claims"
+    reg.mkdir(parents=True)
+    (reg / "01_demo.yaml").write_text(REGISTER)
+    info = C.registrations(reg)
+    assert info["demo.ratio"]["status"] == "not under version control" and info["demo.ratio"]["commit"] is None
+    _git(tmp_path, "init", "-q")
+    assert C.registrations(reg)["demo.ratio"]["status"] == "not committed"
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-q", "-m", "register")
+    first = C.registrations(reg)
+    assert first["demo.ratio"]["status"] == "registered" and first["demo.ratio"]["changes"] == 0
+    assert first["demo.ratio"]["file"] == "notebooks/claims/01_demo.yaml" and len(first["demo.ratio"]["commit"]) == 40
+    (reg / "01_demo.yaml").write_text(REGISTER.replace("threshold: 0.1", "threshold: 0.2"))
+    assert C.registrations(reg)["demo.plain"]["status"] == "not committed"
+    _git(tmp_path, "commit", "-q", "-am", "change a threshold")
+    after = C.registrations(reg)
+    assert after["demo.ratio"]["commit"] == first["demo.ratio"]["commit"]  # unchanged claim keeps its date
+    assert after["demo.plain"]["commit"] != first["demo.plain"]["commit"] and after["demo.plain"]["changes"] == 1

@@ -80,14 +80,47 @@ def test_page_lists_claims_in_toc_order(tmp_path):
     found = results.check_claims(glued)
     assert [doc for doc, _ in found] == ["notebooks/01_demo"]
     assert [c.id for c in found[0][1]] == ["demo.ratio", "demo.acc"]
-    text = results.results_page(glued)
+    text = results.results_page(glued, titles={"notebooks/01_demo": "A demo chapter"})
     assert text.startswith("# Results at a glance")
-    assert "2 claims from 1 chapter: 1 reproduced, 1 contradicted, 0 inconclusive." in text
-    assert "{cite:t}`loo2022evolution`, Sec. 4, Fig. 3" in text
-    assert "{doc}`evidence </notebooks/01_demo>`" in text and "{ref}`evidence <demo-claims>`" in text
-    assert "1.16 [1.05, 1.27]" in text and "**contradicted**" in text and "(3 seeds, 200 test points)" in text
-    assert text.count("\n| ") == 4  # header, rule, two rows
-    assert all(line.count(" | ") == 2 for line in text.splitlines() if line.startswith("| "))  # 3 columns
+    first = text.split("\n")[2]  # the first line a reader sees: the four verdicts, counted
+    assert first == ("{ntknb-verdict}`reproduced` **1** · {ntknb-verdict}`contradicted` **1** · "
+                     "{ntknb-verdict}`inconclusive` **0** · {ntknb-verdict}`not_testable` **0**")
+    assert "2 claims from 1 chapter." in text
+    counts = "- {doc}`01 · A demo chapter </notebooks/01_demo>`: {ntknb-verdict}`reproduced` 1 · {ntknb-verdict}`contradicted` 1"
+    assert counts + "\n" in text  # counts per chapter, zeros left out
+    assert "\n## 01 · A demo chapter\n" in text and "**{cite:t}`loo2022evolution`**" in text  # by chapter, source
+    assert text.index("\n## 01 · A demo chapter") > text.index(counts)  # counts first
+    item = [line for line in text.splitlines() if line.startswith("- {ntknb-verdict}`contradicted`")][0]
+    assert "ours 1.16 \\[1.05, 1.27\\], needs \\> 10" in item and "3 seeds" in item
+    assert '<a href="../notebooks/01_demo.html#claim-demo-ratio">evidence</a>' in item  # to the claim's entry
+    assert "threshold not in a register" in item
+
+
+def test_page_counts_not_testable_and_prints_no_infinite_interval(tmp_path):
+    from ntknb.claims import Precondition
+
+    pre = Precondition("reached_plateau", "training reached the plateau before the decay", 0.2, "greater", 0.5)
+    guarded = Claim(**dict(CLAIM, id="demo.guarded", low=None, high=None, preconditions=[pre])).to_json()
+    root = _book(tmp_path, [Claim(**CLAIM).to_json(), guarded])
+    text = results.results_page(book.glued_claims(root))
+    assert "{ntknb-verdict}`not_testable` **1**" in text
+    assert "`: {ntknb-verdict}`contradicted` 1 · {ntknb-verdict}`not_testable` 1\n" in text
+    item = [line for line in text.splitlines() if line.startswith("- {ntknb-verdict}`not_testable`")][0]
+    assert "1.16 (no interval)" in item and "inf" not in text and "∞" not in text
+    assert "not met: reached\\_plateau (training reached the plateau before the decay): measured 0.2" in item
+
+
+def test_registration_text():
+    reg = {"file": "notebooks/claims/01_demo.yaml", "commit": "a" * 40, "date": "2026-12-07T06:00:00+00:00",
+           "changes": 0, "status": "registered"}
+    assert results.registration_text(None) == "threshold not in a register"
+    assert results.registration_text(reg, "2026-12-08T00:00:00") == (
+        "registered in aaaaaaa (2026-12-07); the stored run (2026-12-08) came after")
+    assert "**the stored run (2026-11-27) preceded it**" in results.registration_text(
+        dict(reg, changes=2), "2026-11-27T03:07:19+00:00")
+    assert ", changed 2 times since first registered" in results.registration_text(dict(reg, changes=2), None)
+    assert "not under version control" in results.registration_text(dict(reg, status="not under version control"))
+    assert "not committed yet" in results.registration_text(dict(reg, status="not committed"))
 
 
 def test_page_without_claims(tmp_path):
@@ -112,7 +145,7 @@ def test_typed_verdict_that_does_not_follow_fails(tmp_path):
 def test_write_only_when_listed_and_changed(tmp_path):
     root = _book(tmp_path, [Claim(**CLAIM).to_json()])
     path = book.write_results_page(root)
-    assert path == root / "book" / "results.md" and "demo.ratio" in path.read_text()
+    assert path == root / "book" / "results.md" and "moves the kernel by orders" in path.read_text()
     mtime = path.stat().st_mtime_ns
     assert book.write_results_page(root) == path and path.stat().st_mtime_ns == mtime  # unchanged
     (root / "_toc.yml").write_text(TOC.replace("      - file: book/results\n", "      - file: intro2\n"))
@@ -138,17 +171,22 @@ def test_page_builds_as_a_table_with_warnings_as_errors(tmp_path):
     code = book.build(path_output=tmp_path / "out", fresh=True, root=root)
     assert code == 0
     html = (tmp_path / "out" / "_build" / "html" / "book" / "results.html").read_text()
-    assert "<table" in html and "demo.ratio" in html and "contradicted" in html
+    assert "moves the kernel by orders" in html
+    assert 'class="ntknb-verdict ntknb-v-contradicted"' in html  # the {ntknb-verdict} role
+    assert '<a href="../notebooks/01_demo.html#claim-demo-ratio">' in html
     assert "Loo" in html  # the citation resolved
 
 
 @pytest.mark.slow
 def test_chapter_summary_directive_reads_the_glued_claims(tmp_path):
-    """{ntknb-claims-summary} in a chapter's Markdown renders the summary in words of the claims
-    its stored notebook glued (~20 s)."""
+    """{ntknb-claims-summary} in a chapter's Markdown renders the summary in prose of the claims
+    its stored notebook glued, and a stored claims table (an old execution's output) is re-rendered
+    as the compact block from the glued claims (~20 s)."""
     root = _book(tmp_path / "src", [Claim(**CLAIM).to_json()])
     ipynb = root / "notebooks" / "01_demo.ipynb"
     nb = nbformat.read(ipynb, as_version=4)
+    nb.cells[1].outputs.append(nbformat.v4.new_output(
+        "display_data", data={"text/html": '<table class="ntknb-claims"><tr><td>old</td></tr></table>'}))
     nb.cells.append(nbformat.v4.new_markdown_cell("## Summary\n\n```{ntknb-claims-summary}\n```\n"))
     nbformat.write(nb, ipynb)
     jupytext.write(nb, ipynb.with_suffix(".py"), fmt="py:percent")
@@ -158,8 +196,10 @@ def test_chapter_summary_directive_reads_the_glued_claims(tmp_path):
     shutil.copy(book.ROOT / "book" / "references.bib", root / "book" / "references.bib")
     assert book.build(path_output=tmp_path / "out", fresh=True, root=root) == 0
     html = (tmp_path / "out" / "_build" / "html" / "notebooks" / "01_demo.html").read_text()
-    assert "Of the 1 claim this chapter checks, 1 contradicted." in html
-    assert "Not reproduced (contradicted)" in html and "1.16 [1.05, 1.27]" in html
+    assert "this chapter tests on MNIST 0 vs 1, with 3 seeds: 1 contradicted." in html
+    assert "<strong>Contradicted</strong>" in html and "Loo" in html  # the {cite:t} role resolved
+    assert '<table class="ntknb-claims">' not in html and 'id="claim-demo-ratio"' in html  # re-rendered
+    assert "ours <strong>1.16 [1.05, 1.27]</strong>" in html
 
 
 def test_glued_claims_survive_the_notebook_text_repr():
@@ -215,6 +255,6 @@ def test_page_shows_the_runs_at_seeds_never_used_before(tmp_path):
     assert list(checks) == ["notebooks/01_demo"] and checks["notebooks/01_demo"][0]["seeds"] == [7, 8, 9]
     text = results.results_page(book.glued_claims(root), checks)
     assert "1 chapter rerun from seeds never used before: 1 verdicts compared, 0 same, 0 differs, 1 flips." in text
-    assert " · seeds 7-9: 0.5 [0.4, 0.6] reproduced (flips)" in text
+    assert " · seeds 7-9: 0.5 \\[0.4, 0.6\\] reproduced (flips)" in text
     assert text.count(" · seeds 7-9") == 1  # demo.acc has no record
     assert "No chapter has been rerun" in results.results_page(book.glued_claims(root))

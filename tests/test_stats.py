@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats as st
 
 from ntknb import stats as S
 
@@ -107,3 +108,98 @@ def test_holm_reject_steps_down_and_stops_at_the_first_failure():
     assert not S.holm_reject([0.02, 0.02], 0.03).any()  # 0.02 > 0.015: Bonferroni-like first step
     with pytest.raises(ValueError, match="pvalues"):
         S.holm_reject([0.1, 1.5])
+
+
+# ------------------------------------------------- intervals that respect their range (issue 28)
+
+
+def _seed_points(rng, k, n, mean=0.8, concentration=80.0):
+    """``k`` seeds x ``n`` points of 0/1 correctness; per-seed accuracies ~ Beta around ``mean``
+    (between-seed spread as seeds give it)."""
+    p = rng.beta(concentration * mean, concentration * (1 - mean), size=k)
+    return [(rng.random(n) < pi).astype(int) for pi in p]
+
+
+@pytest.mark.parametrize("method, k, reps", [("logit", 5, 300), ("cluster-bootstrap", 5, 150),
+                                             ("cluster-bootstrap", 20, 150)])
+def test_pooled_proportion_covers_and_stays_in_range(method, k, reps):
+    """Monte Carlo (fixed seed, < 1 s): the 95% interval of an accuracy pooled over k seeds x 100
+    points covers the population accuracy about 95% of the time and never leaves [0, 1]."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    for _ in range(reps):
+        iv = S.pooled_proportion_interval(_seed_points(rng, k, 100), method=method, n_boot=500)
+        assert 0.0 <= iv.low <= iv.estimate <= iv.high <= 1.0
+        covered += iv.low <= 0.8 <= iv.high
+    assert 0.88 <= covered / reps <= 0.99
+
+
+def test_pooled_proportion_near_the_ends_and_edge_cases():
+    rng = np.random.default_rng(2)
+    x = _seed_points(rng, 3, 100, mean=0.97)  # the t interval on seed means would pass 1
+    for method in ("logit", "cluster-bootstrap"):
+        iv = S.pooled_proportion_interval(x, method=method)
+        assert 0 <= iv.low < iv.estimate < iv.high <= 1 and iv.n == 3
+    assert S.pooled_proportion_interval(x).method == "logit-t"
+    ones = S.pooled_proportion_interval([[1, 1, 1], [1, 1]])  # p = 1: Wilson on the 5 pooled points
+    assert (ones.method, ones.n, ones.high) == ("wilson", 5, 1.0) and ones.low == S.binomial_interval(5, 5).low
+    single = S.pooled_proportion_interval([[1, 0, 1, 1]])
+    assert single == S.binomial_interval(3, 4)
+    with pytest.raises(ValueError, match="'method'"):
+        S.pooled_proportion_interval(x, method="t")
+    with pytest.raises(ValueError, match="'correct'"):
+        S.pooled_proportion_interval([1, 0, 1])
+    with pytest.raises(ValueError, match="'correct'"):
+        S.pooled_proportion_interval([[1, 2]])
+
+
+def test_mean_interval_with_bounds_stays_in_range_and_covers():
+    iv = S.mean_interval([0.9, 1.0, 0.87], bounds=(0, 1))
+    assert iv.method == "logit-t" and 0 < iv.low < iv.estimate < iv.high < 1
+    assert S.mean_interval([0.9, 1.0, 0.87]).high > 1  # what the plain t interval does
+    ends = lambda iv: (iv.low, iv.high)  # noqa: E731
+    assert ends(S.mean_interval([0.4], bounds=(0, 1))) == (0, 1)  # one seed: the whole range
+    assert ends(S.mean_interval([0.0, 0.0], bounds=(0, 1))) == (0, 0)  # no spread
+    lo, hi = ends(S.mean_interval([2.0, 3.0, 4.0], bounds=(0, 10)))
+    assert 0 < lo < 3 < hi < 10
+    rng = np.random.default_rng(3)
+    covered = sum((lambda iv: iv.low <= 0.9 <= iv.high)(S.mean_interval(rng.beta(18, 2, size=5), bounds=(0, 1)))
+                  for _ in range(400))
+    assert 0.9 <= covered / 400 <= 0.99
+    with pytest.raises(ValueError, match="'bounds'"):
+        S.mean_interval([0.5, 0.6], bounds=(1, 0))
+    with pytest.raises(ValueError, match="within bounds"):
+        S.mean_interval([0.5, 1.6], bounds=(0, 1))
+
+
+def _exact_coverage(n, p, method):
+    """P[the interval covers p] for k ~ Bin(n, p), summed exactly over k."""
+    ks = np.arange(n + 1)
+    cover = np.array([(lambda iv: iv.low <= p <= iv.high)(S.binomial_interval(int(k), n, method=method)) for k in ks])
+    return float(np.sum(st.binom.pmf(ks, n, p) * cover))
+
+
+def test_binomial_intervals_exact_coverage():
+    """Exact coverage over a grid of p (no simulation): Clopper-Pearson never below 95%, Wilson
+    95% on average (it oscillates around the nominal level)."""
+    grid = np.linspace(0.02, 0.98, 49)
+    cp = [_exact_coverage(40, p, "clopper-pearson") for p in grid]
+    wilson = [_exact_coverage(40, p, "wilson") for p in grid]
+    assert min(cp) >= 0.95 - 1e-12
+    assert 0.94 <= float(np.mean(wilson)) <= 0.96 and min(wilson) > 0.83
+
+
+@pytest.mark.parametrize("k, n", [(0, 20), (3, 20), (17, 40), (40, 40), (512, 1000)])
+def test_binomial_intervals_match_scipy(k, n):
+    res = st.binomtest(k, n)
+    for ours, theirs in (("wilson", "wilson"), ("clopper-pearson", "exact")):
+        ci = res.proportion_ci(confidence_level=0.95, method=theirs)
+        iv = S.binomial_interval(k, n, method=ours)
+        assert iv.low == pytest.approx(ci.low, abs=1e-12) and iv.high == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_bootstrap_matches_scipy_percentile():
+    x = np.random.default_rng(4).normal(0.3, 1.0, size=60)
+    ours = S.bootstrap_interval(x, n_boot=20000, seed=1)
+    theirs = st.bootstrap((x,), np.mean, n_resamples=20000, method="percentile", random_state=1).confidence_interval
+    assert ours.low == pytest.approx(theirs.low, abs=0.02) and ours.high == pytest.approx(theirs.high, abs=0.02)

@@ -202,3 +202,55 @@ def test_fit_reuses_compiled_steps_across_seeds_and_gives_the_same_numbers():
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(r1.params),
                                                         jax.tree_util.tree_leaves(r2.params)))
+
+
+def test_cyclic_schedule_is_the_one_cycle_of_andriushchenko_and_wong():
+    cfg = training.TrainConfig(epochs=10, learning_rate=3e-3, lr_schedule="cyclic", lr_peak_fraction=0.4)
+    sched = cfg.schedule(100)
+    # linear 0 -> peak at 2/5 of the 1000 steps -> 0 at the last step (closed form)
+    for step, rate in [(0, 0.0), (200, 1.5e-3), (400, 3e-3), (700, 1.5e-3), (1000, 0.0)]:
+        assert float(sched(step)) == pytest.approx(rate, abs=1e-9)
+    assert cfg.learning_rate_at(4) == pytest.approx(3e-3 * 3999 / 4000, rel=1e-6)  # last step of epoch 4
+    with pytest.raises(ValueError, match="lr_schedule"):
+        training.TrainConfig(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="lr_decay_epochs"):
+        training.TrainConfig(epochs=10, lr_schedule="cyclic", lr_decay_epochs=(5,))
+    with pytest.raises(ValueError, match="lr_peak_fraction"):
+        training.TrainConfig(lr_schedule="cyclic", lr_peak_fraction=1.0)
+    with pytest.raises(ValueError, match="optimizer"):
+        training.TrainConfig(optimizer="rmsprop")
+
+
+def test_adam_step_matches_optax_adam_with_coupled_weight_decay():
+    import optax
+
+    cfg = training.TrainConfig(optimizer="adam", learning_rate=1e-2, weight_decay=0.1)
+    tx = cfg.optimizer_transform(10)
+    p = {"w": jnp.array([1.0, -2.0])}
+    g = {"w": jnp.array([0.5, 0.25])}
+    upd, _ = tx.update(g, tx.init(p), p)
+    ref_tx = optax.adam(1e-2)
+    ref, _ = ref_tx.update({"w": g["w"] + 0.1 * p["w"]}, ref_tx.init(p), p)  # L2 added to the gradient
+    np.testing.assert_allclose(upd["w"], ref["w"], rtol=1e-6)
+
+
+def test_cyclic_runs_of_different_lengths_do_not_share_a_compiled_schedule():
+    from ntknb import models
+
+    m = models.make_model("tiny_cnn", 3, filters=2)
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(16, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    params, state = models.init_model(m, (8, 8, 1), seed=0)
+    runs = {}
+    for epochs in (2, 4):
+        cfg = training.TrainConfig(epochs=epochs, batch_size=8, learning_rate=1e-2, optimizer="adam",
+                                   lr_schedule="cyclic", eps=0.0)
+        runs[epochs] = training.fit(training.flax_apply_fn(m), params, state, x, y, x, y, cfg, progress=False)
+    lr = {e: runs[e].column("learning_rate") for e in runs}
+    assert lr[2][0] == pytest.approx(training.TrainConfig(epochs=2, learning_rate=1e-2, lr_schedule="cyclic")
+                                     .learning_rate_at(1))
+    assert lr[4][1] == pytest.approx(training.TrainConfig(epochs=4, learning_rate=1e-2, lr_schedule="cyclic")
+                                     .learning_rate_at(2))
+    # a 2-epoch run ends at rate ~0: its last epoch trains less than the 4-epoch run's second epoch
+    assert not np.allclose(jax.tree_util.tree_leaves(runs[2].params)[0], jax.tree_util.tree_leaves(runs[4].params)[0])
