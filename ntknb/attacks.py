@@ -183,23 +183,42 @@ def classification_loss(loss: str, k: int) -> str:
 
 
 def accuracy(f: jnp.ndarray, y: jnp.ndarray) -> float:
-    """Fraction of correct predictions, for either label encoding.
+    """Fraction of correct predictions, for either label encoding, as a Python ``float``
+    (computed from integer counts: exact ``correct / n`` whatever the dtype of ``f``).
 
-    * binary (``f`` of shape ``(n,)`` or ``(n, 1)``, ``y = ±1``): correct iff
-      ``f_i * y_i > 0`` (``f = 0`` counts as wrong);
+    * binary (``f`` of shape ``(n,)`` or ``(n, 1)``, ``y = ±1`` of shape ``(n,)`` or ``(n, 1)``):
+      correct iff ``f_i * y_i > 0`` (``f = 0`` counts as wrong);
     * multi-class (``f`` of shape ``(n, k)``, ``k > 1``): ``argmax f == argmax y``
-      (``y`` one-hot, centred one-hot, or integer indices ``(n,)``).
+      (``y`` one-hot, centred one-hot ``(n, k)``, or integer indices ``(n,)``).
+
+    Refused (``ValueError``): an empty batch (``n = 0``), NaN or infinite predictions (a
+    diverged model has no accuracy), and labels whose number of examples differs from ``f``'s
+    (no broadcasting: ``(1, 1)`` labels for ``n`` predictions are an error).
     """
     f = jnp.asarray(f)
     y = jnp.asarray(y)
-    if f.ndim == 1 or (f.ndim == 2 and f.shape[1] == 1):
+    if f.ndim not in (1, 2):
+        raise ValueError(f"accuracy: f must have shape (n,), (n, 1) or (n, k); got {f.shape}")
+    n = f.shape[0]
+    if n == 0:
+        raise ValueError("accuracy: f holds no predictions (n = 0); the accuracy of an empty batch is undefined")
+    if y.ndim not in (1, 2) or y.shape[0] != n:
+        raise ValueError(f"accuracy: y must hold one label per prediction ({n}), shape ({n},) or ({n}, k); "
+                         f"got shape {y.shape} for f of shape {f.shape}")
+    if _concrete(f) and jnp.issubdtype(f.dtype, jnp.inexact):
+        bad = int(np.sum(~np.isfinite(np.asarray(f))))
+        if bad:
+            raise ValueError(f"accuracy: f holds {bad} NaN or infinite prediction(s) of {f.size}; "
+                             "a diverged model has no accuracy")
+    if f.ndim == 1 or f.shape[1] == 1:
+        if y.ndim == 2 and y.shape[1] != 1:
+            raise ValueError(f"accuracy: binary predictions of shape {f.shape} need labels of shape ({n},) or "
+                             f"({n}, 1); got {y.shape}")
         _check_pm1(y)
         correct = jnp.reshape(f, (-1,)) * jnp.reshape(y, (-1,)).astype(f.dtype) > 0
-    elif f.ndim == 2:
-        correct = jnp.argmax(f, axis=-1) == _class_index(y, f.shape[1])
     else:
-        raise ValueError(f"accuracy: f must have shape (n,), (n, 1) or (n, k); got {f.shape}")
-    return float(jnp.mean(correct))
+        correct = jnp.argmax(f, axis=-1) == _class_index(y, f.shape[1])
+    return int(jnp.sum(correct)) / n
 
 
 # ----------------------------------------------------------------------- validation

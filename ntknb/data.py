@@ -760,13 +760,19 @@ def _decode_image(data: bytes, what: str) -> np.ndarray:
 
 
 def read_image_folder(
-    source: str | os.PathLike, class_names: Sequence[str] = CIFAR10_CLASSES
+    source: str | os.PathLike, class_names: Sequence[str] = CIFAR10_CLASSES, *,
+    image_shape: tuple[int, int, int] | None = None, complete: bool = False,
 ) -> dict[str, np.ndarray]:
     """Decode an image-folder tree ``{train,test}/<class>/<file>`` (directory or tarball).
 
     Class ``class_names[i]`` gets label ``i``; files are ordered by class, then by file
     name. An optional single top-level folder in a tarball is allowed. Returns uint8
     arrays ``x_train (N, H, W, 3)``, ``y_train (N,)``, ``x_test``, ``y_test``.
+
+    ``complete``: every class must have images in both splits; ``image_shape``: every image
+    must decode to this ``(H, W, 3)`` (CIFAR-10: ``(32, 32, 3)``). Otherwise
+    :class:`CorruptArchiveError` (a :class:`DataError`) naming the missing classes or the
+    first image of another size -- before any image of a wrong tree is cached.
     """
     source = Path(source)
     index = {c: i for i, c in enumerate(class_names)}
@@ -806,13 +812,27 @@ def read_image_folder(
                 f"{source}: corrupted or truncated archive ({type(e).__name__}: {e}); delete it and retry"
             ) from e
 
+    if complete:
+        for split in ("train", "test"):
+            missing = [c for i, c in enumerate(class_names) if not found.get((split, i))]
+            if missing:
+                raise CorruptArchiveError(
+                    f"{source}: no images for class(es) {missing} under {split}/; an image-folder copy of this "
+                    f"dataset needs {split}/<class>/ for each of {list(class_names)}"
+                )
     out: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         xs, ys = [], []
         for label in range(len(class_names)):
             for fname, payload in sorted(found.get((split, label), []), key=lambda t: t[0]):
                 data = payload.read_bytes() if isinstance(payload, Path) else payload
-                xs.append(_decode_image(data, f"{source}:{split}/{class_names[label]}/{fname}"))
+                img = _decode_image(data, f"{source}:{split}/{class_names[label]}/{fname}")
+                if image_shape is not None and img.shape != tuple(image_shape):
+                    raise CorruptArchiveError(
+                        f"{source}:{split}/{class_names[label]}/{fname}: image of shape {img.shape}, expected "
+                        f"{tuple(image_shape)}; this is not a copy of the dataset at its own resolution"
+                    )
+                xs.append(img)
                 ys.append(label)
         if not xs:
             raise CorruptArchiveError(f"{source}: no images under {split}/<class>/")
@@ -894,14 +914,14 @@ def load_cifar10(
         )
 
     cpath = _cache_path(cache, "cifar10", kind, algo, digest)
-    hit = _load_cache(cpath, "cifar10", algo, digest, (32, 32, 3) if kind == "official" else None)
+    hit = _load_cache(cpath, "cifar10", algo, digest, (32, 32, 3))
     if hit is not None:
         arrays, prov, classes = hit
         return _to_dataset("cifar10", arrays, classes, prov)
 
     lossy = kind.startswith("imagefolder")
     if lossy:
-        arrays = read_image_folder(path, CIFAR10_CLASSES)
+        arrays = read_image_folder(path, CIFAR10_CLASSES, image_shape=(32, 32, 3), complete=True)
         classes = CIFAR10_CLASSES
         note = (
             "Image-folder copy of CIFAR-10 (the shared copy is JPEG quality 75 with chroma "

@@ -451,7 +451,7 @@ def robust_evaluation(
     if not callable(predict):
         raise ValueError(f"parameter 'predict' must be callable x -> logits; got {type(predict).__name__}")
     eps = check_float("eps", eps, min=0.0)
-    seed = check_int("seed", seed, min=0)
+    seed = check_int("seed", seed, min=0, max=2**32 - 1)  # 32-bit: 2**32 would be seed 0 again
     n_iter = check_int("n_iter", n_iter, min=1)
     n_restarts = check_int("n_restarts", n_restarts, min=0)
     pgd_steps = check_int("pgd_steps", n_iter if pgd_steps is None else pgd_steps, min=1)

@@ -30,10 +30,11 @@ The same object serves both ends:
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ntknb.validation import check_bool, check_choice, check_float, check_int, check_sequence
+from ntknb.validation import SEED_LIMIT, check_bool, check_choice, check_float, check_int, check_sequence
 
 __all__ = ["Ref", "Rule", "Int", "Float", "Choice", "Bool", "List", "param", "Params"]
 
@@ -198,7 +199,26 @@ class Params:
                 value = rule(f.name, value, done)
                 object.__setattr__(self, f.name, value)
             done[f.name] = value
+        self._check_seeds()
         self.check()
+
+    def _check_seeds(self) -> None:
+        """The rule every chapter shares: ``seed`` is an integer in ``[0, 2**32 - 1]`` and a
+        count of seeds (``n_seeds``, ``*_seeds``: seeds ``seed, seed + 1, ...``) keeps
+        ``seed + count <= 2**32`` (NumPy and JAX seeds are 32-bit: a larger one wraps onto
+        seed 0's stream or crashes mid-run)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        if "seed" not in names:
+            return
+        seed = check_int("seed", getattr(self, "seed"), min=0, max=SEED_LIMIT - 1)
+        for name in sorted(names):
+            if name == "n_seeds" or (name.endswith("_seeds") and name != "seeds"):
+                count = getattr(self, name)
+                if isinstance(count, numbers.Integral) and not isinstance(count, bool) \
+                        and seed + int(count) > SEED_LIMIT:
+                    raise ValueError(f"parameters 'seed' and {name!r} must keep seed + {name} <= 2**32 "
+                                     f"(seeds are 32-bit); got seed = {seed}, {name} = {count}: use "
+                                     f"seed <= {SEED_LIMIT - int(count)}")
 
     def check(self) -> None:
         """Cross-parameter rules (override; raise ``ValueError`` naming the parameter)."""

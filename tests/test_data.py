@@ -179,7 +179,7 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _image_folder_files(rng, classes=("airplane", "bird", "truck")):
+def _image_folder_files(rng, classes=data.CIFAR10_CLASSES):
     """{relpath: png bytes}, and the expected arrays (ordered by class index then name)."""
     files, expected = {}, {"train": [], "test": []}
     for split, n in (("train", 3), ("test", 2)):
@@ -695,3 +695,21 @@ def test_task_seed_bounded():
         with pytest.raises(ValueError, match=r"seed.*2\*\*32"):
             data.make_task(ds, ("c0", "c1"), n_train=10, n_test=4, seed=bad)
     data.make_task(ds, ("c0", "c1"), n_train=10, n_test=4, seed=2**32 - 1)
+
+
+def test_image_folder_missing_class_or_wrong_size_is_not_cifar10(tmp_path):
+    """Issue 31: a tree missing a class, or with 64x64 images, is refused as CIFAR-10 (DataError)."""
+    files, _ = _image_folder_files(np.random.default_rng(12))
+    root = tmp_path / "cifar10-jpeg-imagefolder"
+    for rel, blob in files.items():
+        if "/truck/" in rel and rel.startswith("test/"):
+            continue
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(blob)
+    with pytest.raises(data.DataError, match=r"class\(es\) \['truck'\] under test/"):
+        data.load_cifar10(tmp_path, download=False)
+    (root / "test" / "truck").mkdir()
+    (root / "test" / "truck" / "0000.png").write_bytes(_png(np.zeros((64, 64, 3), np.uint8)))
+    with pytest.raises(data.DataError, match=r"shape \(64, 64, 3\), expected \(32, 32, 3\)"):
+        data.load_cifar10(tmp_path, download=False)
+    assert not (tmp_path / "cache" / "decoded").exists() or _listing(tmp_path / "cache" / "decoded") == []
