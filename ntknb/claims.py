@@ -58,6 +58,7 @@ __all__ = [
     "verdict",
     "bib_keys",
     "cite_text",
+    "cite_keys",
     "readable",
     "claim_anchor",
     "claims_html",
@@ -170,6 +171,15 @@ def cite_text(key: str, path: str | Path | None = None) -> str:
     return f"{who} {year}".strip()
 
 
+def cite_keys(text: str, path: str | Path | None = None) -> str:
+    """``text`` with every bib key of ``book/references.bib`` (or ``path``) in it replaced by its
+    author-year text (:func:`cite_text`): ``"Eq. 18 (jacot2018ntk)"`` -> ``"Eq. 18 (Jacot et al. 2018)"``."""
+    keys = sorted(_bib(path), key=len, reverse=True)
+    if not keys:
+        return text
+    return re.sub(r"\b(" + "|".join(map(re.escape, keys)) + r")\b", lambda m: cite_text(m.group(1), path), text)
+
+
 # ------------------------------------------------------------------------ readable math
 
 #: ASCII math in claim texts and their Unicode reading (applied by :func:`readable`).
@@ -181,11 +191,13 @@ _SUB = re.compile(r"(?<=[A-Za-zΑ-Ωα-ω‖)])_(\w{1,2})\b")
 
 def readable(text: str, fmt: str = "html") -> str:
     """``text`` (a claim sentence with ASCII math: ``m^(-1/2)``, ``sqrt(d)``, ``||w||_1``,
-    ``Θ_0``, ``>=``) for a reader: Unicode symbols, and super- / subscripts as ``<sup>`` /
+    ``Θ_0``, ``>=``; bib keys) for a reader: bib keys as author-year text (:func:`cite_keys`),
+    Unicode symbols, and super- / subscripts as ``<sup>`` /
     ``<sub>`` (``fmt="html"``, the rest HTML-escaped) or as MyST ``{sup}`` / ``{sub}`` roles
     (``fmt="myst"``, the rest escaped for Markdown)."""
     if fmt not in ("html", "myst"):
         raise ValueError(f"parameter 'fmt' must be one of ['html', 'myst'], got {fmt!r}")
+    text = cite_keys(text)
     for ascii_, char in _SYMBOLS:
         text = text.replace(ascii_, char)
     text = _SQRT.sub(lambda m: "√" + (m.group(1) if re.fullmatch(r"\w+", m.group(1)) else f"({m.group(1)})"), text)
@@ -564,7 +576,7 @@ def verdict_badge_html(v: str) -> str:
 def _claim_html(c: Claim) -> str:
     esc = lambda s: html.escape(s, quote=False)  # noqa: E731
     facts = (f"ours <strong>{esc(c.interval_text)}</strong>, needs {esc(c.requirement_text)} · "
-             f"{esc(cite_text(c.source))}, {esc(c.where)}")
+             f"{esc(cite_text(c.source))}, {readable(c.where)}")
     why = "".join(f'<div class="ntknb-claim-why">not met: {readable(p.text)}</div>' for p in c.failed_preconditions)
     pre = "".join(f"<li>{readable(p.text)}</li>" for p in c.preconditions)
     details = (f"<p>The paper: {readable(c.paper)}.</p><p>{readable(c.scale)} ({c.counts_text}).</p>"

@@ -109,3 +109,104 @@ def test_browser_check_finds_console_errors_and_raw_math(tmp_path):
     problems = book.browser_check(tmp_path, "bad", chromium=CHROMIUM, timeout=60)
     assert any("boom" in p for p in problems) and any("undefinedFn" in p for p in problems)
     assert any(p.startswith("math not rendered") for p in problems)
+
+
+# --------------------------------------------------- claims as the reader's first view (issue 30)
+
+CHAPTERS = [p for p in PAGES if p.startswith("notebooks/")]
+
+#: Runs inside each probed page (loaded in an iframe of the wanted width, so the page's media
+#: queries see that width) and posts the layout of its claims to the wrapper page.
+_PROBE = """<script>
+window.addEventListener('load', function () { setTimeout(function () {
+  var doc = document.documentElement, out = {page: %s, vw: doc.clientWidth, claims: [], first: null, right: 0};
+  document.querySelectorAll('.ntknb-claim').forEach(function (el) {
+    var r = el.getBoundingClientRect(), b = el.firstElementChild, q = b.getBoundingClientRect();
+    out.right = Math.max(out.right, r.right);
+    out.claims.push({id: el.id, height: r.height, badge_first: b.classList.contains('ntknb-verdict'),
+                     badge: [q.left, q.right, q.top - r.top]});
+  });
+  var v = document.querySelector('article .ntknb-verdict');
+  if (v) { var p = v.getBoundingClientRect(); out.first = [p.left, p.right, p.top + window.scrollY]; }
+  parent.postMessage(JSON.stringify(out), '*');
+}, 2000); });
+</script>"""
+
+
+def claims_layout(html_root: Path, pages, width: int, chromium: str) -> dict:
+    """``{page: layout}`` of each page's claims block and first verdict badge at ``width`` px, in
+    one headless Chromium run (each page in an iframe of that width; offline)."""
+    import html
+    import json
+    import re
+    import subprocess
+    import tempfile
+
+    probes, frames = [], []
+    for i, page in enumerate(pages):
+        src = html_root / f"{page}.html"
+        probe = src.with_name(f"{src.stem}.ntknb-probe.html")
+        probe.write_text(src.read_text().replace("</body>", _PROBE % json.dumps(page) + "</body>"))
+        probes.append(probe)
+        frames.append(f'<iframe src="{probe.relative_to(html_root).as_posix()}" '
+                      f'style="width:{width}px;height:800px;border:0"></iframe>')
+    wrapper = html_root / "ntknb-probe.html"
+    wrapper.write_text("<html><body>" + "".join(frames) + '<pre id="out"></pre><script>window.addEventListener('
+                       '"message", function (e) { document.getElementById("out").textContent += e.data + "\\n"; });'
+                       "</script></body></html>")
+    try:
+        with tempfile.TemporaryDirectory(prefix="ntknb-chromium-") as profile:
+            proc = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                   f"--user-data-dir={profile}", "--host-resolver-rules=MAP * ~NOTFOUND",
+                                   "--virtual-time-budget=20000", "--window-size=1400,1000", "--dump-dom",
+                                   wrapper.resolve().as_uri()], capture_output=True, text=True, timeout=240)
+    finally:
+        for path in (*probes, wrapper):
+            path.unlink()
+    text = html.unescape(re.search(r'<pre id="out">(.*?)</pre>', proc.stdout, re.S).group(1))
+    return {d["page"]: d for d in (json.loads(line) for line in text.splitlines() if line.strip())}
+
+
+@pytest.mark.slow
+def test_claims_block_and_summary_in_the_built_pages(built_html):
+    """Static checks of item 1 of issue 30: every chapter shows the compact claims block (no stored
+    table), a summary in prose, author-year citations, no unbounded "[-inf, inf]"; the Results
+    page counts the four verdicts first and links each claim to its entry."""
+    import re
+
+    from ntknb.claims import bib_keys
+
+    keys = bib_keys()
+    for page in CHAPTERS:
+        text = (built_html / f"{page}.html").read_text()
+        assert '<table class="ntknb-claims">' not in text, page
+        assert text.count('class="ntknb-claim"') >= 1 and "this chapter tests" in text, page
+        facts = re.findall(r'<div class="ntknb-claim-facts">(.*?)</div>', text)
+        assert facts and not any(k in f for f in facts for k in keys), page  # no raw bib keys
+        assert "inf]" not in text and "[-∞, ∞]" not in text, page
+    results = (built_html / "book" / "results.html").read_text()
+    assert results.index("ntknb-v-not_testable") < re.search(r"<h2>\d", results).start()  # the counts come first
+    for href in re.findall(r'<a href="(\.\./notebooks/[^"#]+\.html)#(claim-[^"]+)">evidence</a>', results):
+        assert f'id="{href[1]}"' in (built_html / "book" / href[0]).read_text(), href
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 390])
+def test_verdicts_are_the_first_view_at_any_width(built_html, width):
+    """In headless Chromium at 1280 px and 390 px: every claim's verdict badge comes first in its
+    entry and lies inside the screen, the claims blocks do not overflow sideways, entries stay
+    short, and the Results page shows a verdict within its first screen."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium): browser check not run")
+    layout = claims_layout(built_html, [*CHAPTERS, "book/results"], width, CHROMIUM)
+    assert set(layout) == {*CHAPTERS, "book/results"}, f"pages that did not report: {set(CHAPTERS) - set(layout)}"
+    for page in CHAPTERS:
+        lay = layout[page]
+        assert lay["claims"], page
+        assert lay["right"] <= lay["vw"] + 1, f"{page}: the claims block overflows ({lay['right']} > {lay['vw']} px)"
+        for c in lay["claims"]:
+            left, right, top = c["badge"]
+            assert c["badge_first"] and 0 <= left and right <= lay["vw"] and top < 12, (page, c)
+            assert c["height"] <= (320 if width < 500 else 220), (page, c)  # short rows
+    first = layout["book/results"]["first"]
+    assert first is not None and first[2] < (700 if width < 500 else 800), first  # the first screen

@@ -128,6 +128,7 @@ def test_cite_text_and_readable_math():
     assert C.cite_text("tsilivis2022ntk") == "Tsilivis & Kempe 2022"
     assert C.cite_text("jacot2018ntk") == "Jacot et al. 2018"
     assert C.cite_text("no_such_key") == "no_such_key"
+    assert C.readable("Eq. 18 (jacot2018ntk)") == "Eq. 18 (Jacot et al. 2018)"
     assert C.readable("sqrt(d) vs ||w||_1, Θ_0 >= 2^k") == "√d vs ‖w‖<sub>1</sub>, Θ<sub>0</sub> ≥ 2<sup>k</sup>"
     assert C.readable("n_test * m^(-1/2) | x", "myst") == "n\\_test \\* m{sup}`-1/2` \\| x"
     with pytest.raises(ValueError, match="'fmt'"):
