@@ -364,3 +364,17 @@ def test_registrations_from_the_git_history(tmp_path):
     after = C.registrations(reg)
     assert after["demo.ratio"]["commit"] == first["demo.ratio"]["commit"]  # unchanged claim keeps its date
     assert after["demo.plain"]["commit"] != first["demo.plain"]["commit"] and after["demo.plain"]["changes"] == 1
+
+
+def test_the_book_s_register_files_load_and_agree_with_the_stored_claims():
+    """Every register file under notebooks/claims/ is valid, and a registered claim that a stored
+    notebook glued has the registered source, words, threshold and direction."""
+    from ntknb import book
+
+    stored = {c["id"]: c for _, raw in book.glued_claims() for c in (raw or [])}
+    for path in sorted(C.REGISTER_DIR.glob("*.yaml")):
+        for cid, spec in C.load_register(path).items():
+            if cid in stored:
+                c = stored[cid]
+                assert (spec.source, spec.claim, spec.threshold, spec.direction) == (
+                    c["source"], c["claim"], c["threshold"], c["direction"]), (path.name, cid)
