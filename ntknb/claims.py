@@ -692,7 +692,8 @@ def summary_markdown(claims: Sequence[Any]) -> str:
     for v in VERDICTS:
         group = [c for c in objs if c.verdict == v]
         if group:
-            lines.append(f"**{VERDICT_TEXT[v].capitalize()}**{_WHY[v]}: " + "; ".join(_phrases(objs, v)) + ".")
+            text = "; ".join(_phrases(objs, v))
+            lines.append(f"**{VERDICT_TEXT[v].capitalize()}**{_WHY[v]}: {text}{'' if text.endswith('…') else '.'}")
     return "\n\n".join(lines) + "\n"
 
 

@@ -120,7 +120,8 @@ def _item(doc: str, c: Claim, records: Sequence[Mapping], reg: Optional[Mapping]
     needs, the link to its evidence, its registration and the runs at other seeds."""
     why = "".join(f" (not met: {readable(p.text, 'myst')})" for p in c.failed_preconditions)
     return (f"- {{ntknb-verdict}}`{c.verdict}` {readable(c.claim, 'myst')} — ours {readable(c.interval_text, 'myst')}, "
-            f"needs {readable(c.requirement_text, 'myst')}{why}; {c.counts_text} · {_link(doc, c)} · "
+            f"needs {readable(c.requirement_text, 'myst')}{why} · {readable(c.scale.split(',')[0].strip(), 'myst')}, "
+            f"{c.counts_text} · {_link(doc, c)} · "
             f"{registration_text(reg, executed)}{readable(_checked(c, records), 'myst')}")
 
 

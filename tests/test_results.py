@@ -91,7 +91,7 @@ def test_page_lists_claims_in_toc_order(tmp_path):
     assert "\n## 01 · A demo chapter\n" in text and "**{cite:t}`loo2022evolution`**" in text  # by chapter, source
     assert text.index("\n## 01 · A demo chapter") > text.index(counts)  # counts first
     item = [line for line in text.splitlines() if line.startswith("- {ntknb-verdict}`contradicted`")][0]
-    assert "ours 1.16 \\[1.05, 1.27\\], needs \\> 10" in item and "3 seeds" in item
+    assert "ours 1.16 \\[1.05, 1.27\\], needs \\> 10 · MNIST 0 vs 1, 3 seeds ·" in item
     assert '<a href="../notebooks/01_demo.html#claim-demo-ratio">evidence</a>' in item  # to the claim's entry
     assert "threshold not in a register" in item
 
