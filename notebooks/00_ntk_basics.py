@@ -253,6 +253,62 @@ glue_claims(claims)
 #    ({glue:text}`lambda_ratio:.0f` for modes {glue:text}`mode_first` and
 #    {glue:text}`mode_last`).
 #    ````
+#
+# 4. *Implement it: the empirical NTK (Eq. 6).* Write `empirical_ntk(apply_fn, params, x1, x2)`
+#    for a stax network `apply_fn(params, x) -> (n, k)`: the $(n_1, n_2)$ matrix
+#    $\hat\Theta(x, x') = \frac1k \sum_{j=1}^k \nabla_\theta f_j(x)^\top \nabla_\theta f_j(x')$,
+#    the gradients taken with respect to all parameters, with `jax.jacobian` (no neural-tangents).
+#    `ntknb.exercises.check_empirical_ntk(empirical_ntk)` compares it with the package's
+#    `ntknb.kernels.empirical_ntk` on small random networks in float64 and prints PASS or FAIL
+#    with the largest error.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import jax
+#    import jax.numpy as jnp
+#    from ntknb import exercises
+#
+#    def empirical_ntk(apply_fn, params, x1, x2):
+#        def jacobian(x):  # (n, k, P): every output's derivative in every parameter
+#            jac = jax.jacobian(apply_fn)(params, x)
+#            return jnp.concatenate([j.reshape(*j.shape[:2], -1) for j in jax.tree_util.tree_leaves(jac)], -1)
+#        j1, j2 = jacobian(x1), jacobian(x2)
+#        return jnp.einsum("akp,bkp->ab", j1, j2) / j1.shape[1]
+#
+#    exercises.check_empirical_ntk(empirical_ntk)
+#    ```
+#    `jax.jacobian` returns one array per parameter, of shape (n, k, parameter shape); flattened
+#    and concatenated they form $J$ of shape $(n, k, P)$, and the kernel contracts the $P$
+#    parameters and averages the $k$ outputs. This materialises $J$, $n k P$ numbers: fine for
+#    these small networks, too much for the chapter's widths, where neural-tangents contracts
+#    the layers' derivatives without forming $J$.
+#    ````
+#
+# 5. *Implement it: the kernel predictor (Eq. 7).* Write
+#    `kernel_predictor(k_train_train, k_test_train, y_train, t)` returning
+#    $f_t(x) = \Theta(x, X)\, V \operatorname{diag}\big((1 - e^{-\lambda_i t/N})/\lambda_i\big) V^\top Y$
+#    on the test points, with $\Theta(X, X) = V \operatorname{diag}(\lambda) V^\top$ and
+#    $N = n k$ the number of entries of $Y$ (the chapter's time convention). Check it with
+#    `ntknb.exercises.check_kernel_predictor(kernel_predictor)` (reference:
+#    `ntknb.kernels.KernelPredictor`).
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#    from ntknb import exercises
+#
+#    def kernel_predictor(k_train_train, k_test_train, y_train, t):
+#        lam, V = np.linalg.eigh(k_train_train)
+#        g = -np.expm1(-lam * t / y_train.size) / lam  # (1 - exp(-lambda t / N)) / lambda
+#        return k_test_train @ V @ (g[:, None] * (V.T @ y_train))
+#
+#    exercises.check_kernel_predictor(kernel_predictor)
+#    ```
+#    `-np.expm1(-x)` is $1 - e^{-x}$ without the cancellation of `1 - np.exp(-x)` for small
+#    $x$, which matters for the modes that gradient flow has barely started to learn.
+#    ````
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

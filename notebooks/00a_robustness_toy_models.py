@@ -326,6 +326,31 @@ display(claims.glue_claims(CLAIMS))
 #    closed form can. (Try $\epsilon = 0.9$: $\Phi(-1.25) \approx 0.11$, which the samples
 #    reproduce to about $\pm 0.002$.)
 #    ````
+#
+# 4. *Implement it: the worst perturbation of a linear classifier (notes, Eq. 28).* For
+#    $f(x) = w^\top x + b$, write `worst_case(w, b, x, y, eps)` returning, for each row of `x`
+#    (shape $(n, d)$, labels `y` $\in \{-1, +1\}$ of shape $(n,)$), the point of the ball
+#    $\|x' - x\|_\infty \le \epsilon$ with the smallest margin $y f(x')$ (no pixel range).
+#    `ntknb.exercises.check_linear_worst_case(worst_case)` compares it with one FGSM step
+#    (`ntknb.attacks.fgsm`) on the logistic loss.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#    from ntknb import exercises
+#
+#    def worst_case(w, b, x, y, eps):
+#        return x - eps * y[:, None] * np.sign(w)
+#
+#    exercises.check_linear_worst_case(worst_case)
+#    ```
+#    The margin $y(w^\top x' + b)$ is linear in $x'$, so each coordinate moves by the full
+#    $\epsilon$ against $y\,\mathrm{sign}(w_i)$, and the margin drops by exactly
+#    $\epsilon\|w\|_1$, which grows like $d$ for weights of a fixed size. One signed-gradient
+#    step reaches this corner: FGSM is the exact worst case of a linear model, and only an
+#    approximation for a network.
+#    ````
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

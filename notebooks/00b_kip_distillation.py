@@ -331,6 +331,32 @@ display(claims.glue_claims(CLAIMS))
 #    $\partial_\delta\mathcal L\,\partial_{X_S}\delta^*$. The held-fixed gradient is the
 #    practical choice of adversarial training, not the gradient of the two-level objective.
 #    ```
+#
+# 4. *Implement it: the KIP loss (notes, Eq. 27).* Write
+#    `kip_loss(kernel_fn, x_support, y_support, x_target, y_target, reg)` returning
+#    $\frac12 \operatorname{mean}\big((K_{TS} (K_{SS} + \lambda \tfrac{\operatorname{tr} K_{SS}}{S} I)^{-1} Y_S - Y_T)^2\big)$
+#    over all entries of $Y_T$, where `kernel_fn(x1, x2, "ntk")` gives $K(x_1, x_2)$ and $S$
+#    is the number of support points. `ntknb.exercises.check_kip_loss(kip_loss)` compares it
+#    with `ntknb.kip.kip_loss`.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import jax.numpy as jnp
+#    from ntknb import exercises
+#
+#    def kip_loss(kernel_fn, x_support, y_support, x_target, y_target, reg):
+#        k_ss = kernel_fn(x_support, x_support, "ntk")
+#        s = k_ss.shape[0]
+#        alpha = jnp.linalg.solve(k_ss + reg * jnp.trace(k_ss) / s * jnp.eye(s), y_support)
+#        f = kernel_fn(x_target, x_support, "ntk") @ alpha
+#        return 0.5 * jnp.mean((f - y_target) ** 2)
+#
+#    exercises.check_kip_loss(kip_loss)
+#    ```
+#    Written in `jax.numpy`, the loss is differentiable in `x_support` and `y_support`:
+#    `jax.grad(kip_loss, argnums=1)` is the gradient the support-set learning loop follows.
+#    ````
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

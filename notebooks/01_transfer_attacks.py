@@ -432,6 +432,33 @@ display(glue_claims(claims))
 #    Panel (a) of the CIFAR-10 figure draws the same numbers (mean and 10-90 % band); compare
 #    your two values with it.
 #    ````
+#
+# 4. *Implement it: the kernel attack (Eq. 8).* With the kernel predictor
+#    $f(x) = K(x, X)\,\alpha$ (`kernel_fn(x1, x2, "ntk")`, dual weights `alpha` of shape
+#    $(n, 1)$) and labels $y \in \{-1, +1\}$ of shape $(m, 1)$, write
+#    `kernel_attack(kernel_fn, x_train, alpha, x, y, eps)` returning
+#    $\tilde x = \mathrm{clip}_{[0, 1]}\big(x - \epsilon\, y\, \mathrm{sign}(\nabla_x f(x))\big)$,
+#    the same shape as `x`. `ntknb.exercises.check_kernel_attack(kernel_attack)` compares it
+#    with `ntknb.attacks.kernel_fgsm`.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import jax
+#    import jax.numpy as jnp
+#    from ntknb import exercises
+#
+#    def kernel_attack(kernel_fn, x_train, alpha, x, y, eps):
+#        grad = jax.grad(lambda x: jnp.sum(kernel_fn(x, x_train, "ntk") @ alpha))(x)
+#        y = y.reshape((-1,) + (1,) * (x.ndim - 1))
+#        return jnp.clip(x - eps * y * jnp.sign(grad), 0.0, 1.0)
+#
+#    exercises.check_kernel_attack(kernel_attack)
+#    ```
+#    Each output $f(x_i)$ depends on its own $x_i$ only, so the gradient of the sum gives every
+#    point's gradient in one pass. The attack needs no network: only the kernel, the training
+#    inputs and the dual weights, which is what makes it a transfer attack.
+#    ````
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

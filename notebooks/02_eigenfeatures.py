@@ -507,6 +507,32 @@ if seed_check is not None:
 #    chapter), an early-stopped kernel machine is more robust than the converged one, at some
 #    cost in accuracy.
 #    ```
+#
+# 3. *Implement it: the eigen-features (Eq. 9).* Write
+#    `eigenfeatures(k_train_train, k_test_train, y_train)` returning the array of shape
+#    $(n, m, k)$ whose entry $i$ is
+#    $f^{(i)}(x) = \lambda_i^{-1}\, \Theta(x, X)\, v_i v_i^\top Y$ on the $m$ test points, the
+#    eigenvalues in decreasing order. `ntknb.exercises.check_eigenfeatures(eigenfeatures)`
+#    compares it with `ntknb.kernels.KernelPredictor.eigen_features`.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#    from ntknb import exercises
+#
+#    def eigenfeatures(k_train_train, k_test_train, y_train):
+#        lam, V = np.linalg.eigh(k_train_train)
+#        lam, V = lam[::-1], V[:, ::-1]  # decreasing eigenvalues
+#        c = (V.T @ y_train) / lam[:, None]  # c_i = v_i^T Y / lambda_i
+#        return np.einsum("mn,ni,ik->imk", k_test_train, V, c)
+#
+#    exercises.check_eigenfeatures(eigenfeatures)
+#    ```
+#    The sign of an eigenvector is arbitrary, but each feature uses $v_i$ twice, so the sign
+#    cancels. Summed over $i$ the features give $f_\infty(x) = \Theta(x, X)\Theta^{-1}Y$: check
+#    it with `eigenfeatures(...).sum(0)`.
+#    ````
 
 # %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT

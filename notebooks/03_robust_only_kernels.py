@@ -362,3 +362,29 @@ print(ch.summary_text(P, RUNS, mnist_rows))
 #    can flip the sum although no single feature's own attack flips that feature. Robustness
 #    of the parts is not robustness of the whole.
 #    ```
+#
+# 3. *Implement it: a machine made of some eigen-features.* Write
+#    `subset_weights(k_train_train, y_train, indices)` returning the dual weights
+#    $\alpha_S = \sum_{i \in S} v_i c_i^\top$, $c_i = \lambda_i^{-1} v_i^\top Y$, of the machine
+#    $f_S(x) = \Theta(x, X)\,\alpha_S = \sum_{i \in S} f^{(i)}(x)$, where `indices` are positions
+#    in the decreasing order of the eigenvalues. `ntknb.exercises.check_subset_weights(subset_weights)`
+#    compares it with `ntknb.robust_kernels.subset_weights`.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#    from ntknb import exercises
+#
+#    def subset_weights(k_train_train, y_train, indices):
+#        lam, V = np.linalg.eigh(k_train_train)
+#        lam, V = lam[::-1], V[:, ::-1]
+#        V_s = V[:, indices]
+#        return V_s @ ((V_s.T @ y_train) / lam[indices, None])
+#
+#    exercises.check_subset_weights(subset_weights)
+#    ```
+#    A robust-only machine is this with the robust features as `indices`; its predictions on
+#    new points are `k_test_train @ subset_weights(...)`, and it can be attacked like any kernel
+#    predictor (chapter 01's exercise).
+#    ````

@@ -353,3 +353,26 @@ print(f"notebook runtime: {runtime:.0f} s")
 #    its trend) at the new decay. If it does not move with the decay, the measured pattern is
 #    not the one the paper describes at this scale.
 #    ```
+#
+# 3. *Implement it: the kernel distance.* Write `kernel_distance(K1, K2)` returning
+#    $1 - \operatorname{Tr}(K_1 K_2^\top) / (\|K_1\|_F \|K_2\|_F)$, the distance the chapter
+#    tracks between the kernels of consecutive epochs.
+#    `ntknb.exercises.check_kernel_distance(kernel_distance)` compares it with
+#    `ntknb.metrics.kernel_distance`, also on kernels that differ only by a positive factor.
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import numpy as np
+#    from ntknb import exercises
+#
+#    def kernel_distance(K1, K2):
+#        return 1 - np.sum(K1 * K2) / (np.linalg.norm(K1) * np.linalg.norm(K2))
+#
+#    exercises.check_kernel_distance(kernel_distance)
+#    ```
+#    $\operatorname{Tr}(K_1 K_2^\top)$ is the sum of the entrywise products, and `np.linalg.norm` of a
+#    matrix is its Frobenius norm. Dividing by both norms makes the distance blind to the
+#    kernel's scale, which grows during training: the chapter's distances measure a change of
+#    shape, not of size.
+#    ````

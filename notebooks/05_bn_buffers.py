@@ -365,15 +365,31 @@ print(f"notebook runtime: {runtime:.0f} s")
 #    on a per-example surrogate would break more of the network than its own white-box attack.
 #    ```
 #
-# 3. *Predict first, then rerun.* With `-p n_seeds 8`, which intervals of the claims table will
-#    shrink, and which verdicts can change?
+# 3. *Implement it: BatchNorm with and without buffers.* Write
+#    `batch_norm(x, scale, bias, running_mean, running_var, use_buffers)` for images `x` of shape
+#    $(n, H, W, C)$ and per-channel parameters of shape $(C,)$:
+#    $\mathrm{scale}\,(x - \mu)/\sqrt{\sigma^2 + 10^{-5}} + \mathrm{bias}$, where $(\mu, \sigma^2)$ are the
+#    running buffers when `use_buffers` is true ("w buffer") and otherwise the batch's own mean
+#    and (biased) variance over $n, H, W$ ("w/o buffer").
+#    `ntknb.exercises.check_batch_norm(batch_norm)` compares it with the layer of the chapter's
+#    networks, `flax.linen.BatchNorm(momentum=0.9)`.
 #
-#    ```{admonition} Solution
+#    ````{admonition} Solution
 #    :class: dropdown
-#    A t interval over replicas shrinks roughly like $t_{0.975,\,k-1}\,s/\sqrt{k}$: from 4 to 8
-#    replicas the $t$ quantile drops from 3.18 to 2.36 and $1/\sqrt{k}$ by a factor 0.71, so the
-#    intervals narrow by about half.
-#    Only an inconclusive verdict (an interval containing its threshold) can become reproduced
-#    or contradicted; a decided one flips only if the new replicas move the mean across the
-#    threshold.
+#    ```python
+#    import numpy as np
+#    from ntknb import exercises
+#
+#    def batch_norm(x, scale, bias, running_mean, running_var, use_buffers):
+#        if use_buffers:
+#            mean, var = running_mean, running_var
+#        else:  # the batch's own statistics over n, H, W
+#            mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+#        return scale * (x - mean) / np.sqrt(var + 1e-5) + bias
+#
+#    exercises.check_batch_norm(batch_norm)
 #    ```
+#    Without buffers, changing one image changes `mean` and `var` and so every image's output:
+#    try it on your function, perturbing `x[0]` and comparing `batch_norm(...)[1]` before and
+#    after. This coupling is what an attack on the network without buffers can exploit.
+#    ````

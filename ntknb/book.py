@@ -537,11 +537,56 @@ STATIC_DIR = Path(__file__).resolve().parent / "book_static"
 
 
 def _docstring_as_text(app, what, name, obj, options, lines) -> None:
-    """autodoc: show each docstring as written (a literal block). The docstrings are plain text
-    with RST-like literals; parsed as reStructuredText, a stray indent or backquote in any of them
-    would be a warning, i.e. a failed build (-W)."""
-    if lines:
-        lines[:] = ["::", ""] + ["   " + line for line in lines] + [""]
+    """autodoc: render each docstring as reStructuredText where it parses cleanly, else show it
+    as written (a literal block).
+
+    The docstrings are plain text with RST literals and Google-style sections (``Args:``,
+    ``Returns:``): sphinx.ext.napoleon's parsers turn the sections into fields (a section given
+    on its header's line, ``Returns: text``, is first moved below it), and underlined headings,
+    which autodoc cannot nest, become rubrics. The result is parsed by docutils first (Sphinx
+    roles read as literals): a docstring with any problem (a stray indent, an unclosed
+    backquote, the ``*`` of a product) would be a warning, i.e. a failed build (-W), so that one
+    stays literal."""
+    import io
+    import re
+
+    from docutils.core import publish_doctree
+    from docutils.utils import SystemMessage
+    from sphinx.ext.napoleon import Config
+    from sphinx.ext.napoleon.docstring import GoogleDocstring, NumpyDocstring
+
+    if not lines:
+        return
+    original = list(lines)
+    inline = re.compile(r"^(\s*)(Args|Arguments|Returns|Raises|Yields|Attributes|Note|Example|Examples):\s+(\S.*)$")
+    text = []
+    for i, line in enumerate(original):
+        m = inline.match(line)
+        if m:
+            follow = original[i + 1] if i + 1 < len(original) else ""
+            deeper = len(follow) - len(follow.lstrip()) if follow.strip() else 0
+            indent = deeper if deeper > len(m.group(1)) else len(m.group(1)) + 4
+            text += [f"{m.group(1)}{m.group(2)}:", " " * indent + m.group(3)]
+        else:
+            text.append(line)
+    config = Config(napoleon_use_ivar=True)  # attributes as fields, not nested directives
+    text = NumpyDocstring(GoogleDocstring(text, config, what=what, name=name, obj=obj).lines(),
+                          config, what=what, name=name, obj=obj).lines()
+    underline = re.compile(r"^([-=~^\"'`#*+])\1{2,}\s*$")
+    rst = []
+    for line in text:
+        if underline.match(line) and rst and rst[-1].strip() and not underline.match(rst[-1]):
+            rst[-1:] = [f".. rubric:: {rst[-1].strip()}", ""]
+        else:
+            rst.append(line)
+    probe = re.sub(r":[\w:.+-]+:`([^`]*)`", r"``\1``", "\n".join(rst))
+    try:
+        publish_doctree(probe, settings_overrides={
+            "report_level": 2, "halt_level": 2, "warning_stream": io.StringIO(),
+            "file_insertion_enabled": False, "raw_enabled": False, "_disable_config": True})
+    except SystemMessage:
+        rst = ["::", ""] + ["   " + line for line in original] + [""]
+    lines[:] = rst + [""]
 
 
 def _drop_thebe(app, pagename, templatename, context, doctree) -> None:
