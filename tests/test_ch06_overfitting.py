@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
-from ntknb import adversaries, attacks, models, training
+from ntknb import adversaries, attacks, collapse, models, training
 from ntknb.chapters import ch06_overfitting as overfitting
 
 
@@ -331,28 +331,7 @@ def test_variant_configs_pick_their_adversary():
         overfitting.variant_config(p, "trades", 0)
 
 
-def test_verdicts_follow_the_numbers():
-    assert "does not single out" in overfitting.gap_verdict(2, 2)
-    assert "does separate" in overfitting.gap_verdict(2, 1)
-    assert "reliably." in overfitting.collapse_verdict(3, 3)
-    assert "not reliably" in overfitting.collapse_verdict(1, 3)
-    assert "does NOT reproduce" in overfitting.collapse_verdict(0, 3)
-    assert "most specialised" in overfitting.ks_verdict(dict(standard=0.1, fgsm=0.2, pgd=0.3))
-    assert "NOT the most" in overfitting.ks_verdict(dict(standard=0.1, fgsm=0.3, pgd=0.2))
-    kd = {("pgd_shared", "adv"): [0.5, 0.1], ("pgd", "adv"): [0.5, 0.2]}
-    assert "is closer" in overfitting.kd_verdict(kd)
-    kd[("pgd", "adv")] = [0.5, 0.1]
-    assert "NOT closer" in overfitting.kd_verdict(kd)
-    stats = dict(fgsm=dict(final=0.1, n_collapsed=2), fgsm_rs=dict(final=0.5, n_collapsed=0),
-                 noise=dict(final=0.3, n_collapsed=0))
-    assert overfitting.noise_verdict(2, stats).startswith("The anisotropic noise collapses in fewer seeds")
-    assert overfitting.noise_verdict(2, stats).endswith("(FGSM-RS) ends more robust than the anisotropic noise.")
-    assert overfitting.noise_verdict(0, stats).startswith("FGSM-AT did not collapse here")
-    stats["noise"] = dict(final=0.05, n_collapsed=2)
-    assert "does NOT fix" in overfitting.noise_verdict(2, stats)
-
-
-def test_collapse_texts_and_rows():
+def test_collapse_rows():
     from types import SimpleNamespace
 
     def run(robust, fgsm_train):
@@ -362,15 +341,9 @@ def test_collapse_texts_and_rows():
         return r
 
     collapsed, steady = run([0.3, 0.5, 0.05, 0.4], [0, 0.5, 0.6, 0.9, 0.8]), run([0.3, 0.5, 0.5, 0.5], [0] * 5)
-    text = overfitting.at_collapse_text([collapsed, steady])
-    assert text.startswith("At the collapsed epochs the PGD robust test accuracy was 0.050 while the FGSM accuracy "
-                           "on training images was 0.900; 1 of the 1 collapsed runs recovered")
-    assert overfitting.at_collapse_text([steady]).startswith("No seed collapsed")
     rows = overfitting.collapse_rows({("fgsm", 0): collapsed, ("noise", 1): steady})
     assert rows[0][0] == "FGSM-AT" and rows[0][7] == 0.9 and rows[0][8] == "epoch 3 (recovered)"
     assert rows[1][:2] == ["noise-FGSM (ours)", 1] and rows[1][8] == "no"
-    assert overfitting.shared_verdict(collapsed).startswith("It **collapses**")
-    assert overfitting.shared_verdict(steady).startswith("It does **not** collapse")
 
 
 def test_ended_overfitted_compares_final_fgsm_train_and_pgd_test_accuracy():
@@ -397,27 +370,38 @@ def _seed_runs(p, robust_by_variant):
     return runs
 
 
+RULE = collapse.CollapseRule()
+
+
+def _judged(p, final_by_variant, peak=0.4, fgsm=0.9, clean_by_variant=None):
+    """Stand-in judgements: ``{variant: [final strong accuracy per seed]}`` by the strong rule, a strong
+    curve peaking at ``peak``, final FGSM accuracy ``fgsm`` and clean accuracy 0.9 (or ``clean_by_variant``)."""
+    out = {}
+    for v, finals in final_by_variant.items():
+        for i, (s, f) in enumerate(zip(p.seeds, finals)):
+            clean = (clean_by_variant or {}).get(v, [0.9] * len(finals))[i]
+            out[(v, s)] = RULE.judge([0.0, peak, f], f, fgsm, clean, 10)
+    return out
+
+
 def test_claims_are_well_formed_and_flip_at_the_thresholds():
     from ntknb.claims import Claim
 
     p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
-    collapsed = [[0.3, 0.45, 0.02], [0.3, 0.5, 0.03], [0.35, 0.4, 0.01]]
-    steady = [[0.3, 0.45, 0.5], [0.3, 0.5, 0.52], [0.35, 0.4, 0.47]]
-    cs = _claims(p, collapsed, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    cs = _claims(p, fgsm_final=[0.02, 0.03, 0.01], ks_fgsm=[0.2, 0.3, 0.1])
     assert list(cs) == list(overfitting.CLAIM_THRESHOLDS)
     for c in cs.values():
         assert Claim.from_json(c.to_json()) == c and c.direction == overfitting.CLAIM_THRESHOLDS[c.id][0]
     first = [cs[k] for k in ("ch06.fgsm_at_collapse", "ch06.noise_beats_fgsm", "ch06.rs_beats_fgsm")]
-    assert all(c.n_seeds == 3 and c.n_test == p.n_test for c in first)
-    assert cs["ch06.fgsm_at_collapse"].threshold == pytest.approx(1 - p.collapse_fraction)
+    assert all(c.n_seeds == 3 and c.n_test == min(p.eval_n_test, p.n_test) for c in first)
+    assert cs["ch06.fgsm_at_collapse"].threshold == pytest.approx(1 - RULE.drop_fraction)
     assert cs["ch06.noise_beats_fgsm"].threshold == cs["ch06.rs_beats_fgsm"].threshold == 0.0
-    assert cs["ch06.fgsm_at_collapse"].measured == pytest.approx(np.mean([1 - 0.02 / 0.45, 1 - 0.03 / 0.5, 1 - 0.01 / 0.4]))
+    assert cs["ch06.fgsm_at_collapse"].measured == pytest.approx(np.mean([1 - 0.02 / 0.4, 1 - 0.03 / 0.4, 1 - 0.01 / 0.4]))
     assert [c.verdict for c in first] == ["reproduced"] * 3
-    cs = _claims(p, steady, collapsed, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
-    # no drop: 1 - final / peak <= 0 on every seed
+    cs = _claims(p, fgsm_final=[0.4, 0.4, 0.4], ks_fgsm=[0.2, 0.3, 0.1], other=[0.3] * 3)
+    # no drop (final = peak) and the baselines end below FGSM-AT
     assert [cs[c.id].verdict for c in first] == ["contradicted"] * 3
-    mixed = [collapsed[0], steady[1], steady[2]]
-    cs = _claims(p, mixed, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    cs = _claims(p, fgsm_final=[0.02, 0.38, 0.39], ks_fgsm=[0.2, 0.3, 0.1])
     assert cs["ch06.fgsm_at_collapse"].verdict == "inconclusive"  # one seed of three collapsed: wide t interval
 
 
@@ -429,56 +413,69 @@ def _evals(p, suite_by_variant, single=0.9):
             for v, accs in suite_by_variant.items() for s, a in zip(p.seeds, accs)}
 
 
-def _claims(p, fgsm_curves, steady, ks_fgsm, suite_fgsm):
-    runs = _seed_runs(p, {"fgsm": fgsm_curves, "noise": steady, "fgsm_rs": steady})
-    runs.update(_seed_runs(p, {"pgd_shared": [[0.3, 0.5, 0.05]]}))
+def _claims(p, fgsm_final, ks_fgsm, other=(0.5, 0.5, 0.5), clean=None):
+    runs = _seed_runs(p, {"pgd_shared": [[0.3, 0.5, 0.05]]})
     ks = {(v, s): k for v, vals in {"fgsm": ks_fgsm, "fgsm_rs": [1.0] * 3}.items() for s, k in zip(p.seeds, vals)}
-    evals = _evals(p, {"fgsm": suite_fgsm, "noise": [0.5] * 3, "fgsm_rs": [0.5] * 3})
-    return {c.id: c for c in overfitting.claims(p, runs, ks, evals)}
+    finals = {"fgsm": fgsm_final, "noise": list(other), "fgsm_rs": list(other), "nfgsm": list(other)}
+    evals = _evals(p, finals)
+    judged = _judged(p, finals, clean_by_variant=clean)
+    return {c.id: c for c in overfitting.claims(p, runs, ks, evals, judged, RULE)}
 
 
 def test_claims_about_collapsed_networks_follow_the_collapse_guard():
     p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
-    ended = [[0.3, 0.45, 0.02], [0.3, 0.5, 0.03], [0.35, 0.4, 0.01]]  # collapsed, not recovered
-    steady = [[0.3, 0.45, 0.5], [0.3, 0.5, 0.52], [0.35, 0.4, 0.47]]
-    cs = _claims(p, ended, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    cs = _claims(p, fgsm_final=[0.0, 0.01, 0.02], ks_fgsm=[0.2, 0.3, 0.1])
     assert cs["ch06.ks_collapsed_lower"].verdict == cs["ch06.noise_fix_suite"].verdict == "reproduced"
     assert cs["ch06.ks_collapsed_lower"].measured == pytest.approx(0.8) and cs["ch06.ks_collapsed_lower"].n_seeds == 3
     assert cs["ch06.noise_fix_suite"].n_test == min(p.eval_n_test, p.n_test)
     assert cs["ch06.shared_aug_collapse"].verdict == "inconclusive" and cs["ch06.shared_aug_collapse"].n_seeds == 1
-    assert "enough seeds for the claims" in overfitting.claims_text(list(cs.values()))
-    cs = _claims(p, ended, steady, ks_fgsm=[1.5, 1.6, 1.7], suite_fgsm=[0.9, 0.8, 0.7])
+    cs = _claims(p, fgsm_final=[0.05, 0.06, 0.07], ks_fgsm=[1.5, 1.6, 1.7], other=[0.0, 0.0, 0.0])
     assert cs["ch06.ks_collapsed_lower"].verdict == cs["ch06.noise_fix_suite"].verdict == "contradicted"
     # one seed ended collapsed: fewer than MIN_COLLAPSED, so unbounded (inconclusive) whatever the values
-    one = [ended[0], steady[1], steady[2]]
-    cs = _claims(p, one, steady, ks_fgsm=[0.2, 0.3, 0.1], suite_fgsm=[0.0, 0.01, 0.02])
+    cs = _claims(p, fgsm_final=[0.0, 0.38, 0.39], ks_fgsm=[0.2, 0.3, 0.1])
     for cid in ("ch06.ks_collapsed_lower", "ch06.noise_fix_suite"):
-        assert cs[cid].verdict == "inconclusive" and cs[cid].low == -np.inf and cs[cid].n_seeds == 3
-        assert "ended collapsed in 1 of 3 seeds" in cs[cid].claim
+        assert cs[cid].verdict == "not_testable" and cs[cid].low == -np.inf and cs[cid].n_seeds == 3
+        (pre,) = cs[cid].preconditions
+        assert pre.name == "fgsm_at_ended_collapsed" and pre.measured == 1 and not pre.met
     assert cs["ch06.ks_collapsed_lower"].measured == pytest.approx(0.8)  # the mean over all seeds
-    text = overfitting.claims_text(list(cs.values()))
-    assert "inconclusive by construction" in text and "`ch06.noise_fix_suite`" in text
 
 
-def test_evaluation_tables_and_verdict():
+def test_an_arm_that_failed_to_train_is_never_a_comparison():
+    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    # noise-FGSM at chance in two seeds: its comparisons keep one seed, too few: unbounded
+    cs = _claims(p, fgsm_final=[0.0, 0.01, 0.02], ks_fgsm=[0.2, 0.3, 0.1], clean={"noise": [0.9, 0.1, 0.1]})
+    for cid in ("ch06.noise_beats_fgsm", "ch06.noise_fix_suite"):
+        assert cs[cid].verdict == "not_testable" and cs[cid].low == -np.inf
+    assert cs["ch06.rs_beats_fgsm"].verdict == "reproduced"
+    judged = _judged(p, {"fgsm": [0.0] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.1] * 3},
+                     clean_by_variant={"nfgsm": [0.1, 0.1, 0.1]})
+    assert not overfitting.trained(judged, "nfgsm", p.seed) and overfitting.trained(judged, "fgsm", p.seed)
+    rows = overfitting.strong_rows(p, judged)
+    assert rows[0][-1] == "yes" and rows[6][:2] == ["N-FGSM", p.seed] and rows[6][-1] == "failed to train"
+    assert len(rows[0]) == len(overfitting.STRONG_COLUMNS)
+    summary = overfitting.strong_summary(p, judged)
+    assert summary["co_fgsm_ended_collapsed"] == 3 and summary["co_nfgsm_n_failed"] == 3
+
+
+def test_evaluation_tables():
     p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
     steady = [[0.3, 0.5, 0.6]] * 3
     runs = _seed_runs(p, {"fgsm": steady, "noise": steady, "fgsm_rs": steady, "nfgsm": steady})
-    evals = _evals(p, {"fgsm": [0.0, 0.05, 0.1], "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.45] * 3})
+    finals = {"fgsm": [0.0, 0.05, 0.1], "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.45] * 3}
+    evals = _evals(p, finals)
     rows = overfitting.evaluation_rows(p, runs, evals)
     assert len(rows) == 4 and len(rows[0]) == len(overfitting.evaluation_columns(p)) and rows[0][0] == "FGSM-AT"
     assert rows[0][1].startswith("0.600 [") and rows[0][2].startswith("0.050 [") and rows[0][5] == "3 of 3"
     assert rows[1][2] == "0.400 [0.400, 0.400]"  # FGSM-RS: no spread over seeds
-    diff = overfitting.difference_rows(p, evals)
+    diff = overfitting.difference_rows(p, evals, _judged(p, finals))
     assert [r[0] for r in diff] == ["noise-FGSM (ours) − FGSM-AT", "FGSM-RS − FGSM-AT", "N-FGSM − FGSM-AT",
                                     "noise-FGSM (ours) − FGSM-RS", "noise-FGSM (ours) − N-FGSM"]
     assert diff[3][1] == "0.100 [0.100, 0.100]" and diff[4][1] == "0.050 [0.050, 0.050]"
+    failed = overfitting.difference_rows(p, evals, _judged(p, finals, clean_by_variant={"nfgsm": [0.1] * 3}))
+    assert failed[2][1].startswith("not compared: N-FGSM failed to train") and failed[4][1].startswith("not compared")
     s = overfitting.evaluation_summary(p, runs, evals)
     assert s["co_fgsm_suite_robust_acc"] == pytest.approx(0.05) and s["co_fgsm_monitor_minus_suite"] == pytest.approx(0.55)
     assert s["co_rs_single_step_acc"] == pytest.approx(0.9) and s["co_noise_n_masking_passed"] == 3
-    assert overfitting.masking_verdict(p, runs, evals).startswith("The PGD monitor hides it")
-    evals = _evals(p, {"fgsm": [0.5] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.4] * 3})
-    assert overfitting.masking_verdict(p, runs, evals).startswith("The standard evaluation does not change")
 
 
 def test_gpu_section_from_recorded_runs(tmp_path):
@@ -504,17 +501,14 @@ def test_gpu_section_from_recorded_runs(tmp_path):
     g = overfitting.gpu_summary(streams)
     assert (g["gpu_fgsm_n"], g["gpu_fgsm_ended_collapsed"], g["gpu_co8_n10000_collapsed"], g["gpu_co16_n10000_n"]) \
         == (4, 3, 3, 1)
-    text = overfitting.gpu_text(found, streams, n_cpu_ended=0, n_cpu_seeds=3)
-    assert text.startswith("5 GPU run(s) recorded, 4 of them FGSM-AT.") and "scale decides" in text
-    assert "collapses reliably on the GPU (co8_n10000) as on the CPU" in overfitting.gpu_text(found, streams, 3, 3)
+    text = overfitting.gpu_text(found, streams)
+    assert text.startswith("5 GPU run(s) recorded, 4 of them FGSM-AT.") and "ended collapsed in 3" in text
+    assert "reliabl" not in text and "scale decides" not in text  # a description, not a verdict
     overfitting.plot_gpu_curves(recs)
-    # only two seeds of the stream: not reliable, whatever they did
-    two = overfitting.search_summary(recs[:2], overfitting.search_table(recs[:2]))
-    assert "No GPU stream collapsed reliably" in overfitting.gpu_text(two, overfitting.gpu_streams(two), 0, 3)
     none = overfitting.search_summary([], [])
     assert overfitting.gpu_streams(none) == {} and overfitting.gpu_rows({}) == []
     assert overfitting.gpu_summary({}) == {"gpu_fgsm_n": 0, "gpu_fgsm_collapsed": 0, "gpu_fgsm_ended_collapsed": 0}
-    assert overfitting.gpu_text(none, {}, 0, 3).startswith("No GPU run has been recorded yet")
+    assert overfitting.gpu_text(none, {}).startswith("No GPU run has been recorded yet")
     overfitting.plot_gpu_curves([])
 
 

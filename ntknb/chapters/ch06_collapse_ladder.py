@@ -29,7 +29,8 @@ from ntknb.evaluation import robust_evaluation
 from ntknb.stats import binomial_interval
 
 __all__ = ["PROTOCOL_FILE", "RECORD_FILE", "load_protocol", "rung", "collapse_rule", "test_points",
-           "ladder_run", "rung_status", "ladder_rows", "LADDER_COLUMNS", "monitor_rows", "MONITOR_TABLE_COLUMNS"]
+           "ladder_run", "rung_status", "ladder_rows", "LADDER_COLUMNS", "monitor_rows", "MONITOR_TABLE_COLUMNS",
+           "ladder_summary", "ladder_text", "plot_ladder_curves"]
 
 #: The protocol and the records, relative to ``notebooks/``.
 PROTOCOL_FILE = "data/06_co_protocol.yaml"
@@ -191,3 +192,60 @@ MONITOR_TABLE_COLUMNS = list(collapse.MONITOR_COLUMNS)
 def monitor_rows(record: Mapping) -> list:
     """The per-epoch monitor of one record as rows (:data:`MONITOR_TABLE_COLUMNS`)."""
     return [[row["epoch"]] + [round(float(row[c]), 4) for c in MONITOR_TABLE_COLUMNS[1:]] for row in record["monitor"]]
+
+
+def ladder_summary(protocol: Mapping, records: Sequence[Mapping]) -> dict:
+    """The ladder's numbers (glued under these names): ``ladder_n_runs`` (full-size runs of this
+    protocol), ``ladder_n_collapsed``, ``ladder_passed`` (the first passing rung's name, or ``"none"``),
+    ``ladder_monitor_max_diff`` (the largest |monitor - 100-iteration suite| over the final networks) and
+    ``ladder_monitor_ok`` (within the protocol's ``monitor_tolerance``)."""
+    mine = [r for r in records if r.get("protocol") == protocol["id"] and not r.get("reduced")]
+    diffs = [abs(r["final"]["monitor_acc"] - r["final"]["suite_acc"]) for r in mine]
+    passed = [r["name"] for r in protocol["ladder"]["rungs"] if rung_status(protocol, r["name"], mine)["status"] == "passed"]
+    worst = max(diffs) if diffs else float("nan")
+    return {"ladder_n_runs": len(mine), "ladder_n_collapsed": sum(bool(r["judgement"]["ended_collapsed"]) for r in mine),
+            "ladder_passed": passed[0] if passed else "none", "ladder_monitor_max_diff": worst,
+            "ladder_monitor_ok": bool(diffs) and worst <= float(protocol["monitor"]["monitor_tolerance"])}
+
+
+def ladder_text(protocol: Mapping, records: Sequence[Mapping]) -> str:
+    """Each rung's outcome in words: its runs, how many ended collapsed, its status under the
+    protocol's stopping rule and the collapse rate with its exact (Clopper-Pearson) 95% interval."""
+    parts = []
+    for r in protocol["ladder"]["rungs"]:
+        st = rung_status(protocol, r["name"], records)
+        if not st["runs"]:
+            parts.append(f"rung `{r['name']}` (ε = {r['eps_255']}/255): not run")
+            continue
+        iv = st["rate"]
+        parts.append(f"rung `{r['name']}` (ε = {r['eps_255']}/255): {st['collapsed']} of {st['runs']} ended collapsed, "
+                     f"{st['status']} (collapse rate {iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}])")
+    return "; ".join(parts) + "."
+
+
+def plot_ladder_curves(records: Sequence[Mapping]):
+    """Per-epoch strong (solid) and FGSM (dashed) accuracy of every full-size ladder run, one colour
+    per rung (left), and the gradient alignment (right). Returns the figure."""
+    from ntknb import plotting
+
+    fig, axes = plotting.new_figure(ncols=2, width=4.2, height=3.1)
+    colours = {}
+    for rec in records:
+        if rec.get("reduced"):
+            continue
+        ep = [row["epoch"] for row in rec["monitor"]]
+        first = rec["rung"] not in colours
+        line, = axes[0].plot(ep, [row["strong_acc"] for row in rec["monitor"]], "-", lw=1.2,
+                             color=colours.get(rec["rung"]), label=f"{rec['rung']}: strong" if first else None)
+        colours.setdefault(rec["rung"], line.get_color())
+        c = colours[rec["rung"]]
+        axes[0].plot(ep, [row["fgsm_acc"] for row in rec["monitor"]], "--", lw=0.9, color=c,
+                     label=f"{rec['rung']}: FGSM" if first else None)
+        axes[1].plot(ep, [row["grad_align"] for row in rec["monitor"]], "-", lw=1.0, color=c,
+                     label=rec["rung"] if first else None)
+    axes[0].set(title="FGSM-AT, CIFAR-10, 4-filter CNN", xlabel="epoch", ylabel="test accuracy", ylim=(-0.02, 1.02))
+    axes[1].set(title="gradient alignment", xlabel="epoch", ylabel="cos(∇ℓ(x), ∇ℓ(x+η))", ylim=(-0.05, 1.05))
+    if colours:
+        axes[0].legend(fontsize=6)
+        axes[1].legend(fontsize=6)
+    return fig
