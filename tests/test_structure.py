@@ -11,9 +11,9 @@ from ntknb import chapters, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ntknb"
-#: Modules above the chapters (runner, CLI, book build and its results page): they may import a
+#: Modules above the chapters (runner, CLI, book build and its results page, the GPU runbook): they may import a
 #: chapter (through ntknb.chapters).
-TOOLING = {"ntknb.runner", "ntknb.cli", "ntknb.book", "ntknb.results", "ntknb.chapters"}
+TOOLING = {"ntknb.runner", "ntknb.cli", "ntknb.book", "ntknb.results", "ntknb.gpu", "ntknb.chapters"}
 
 
 def _module_name(path: Path) -> str:
