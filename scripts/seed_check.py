@@ -8,6 +8,14 @@ adds overrides, recorded with the run) into a temporary folder, then appends
 (:data:`ntknb.claims.SEED_CHECK_SUFFIX`). The book's "Results at a glance" page sets every claim's
 verdict beside the verdicts of these runs (:func:`ntknb.claims.seed_check_summary`); a run that
 fails appends nothing.
+
+NOTEBOOK is a chapter of the book: its name (``05_bn_buffers``) or its file in the repository's
+``notebooks/`` (``notebooks/05_bn_buffers``, ``notebooks/05_bn_buffers.py``). Before anything
+runs, the script refuses (one line ``seed_check.py: error: ...``, exit status 2) a notebook that is
+not a chapter, parameters the chapter refuses, and a seed range ``SEED .. SEED + n_seeds - 1``
+that is not new: one overlapping the seeds of the chapter's defaults or of its presets
+(``NN_name.*.yaml``: paper, CI, GPU) or of a run already in its seed-check record. ``--dry-run``
+runs these checks only.
 """
 
 import argparse
@@ -16,27 +24,123 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ntknb import claims, runner
+from ntknb import chapters, claims, runner
 
 ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+MAX_RECORD_BYTES = 16 << 20
+
+
+class SeedCheckError(Exception):
+    """A refused input: the message is one line."""
+
+
+def chapter_name(spec: str) -> str:
+    """The chapter's notebook name for ``spec`` (a name or a file in ``notebooks/``)."""
+    try:
+        path = runner.resolve_notebook(spec)
+    except runner.RunError as exc:
+        raise SeedCheckError(str(exc)) from None
+    if path.parent != NOTEBOOKS.resolve() or path.stem not in chapters.CHAPTERS:
+        raise SeedCheckError(f"{spec!r} is not a chapter of the book; give one of {', '.join(chapters.CHAPTERS)} "
+                             f"(or its file in {NOTEBOOKS})")
+    return path.stem
+
+
+def seed_range(values: dict) -> range:
+    """The seeds a run at ``values`` uses: ``seed .. seed + n_seeds - 1`` (as the record says)."""
+    seed = int(values.get("seed", 0))
+    return range(seed, seed + int(values.get("n_seeds", 1) or 1))
+
+
+def used_seeds(name: str, defaults: dict, record: Path) -> list[tuple[str, range]]:
+    """Every seed range already used by the chapter: its defaults, its presets, its seed checks."""
+    used = [("the defaults", seed_range(defaults))]
+    for preset in sorted(NOTEBOOKS.glob(f"{name}.*.yaml")):
+        values = dict(defaults)
+        values.update(runner.load_param_file(preset))
+        used.append((f"the preset {preset.name}", seed_range(values)))
+    if record.exists():
+        try:
+            text = runner.read_bounded(record, MAX_RECORD_BYTES, "seed-check record").decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SeedCheckError(f"cannot read {record}: {exc}") from None
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                seeds = json.loads(line)["seeds"]
+                used.append((f"the run on line {i} of {record.name}", range(min(seeds), max(seeds) + 1)))
+            except (ValueError, KeyError, TypeError):
+                raise SeedCheckError(f"{record} line {i} is not a seed-check record (JSON with 'seeds')") from None
+    return used
+
+
+def check_new(name: str, values: dict, defaults: dict, record: Path) -> range:
+    """The seed range of ``values``; :class:`SeedCheckError` if it overlaps one already used."""
+    new = seed_range(values)
+    for what, seeds in used_seeds(name, defaults, record):
+        if new.start < seeds.stop and seeds.start < new.stop:
+            raise SeedCheckError(
+                f"seeds {new.start}..{new.stop - 1} of {name} overlap seeds {seeds.start}..{seeds.stop - 1} of "
+                f"{what}; a seed check needs a base seed never used before (e.g. {_free_seed(name, defaults, record, len(new))})"
+            )
+    return new
+
+
+def _free_seed(name: str, defaults: dict, record: Path, n: int) -> int:
+    top = max(s.stop for _, s in used_seeds(name, defaults, record))
+    return max(top, 1000)
+
+
+def _parser() -> argparse.ArgumentParser:
+    class OneLine(argparse.ArgumentParser):
+        def error(self, message):
+            self.exit(2, f"seed_check.py: error: {' '.join(message.split())}\n")
+
+    parser = OneLine(prog="seed_check.py", description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", help="chapter notebook, e.g. 05_bn_buffers or notebooks/05_bn_buffers.py")
+    parser.add_argument("seed", help="base seed never used before (seeds seed, seed + 1, ...)")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="another parameter override (recorded with the run)")
+    parser.add_argument("--dry-run", action="store_true", help="only run the checks")
+    return parser
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebook", help="chapter notebook, e.g. 05_bn_buffers")
-    parser.add_argument("seed", type=int, help="base seed never used before (seeds seed, seed + 1, ...)")
-    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                        help="another parameter override (recorded with the run)")
-    args = parser.parse_args(argv)
-    if any(name == "seed" for name, _ in args.p):
-        parser.error("give the seed as the second argument, not with -p seed")
-    overrides = [("seed", str(args.seed)), *map(tuple, args.p)]
-    command = " ".join(["ntknb run", args.notebook, *(f"-p {n} {v}" for n, v in overrides)])
-    out = ROOT / "notebooks" / "data" / f"{args.notebook}{claims.SEED_CHECK_SUFFIX}"
+    args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except (SeedCheckError, runner.RunError, ValueError) as exc:
+        print(f"seed_check.py: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+
+
+def _main(args) -> int:
+    name = chapter_name(args.notebook)
+    if any(n == "seed" for n, _ in args.p):
+        raise SeedCheckError("give the seed as the second argument, not with -p seed")
+    if not runner._INT_RE.match(args.seed.strip()):
+        raise SeedCheckError(f"the seed must be a decimal integer in [0, 2**32), got {args.seed!r}")
+    overrides = [("seed", args.seed.strip()), *map(tuple, args.p)]
+    path, _, params, injected = runner.prepare(name, [("param", n, v) for n, v in overrides])
+    defaults = {n: p.default for n, p in params.items() if p.evaluated}
+    values = {**defaults, **injected}
+    out = NOTEBOOKS / "data" / f"{name}{claims.SEED_CHECK_SUFFIX}"
+    seeds = check_new(name, values, defaults, out)
+    command = " ".join(["ntknb run", name, *(f"-p {n} {v}" for n, v in overrides)])
+    if args.dry_run:
+        print(f"would run {command} (seeds {seeds.start}..{seeds.stop - 1}) and append to {out}")
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        result = runner.run_notebook(args.notebook, [("param", n, v) for n, v in overrides],
+        result = runner.run_notebook(path, [("param", n, v) for n, v in overrides],
                                      out_dir=Path(tmp) / "run", progress_bar=sys.stderr.isatty())
         record = claims.seed_check_record(result.out_dir, command=command + " (other parameters at the defaults)")
+        if record.get("runtime_s") is None:  # wall-clock values live in timings.json (issue 31)
+            timings = json.loads((result.out_dir / runner.RUN_TIMINGS).read_text())
+            record["runtime_s"] = timings.get("runtime_s", timings.get("run_wall_s"))
+    check_new(name, values, defaults, out)  # again: another check may have recorded these seeds meanwhile
+    out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a") as fh:
         fh.write(json.dumps(record) + "\n")
     print(f"appended the run's {len(record['claims'])} claims to {out}")
