@@ -44,3 +44,37 @@ document.addEventListener("DOMContentLoaded", function () {
   link.querySelector(".btn__text-container").textContent = ".py";
   ipynb.closest("li").after(item);
 });
+
+// References: label each entry as the text cites it, author-year ("Dong et al., 2022"), not with
+// pybtex's alphabetic label ("DXY+22"); sphinxcontrib-bibtex 2.7 has no author-year label style.
+// The label is the text of a parenthetical citation of the entry on this page, or else it is
+// built from the entry (first author's last name, "and" / "et al.", the year).
+function ntknbAuthorYear(text) {
+  var authors = text.split(". ")[0].split(/, and |, | and /);
+  var surname = function (name) {  // the last name with its particles ("de Jorge")
+    var words = name.trim().split(/\s+/), i = words.length - 1;
+    while (i > 1 && /^[a-z]/.test(words[i - 1])) { i--; }
+    return words.slice(i).join(" ");
+  };
+  var years = text.match(/\. (19|20)\d\d\./g) || text.match(/\b(19|20)\d\d\b/g);
+  var year = years ? years[years.length - 1].replace(/[^0-9]/g, "") : "n.d.";
+  var who = authors.length === 1 ? surname(authors[0]) :
+    authors.length === 2 ? surname(authors[0]) + " and " + surname(authors[1]) : surname(authors[0]) + " et al.";
+  return who + ", " + year;
+}
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll(".citation-list .citation").forEach(function (entry) {
+    var label = entry.querySelector(".label");
+    var body = entry.querySelector("p");
+    if (!label || !body) { return; }
+    var text = ntknbAuthorYear(body.textContent);
+    label.querySelectorAll("a[role='doc-backlink']").forEach(function (back) {
+      var cited = document.getElementById(back.getAttribute("href").slice(1));
+      var citing = cited && cited.querySelector("a[href='#" + entry.id + "']");
+      if (citing && /[A-Za-z]/.test(citing.textContent)) { text = citing.textContent.trim(); }
+    });
+    var key = label.querySelector(":scope > a[role='doc-backlink']") ||
+      Array.prototype.find.call(label.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+    if (key) { key.textContent = text; }
+  });
+});
