@@ -795,9 +795,15 @@ _GLUE_LEFTOVER = _re.compile(r"\{glue(:\w+)?\}")
 def _page_problems(path: Path, html_root: Path) -> list[str]:
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-    main_ = soup.find("main") or soup
+    raw = path.read_bytes()
     problems = []
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:  # report it, and check the rest of the page anyway
+        problems.append(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})")
+        text = raw.decode("utf-8", errors="replace")
+    soup = BeautifulSoup(text, "html.parser")
+    main_ = soup.find("main") or soup
     for tag in soup.find_all("script"):
         src = tag.get("src") or ""
         if src.startswith(("http:", "https:", "//")):
@@ -854,13 +860,15 @@ def _page_problems(path: Path, html_root: Path) -> list[str]:
     return problems
 
 
-def html_problems(html_root: str | os.PathLike, pages: Sequence[str] | None = None) -> dict[str, list[str]]:
+def html_problems(html_root: str | os.PathLike, pages: Sequence[str] | None = None,
+                  root: str | os.PathLike = ROOT) -> dict[str, list[str]]:
     """``{page: [problem, ...]}`` for the built HTML book in ``html_root`` (pages: docnames, default
-    every page of the table of contents): raw pipe tables, Python reprs and other last-expression
-    outputs, unrendered glue, ``nan`` in the text, missing images, an image shown twice, scripts or
-    stylesheets loaded from the network. An empty list means the page is clean."""
+    every page of the table of contents of the book in ``root``): raw pipe tables, Python reprs and
+    other last-expression outputs, unrendered glue, ``nan`` in the text, missing images, an image
+    shown twice, scripts or stylesheets loaded from the network, a page that is not UTF-8. An empty
+    list means the page is clean."""
     html_root = Path(html_root)
-    pages = list(pages) if pages is not None else _toc_files(ROOT)
+    pages = list(pages) if pages is not None else _toc_files(Path(root))
     out = {}
     for page in pages:
         path = html_root / f"{page}.html"
@@ -933,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "into DIR with it injected; print every notebook CI validates")
     ci.add_argument("dest", metavar="DIR", help="folder for the prepared notebooks (created)")
     c = sub.add_parser("check-html", help="report the rendering problems of each page of a built book")
-    c.add_argument("html", nargs="?", default=str(ROOT / "_build" / "html"), help="the built HTML (default: %(default)s)")
+    c.add_argument("html", nargs="?", default=None, help="the built HTML (default: ROOT/_build/html)")
     args, unknown = parser.parse_known_args(argv)  # `lab` passes the rest on to jupyter lab
     if unknown and args.command != "lab":
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
@@ -941,11 +949,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "lab":
         os.execv(sys.executable, lab_command(args.name, unknown, root=args.root))
     if args.command == "check-html":
-        found = html_problems(args.html)
-        for page, problems in found.items():
-            print(f"{page}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
-            for p in problems:
-                print(f"    {p}")
+        html = args.html if args.html is not None else str(Path(args.root) / "_build" / "html")
+        try:
+            found = html_problems(html, root=args.root)
+        except (OSError, ValueError) as exc:
+            print(f"ntknb.book: check-html: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
+        try:
+            for page, problems in found.items():
+                print(f"{page}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+                for p in problems:
+                    print(f"    {p}")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `check-html | head`: the reader left
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return 1 if any(found.values()) else 0
 
     if args.command == "build":
