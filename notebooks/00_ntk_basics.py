@@ -256,7 +256,9 @@ glue_claims(claims)
 #
 # 4. *Implement it: the empirical NTK (Eq. 6).* Write `empirical_ntk(apply_fn, params, x1, x2)`
 #    for a stax network `apply_fn(params, x) -> (n, k)`: the $(n_1, n_2)$ matrix
-#    $\hat\Theta(x, x') = \frac1k \sum_{j=1}^k \nabla_\theta f_j(x)^\top \nabla_\theta f_j(x')$,
+#
+#    $$\hat\Theta(x, x') = \frac1k \sum_{j=1}^k \nabla_\theta f_j(x)^\top \nabla_\theta f_j(x'),$$
+#
 #    the gradients taken with respect to all parameters, with `jax.jacobian` (no neural-tangents).
 #    `ntknb.exercises.check_empirical_ntk(empirical_ntk)` compares it with the package's
 #    `ntknb.kernels.empirical_ntk` on small random networks in float64 and prints PASS or FAIL
@@ -287,7 +289,9 @@ glue_claims(claims)
 #
 # 5. *Implement it: the kernel predictor (Eq. 7).* Write
 #    `kernel_predictor(k_train_train, k_test_train, y_train, t)` returning
-#    $f_t(x) = \Theta(x, X)\, V \operatorname{diag}\big((1 - e^{-\lambda_i t/N})/\lambda_i\big) V^\top Y$
+#
+#    $$f_t(x) = \Theta(x, X)\, V \operatorname{diag}\big((1 - e^{-\lambda_i t/N})/\lambda_i\big) V^\top Y$$
+#
 #    on the test points, with $\Theta(X, X) = V \operatorname{diag}(\lambda) V^\top$ and
 #    $N = n k$ the number of entries of $Y$ (the chapter's time convention). Check it with
 #    `ntknb.exercises.check_kernel_predictor(kernel_predictor)` (reference:

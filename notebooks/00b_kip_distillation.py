@@ -334,7 +334,9 @@ display(claims.glue_claims(CLAIMS))
 #
 # 4. *Implement it: the KIP loss (notes, Eq. 27).* Write
 #    `kip_loss(kernel_fn, x_support, y_support, x_target, y_target, reg)` returning
-#    $\frac12 \operatorname{mean}\big((K_{TS} (K_{SS} + \lambda \tfrac{\operatorname{tr} K_{SS}}{S} I)^{-1} Y_S - Y_T)^2\big)$
+#
+#    $$\frac12 \operatorname{mean}\big((K_{TS} (K_{SS} + \lambda \tfrac{\operatorname{tr} K_{SS}}{S} I)^{-1} Y_S - Y_T)^2\big)$$
+#
 #    over all entries of $Y_T$, where `kernel_fn(x1, x2, "ntk")` gives $K(x_1, x_2)$ and $S$
 #    is the number of support points. `ntknb.exercises.check_kip_loss(kip_loss)` compares it
 #    with `ntknb.kip.kip_loss`.

@@ -437,7 +437,9 @@ display(glue_claims(claims))
 #    $f(x) = K(x, X)\,\alpha$ (`kernel_fn(x1, x2, "ntk")`, dual weights `alpha` of shape
 #    $(n, 1)$) and labels $y \in \{-1, +1\}$ of shape $(m, 1)$, write
 #    `kernel_attack(kernel_fn, x_train, alpha, x, y, eps)` returning
-#    $\tilde x = \mathrm{clip}_{[0, 1]}\big(x - \epsilon\, y\, \mathrm{sign}(\nabla_x f(x))\big)$,
+#
+#    $$\tilde x = \mathrm{clip}_{[0, 1]}\big(x - \epsilon\, y\, \mathrm{sign}(\nabla_x f(x))\big),$$
+#
 #    the same shape as `x`. `ntknb.exercises.check_kernel_attack(kernel_attack)` compares it
 #    with `ntknb.attacks.kernel_fgsm`.
 #

@@ -368,7 +368,10 @@ print(f"notebook runtime: {runtime:.0f} s")
 # 3. *Implement it: BatchNorm with and without buffers.* Write
 #    `batch_norm(x, scale, bias, running_mean, running_var, use_buffers)` for images `x` of shape
 #    $(n, H, W, C)$ and per-channel parameters of shape $(C,)$:
-#    $\mathrm{scale}\,(x - \mu)/\sqrt{\sigma^2 + 10^{-5}} + \mathrm{bias}$, where $(\mu, \sigma^2)$ are the
+#
+#    $$\mathrm{scale}\,(x - \mu)/\sqrt{\sigma^2 + 10^{-5}} + \mathrm{bias},$$
+#
+#    where $(\mu, \sigma^2)$ are the
 #    running buffers when `use_buffers` is true ("w buffer") and otherwise the batch's own mean
 #    and (biased) variance over $n, H, W$ ("w/o buffer").
 #    `ntknb.exercises.check_batch_norm(batch_norm)` compares it with the layer of the chapter's
