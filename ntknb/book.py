@@ -690,6 +690,9 @@ def _config_inited(app, config) -> None:
     write_status_page(app.srcdir)
     config.mathjax_path = MATHJAX_PATH  # served from _static (copied by _copy_mathjax): works offline
     config.html_static_path = [*config.html_static_path, str(STATIC_DIR)]
+    # the chapters' .py sources served beside the book: only those this source tree has (a book
+    # built from a copy of the configuration, e.g. in a test, may have none)
+    config.html_extra_path = [e for e in config.html_extra_path if (Path(app.srcdir) / e).exists()]
     url = (config.html_theme_options or {}).get("repository_url") or ""
     subs = dict(getattr(config, "myst_substitutions", {}) or {})
     subs.setdefault(
