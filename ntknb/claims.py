@@ -936,8 +936,8 @@ def _unique_runs(records: Sequence[Mapping]) -> list:
     """``records`` with one run per seed set: a record repeated at the same ``seeds`` (appended
     twice) counts once, the last one recorded kept, in the order of first appearance."""
     last = {}
-    for rec in records:
-        last[tuple(rec["seeds"])] = rec
+    for i, rec in enumerate(records):  # a record without seeds (an older format) is kept as it is
+        last[tuple(rec["seeds"]) if "seeds" in rec else ("record", i)] = rec
     return list(last.values())
 
 
