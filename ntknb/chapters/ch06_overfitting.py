@@ -1148,6 +1148,16 @@ def claims(p: Params, runs: dict, ks: dict, evals: dict, judged: dict, rule: col
     m_nb, lo_nb, hi_nb, n_nb = _guarded_interval(noise_diff, both["noise"])
     m_rs, lo_rs, hi_rs, n_rs = _guarded_interval(rs_diff, both["fgsm_rs"])
     shared = stats.mean_interval([_drop(runs[("pgd_shared", p.seed)].robust_acc)])
+
+    def beats_fgsm(cid, variant, source, where, who, paper, interval):
+        """The claim that ``variant`` ends more robust than FGSM-AT (standard evaluation, same seed and points)."""
+        measured, low, high, n = interval
+        return Claim(id=cid, source=source, where=where, paper=paper,
+                     claim=f"{who} ends more robust than FGSM-AT (standard evaluation, same seed and points, "
+                           "difference > 0).",
+                     direction=th[cid][0], threshold=th[cid][1], measured=measured, low=low, high=high, n_seeds=n,
+                     preconditions=trained_pre[variant], **common)
+
     return [
         Claim.from_interval(
             stats.mean_interval(drop), id="ch06.fgsm_at_collapse", source="wong2020fast",
@@ -1157,18 +1167,12 @@ def claims(p: Params, runs: dict, ks: dict, evals: dict, judged: dict, rule: col
                   f"(relative drop > {need:g}).",
             paper="robust accuracy against PGD falls to about zero",
             direction=th["ch06.fgsm_at_collapse"][0], threshold=need, n_seeds=p.n_seeds, **common),
-        Claim(id="ch06.noise_beats_fgsm", source="li2023rethinking", where="Sec. 6, Fig. 10",
-              claim="Anisotropic noise before the FGSM step ends more robust than FGSM-AT (standard evaluation, "
-                    "same seed and points, difference > 0).",
-              paper="the noise prevents catastrophic overfitting", direction=th["ch06.noise_beats_fgsm"][0],
-              threshold=th["ch06.noise_beats_fgsm"][1], measured=m_nb, low=lo_nb, high=hi_nb, n_seeds=n_nb,
-              preconditions=trained_pre["noise"], **common),
-        Claim(id="ch06.rs_beats_fgsm", source="wong2020fast", where="FGSM with random initialisation",
-              claim="FGSM with a uniform random start ends more robust than FGSM-AT (standard evaluation, same seed "
-                    "and points, difference > 0).",
-              paper="random initialisation avoids catastrophic overfitting", direction=th["ch06.rs_beats_fgsm"][0],
-              threshold=th["ch06.rs_beats_fgsm"][1], measured=m_rs, low=lo_rs, high=hi_rs, n_seeds=n_rs,
-              preconditions=trained_pre["fgsm_rs"], **common),
+        beats_fgsm("ch06.noise_beats_fgsm", "noise", "li2023rethinking", "Sec. 6, Fig. 10",
+                   "Anisotropic noise before the FGSM step", "the noise prevents catastrophic overfitting",
+                   (m_nb, lo_nb, hi_nb, n_nb)),
+        beats_fgsm("ch06.rs_beats_fgsm", "fgsm_rs", "wong2020fast", "FGSM with random initialisation",
+                   "FGSM with a uniform random start", "random initialisation avoids catastrophic overfitting",
+                   (m_rs, lo_rs, hi_rs, n_rs)),
         Claim(id="ch06.ks_collapsed_lower", source="li2023rethinking", where="Sec. 6, Fig. 8",
               claim="The AE-NTK of a collapsed FGSM-AT network is less specialised than that of a robust network: "
                     "KS(FGSM-RS) - KS(FGSM-AT), same seed, > 0.",
