@@ -20,6 +20,8 @@ far above the FGSM loss, gradient alignment 0.95 -> 0.1). This module measures i
   above chance (a network that learned nothing has not overfitted, it failed). The epoch of
   collapse is the first epoch after the peak at which the strong curve falls below
   ``drop_fraction`` of the peak.
+* :class:`InjectedFeature` — the class-wise low-frequency pattern of ``ortiz2023catastrophic``
+  (Sec. 3), ``x̃ = clip(x + β v(y), 0, 1)``, which induces CO at smaller ε than natural images.
 """
 
 from __future__ import annotations
@@ -38,10 +40,72 @@ from ntknb.attacks import cross_entropy, pgd
 from ntknb.evaluation import robust_evaluation
 from ntknb.validation import check_float, check_int
 
-__all__ = ["gradient_alignment", "EpochMonitor", "CollapseRule", "Judgement", "MONITOR_COLUMNS"]
+__all__ = ["gradient_alignment", "EpochMonitor", "CollapseRule", "Judgement", "MONITOR_COLUMNS", "InjectedFeature",
+           "FEATURE_FREQUENCIES"]
 
 #: The per-epoch columns of :class:`EpochMonitor` (``epoch`` 0 is the initial network).
 MONITOR_COLUMNS = ("epoch", "clean_acc", "fgsm_acc", "strong_acc", "loss_gap", "grad_align")
+
+
+#: The 2-D DCT frequencies (row, column) of the carriers of :class:`InjectedFeature`: class ``k < 5``
+#: carries ``+sign(DCT basis k)``, class ``k + 5`` its negative (``ortiz2023catastrophic``, code
+#: ``data/injection.py``: the five lowest non-constant frequencies, both signs, for 10 classes).
+FEATURE_FREQUENCIES = ((0, 1), (1, 0), (1, 1), (2, 1), (1, 2))
+
+
+@functools.lru_cache(maxsize=8)
+def _carriers(height: int, width: int, channels: int) -> np.ndarray:
+    """``(10, H, W, C)`` carriers ``v(y) = ±sign(b_{ij})`` with the orthonormal DCT-II basis image
+    ``b_{ij}[m, n] ∝ cos(π (2m + 1) i / 2H) cos(π (2n + 1) j / 2W)`` (every entry ±1: ``‖v‖_∞ = 1``),
+    the same on every channel."""
+    m = np.arange(height)[:, None]
+    n = np.arange(width)[None, :]
+    basis = [np.sign(np.cos(np.pi * (2 * m + 1) * i / (2 * height)) * np.cos(np.pi * (2 * n + 1) * j / (2 * width)))
+             for i, j in FEATURE_FREQUENCIES]
+    v = np.stack(basis + [-b for b in basis]).astype(np.float32)
+    if np.any(v == 0):  # pragma: no cover - no zero for the sizes of CIFAR-10 / MNIST
+        raise ValueError(f"the DCT carriers of a {height}x{width} image have zeros; the pattern needs ±1 entries")
+    return np.repeat(v[..., None], channels, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class InjectedFeature:
+    """A class-wise non-robust feature injected into images (``ortiz2023catastrophic``, Sec. 3, Eq. 2):
+    ``x̃ = clip(x + β v(y), 0, 1)`` with the ±1 low-frequency carriers of :data:`FEATURE_FREQUENCIES`
+    (``‖v(y)‖_∞ = 1``, so an l∞ perturbation of radius ``ε ≥ β`` can erase it). The clip onto the image
+    box is this package's (the attacks clip there too; the source's data stay unclipped).
+
+    Hashable (scalars only), so a :class:`ntknb.training.TrainConfig` that carries it as
+    ``injection`` keeps its compiled step cached; ``__call__`` works on numpy and (inside jit) jax arrays.
+
+    Attributes:
+      beta: the feature's strength β in [0, 1] (pixel units: 8/255 in the source's configuration).
+      image_shape: ``(H, W, C)``.
+      n_classes: 10 (the carriers are five frequencies with both signs).
+    """
+
+    beta: float
+    image_shape: tuple
+    n_classes: int = 10
+
+    def __post_init__(self):
+        object.__setattr__(self, "beta", check_float("beta", self.beta, min=0.0, max=1.0))
+        shape = tuple(int(v) for v in self.image_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"parameter 'image_shape' must be (H, W, C) with positive sizes; got {self.image_shape!r}")
+        object.__setattr__(self, "image_shape", shape)
+        if self.n_classes != 10:
+            raise ValueError(f"parameter 'n_classes' must be 10 (five DCT frequencies, both signs); got {self.n_classes!r}")
+
+    def carriers(self) -> np.ndarray:
+        """``(10, H, W, C)`` ±1 patterns ``v(y)``."""
+        return _carriers(*self.image_shape)
+
+    def __call__(self, x, labels):
+        """``clip(x + β v(labels), 0, 1)`` for ``x (n, H, W, C)`` and integer ``labels (n,)``."""
+        xp = jnp if isinstance(x, jax.Array) or isinstance(labels, jax.Array) else np
+        v = xp.asarray(self.carriers())
+        return xp.clip(x + self.beta * v[labels], 0.0, 1.0).astype(x.dtype)
 
 
 def _per_example_grad(loss: Callable, x, y):

@@ -199,6 +199,9 @@ class TrainConfig:
       augment: ``"none"``, ``"crop"`` (random crop after zero padding by
         ``crop_padding``) or ``"crop_flip"`` (plus random horizontal flip).
       crop_padding: padding of the random crop, in pixels.
+      injection: ``None`` or a hashable callable ``(x, labels) -> x`` applied to every training batch
+        after augmentation and before the attack (e.g. :class:`ntknb.collapse.InjectedFeature`, a
+        class-wise pattern added to the augmented image, so a flip never mirrors the pattern).
       eval_attack_steps: PGD steps of the per-epoch robust-accuracy evaluation
         (random start, α = 2.5·eps/steps).
       eval_batch_size: chunk size for evaluation.
@@ -221,6 +224,7 @@ class TrainConfig:
     clean_epochs: int = 0
     augment: str = "none"
     crop_padding: int = 4
+    injection: Any = None
     eval_attack_steps: int = 10
     eval_batch_size: int = 500
     seed: int = 0
@@ -246,6 +250,8 @@ class TrainConfig:
             raise ValueError(f"lr_peak_fraction must be in (0, 1); got {self.lr_peak_fraction!r}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}; got {self.augment!r}")
+        if self.injection is not None and not callable(self.injection):
+            raise ValueError(f"injection must be None or a callable (x, labels) -> x; got {self.injection!r}")
         for name in ("epochs", "batch_size", "attack_steps", "eval_attack_steps", "eval_batch_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -490,6 +496,8 @@ def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
     def step(params, state, opt_state, x, y, key):
         k_aug, k_att = jax.random.split(key)
         x = _augment(x, k_aug, cfg.augment, cfg.crop_padding)
+        if cfg.injection is not None:
+            x = cfg.injection(x, y)
         ce_loss = _adv.network_loss(apply_fn, params, state)  # the current (frozen) network, for the attack
 
         x_adv = None

@@ -28,7 +28,7 @@ from ntknb import collapse, models, training
 from ntknb.evaluation import robust_evaluation
 from ntknb.stats import binomial_interval
 
-__all__ = ["PROTOCOL_FILE", "RECORD_FILE", "load_protocol", "rung", "collapse_rule", "test_points",
+__all__ = ["PROTOCOL_FILE", "RECORD_FILE", "load_protocol", "rung", "collapse_rule", "test_points", "injection",
            "ladder_run", "rung_status", "ladder_rows", "LADDER_COLUMNS", "monitor_rows", "MONITOR_TABLE_COLUMNS",
            "ladder_summary", "ladder_text", "plot_ladder_curves"]
 
@@ -80,8 +80,15 @@ def test_points(protocol: Mapping, ds) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(ds.x_test[idx]), np.asarray(ds.labels_test[idx])
 
 
-def _config(recipe: Mapping, eps: float, seed: int) -> training.TrainConfig:
-    return training.TrainConfig(
+def injection(rung_spec: Mapping, ds) -> Optional[collapse.InjectedFeature]:
+    """The rung's injected feature (``beta_255``: its strength β·255, ``ortiz2023catastrophic``), or ``None``."""
+    if rung_spec.get("beta_255") is None:
+        return None
+    return collapse.InjectedFeature(float(rung_spec["beta_255"]) / 255, ds.image_shape, ds.n_classes)
+
+
+def _config(recipe: Mapping, eps: float, seed: int, inject=None) -> training.TrainConfig:
+    return training.TrainConfig(injection=inject,
         mode="fgsm", epochs=int(recipe["epochs"]), batch_size=int(recipe["batch_size"]),
         learning_rate=float(recipe["learning_rate"]), weight_decay=float(recipe["weight_decay"]),
         optimizer=recipe["optimizer"], lr_schedule="cyclic", lr_peak_fraction=float(recipe["lr_peak_fraction"]),
@@ -113,13 +120,16 @@ def ladder_run(protocol: Mapping, rung_name: str, seed: int, ds, *, n_train: Opt
         keep = np.sort(np.random.default_rng(seed).permutation(x_train.shape[0])[:n_train])
         x_train, labels_train = x_train[keep], labels_train[keep]
     x_pts, labels_pts = test_points(protocol, ds)
+    inject = injection(r, ds)
+    if inject is not None:  # the feature is part of the distribution: the test points carry it too (as the source's)
+        x_pts = inject(x_pts, labels_pts)
     n_mon = int(mon["n_monitor"])
     model = models.make_model(recipe["model"], ds.n_classes, filters=int(recipe["filters"]))
     apply_fn = training.flax_apply_fn(model)
     params, state = models.init_model(model, ds.image_shape, seed=seed)
     monitor = collapse.EpochMonitor(apply_fn, x_pts[:n_mon], labels_pts[:n_mon], eps, n_iter=int(mon["monitor_iter"]),
                                     seed=seed)
-    cfg = _config(recipe, eps, seed)
+    cfg = _config(recipe, eps, seed, inject)
     t0 = time.perf_counter()
     result = training.fit(apply_fn, params, state, x_train, labels_train, x_pts[:200], labels_pts[:200], cfg,
                           callbacks=[monitor], progress=progress, description=f"{rung_name} seed {seed}")
@@ -134,6 +144,7 @@ def ladder_run(protocol: Mapping, rung_name: str, seed: int, ds, *, n_train: Opt
                                            suite.clean_accuracy, ds.n_classes, epochs=monitor.column("epoch"))
     return {
         "protocol": protocol["id"], "rung": rung_name, "seed": int(seed), "eps": eps, "reduced": reduced,
+        "beta": None if inject is None else inject.beta,
         "setting": {**recipe, "n_train": int(x_train.shape[0])},
         "monitor": monitor.rows,
         "history": [{"epoch": h.epoch, "learning_rate": h.learning_rate, "train_loss": h.train_loss,
@@ -165,7 +176,7 @@ def rung_status(protocol: Mapping, rung_name: str, records: Sequence[Mapping]) -
             "seeds_left": [s for s in r["seeds"] if s not in done]}
 
 
-LADDER_COLUMNS = ["rung", "eps", "seed", "peak strong (epoch)", "final strong (100 it.)", "final FGSM",
+LADDER_COLUMNS = ["rung", "eps", "feature β", "seed", "peak strong (epoch)", "final strong (100 it.)", "final FGSM",
                   "final clean", "collapse epoch", "ended collapsed", "monitor - suite"]
 
 
@@ -178,7 +189,8 @@ def ladder_rows(records: Sequence[Mapping]) -> list:
     rows = []
     for rec in records:
         j, fin = rec["judgement"], rec["final"]
-        rows.append([rec["rung"], f"{round(rec['eps'] * 255)}/255", rec["seed"], f"{_f(j['peak'])} ({j['peak_epoch']})",
+        beta = "—" if rec.get("beta") is None else f"{round(rec['beta'] * 255)}/255"
+        rows.append([rec["rung"], f"{round(rec['eps'] * 255)}/255", beta, rec["seed"], f"{_f(j['peak'])} ({j['peak_epoch']})",
                      _f(fin["suite_acc"]), _f(fin["fgsm_acc"]), _f(fin["clean_acc"]),
                      "—" if j["collapse_epoch"] is None else j["collapse_epoch"],
                      "yes" if j["ended_collapsed"] else f"no ({', '.join(j['failed'])})",
@@ -214,11 +226,12 @@ def ladder_text(protocol: Mapping, records: Sequence[Mapping]) -> str:
     parts = []
     for r in protocol["ladder"]["rungs"]:
         st = rung_status(protocol, r["name"], records)
+        what = f"ε = {r['eps_255']}/255" + ("" if r.get("beta_255") is None else f", feature β = {r['beta_255']}/255")
         if not st["runs"]:
-            parts.append(f"rung `{r['name']}` (ε = {r['eps_255']}/255): not run")
+            parts.append(f"rung `{r['name']}` ({what}): not run")
             continue
         iv = st["rate"]
-        parts.append(f"rung `{r['name']}` (ε = {r['eps_255']}/255): {st['collapsed']} of {st['runs']} ended collapsed, "
+        parts.append(f"rung `{r['name']}` ({what}): {st['collapsed']} of {st['runs']} ended collapsed, "
                      f"{st['status']} (collapse rate {iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}])")
     return "; ".join(parts) + "."
 
