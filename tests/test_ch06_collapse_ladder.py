@@ -28,6 +28,29 @@ def test_the_registered_protocol_loads_with_never_used_seeds_and_the_rule(protoc
         lad.rung(protocol, "eps99")
 
 
+def test_the_second_protocol_keeps_the_first_ones_recipe_monitor_and_rule_with_the_injected_feature(protocol):
+    second = lad.load_protocol(NOTEBOOKS / "data" / "06_co_protocol_2.yaml")
+    assert second["id"] != protocol["id"] and second["follows"] == protocol["id"]
+    for section in ("recipe", "monitor", "rule"):
+        assert second[section] == protocol[section]
+    first_seeds = {s for r in protocol["ladder"]["rungs"] for s in r["seeds"]}
+    for r in second["ladder"]["rungs"]:
+        assert r["beta_255"] == r["eps_255"] and not first_seeds & set(r["seeds"])
+
+
+def test_a_rung_with_a_feature_injects_it_into_training_and_test_points(protocol):
+    second = lad.load_protocol(NOTEBOOKS / "data" / "06_co_protocol_2.yaml")
+    second["monitor"].update(n_final=32, n_monitor=16, monitor_iter=3, final_iter=4)
+    ds = _fake_cifar()
+    feat = lad.injection(lad.rung(second, "feat8"), ds)
+    assert feat.beta == 8 / 255 and feat.image_shape == ds.image_shape
+    assert lad.injection(lad.rung(protocol, "eps10"), ds) is None
+    rec = lad.ladder_run(second, "feat8", 11100, ds, n_train=128, epochs=1)
+    assert rec["beta"] == 8 / 255 and rec["protocol"] == "co-ladder-2"
+    assert lad.ladder_rows([rec])[0][2] == "8/255"
+    assert "feature β = 8/255" in lad.ladder_text(second, [dict(rec, reduced=False)])
+
+
 def test_load_protocol_refuses_a_malformed_file(tmp_path, protocol):
     bad = tmp_path / "p.yaml"
     bad.write_text("- a list\n")

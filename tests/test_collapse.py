@@ -83,3 +83,62 @@ def test_collapse_rule_rejects_bad_input():
     with pytest.raises(ValueError, match="drop_fraction"):
         collapse.CollapseRule(drop_fraction=0.0)
     assert "0.25" in rule.describe()
+
+
+def test_injected_feature_carriers_are_the_signs_of_the_orthonormal_dct_basis():
+    from scipy.fft import idctn  # an independent implementation of the 2-D DCT-III (inverse DCT-II)
+
+    feat = collapse.InjectedFeature(8 / 255, (32, 32, 3))
+    v = feat.carriers()
+    assert v.shape == (10, 32, 32, 3) and set(np.unique(v)) == {-1.0, 1.0}
+    for k, (i, j) in enumerate(collapse.FEATURE_FREQUENCIES):
+        basis = np.zeros((32, 32))
+        basis[i, j] = 1.0
+        want = np.sign(idctn(basis, norm="ortho"))
+        for c in range(3):
+            np.testing.assert_array_equal(v[k, :, :, c], want)
+            np.testing.assert_array_equal(v[k + 5, :, :, c], -want)
+    gram = v.reshape(10, -1) @ v.reshape(10, -1).T / v[0].size  # classes k and k + 5 opposite, others orthogonal
+    np.testing.assert_allclose(gram, np.block([[np.eye(5), -np.eye(5)], [-np.eye(5), np.eye(5)]]), atol=1e-6)
+
+
+def test_injected_feature_adds_beta_times_the_class_carrier_inside_the_box_in_numpy_and_jax():
+    feat = collapse.InjectedFeature(0.1, (8, 8, 1))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=(20, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 20)
+    got = feat(x, y)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, np.clip(x + 0.1 * feat.carriers()[y], 0, 1), atol=0)
+    np.testing.assert_allclose(np.asarray(jax.jit(feat)(jnp.asarray(x), jnp.asarray(y))), got, atol=1e-7)
+    assert hash(feat) == hash(collapse.InjectedFeature(0.1, (8, 8, 1)))  # keeps the compiled step cached
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(beta=1.5, image_shape=(8, 8, 1)), "beta"),
+    (dict(beta=0.1, image_shape=(8, 8)), "image_shape"),
+    (dict(beta=0.1, image_shape=(8, 8, 1), n_classes=3), "n_classes"),
+])
+def test_injected_feature_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        collapse.InjectedFeature(**kwargs)
+
+
+def test_training_with_an_injection_equals_training_on_the_injected_images_without_augmentation():
+    m = models.make_model("tiny_cnn", 10, filters=2)
+    rng = np.random.default_rng(1)
+    x = rng.uniform(size=(32, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    feat = collapse.InjectedFeature(0.2, (8, 8, 1))
+    apply_fn = training.flax_apply_fn(m)
+    params, state = models.init_model(m, (8, 8, 1), seed=0)
+    base = dict(mode="fgsm", epochs=1, batch_size=16, learning_rate=1e-2, optimizer="adam", eps=0.1,
+                eval_attack_steps=2)
+    a = training.fit(apply_fn, params, state, x, y, x[:8], y[:8], training.TrainConfig(injection=feat, **base),
+                     progress=False)
+    b = training.fit(apply_fn, params, state, feat(x, y), y, x[:8], y[:8], training.TrainConfig(**base),
+                     progress=False)
+    for u, w in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(w), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="injection"):
+        training.TrainConfig(injection=3)
