@@ -141,8 +141,8 @@ from ntknb.claims import glue_claims
 from ntknb.report import glue, glue_md, glue_table
 
 P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
-PROTOCOL = lad.load_protocol(lad.PROTOCOL_FILE)  # the registered collapse rule and ladder (notebooks/data/)
-RULE = lad.collapse_rule(PROTOCOL)
+PROTOCOLS = [lad.load_protocol(f) for f in lad.PROTOCOL_FILES]  # the registered rule and ladders (notebooks/data/)
+RULE = lad.collapse_rule(PROTOCOLS[0])  # every protocol keeps the first one's rule
 glue_md("setting_md", ch.setting_text(P))
 plotting.use_book_style()
 t_start = time.perf_counter()
@@ -440,11 +440,12 @@ print(f"training time of all runs: {t_train:.0f} s")
 
 # %%
 LADDER = report.load_records(lad.RECORD_FILE, missing_ok=True)  # paths start in notebooks/
-for name, value in lad.ladder_summary(PROTOCOL, LADDER).items():
+LADDER_SUMMARY = lad.ladder_summary(PROTOCOLS, LADDER)
+for name, value in LADDER_SUMMARY.items():
     glue(name, value)
-glue_md("ladder_md", lad.ladder_text(PROTOCOL, LADDER))
-glue_md("ladder_passed_md", f"`{lad.ladder_summary(PROTOCOL, LADDER)['ladder_passed']}`")
-glue("ladder_tolerance", PROTOCOL["monitor"]["monitor_tolerance"])
+glue_md("ladder_md", lad.ladder_text(PROTOCOLS, LADDER))
+glue_md("ladder_passed_md", f"`{LADDER_SUMMARY['ladder_passed']}`")
+glue("ladder_tolerance", PROTOCOLS[0]["monitor"]["monitor_tolerance"])
 glue_table("ladder_table", lad.ladder_rows(LADDER), lad.LADDER_COLUMNS, display=True)
 fig = lad.plot_ladder_curves(LADDER)
 

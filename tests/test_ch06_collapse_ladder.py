@@ -15,7 +15,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 @pytest.fixture(scope="module")
 def protocol():
-    return lad.load_protocol(NOTEBOOKS / lad.PROTOCOL_FILE)
+    return lad.load_protocol(NOTEBOOKS / lad.PROTOCOL_FILES[0])
 
 
 def test_the_registered_protocol_loads_with_never_used_seeds_and_the_rule(protocol):
@@ -29,7 +29,7 @@ def test_the_registered_protocol_loads_with_never_used_seeds_and_the_rule(protoc
 
 
 def test_the_second_protocol_keeps_the_first_ones_recipe_monitor_and_rule_with_the_injected_feature(protocol):
-    second = lad.load_protocol(NOTEBOOKS / "data" / "06_co_protocol_2.yaml")
+    second = lad.load_protocol(NOTEBOOKS / lad.PROTOCOL_FILES[1])
     assert second["id"] != protocol["id"] and second["follows"] == protocol["id"]
     for section in ("recipe", "monitor", "rule"):
         assert second[section] == protocol[section]
@@ -39,7 +39,7 @@ def test_the_second_protocol_keeps_the_first_ones_recipe_monitor_and_rule_with_t
 
 
 def test_a_rung_with_a_feature_injects_it_into_training_and_test_points(protocol):
-    second = lad.load_protocol(NOTEBOOKS / "data" / "06_co_protocol_2.yaml")
+    second = lad.load_protocol(NOTEBOOKS / lad.PROTOCOL_FILES[1])
     second["monitor"].update(n_final=32, n_monitor=16, monitor_iter=3, final_iter=4)
     ds = _fake_cifar()
     feat = lad.injection(lad.rung(second, "feat8"), ds)
@@ -48,7 +48,11 @@ def test_a_rung_with_a_feature_injects_it_into_training_and_test_points(protocol
     rec = lad.ladder_run(second, "feat8", 11100, ds, n_train=128, epochs=1)
     assert rec["beta"] == 8 / 255 and rec["protocol"] == "co-ladder-2"
     assert lad.ladder_rows([rec])[0][2] == "8/255"
-    assert "feature β = 8/255" in lad.ladder_text(second, [dict(rec, reduced=False)])
+    text = lad.ladder_text([protocol, second], [dict(rec, reduced=False)])
+    assert "Protocol `co-ladder-2`: rung `feat8` (ε = 8/255, feature β = 8/255): 0 of 1" in text
+    assert "Protocol `co-ladder-1`: rung `eps10` (ε = 10/255): not run" in text
+    summary = lad.ladder_summary([protocol, second], [dict(rec, reduced=False)])
+    assert summary["ladder_n_runs"] == 1 and summary["ladder_passed"] == "none"
 
 
 def test_load_protocol_refuses_a_malformed_file(tmp_path, protocol):

@@ -28,12 +28,13 @@ from ntknb import collapse, models, training
 from ntknb.evaluation import robust_evaluation
 from ntknb.stats import binomial_interval
 
-__all__ = ["PROTOCOL_FILE", "RECORD_FILE", "load_protocol", "rung", "collapse_rule", "test_points", "injection",
+__all__ = ["PROTOCOL_FILES", "RECORD_FILE", "load_protocol", "rung", "collapse_rule", "test_points", "injection",
            "ladder_run", "rung_status", "ladder_rows", "LADDER_COLUMNS", "monitor_rows", "MONITOR_TABLE_COLUMNS",
            "ladder_summary", "ladder_text", "plot_ladder_curves"]
 
-#: The protocol and the records, relative to ``notebooks/``.
-PROTOCOL_FILE = "data/06_co_protocol.yaml"
+#: The protocols in the order they were written (each later one follows an earlier one whose rungs all
+#: failed), and the one record file of their runs, relative to ``notebooks/``.
+PROTOCOL_FILES = ("data/06_co_protocol.yaml", "data/06_co_protocol_2.yaml")
 RECORD_FILE = "data/06_co_ladder.jsonl"
 
 _SECTIONS = {"id": str, "recipe": dict, "monitor": dict, "rule": dict, "ladder": dict}
@@ -206,34 +207,41 @@ def monitor_rows(record: Mapping) -> list:
     return [[row["epoch"]] + [round(float(row[c]), 4) for c in MONITOR_TABLE_COLUMNS[1:]] for row in record["monitor"]]
 
 
-def ladder_summary(protocol: Mapping, records: Sequence[Mapping]) -> dict:
-    """The ladder's numbers (glued under these names): ``ladder_n_runs`` (full-size runs of this
-    protocol), ``ladder_n_collapsed``, ``ladder_passed`` (the first passing rung's name, or ``"none"``),
-    ``ladder_monitor_max_diff`` (the largest |monitor - 100-iteration suite| over the final networks) and
-    ``ladder_monitor_ok`` (within the protocol's ``monitor_tolerance``)."""
-    mine = [r for r in records if r.get("protocol") == protocol["id"] and not r.get("reduced")]
+def ladder_summary(protocols: Sequence[Mapping], records: Sequence[Mapping]) -> dict:
+    """The ladders' numbers over all ``protocols`` (glued under these names): ``ladder_n_runs``
+    (full-size runs of these protocols), ``ladder_n_collapsed``, ``ladder_passed`` (the first passing
+    rung, protocols and rungs in their order, as ``"protocol/rung"``, or ``"none"``),
+    ``ladder_monitor_max_diff`` (the largest |monitor - 100-iteration suite| over the final networks)
+    and ``ladder_monitor_ok`` (within every protocol's ``monitor_tolerance``)."""
+    ids = {p["id"] for p in protocols}
+    mine = [r for r in records if r.get("protocol") in ids and not r.get("reduced")]
     diffs = [abs(r["final"]["monitor_acc"] - r["final"]["suite_acc"]) for r in mine]
-    passed = [r["name"] for r in protocol["ladder"]["rungs"] if rung_status(protocol, r["name"], mine)["status"] == "passed"]
+    passed = [f"{p['id']}/{r['name']}" for p in protocols for r in p["ladder"]["rungs"]
+              if rung_status(p, r["name"], mine)["status"] == "passed"]
     worst = max(diffs) if diffs else float("nan")
+    tolerance = min(float(p["monitor"]["monitor_tolerance"]) for p in protocols)
     return {"ladder_n_runs": len(mine), "ladder_n_collapsed": sum(bool(r["judgement"]["ended_collapsed"]) for r in mine),
             "ladder_passed": passed[0] if passed else "none", "ladder_monitor_max_diff": worst,
-            "ladder_monitor_ok": bool(diffs) and worst <= float(protocol["monitor"]["monitor_tolerance"])}
+            "ladder_monitor_ok": bool(diffs) and worst <= tolerance}
 
 
-def ladder_text(protocol: Mapping, records: Sequence[Mapping]) -> str:
-    """Each rung's outcome in words: its runs, how many ended collapsed, its status under the
-    protocol's stopping rule and the collapse rate with its exact (Clopper-Pearson) 95% interval."""
-    parts = []
-    for r in protocol["ladder"]["rungs"]:
-        st = rung_status(protocol, r["name"], records)
-        what = f"ε = {r['eps_255']}/255" + ("" if r.get("beta_255") is None else f", feature β = {r['beta_255']}/255")
-        if not st["runs"]:
-            parts.append(f"rung `{r['name']}` ({what}): not run")
-            continue
-        iv = st["rate"]
-        parts.append(f"rung `{r['name']}` ({what}): {st['collapsed']} of {st['runs']} ended collapsed, "
-                     f"{st['status']} (collapse rate {iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}])")
-    return "; ".join(parts) + "."
+def ladder_text(protocols: Sequence[Mapping], records: Sequence[Mapping]) -> str:
+    """Each protocol's rungs in words: their runs, how many ended collapsed, the status under the
+    stopping rule and the collapse rate with its exact (Clopper-Pearson) 95% interval."""
+    out = []
+    for protocol in protocols:
+        parts = []
+        for r in protocol["ladder"]["rungs"]:
+            st = rung_status(protocol, r["name"], records)
+            what = f"ε = {r['eps_255']}/255" + ("" if r.get("beta_255") is None else f", feature β = {r['beta_255']}/255")
+            if not st["runs"]:
+                parts.append(f"rung `{r['name']}` ({what}): not run")
+                continue
+            iv = st["rate"]
+            parts.append(f"rung `{r['name']}` ({what}): {st['collapsed']} of {st['runs']} ended collapsed, "
+                         f"{st['status']} (collapse rate {iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}])")
+        out.append(f"Protocol `{protocol['id']}`: " + "; ".join(parts) + ".")
+    return " ".join(out)
 
 
 def plot_ladder_curves(records: Sequence[Mapping]):
