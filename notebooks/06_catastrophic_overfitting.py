@@ -135,7 +135,7 @@ import os
 import time
 
 from ntknb import data, plotting, report
-from ntknb.chapters import ch06_collapse_ladder as lad
+from ntknb.chapters.ch06_overfitting import ladder as lad
 from ntknb.chapters import ch06_overfitting as ch
 from ntknb.claims import glue_claims
 from ntknb.report import glue, glue_md, glue_table

@@ -12,7 +12,7 @@ jitted training step) with an ``eps`` attribute. The library provides
 * :class:`PGD` — PGD ``madry2018towards`` with the step of :func:`ntknb.attacks.pgd_step_size`.
 
 A chapter defines its own adversaries next to its experiment (e.g. the noise-initialised
-FGSM of chapter 06, :class:`ntknb.chapters.ch06_overfitting.NoiseFGSM`); the core does not
+FGSM of chapter 06, :class:`ntknb.chapters.ch06_overfitting.variants.NoiseFGSM`); the core does not
 grow a knob per chapter.
 
 Shared rules: :func:`network_loss` (the per-example cross-entropy of a network in evaluation

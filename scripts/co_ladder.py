@@ -2,7 +2,7 @@
 
 Reads the protocol (notebooks/data/06_co_protocol.yaml), and for each rung in order runs its
 never-used seeds that have no record yet, appending one record a run to
-notebooks/data/06_co_ladder.jsonl (ntknb.chapters.ch06_collapse_ladder.ladder_run), until the rung
+notebooks/data/06_co_ladder.jsonl (ntknb.chapters.ch06_overfitting.ladder.ladder_run), until the rung
 is decided (passed: stop the ladder; failed: go on to the next rung). Runs already recorded are
 never repeated, so an interrupted climb continues where it stopped:
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
         parser.error(f"--max-runs must be an integer >= 1; got {args.max_runs}")
 
     from ntknb import data, report
-    from ntknb.chapters import ch06_collapse_ladder as lad
+    from ntknb.chapters.ch06_overfitting import ladder as lad
 
     try:
         protocol = lad.load_protocol(args.protocol)

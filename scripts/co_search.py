@@ -1,8 +1,9 @@
 """Run settings of the catastrophic-overfitting search and append them to the chapter's record.
 
-Every run is ``ntknb.chapters.ch06_overfitting.search_run`` (FGSM-AT / PGD-AT / standard training with per-epoch
-PGD test accuracy and FGSM training accuracy); chapter 06 tabulates the file with
-``ntknb.chapters.ch06_overfitting.search_table``. Defaults are the chapter's CNN setting; override with KEY=VALUE:
+Every run is ``ntknb.chapters.ch06_overfitting.search.search_run`` (FGSM-AT / PGD-AT / standard training with
+per-epoch PGD test accuracy and FGSM training accuracy); chapter 06 tabulates the file with
+``ntknb.chapters.ch06_overfitting.search.search_table``. Defaults are the chapter's CNN setting; override with
+KEY=VALUE:
 
     NTKNB_DATA_DIR=../shared/data .venv/bin/python scripts/co_search.py clean_epochs=1 width=16 \\
         hidden=64 epochs=22 --modes fgsm --seeds 1,2,3
@@ -24,7 +25,7 @@ os.environ.setdefault("XLA_FLAGS", SINGLE_THREADED)  # before jax is imported
 import jax  # noqa: E402
 
 from ntknb import data  # noqa: E402
-from ntknb.chapters import ch06_overfitting as co  # noqa: E402
+from ntknb.chapters.ch06_overfitting import search as co  # noqa: E402
 
 BASE = dict(dataset="mnist", model="cnn", width=8, hidden=32, n_train=1600, n_test=200, n_monitor=200,
             batch_size=32, learning_rate=0.02, momentum=0.9, weight_decay=5e-4, eps=0.3, attack_steps=3,

@@ -1,5 +1,6 @@
-"""Tests for ntknb.chapters.ch06_overfitting (chapter 06) and the training.py features it relies on
-(batch-shared augmentation, adversaries as values)."""
+"""Tests for ntknb.chapters.ch06_overfitting (chapter 06: its submodules variants, search, runs and verdicts;
+the ladder has tests/test_ch06_overfitting_ladder.py) and the training.py features it relies on (batch-shared
+augmentation, adversaries as values)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,10 @@ import pytest
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
 from ntknb import adversaries, attacks, collapse, models, training
-from ntknb.chapters import ch06_overfitting as overfitting
+from ntknb.chapters.ch06_overfitting import runs as co_runs
+from ntknb.chapters.ch06_overfitting import search as co_search
+from ntknb.chapters.ch06_overfitting import variants as co_variants
+from ntknb.chapters.ch06_overfitting import verdicts as co_verdicts
 
 
 def _images(n=6, h=5, w=5, c=1, seed=0):
@@ -59,7 +63,7 @@ def test_per_image_crop_flip_still_differs_across_the_batch():
 
 def test_anisotropic_noise_shape_range_and_per_sample_independence():
     eps = 0.1
-    d = np.asarray(overfitting.anisotropic_noise(jax.random.PRNGKey(0), (64, 4, 4, 3), eps))
+    d = np.asarray(co_variants.anisotropic_noise(jax.random.PRNGKey(0), (64, 4, 4, 3), eps))
     assert d.shape == (64, 4, 4, 3) and d.dtype == np.float32
     assert np.all(np.abs(d) <= eps + 1e-7)
     assert np.abs(d).max() > 0.5 * eps
@@ -71,7 +75,7 @@ def test_anisotropic_noise_shape_range_and_per_sample_independence():
     off = c[~np.eye(64, dtype=bool)]
     assert np.abs(off).mean() < 0.25
     # anisotropic: per-coordinate scales vary within a sample (unlike i.i.d. uniform noise)
-    big = np.asarray(overfitting.anisotropic_noise(jax.random.PRNGKey(1), (4000, 2), 1.0, scale=0.5))
+    big = np.asarray(co_variants.anisotropic_noise(jax.random.PRNGKey(1), (4000, 2), 1.0, scale=0.5))
     assert abs(big.mean()) < 0.02
     # the kurtosis of a Gaussian scale mixture exceeds 3 (uniform: 1.8, Gaussian: 3)
     z = big[:, 0]
@@ -79,13 +83,13 @@ def test_anisotropic_noise_shape_range_and_per_sample_independence():
 
 
 def test_anisotropic_noise_is_seeded_and_validates():
-    a = overfitting.anisotropic_noise(jax.random.PRNGKey(5), (3, 2), 0.2)
-    b = overfitting.anisotropic_noise(jax.random.PRNGKey(5), (3, 2), 0.2)
+    a = co_variants.anisotropic_noise(jax.random.PRNGKey(5), (3, 2), 0.2)
+    b = co_variants.anisotropic_noise(jax.random.PRNGKey(5), (3, 2), 0.2)
     np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="eps"):
-        overfitting.anisotropic_noise(jax.random.PRNGKey(0), (3, 2), -0.1)
+        co_variants.anisotropic_noise(jax.random.PRNGKey(0), (3, 2), -0.1)
     with pytest.raises(ValueError, match="scale"):
-        overfitting.anisotropic_noise(jax.random.PRNGKey(0), (3, 2), 0.1, scale=0.0)
+        co_variants.anisotropic_noise(jax.random.PRNGKey(0), (3, 2), 0.1, scale=0.0)
 
 
 def test_noise_initialized_fgsm_stays_in_ball_and_range():
@@ -97,7 +101,7 @@ def test_noise_initialized_fgsm_stays_in_ball_and_range():
         return attacks.cross_entropy(xx.reshape(xx.shape[0], -1) @ w, yy)
 
     eps = 0.1
-    xa = np.asarray(overfitting.noise_initialized_fgsm(loss, x, y, eps, 1.25 * eps, 1.0, jax.random.PRNGKey(0)))
+    xa = np.asarray(co_variants.noise_initialized_fgsm(loss, x, y, eps, 1.25 * eps, 1.0, jax.random.PRNGKey(0)))
     assert xa.shape == x.shape
     assert np.all(np.abs(xa - np.asarray(x)) <= eps + 1e-6)
     assert xa.min() >= 0 and xa.max() <= 1
@@ -109,7 +113,7 @@ def test_noise_initialized_fgsm_stays_in_ball_and_range():
 
 def test_adversaries_as_values_tell_the_training_runs_apart():
     with pytest.raises(ValueError, match="noise_scale"):
-        overfitting.NoiseFGSM(0.1, 0.125, noise_scale=-1.0)
+        co_variants.NoiseFGSM(0.1, 0.125, noise_scale=-1.0)
     with pytest.raises(ValueError, match="adversary"):
         training.TrainConfig(mode="standard", adversary=adversaries.FGSM(0.1))
     with pytest.raises(ValueError, match="adversary"):
@@ -121,7 +125,7 @@ def test_adversaries_as_values_tell_the_training_runs_apart():
     p0, s0 = models.init_model(m, x.shape[1:])
     base = dict(mode="fgsm", epochs=1, batch_size=16, learning_rate=0.1, eps=0.1, eval_attack_steps=1)
     adv = {"fgsm": None, "fgsm_explicit": adversaries.FGSM(0.1), "rs": adversaries.FGSM(0.1, 0.125, random_start=True),
-           "noise": overfitting.NoiseFGSM(0.1, 0.125, 1.0), "noise2": overfitting.NoiseFGSM(0.1, 0.125, 1.0),
+           "noise": co_variants.NoiseFGSM(0.1, 0.125, 1.0), "noise2": co_variants.NoiseFGSM(0.1, 0.125, 1.0),
            "pgd": adversaries.PGD(0.1, 2)}
     outs = {}
     for name, a in adv.items():
@@ -138,20 +142,20 @@ def test_adversaries_as_values_tell_the_training_runs_apart():
 
 
 def test_detect_collapse():
-    c = overfitting.detect_collapse([0.1, 0.3, 0.4, 0.05, 0.02, 0.2])
+    c = co_variants.detect_collapse([0.1, 0.3, 0.4, 0.05, 0.02, 0.2])
     assert c.collapsed and c.peak == pytest.approx(0.4) and c.peak_epoch == 3 and c.epoch == 4
     assert c.low == pytest.approx(0.02) and c.final == pytest.approx(0.2) and c.recovered
     # a transient collapse before a later, higher peak is still found
-    c = overfitting.detect_collapse([0.3, 0.05, 0.5, 0.6])
+    c = co_variants.detect_collapse([0.3, 0.05, 0.5, 0.6])
     assert c.collapsed and c.epoch == 2 and c.peak_epoch == 1 and c.recovered
-    c = overfitting.detect_collapse([0.2, 0.4, 0.01, 0.0])
+    c = co_variants.detect_collapse([0.2, 0.4, 0.01, 0.0])
     assert c.collapsed and not c.recovered
-    assert not overfitting.detect_collapse([0.1, 0.3, 0.4, 0.35]).collapsed
-    assert not overfitting.detect_collapse([0.1, 0.15, 0.0], min_peak=0.2).collapsed  # never robust
+    assert not co_variants.detect_collapse([0.1, 0.3, 0.4, 0.35]).collapsed
+    assert not co_variants.detect_collapse([0.1, 0.15, 0.0], min_peak=0.2).collapsed  # never robust
     with pytest.raises(ValueError, match="fraction"):
-        overfitting.detect_collapse([0.1], fraction=1.5)
+        co_variants.detect_collapse([0.1], fraction=1.5)
     with pytest.raises(ValueError, match="robust_acc"):
-        overfitting.detect_collapse([])
+        co_variants.detect_collapse([])
 
 
 def test_run_variant_with_kernel_tracking_and_comparisons():
@@ -166,20 +170,20 @@ def test_run_variant_with_kernel_tracking_and_comparisons():
     cfg = training.TrainConfig(mode="fgsm", epochs=2, batch_size=8, learning_rate=0.05, eps=0.05,
                                eval_attack_steps=1, eval_batch_size=16)
     probe = (x[:4], labels[:4])
-    run = overfitting.run_variant(m, task, cfg, n_monitor=8, probe=probe, probe_attack_steps=1, top_p=2)
+    run = co_variants.run_variant(m, task, cfg, n_monitor=8, probe=probe, probe_attack_steps=1, top_p=2)
     assert run.fgsm_train_acc.shape == (3,)
     # accuracies over exactly the 8 monitored images (n_monitor), not the 16 training images
     assert np.all(np.asarray(run.fgsm_train_acc) * 8 == np.round(np.asarray(run.fgsm_train_acc) * 8))
-    assert run.robust_acc.shape == (2,) and isinstance(run.collapse, overfitting.Collapse)
+    assert run.robust_acc.shape == (2,) and isinstance(run.collapse, co_variants.Collapse)
     with pytest.raises(ValueError, match="gap"):
         run.ended_overfitted(1.5)
     assert list(run.trajectory.epochs) == [0, 1, 2]
-    ep, d = overfitting.distance_to_reference(run.trajectory, run.trajectory)
+    ep, d = co_variants.distance_to_reference(run.trajectory, run.trajectory)
     np.testing.assert_allclose(d, 0.0, atol=1e-9)
-    M = overfitting.ae_specialization_matrix(run.result, x[:4], labels[:4], eps=0.05, attack_steps=1)
+    M = co_variants.ae_specialization_matrix(run.result, x[:4], labels[:4], eps=0.05, attack_steps=1)
     assert M.shape == (2, 2) and np.all(np.isfinite(M))
     # the standard evaluation and masking checks of the final network, on the first eval_n_test test points
-    rep = overfitting.evaluate_run(SimpleNamespace(eval_n_test=10, eps=0.05, eval_iter=2), run, task, seed=0)
+    rep = co_runs.evaluate_run(SimpleNamespace(eval_n_test=10, eps=0.05, eval_iter=2), run, task, seed=0)
     assert rep.n == 10 and rep.eps == 0.05 and rep.eps_grid == (0.05, 0.1)
     assert 0 <= rep.iterative_accuracy <= rep.accuracy_vs_eps[0] + rep.tol
     assert rep.iterative_accuracy * 10 == pytest.approx(round(rep.iterative_accuracy * 10))  # a fraction of 10 points
@@ -208,11 +212,11 @@ SETTING = dict(dataset="toy", model="cnn", width=2, hidden=4, n_train=16, n_test
 
 def test_search_run_records_the_setting_and_its_curves_reproducibly():
     ds = _search_dataset()
-    rec = overfitting.search_run(dict(SETTING), dataset=ds)
+    rec = co_search.search_run(dict(SETTING), dataset=ds)
     assert {k: rec[k] for k in SETTING} == SETTING
     assert len(rec["robust_acc"]) == len(rec["clean_acc"]) == 2 and len(rec["fgsm_train_acc"]) == 3
-    assert overfitting.search_run(dict(SETTING), dataset=ds) == rec  # same setting, same numbers on CPU
-    row, = overfitting.search_table([rec], fraction=0.3, min_peak=0.2)
+    assert co_search.search_run(dict(SETTING), dataset=ds) == rec  # same setting, same numbers on CPU
+    row, = co_search.search_table([rec], fraction=0.3, min_peak=0.2)
     assert row[1:4] == ["fgsm", 0, 2] and row[4] == max(rec["robust_acc"])
     assert row[5:8] == [rec["robust_acc"][-1], rec["clean_acc"][-1], rec["fgsm_train_acc"][-1]]
     assert "1 clean epoch(s) first" in row[0] and "CNN w2/h4" in row[0]
@@ -220,13 +224,13 @@ def test_search_run_records_the_setting_and_its_curves_reproducibly():
 
 def test_search_run_adds_the_standard_evaluation_of_the_final_network():
     ds = _search_dataset()
-    plain = overfitting.search_run(dict(SETTING), dataset=ds)
-    rec = overfitting.search_run(dict(SETTING), dataset=ds, suite_iter=5)
+    plain = co_search.search_run(dict(SETTING), dataset=ds)
+    rec = co_search.search_run(dict(SETTING), dataset=ds, suite_iter=5)
     assert {k: rec[k] for k in plain} == plain and rec["suite_iter"] == 5
     # a fraction of the 8 test points
     assert 0.0 <= rec["suite_robust_acc"] <= 1.0 and rec["suite_robust_acc"] * 8 == round(rec["suite_robust_acc"] * 8)
     with pytest.raises(ValueError, match="suite_iter"):
-        overfitting.search_run(dict(SETTING), dataset=ds, suite_iter=-1)
+        co_search.search_run(dict(SETTING), dataset=ds, suite_iter=-1)
 
 
 def test_search_table_outcomes_and_validation():
@@ -234,11 +238,11 @@ def test_search_table_outcomes_and_validation():
     collapsed = dict(SETTING, epochs=4, robust_acc=[0.3, 0.6, 0.1, 0.5], **curves)
     steady = dict(collapsed, robust_acc=[0.3, 0.5, 0.55, 0.6])
     stuck = dict(steady, clean_acc=[0.1] * 4)
-    rows = overfitting.search_table([collapsed, steady, stuck], fraction=0.3, min_peak=0.2)
+    rows = co_search.search_table([collapsed, steady, stuck], fraction=0.3, min_peak=0.2)
     assert [r[-1] for r in rows] == ["collapsed at epoch 3 (recovered)", "no collapse", "stuck at chance"]
     assert rows[0][4:8] == [0.6, 0.5, 0.95, 0.95] and np.isnan(rows[0][8])  # no standard evaluation recorded
-    assert overfitting.search_table([dict(steady, suite_robust_acc=0.25, suite_iter=20)])[0][8] == 0.25
-    found = overfitting.search_summary([collapsed, steady, stuck], rows, min_seeds=1)
+    assert co_search.search_table([dict(steady, suite_robust_acc=0.25, suite_iter=20)])[0][8] == 0.25
+    found = co_search.search_summary([collapsed, steady, stuck], rows, min_seeds=1)
     assert found["common"]["eps"] == 0.05 and "seed" not in found["common"]
     assert (found["n_runs"], found["n_fgsm"], found["n_collapsed"], found["n_transient"], found["n_stuck"]) == (3, 3, 1, 1, 1)
     assert found["reliable"] == []  # the setting collapsed in one of its three runs only
@@ -246,31 +250,31 @@ def test_search_table_outcomes_and_validation():
     assert (group["mode"], group["n_runs"], group["n_collapsed"], group["n_ended_collapsed"]) == ("fgsm", 3, 1, 0)
     assert group["robust"] == pytest.approx(np.mean([0.5, 0.6, 0.6])) and np.isnan(group["suite"])
     assert group["devices"] == ["cpu"] and group["n_train"] == 16 and group["epochs"] == [4]
-    single = overfitting.search_summary([collapsed], [rows[0]], min_seeds=1)
+    single = co_search.search_summary([collapsed], [rows[0]], min_seeds=1)
     assert single["reliable"] == [rows[0][0]] and single["common"]["width"] == 2
-    assert overfitting.search_summary([collapsed], [rows[0]], min_seeds=2)["reliable"] == []
+    assert co_search.search_summary([collapsed], [rows[0]], min_seeds=2)["reliable"] == []
     with pytest.raises(ValueError, match="same length"):
-        overfitting.search_summary([collapsed], rows)
+        co_search.search_summary([collapsed], rows)
     with pytest.raises(ValueError, match="min_seeds"):
-        overfitting.search_summary([collapsed], [rows[0]], min_seeds=0)
+        co_search.search_summary([collapsed], [rows[0]], min_seeds=0)
     with pytest.raises(ValueError, match="epochs=4"):
-        overfitting.search_table([dict(collapsed, robust_acc=[0.3])])
+        co_search.search_table([dict(collapsed, robust_acc=[0.3])])
     with pytest.raises(ValueError, match="lacks"):
-        overfitting.search_table([{k: v for k, v in collapsed.items() if k != "eps"}])
+        co_search.search_table([{k: v for k, v in collapsed.items() if k != "eps"}])
     with pytest.raises(ValueError, match="model"):
-        overfitting.search_run(dict(SETTING, model="mlp"))
+        co_search.search_run(dict(SETTING, model="mlp"))
     with pytest.raises(ValueError, match="mode"):
-        overfitting.search_run(dict(SETTING, mode="trades"))
+        co_search.search_run(dict(SETTING, mode="trades"))
 
 
 def test_append_search_records_is_atomic_and_appends(tmp_path, monkeypatch):
     rec = dict(SETTING, robust_acc=[0.1, 0.2], clean_acc=[0.5, 0.6], fgsm_train_acc=[0.0, 0.1, 0.2])
     path = tmp_path / "search.jsonl"
-    overfitting.append_search_records(path, [rec])
-    overfitting.append_search_records(path, [dict(rec, seed=1)])
-    assert [r["seed"] for r in overfitting.load_search_records(path)] == [0, 1]
+    co_search.append_search_records(path, [rec])
+    co_search.append_search_records(path, [dict(rec, seed=1)])
+    assert [r["seed"] for r in co_search.load_search_records(path)] == [0, 1]
     with pytest.raises(ValueError, match="lacks"):  # checked before anything is written
-        overfitting.append_search_records(path, [{"model": "cnn"}])
+        co_search.append_search_records(path, [{"model": "cnn"}])
     import json
     import os
 
@@ -279,9 +283,9 @@ def test_append_search_records_is_atomic_and_appends(tmp_path, monkeypatch):
 
     monkeypatch.setattr(json, "dumps", broken_dumps)
     with pytest.raises(RuntimeError):
-        overfitting.append_search_records(path, [rec])
+        co_search.append_search_records(path, [rec])
     monkeypatch.undo()
-    assert len(overfitting.load_search_records(path)) == 2 and os.listdir(tmp_path) == ["search.jsonl"]
+    assert len(co_search.load_search_records(path)) == 2 and os.listdir(tmp_path) == ["search.jsonl"]
 
 
 def test_recorded_search_file_is_valid():
@@ -289,7 +293,7 @@ def test_recorded_search_file_is_valid():
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "06_settings_search.jsonl"
-    rows = overfitting.search_table(overfitting.load_search_records(path))
+    rows = co_search.search_table(co_search.load_search_records(path))
     assert len(rows) >= 10
 
 
@@ -304,8 +308,20 @@ def _defaults():
     return {n: p.default for n, p in runner.notebook_parameters(nb).items()}
 
 
+def test_the_package_exports_exactly_what_the_notebook_calls():
+    import re
+    from pathlib import Path
+
+    import ntknb.chapters.ch06_overfitting as ch
+
+    source = (Path(__file__).resolve().parents[1] / "notebooks" / "06_catastrophic_overfitting.py").read_text()
+    assert sorted(ch.__all__) == sorted(set(re.findall(r"\bch\.([A-Za-z_]\w*)", source)))
+    assert len(set(ch.__all__)) == len(ch.__all__) and all(hasattr(ch, name) for name in ch.__all__)
+    assert ch.claims is co_verdicts.claims and ch.Params is co_runs.Params
+
+
 def test_params_defaults_and_rules():
-    p = overfitting.Params.from_values(_defaults())
+    p = co_runs.Params.from_values(_defaults())
     assert p.seeds == [p.seed + i for i in range(p.n_seeds)]
     assert p.track_epochs[0] == 0 and p.track_epochs[-1] == p.epochs
     for change, name in [(dict(eps=3), "eps"), (dict(clean_epochs=p.epochs - 1), "clean_epochs"),
@@ -317,18 +333,18 @@ def test_params_defaults_and_rules():
 
 
 def test_variant_configs_pick_their_adversary():
-    p = overfitting.Params.from_values(_defaults())
-    cfg = {v: overfitting.variant_config(p, v, 7) for v in overfitting.LABEL}
+    p = co_runs.Params.from_values(_defaults())
+    cfg = {v: co_runs.variant_config(p, v, 7) for v in co_runs.LABEL}
     assert cfg["fgsm"].training_adversary() == adversaries.FGSM(p.eps)
     assert cfg["fgsm_rs"].adversary == adversaries.FGSM(p.eps, p.fgsm_step * p.eps, random_start=True)
-    assert cfg["noise"].adversary == overfitting.NoiseFGSM(p.eps, p.fgsm_step * p.eps, p.noise_scale)
+    assert cfg["noise"].adversary == co_variants.NoiseFGSM(p.eps, p.fgsm_step * p.eps, p.noise_scale)
     assert cfg["nfgsm"].adversary == adversaries.NFGSM(p.eps, None, p.nfgsm_noise) and cfg["nfgsm"].mode == "fgsm"
     assert cfg["pgd"].training_adversary() == adversaries.PGD(p.eps, p.attack_steps)
     assert cfg["pgd_shared"].augment == p.shared_augment and cfg["pgd"].augment == p.augment
     assert cfg["standard"].clean_epochs == 0 and cfg["fgsm"].clean_epochs == p.clean_epochs
     assert {c.seed for c in cfg.values()} == {7}
     with pytest.raises(ValueError, match="variant"):
-        overfitting.variant_config(p, "trades", 0)
+        co_runs.variant_config(p, "trades", 0)
 
 
 def test_collapse_rows():
@@ -337,11 +353,11 @@ def test_collapse_rows():
     def run(robust, fgsm_train):
         r = SimpleNamespace(robust_acc=np.asarray(robust), clean_acc=np.asarray([0.9] * len(robust)),
                             fgsm_train_acc=np.asarray(fgsm_train))
-        r.collapse = overfitting.detect_collapse(robust, 0.3, 0.15)
+        r.collapse = co_variants.detect_collapse(robust, 0.3, 0.15)
         return r
 
     collapsed, steady = run([0.3, 0.5, 0.05, 0.4], [0, 0.5, 0.6, 0.9, 0.8]), run([0.3, 0.5, 0.5, 0.5], [0] * 5)
-    rows = overfitting.collapse_rows({("fgsm", 0): collapsed, ("noise", 1): steady})
+    rows = co_runs.collapse_rows({("fgsm", 0): collapsed, ("noise", 1): steady})
     assert rows[0][0] == "FGSM-AT" and rows[0][7] == 0.9 and rows[0][8] == "epoch 3 (recovered)"
     assert rows[1][:2] == ["noise-FGSM (ours)", 1] and rows[1][8] == "no"
 
@@ -350,11 +366,11 @@ def test_ended_overfitted_compares_final_fgsm_train_and_pgd_test_accuracy():
     from types import SimpleNamespace
 
     result = SimpleNamespace(column=lambda name: np.array({"robust_acc": [0.4, 0.2], "clean_acc": [0.9, 0.9]}[name]))
-    run = overfitting.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.5, 0.8]),
-                                 collapse=overfitting.detect_collapse([0.4, 0.2]))
+    run = co_variants.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.5, 0.8]),
+                                 collapse=co_variants.detect_collapse([0.4, 0.2]))
     assert run.ended_overfitted(0.5) and run.ended_overfitted(0.6)  # final gap 0.8 - 0.2 = 0.6
     assert not run.ended_overfitted(0.7)
-    early = overfitting.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.8, 0.3]), collapse=run.collapse)
+    early = co_variants.VariantRun(result=result, fgsm_train_acc=np.array([0.1, 0.8, 0.3]), collapse=run.collapse)
     assert not early.ended_overfitted(0.5)  # only the final epoch counts (0.3 - 0.2)
 
 
@@ -366,7 +382,7 @@ def _seed_runs(p, robust_by_variant):
     for v, curves in robust_by_variant.items():
         for s, curve in zip(p.seeds, curves):
             r = np.asarray(curve, float)
-            runs[(v, s)] = SimpleNamespace(robust_acc=r, collapse=overfitting.detect_collapse(r))
+            runs[(v, s)] = SimpleNamespace(robust_acc=r, collapse=co_variants.detect_collapse(r))
     return runs
 
 
@@ -387,11 +403,11 @@ def _judged(p, final_by_variant, peak=0.4, fgsm=0.9, clean_by_variant=None):
 def test_claims_are_well_formed_and_flip_at_the_thresholds():
     from ntknb.claims import Claim
 
-    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    p = co_runs.Params.from_values({**_defaults(), "n_seeds": 3})
     cs = _claims(p, fgsm_final=[0.02, 0.03, 0.01], ks_fgsm=[0.2, 0.3, 0.1])
-    assert list(cs) == list(overfitting.CLAIM_THRESHOLDS)
+    assert list(cs) == list(co_verdicts.CLAIM_THRESHOLDS)
     for c in cs.values():
-        assert Claim.from_json(c.to_json()) == c and c.direction == overfitting.CLAIM_THRESHOLDS[c.id][0]
+        assert Claim.from_json(c.to_json()) == c and c.direction == co_verdicts.CLAIM_THRESHOLDS[c.id][0]
     first = [cs[k] for k in ("ch06.fgsm_at_collapse", "ch06.noise_beats_fgsm", "ch06.rs_beats_fgsm")]
     assert all(c.n_seeds == 3 and c.n_test == min(p.eval_n_test, p.n_test) for c in first)
     assert cs["ch06.fgsm_at_collapse"].threshold == pytest.approx(1 - RULE.drop_fraction)
@@ -419,11 +435,11 @@ def _claims(p, fgsm_final, ks_fgsm, other=(0.5, 0.5, 0.5), clean=None):
     finals = {"fgsm": fgsm_final, "noise": list(other), "fgsm_rs": list(other), "nfgsm": list(other)}
     evals = _evals(p, finals)
     judged = _judged(p, finals, clean_by_variant=clean)
-    return {c.id: c for c in overfitting.claims(p, runs, ks, evals, judged, RULE)}
+    return {c.id: c for c in co_verdicts.claims(p, runs, ks, evals, judged, RULE)}
 
 
 def test_claims_about_collapsed_networks_follow_the_collapse_guard():
-    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    p = co_runs.Params.from_values({**_defaults(), "n_seeds": 3})
     cs = _claims(p, fgsm_final=[0.0, 0.01, 0.02], ks_fgsm=[0.2, 0.3, 0.1])
     assert cs["ch06.ks_collapsed_lower"].verdict == cs["ch06.noise_fix_suite"].verdict == "reproduced"
     assert cs["ch06.ks_collapsed_lower"].measured == pytest.approx(0.8) and cs["ch06.ks_collapsed_lower"].n_seeds == 3
@@ -441,7 +457,7 @@ def test_claims_about_collapsed_networks_follow_the_collapse_guard():
 
 
 def test_an_arm_that_failed_to_train_is_never_a_comparison():
-    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    p = co_runs.Params.from_values({**_defaults(), "n_seeds": 3})
     # noise-FGSM at chance in two seeds: its comparisons keep one seed, too few: unbounded
     cs = _claims(p, fgsm_final=[0.0, 0.01, 0.02], ks_fgsm=[0.2, 0.3, 0.1], clean={"noise": [0.9, 0.1, 0.1]})
     for cid in ("ch06.noise_beats_fgsm", "ch06.noise_fix_suite"):
@@ -449,31 +465,31 @@ def test_an_arm_that_failed_to_train_is_never_a_comparison():
     assert cs["ch06.rs_beats_fgsm"].verdict == "reproduced"
     judged = _judged(p, {"fgsm": [0.0] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.1] * 3},
                      clean_by_variant={"nfgsm": [0.1, 0.1, 0.1]})
-    assert not overfitting.trained(judged, "nfgsm", p.seed) and overfitting.trained(judged, "fgsm", p.seed)
-    rows = overfitting.strong_rows(p, judged)
+    assert not co_verdicts.trained(judged, "nfgsm", p.seed) and co_verdicts.trained(judged, "fgsm", p.seed)
+    rows = co_verdicts.strong_rows(p, judged)
     assert rows[0][-1] == "yes" and rows[6][:2] == ["N-FGSM", p.seed] and rows[6][-1] == "failed to train"
-    assert len(rows[0]) == len(overfitting.STRONG_COLUMNS)
-    summary = overfitting.strong_summary(p, judged)
+    assert len(rows[0]) == len(co_verdicts.STRONG_COLUMNS)
+    summary = co_verdicts.strong_summary(p, judged)
     assert summary["co_fgsm_ended_collapsed"] == 3 and summary["co_nfgsm_n_failed"] == 3
 
 
 def test_evaluation_tables():
-    p = overfitting.Params.from_values({**_defaults(), "n_seeds": 3})
+    p = co_runs.Params.from_values({**_defaults(), "n_seeds": 3})
     steady = [[0.3, 0.5, 0.6]] * 3
     runs = _seed_runs(p, {"fgsm": steady, "noise": steady, "fgsm_rs": steady, "nfgsm": steady})
     finals = {"fgsm": [0.0, 0.05, 0.1], "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.45] * 3}
     evals = _evals(p, finals)
-    rows = overfitting.evaluation_rows(p, runs, evals)
-    assert len(rows) == 4 and len(rows[0]) == len(overfitting.evaluation_columns(p)) and rows[0][0] == "FGSM-AT"
+    rows = co_runs.evaluation_rows(p, runs, evals)
+    assert len(rows) == 4 and len(rows[0]) == len(co_runs.evaluation_columns(p)) and rows[0][0] == "FGSM-AT"
     assert rows[0][1].startswith("0.600 [") and rows[0][2].startswith("0.050 [") and rows[0][5] == "3 of 3"
     assert rows[1][2] == "0.400 [0.400, 0.400]"  # FGSM-RS: no spread over seeds
-    diff = overfitting.difference_rows(p, evals, _judged(p, finals))
+    diff = co_verdicts.difference_rows(p, evals, _judged(p, finals))
     assert [r[0] for r in diff] == ["noise-FGSM (ours) − FGSM-AT", "FGSM-RS − FGSM-AT", "N-FGSM − FGSM-AT",
                                     "noise-FGSM (ours) − FGSM-RS", "noise-FGSM (ours) − N-FGSM"]
     assert diff[3][1] == "0.100 [0.100, 0.100]" and diff[4][1] == "0.050 [0.050, 0.050]"
-    failed = overfitting.difference_rows(p, evals, _judged(p, finals, clean_by_variant={"nfgsm": [0.1] * 3}))
+    failed = co_verdicts.difference_rows(p, evals, _judged(p, finals, clean_by_variant={"nfgsm": [0.1] * 3}))
     assert failed[2][1].startswith("not compared: N-FGSM failed to train") and failed[4][1].startswith("not compared")
-    s = overfitting.evaluation_summary(p, runs, evals)
+    s = co_runs.evaluation_summary(p, runs, evals)
     assert s["co_fgsm_suite_robust_acc"] == pytest.approx(0.05) and s["co_fgsm_monitor_minus_suite"] == pytest.approx(0.55)
     assert s["co_rs_single_step_acc"] == pytest.approx(0.9) and s["co_noise_n_masking_passed"] == 3
 
@@ -489,36 +505,36 @@ def test_gpu_section_from_recorded_runs(tmp_path):
     wide = dict(steady, eps=16 / 255, seed=0)
     pgd = dict(steady, mode="pgd", eps=4 / 255)
     path = tmp_path / "gpu.jsonl"
-    overfitting.append_search_records(path, [ended, dict(ended, seed=1), dict(ended, seed=2), wide, pgd])
-    recs = overfitting.load_search_records(path)
-    found = overfitting.search_summary(recs, overfitting.search_table(recs, fraction=0.3, min_peak=0.15))
-    streams = overfitting.gpu_streams(found)
+    co_search.append_search_records(path, [ended, dict(ended, seed=1), dict(ended, seed=2), wide, pgd])
+    recs = co_search.load_search_records(path)
+    found = co_search.search_summary(recs, co_search.search_table(recs, fraction=0.3, min_peak=0.15))
+    streams = co_search.gpu_streams(found)
     assert list(streams) == ["co8_n10000", "co16_n10000"]  # PGD-AT is not an FGSM stream
-    rows = overfitting.gpu_rows(streams)
-    assert len(rows[0]) == len(overfitting.GPU_COLUMNS)
+    rows = co_search.gpu_rows(streams)
+    assert len(rows[0]) == len(co_search.GPU_COLUMNS)
     assert rows[0][:7] == ["FGSM-AT, ε 8/255", 10000, "4", "NVIDIA H200", "3 (0, 1, 2)", 3, 3]
     assert rows[0][7:] == [pytest.approx(0.01), 0.0, pytest.approx(0.6)]
-    g = overfitting.gpu_summary(streams)
+    g = co_search.gpu_summary(streams)
     assert (g["gpu_fgsm_n"], g["gpu_fgsm_ended_collapsed"], g["gpu_co8_n10000_collapsed"], g["gpu_co16_n10000_n"]) \
         == (4, 3, 3, 1)
-    text = overfitting.gpu_text(found, streams)
+    text = co_search.gpu_text(found, streams)
     assert text.startswith("5 GPU run(s) recorded, 4 of them FGSM-AT.") and "ended collapsed in 3" in text
     assert "reliabl" not in text and "scale decides" not in text  # a description, not a verdict
-    overfitting.plot_gpu_curves(recs)
-    none = overfitting.search_summary([], [])
-    assert overfitting.gpu_streams(none) == {} and overfitting.gpu_rows({}) == []
-    assert overfitting.gpu_summary({}) == {"gpu_fgsm_n": 0, "gpu_fgsm_collapsed": 0, "gpu_fgsm_ended_collapsed": 0}
-    assert overfitting.gpu_text(none, {}).startswith("No GPU run has been recorded yet")
-    overfitting.plot_gpu_curves([])
+    co_search.plot_gpu_curves(recs)
+    none = co_search.search_summary([], [])
+    assert co_search.gpu_streams(none) == {} and co_search.gpu_rows({}) == []
+    assert co_search.gpu_summary({}) == {"gpu_fgsm_n": 0, "gpu_fgsm_collapsed": 0, "gpu_fgsm_ended_collapsed": 0}
+    assert co_search.gpu_text(none, {}).startswith("No GPU run has been recorded yet")
+    co_search.plot_gpu_curves([])
 
 
 def test_recorded_gpu_file_is_valid():
     """The recorded CIFAR-10 GPU runs (if committed) parse, and each names its device."""
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "notebooks" / overfitting.GPU_SEARCH_FILE
+    path = Path(__file__).resolve().parents[1] / "notebooks" / co_search.GPU_SEARCH_FILE
     if not path.exists():
         pytest.skip("no GPU runs recorded")
-    recs = overfitting.load_search_records(path)
-    overfitting.search_table(recs)
+    recs = co_search.load_search_records(path)
+    co_search.search_table(recs)
     assert recs and all(r.get("device") for r in recs)

@@ -1,4 +1,4 @@
-"""Tests for ntknb.chapters.ch06_collapse_ladder: the protocol file, one (reduced) ladder run, rung status."""
+"""Tests for ntknb.chapters.ch06_overfitting.ladder: the protocol file, one (reduced) ladder run, rung status."""
 
 import copy
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 
 import ntknb  # noqa: F401
 from ntknb import data
-from ntknb.chapters import ch06_collapse_ladder as lad
+from ntknb.chapters.ch06_overfitting import ladder as lad
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
