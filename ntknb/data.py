@@ -77,6 +77,8 @@ from ntknb.validation import SEED_LIMIT
 __all__ = [
     "DATASETS",
     "CIFAR10_CLASSES",
+    "CLASS_COUNTS",
+    "CLASS_NAMES",
     "MNIST_CLASSES",
     "ChecksumError",
     "CorruptArchiveError",
@@ -86,6 +88,7 @@ __all__ = [
     "Provenance",
     "Task",
     "cache_dir",
+    "check_task_sizes",
     "download",
     "load_cifar10",
     "load_dataset",
@@ -104,6 +107,17 @@ CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
+
+CLASS_NAMES = {"mnist": MNIST_CLASSES, "cifar10": CIFAR10_CLASSES}
+#: Images per class (by class index) in each split of the standard releases: MNIST's 60,000 /
+#: 10,000 (digit 5 is the smallest class: 5,421 / 892) and CIFAR-10's 50,000 / 10,000 (5,000 /
+#: 1,000 per class). They bound the class-balanced subsamples of :func:`make_task` before any
+#: data is loaded (:func:`check_task_sizes`, used by the chapters' parameter schemas).
+CLASS_COUNTS = {
+    "mnist": {"train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+              "test": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)},
+    "cifar10": {"train": (5000,) * 10, "test": (1000,) * 10},
+}
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -969,12 +983,18 @@ def load_dataset(
 
 # --------------------------------------------------------------------------- tasks
 def _resolve_classes(dataset: Dataset, classes: Sequence[str | int] | None) -> list[int]:
-    names = dataset.class_names
+    return _class_indices(dataset.class_names, classes)
+
+
+def _class_indices(names: Sequence[str], classes: Sequence[str | int] | None, what: str = "classes") -> list[int]:
+    """The indices of ``classes`` (``None``: all) among ``names``; ``ValueError`` starting with
+    ``what`` on an unknown, repeated or single class."""
+    names = tuple(names)
     if classes is None:
         return list(range(len(names)))
     if isinstance(classes, (str, bytes)) or not isinstance(classes, Sequence):
         raise ValueError(
-            f"classes: expected None or a tuple of class names/indices, got {classes!r}; "
+            f"{what}: expected None or a tuple of class names/indices, got {classes!r}; "
             f"allowed names {list(names)} or indices 0..{len(names) - 1}"
         )
     out = []
@@ -989,16 +1009,63 @@ def _resolve_classes(dataset: Dataset, classes: Sequence[str | int] | None) -> l
             idx = None
         if idx is None:
             raise ValueError(
-                f"classes: unknown class {c!r}; allowed names {list(names)} or indices 0..{len(names) - 1}"
+                f"{what}: unknown class {c!r}; allowed names {list(names)} or indices 0..{len(names) - 1}"
             )
         out.append(idx)
     if len(set(out)) != len(out):
-        raise ValueError(f"classes: duplicate classes in {tuple(classes)!r}; each class may appear once")
+        raise ValueError(f"{what}: duplicate classes in {tuple(classes)!r}; each class may appear once")
     if len(out) < 2:
         raise ValueError(
-            f"classes: need at least 2 classes, got {tuple(classes)!r}; allowed names {list(names)}"
+            f"{what}: need at least 2 classes, got {tuple(classes)!r}; allowed names {list(names)}"
         )
     return out
+
+
+def check_task_sizes(
+    dataset: str,
+    classes: Sequence[str | int] | None = None,
+    *,
+    train: Sequence[tuple[str, int]] = (),
+    test: Sequence[tuple[str, int]] = (),
+    classes_name: str = "classes",
+) -> list[int]:
+    """The checks of :func:`make_task` that need no loaded data, against the standard release of
+    ``dataset`` (:data:`CLASS_COUNTS`): for a parameter schema, so that ``ntknb run --dry-run``
+    refuses what the run would refuse after loading the data.
+
+    ``classes``: ``None`` (all classes) or at least two distinct class names / indices of
+    ``dataset`` (parameter ``classes_name``). ``train`` / ``test``: ``(parameter, size)`` pairs
+    of the sizes drawn from that split (a name such as ``"n_test + n_heldout"`` for a sum); each
+    must be a positive multiple of the number of classes ``k``, at most ``k`` times the smallest
+    of those classes in that split. Returns the class indices; ``ValueError`` naming the
+    parameter and its allowed values otherwise. :func:`make_task` checks the loaded data again."""
+    if dataset not in CLASS_COUNTS:
+        raise ValueError(f"dataset: expected one of {list(CLASS_COUNTS)}, got {dataset!r}")
+    idx = _class_indices(CLASS_NAMES[dataset], classes, what=_param_label(classes_name))
+    k = len(idx)
+    names = CLASS_NAMES[dataset]
+    for split, sizes in (("train", train), ("test", test)):
+        counts = [CLASS_COUNTS[dataset][split][i] for i in idx]
+        smallest = min(counts)
+        for name, value in sizes:
+            label = _param_label(name)
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"{label} must be a positive multiple of the number of classes {k}, got {value!r}")
+            if value % k:
+                lo, hi = (value // k) * k, (value // k + 1) * k
+                raise ValueError(f"{label} must be a multiple of the number of classes {k} (class-balanced "
+                                 f"subsample), got {value}: e.g. {lo or k} or {hi}")
+            if value > k * smallest:
+                worst = names[idx[counts.index(smallest)]]
+                raise ValueError(
+                    f"{label} must be at most {k * smallest} ({k} x {smallest}, the images of class {worst!r} in "
+                    f"{dataset}'s {split} split: a class-balanced subsample of {k} classes), got {value}"
+                )
+    return idx
+
+
+def _param_label(name: str) -> str:
+    return f"parameter {name!r}" if name.isidentifier() else f"parameters {name}"
 
 
 def _check_size(name: str, value: Any, k: int) -> int:

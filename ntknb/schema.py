@@ -36,7 +36,17 @@ from typing import Any
 
 from ntknb.validation import SEED_LIMIT, check_bool, check_choice, check_float, check_int, check_sequence
 
-__all__ = ["Ref", "Rule", "Int", "Float", "Choice", "Bool", "List", "param", "Params"]
+__all__ = ["Ref", "Rule", "Int", "Float", "Choice", "Bool", "List", "param", "Params",
+           "MAX_WIDTH", "MAX_EPOCHS", "MAX_STEPS", "MAX_ATTACK_STEPS"]
+
+#: Generous but finite upper bounds of the chapters' sizes (``schema.Int(max=...)``): far above
+#: every default and preset, low enough that a slip (a few extra zeros) is refused by
+#: ``--dry-run`` instead of running out of memory or for days. Network widths (units or
+#: channels); training epochs; optimisation steps (gradient descent, KIP); attack iterations.
+MAX_WIDTH = 65536
+MAX_EPOCHS = 10_000
+MAX_STEPS = 100_000
+MAX_ATTACK_STEPS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +216,7 @@ class Params:
         """The rule every chapter shares: ``seed`` is an integer in ``[0, 2**32 - 1]`` and a
         count of seeds (``n_seeds``, ``*_seeds``: seeds ``seed, seed + 1, ...``) keeps
         ``seed + count <= 2**32`` (NumPy and JAX seeds are 32-bit: a larger one wraps onto
-        seed 0's stream or crashes mid-run)."""
+        seed 0's stream or crashes mid-run); every seed of :meth:`derived_seeds` stays ``<= 2**32 - 1``."""
         names = {f.name for f in dataclasses.fields(self)}
         if "seed" not in names:
             return
@@ -219,6 +229,16 @@ class Params:
                     raise ValueError(f"parameters 'seed' and {name!r} must keep seed + {name} <= 2**32 "
                                      f"(seeds are 32-bit); got seed = {seed}, {name} = {count}: use "
                                      f"seed <= {SEED_LIMIT - int(count)}")
+        for what, largest in self.derived_seeds().items():
+            if largest > SEED_LIMIT - 1:
+                raise ValueError(f"parameter 'seed' must be an integer in [0, {seed - (largest - SEED_LIMIT + 1)}] "
+                                 f"here: {what} must stay <= 2**32 - 1 (seeds are 32-bit), got seed = {seed}")
+
+    def derived_seeds(self) -> dict[str, int]:
+        """The seeds a chapter derives beyond ``seed, ..., seed + count - 1`` (an offset it adds):
+        ``{"description (the formula)": the largest such seed}`` (override). Each must stay
+        ``<= 2**32 - 1``; checked with the seed rule, before :meth:`check`."""
+        return {}
 
     def check(self) -> None:
         """Cross-parameter rules (override; raise ``ValueError`` naming the parameter)."""

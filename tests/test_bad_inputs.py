@@ -316,6 +316,79 @@ def test_seed_bad_inputs(capsys, case, notebook, argv, fragment):
     assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1, err
 
 
+# What the run would refuse after loading the data (or after hours of work) is refused by
+# --dry-run (issue 31, items 5 and 8): seeds a chapter derives with an offset, subsamples larger
+# than the data's classes allow, unknown or repeated class names, unbounded widths, steps and
+# epochs. (case id, notebook, argv, expected fragment; None: accepted, the boundary value.)
+DRY_RUN_CASES = [
+    # seeds the chapter derives: 04's probe sets (seed + n_seeds - 1 + 10**6), 05's probe (seed + 1000)
+    ("seed-probe-offset-04", "04_at_kernel_dynamics", ["-p", "seed", "4293967294"], "[0, 4293967293]"),
+    ("seed-probe-offset-04-max", "04_at_kernel_dynamics", ["-p", "seed", "4293967293"], None),
+    ("seed-probe-offset-04-n-seeds", "04_at_kernel_dynamics", ["-p", "seed", "4293967293", "-p", "n_seeds", "4"],
+     "seed + n_seeds - 1 + 10**6"),
+    ("seed-probe-offset-05", "05_bn_buffers", ["-p", "seed", "4294966296"], "seed + 1000"),
+    ("seed-probe-offset-05-max", "05_bn_buffers", ["-p", "seed", "4294966295"], None),
+    # subsample sizes beyond the data (class-balanced: k x the smallest class of the split)
+    ("n-train-beyond-mnist-04", "04_at_kernel_dynamics", ["-p", "n_train", "60000"], "at most 54210"),
+    ("n-train-mnist-max-04", "04_at_kernel_dynamics", ["-p", "n_train", "54210"], None),
+    ("n-train-beyond-cifar-04", "04_at_kernel_dynamics", ["-p", "dataset", "cifar10", "-p", "n_train", "50010"],
+     "at most 50000"),
+    ("n-test-beyond-mnist-04", "04_at_kernel_dynamics", ["-p", "n_test", "10000"], "'n_test' must be at most 8920"),
+    ("n-train-not-multiple-04", "04_at_kernel_dynamics", ["-p", "n_train", "1005"], "multiple of the number"),
+    ("n-train-beyond-mnist-05", "05_bn_buffers", ["-p", "n_train", "55000"], "'n_train' must be at most 54210"),
+    ("n-test-beyond-cifar-05", "05_bn_buffers", ["-p", "dataset", "cifar10", "-p", "n_test", "10010"],
+     "'n_test' must be at most 10000"),
+    ("n-train-beyond-pair-02", "02_eigenfeatures", ["-p", "n_train", "10002"], "'n_train' must be at most 10000"),
+    ("n-test-heldout-beyond-pair-02", "02_eigenfeatures", ["-p", "n_heldout", "1700"], "n_test + n_heldout"),
+    ("conv-n-train-beyond-pair-02", "02_eigenfeatures", ["-p", "conv_n_train", "12000"], "'conv_n_train'"),
+    ("mnist-n-test-beyond-02", "02_eigenfeatures", ["-p", "mnist_n_test", "9000"], "at most 8920"),
+    ("n-train-beyond-pair-03", "03_robust_only_kernels", ["-p", "n_train", "12000"], "'n_train' must be at most"),
+    ("n-select-eval-beyond-pair-03", "03_robust_only_kernels", ["-p", "n_eval", "1900"], "n_select + n_eval"),
+    ("mnist-n-train-beyond-03", "03_robust_only_kernels", ["-p", "mnist_n_train", "60000"], "at most 54210"),
+    ("mnist-n-select-eval-odd-03", "03_robust_only_kernels", ["-p", "mnist_n_eval", "205"], "mnist_n_select"),
+    ("n-pool-beyond-cifar-00b", "00b_kip_distillation", ["-p", "n_pool", "54000"], "'n_pool' must be at most 50000"),
+    ("n-test-beyond-mnist-00b", "00b_kip_distillation", ["-p", "n_test", "9000"], "'n_test' must be at most 8920"),
+    ("n-pool-mnist-only-00b", "00b_kip_distillation",
+     ["-p", "datasets", "[mnist]", "-p", "advkip_datasets", "[mnist]", "-p", "n_pool", "54000"], None),
+    # class names (chapters 02 and 03: a pair of CIFAR-10 classes)
+    ("classes-unknown-03", "03_robust_only_kernels", ["-p", "classes", "[airplane, dgo]"], "unknown class 'dgo'"),
+    ("classes-duplicate-03", "03_robust_only_kernels", ["-p", "classes", "[cat, cat]"], "duplicate classes"),
+    ("classes-valid-03", "03_robust_only_kernels", ["-p", "classes", "[cat, dog]"], None),
+    ("classes-unknown-02", "02_eigenfeatures", ["-p", "classes", "[airplane, Airplane]"], "unknown class 'Airplane'"),
+    ("classes-duplicate-02", "02_eigenfeatures", ["-p", "classes", "[ship, ship]"], "duplicate classes"),
+    # widths, steps and epochs: generous but finite
+    ("width-04", "04_at_kernel_dynamics", ["-p", "width", "100000"], "'width' must be an integer in [1, 65536]"),
+    ("hidden-04", "04_at_kernel_dynamics", ["-p", "hidden", "100000"], "'hidden'"),
+    ("epochs-04", "04_at_kernel_dynamics", ["-p", "epochs", "20000"], "'epochs' must be an integer in [2, 10000]"),
+    ("attack-steps-04", "04_at_kernel_dynamics", ["-p", "attack_steps", "20000"], "'attack_steps'"),
+    ("eval-iter-04", "04_at_kernel_dynamics", ["-p", "eval_iter", "20000"], "'eval_iter'"),
+    ("loo-epochs-04", "04_at_kernel_dynamics", ["-p", "loo_epochs", "20000"], "'loo_epochs'"),
+    ("width-05", "05_bn_buffers", ["-p", "width", "70000"], "'width' must be an integer in [1, 65536]"),
+    ("stage-sizes-05", "05_bn_buffers", ["-p", "stage_sizes", "[1, 1000]"], "'stage_sizes[1]'"),
+    ("epochs-05", "05_bn_buffers", ["-p", "epochs", "10001"], "'epochs'"),
+    ("eval-attack-steps-05", "05_bn_buffers", ["-p", "eval_attack_steps", "10001"], "'eval_attack_steps'"),
+    ("net-width-00b", "00b_kip_distillation", ["-p", "net_width", "70000"], "'net_width'"),
+    ("kip-steps-00b", "00b_kip_distillation", ["-p", "kip_steps", "200000"], "'kip_steps'"),
+    ("net-steps-00b", "00b_kip_distillation", ["-p", "net_steps", "200000"], "'net_steps'"),
+    ("attack-iters-00b", "00b_kip_distillation", ["-p", "attack_iters", "20000"], "'attack_iters'"),
+    ("n-seeds-00b", "00b_kip_distillation", ["-p", "n_seeds", "1000"], "'n_seeds'"),
+    ("at-steps-03", "03_robust_only_kernels", ["-p", "at_steps", "200000"], "'at_steps'"),
+    ("pgd-steps-03", "03_robust_only_kernels", ["-p", "pgd_steps", "20000"], "'pgd_steps'"),
+    ("eval-iters-03", "03_robust_only_kernels", ["-p", "eval_iters", "20000"], "'eval_iters'"),
+]
+
+
+@pytest.mark.parametrize("case, notebook, argv, fragment", DRY_RUN_CASES, ids=[c[0] for c in DRY_RUN_CASES])
+def test_dry_run_refuses_what_the_run_would(capsys, case, notebook, argv, fragment):
+    code = cli.main(["run", notebook, *argv, "--dry-run"])
+    err = capsys.readouterr().err
+    if fragment is None:
+        assert code == 0, err
+        return
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert fragment in err, err
+
+
 def test_schema_seed_rule_applies_to_every_subclass():
     import dataclasses
 
@@ -329,6 +402,22 @@ def test_schema_seed_rule_applies_to_every_subclass():
         P(seed=2**32 - 2, n_seeds=3)
     with pytest.raises(ValueError, match="'seed'"):
         P(seed=2**32, n_seeds=1)
+
+
+def test_schema_derived_seeds_bound_the_seed():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class P(schema.Params):
+        seed: int = schema.param(schema.Int(min=0))
+        n_seeds: int = schema.param(schema.Int(min=1))
+
+        def derived_seeds(self):
+            return {"the probes (seed + n_seeds - 1 + 10**6)": self.seed + self.n_seeds - 1 + 10**6}
+
+    P(seed=2**32 - 1 - 10**6 - 2, n_seeds=3)
+    with pytest.raises(ValueError, match=r"'seed' must be an integer in \[0, 4293967293\].*seed \+ n_seeds - 1"):
+        P(seed=2**32 - 10**6 - 2, n_seeds=3)
 
 
 def test_robust_evaluation_refuses_seed_2_to_32():

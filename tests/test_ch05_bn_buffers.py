@@ -155,9 +155,10 @@ def _toy_dataset():
 
 
 def test_tiny_run_of_both_arms():
-    p = params(n_seeds=2, downsample=1, masking_points=6, n_train=30, n_test=12, width=2, stage_sizes=[1], epochs=2, batch_size=10,
+    # n_test: a multiple of the toy's 3 classes and of MNIST's 10 (the schema checks the sizes against p.dataset)
+    p = params(n_seeds=2, downsample=1, masking_points=6, n_train=30, n_test=30, width=2, stage_sizes=[1], epochs=2, batch_size=10,
                lr_decay_epochs=[1], eval_iter=2, eval_attack_steps=2, attack_steps=1, eval_batch_size=6,
-               batch_sizes=[3, 6, 12], probe_per_class=2, ks_epochs=[1, 2])
+               batch_sizes=[3, 6, 15], probe_per_class=2, ks_epochs=[1, 2])
     ds = _toy_dataset()
     model = ch.make_model(p, ds.n_classes)
     runs = ch.run_seeds(p, model, ds)
@@ -169,7 +170,7 @@ def test_tiny_run_of_both_arms():
             epochs = p.ks_epochs if arm == "buffer" else p.ks_epochs[-1:]
             assert set(k for k in r.ks if k[0] == arm) == {(arm, kind, e) for kind in ch.KINDS for e in epochs}
         assert r.suite["batch"].settings["bn_mode"] == "batch"
-        assert set(r.by_batch_size) == {3, 6, 12, "buffer"}
+        assert set(r.by_batch_size) == {3, 6, 15, "buffer"}
         assert {"training", "standard evaluation", "transfer", "statistics gap", "batch sizes"} <= set(r.timings)
     assert runs[0].masking is not None and runs[0].masking.n == 6 and runs[1].masking is None
     m = ch.measurements(p, runs)

@@ -64,6 +64,9 @@ def test_real_mnist(monkeypatch, real_cache):
     assert ds.labels_train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert ds.labels_test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
     assert ds.class_names == tuple("0123456789")
+    # the per-class counts the schemas check sizes against before loading (data.check_task_sizes)
+    assert tuple(np.bincount(ds.labels_train).tolist()) == data.CLASS_COUNTS["mnist"]["train"]
+    assert tuple(np.bincount(ds.labels_test).tolist()) == data.CLASS_COUNTS["mnist"]["test"]
     assert not ds.provenance.lossy
     assert "verified" in ds.provenance.note
     # second load comes from the decoded cache, identical
@@ -634,6 +637,34 @@ def test_task_errors(kwargs, match):
 def test_task_rejects_non_dataset():
     with pytest.raises(ValueError, match="dataset"):
         data.make_task("mnist")
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        (("cifar10", ("cat", "dgo")), {}, r"parameter 'classes': unknown class 'dgo'"),
+        (("cifar10", ("cat", "cat")), {}, r"parameter 'classes': duplicate"),
+        (("cifar10", ("cat",)), {}, r"at least 2"),
+        (("mnist", ("3", 3)), dict(classes_name="lin_classes"), r"'lin_classes': duplicate"),
+        (("mnist",), dict(train=[("n_train", 54220)]), r"'n_train' must be at most 54210 .*class '5'"),
+        (("mnist",), dict(test=[("n_test", 8930)]), r"'n_test' must be at most 8920"),
+        (("mnist", (3, 5)), dict(train=[("n", 10844)]), r"'n' must be at most 10842 \(2 x 5421"),
+        (("cifar10", ("cat", "dog")), dict(test=[("n_select + n_eval", 2002)]),
+         r"parameters n_select \+ n_eval must be at most 2000"),
+        (("cifar10",), dict(train=[("n_train", 1005)]), r"multiple of the number of classes 10.*1000 or 1010"),
+        (("cifar10",), dict(train=[("n_train", 0)]), r"positive multiple"),
+        (("svhn",), {}, r"dataset"),
+    ],
+)
+def test_check_task_sizes_refuses_before_loading(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.check_task_sizes(*args, **kwargs)
+
+
+def test_check_task_sizes_accepts_the_largest_subsamples():
+    assert data.check_task_sizes("mnist", train=[("n", 54210)], test=[("m", 8920)]) == list(range(10))
+    assert data.check_task_sizes("cifar10", ("cat", "dog"), train=[("n", 10000)], test=[("m", 2000)]) == [3, 5]
+    assert data.check_task_sizes("cifar10", train=[("n", 50000)], test=[("m", 10000)]) == list(range(10))
 
 
 # --------------------------------------------------------------- cache trust (issue 14)

@@ -57,13 +57,13 @@ class Params(schema.Params):
     in its ``parameters`` cell; field order = cell order)."""
 
     seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
-    n_seeds: int = schema.param(schema.Int(min=1))
+    n_seeds: int = schema.param(schema.Int(min=1, max=100))
     datasets: list = schema.param(schema.List(schema.Choice(DATASETS), min_length=1, max_length=2))
     kernel: str = schema.param(schema.Choice(ARCHITECTURE_NAMES))
     support_sizes: list = schema.param(schema.List(schema.Int(min=10), min_length=1, increasing=True))
     n_pool: int = schema.param(schema.Int(min=10))
     n_test: int = schema.param(schema.Int(min=10))
-    kip_steps: int = schema.param(schema.Int(min=1))
+    kip_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_STEPS))
     kip_lr: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     target_batch: int = schema.param(schema.Int(min=10, max=schema.Ref("n_pool")))
     reg: float = schema.param(schema.Float(min=0.0))
@@ -74,16 +74,16 @@ class Params(schema.Params):
     # Adversarial KIP
     advkip_datasets: list = schema.param(schema.List(schema.Choice(DATASETS), max_length=2))
     advkip_support: int = schema.param(schema.Int(min=10))
-    advkip_steps: int = schema.param(schema.Int(min=1))
+    advkip_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_STEPS))
     advkip_target_batch: int = schema.param(schema.Int(min=10, max=schema.Ref("n_pool")))
-    advkip_pgd_steps: int = schema.param(schema.Int(min=1))
+    advkip_pgd_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     eps_mnist: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     eps_cifar10: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     n_robust: int = schema.param(schema.Int(min=10, max=schema.Ref("n_test")))
-    attack_iters: int = schema.param(schema.Int(min=1))
+    attack_iters: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     # finite networks
-    net_width: int = schema.param(schema.Int(min=1))
-    net_steps: int = schema.param(schema.Int(min=1))
+    net_width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    net_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_STEPS))
 
     def check(self):
         if len(set(self.datasets)) != len(self.datasets):
@@ -97,6 +97,10 @@ class Params(schema.Params):
         for name in ("n_pool", "n_test", "target_batch", "advkip_target_batch", "n_robust"):
             if getattr(self, name) % 10:
                 raise ValueError(f"parameter {name!r} must be a multiple of the 10 classes, got {getattr(self, name)}")
+        from ntknb import data
+
+        for name in self.datasets:  # the task of every replica (data.make_task: pool and test images)
+            data.check_task_sizes(name, train=[("n_pool", self.n_pool)], test=[("n_test", self.n_test)])
         bad = [s for s in self.support_sizes if s % 10]
         if bad:
             raise ValueError(f"parameter 'support_sizes' must hold multiples of the 10 classes, "

@@ -79,10 +79,15 @@ class Params(schema.Params):
     conv_kernel_batch_size: int = schema.param(schema.Int(min=1))
 
     def check(self) -> None:
-        if self.seed + self.n_seeds > SEED_LIMIT:
-            raise ValueError(f"parameter 'n_seeds' must keep seed + n_seeds <= {SEED_LIMIT}, got {self.n_seeds}")
         if any(not isinstance(c, str) for c in self.classes):
             raise ValueError(f"parameter 'classes' must be a list of 2 CIFAR-10 class names, got {self.classes!r}")
+        # the three tasks of every replica (load_tasks)
+        data.check_task_sizes("cifar10", self.classes, train=[("n_train", self.n_train)],
+                              test=[("n_test + n_heldout", self.n_test + self.n_heldout)])
+        data.check_task_sizes("cifar10", self.classes, train=[("conv_n_train", self.conv_n_train)],
+                              test=[("conv_n_test", self.conv_n_test)])
+        data.check_task_sizes("mnist", train=[("mnist_n_train", self.mnist_n_train)],
+                              test=[("mnist_n_test", self.mnist_n_test)])
         if "fc1" not in self.fc_architectures:
             raise ValueError(f"parameter 'fc_architectures' must contain 'fc1' (the published-notebook "
                              f"comparison and the training-time analysis use it), got {self.fc_architectures!r}")

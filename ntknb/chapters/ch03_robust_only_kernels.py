@@ -47,16 +47,16 @@ class Params(schema.Params):
     gammas: list = schema.param(schema.List(schema.Float(min=0.0, max=1.0), min_length=1))
     top_k: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_train")), min_length=1))
     robust_k: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_features")), min_length=1))
-    pgd_steps: int = schema.param(schema.Int(min=1))
-    eval_iters: int = schema.param(schema.Int(min=1))
+    pgd_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
+    eval_iters: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     standard_all: bool = schema.param(schema.Bool())
     robust_level: float = schema.param(schema.Float(min=0.0, max=1.0))
     robust_fraction: float = schema.param(schema.Float(min=0.0, max=1.0))
-    at_steps: int = schema.param(schema.Int(min=1))
+    at_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_STEPS))
     at_batch_size: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
     at_lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     at_momentum: float = schema.param(schema.Float(min=0.0, max=1.0, max_inclusive=False))
-    at_pgd_steps: int = schema.param(schema.Int(min=1))
+    at_pgd_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     at_checkpoints: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("at_steps")), min_length=1))
     mnist_n_train: int = schema.param(schema.Int(min=20))
     mnist_n_select: int = schema.param(schema.Int(min=10))
@@ -69,10 +69,13 @@ class Params(schema.Params):
     feature_batch_size: int = schema.param(schema.Int(min=1))
 
     def check(self) -> None:
-        if self.seed + self.n_seeds > SEED_LIMIT:
-            raise ValueError(f"parameter 'n_seeds' must keep seed + n_seeds <= {SEED_LIMIT}, got {self.n_seeds}")
         if any(not isinstance(c, str) for c in self.classes):
             raise ValueError(f"parameter 'classes' must be a list of 2 CIFAR-10 class names, got {self.classes!r}")
+        # the CIFAR-10 pair of every replica and the notebook's MNIST task (data.make_task)
+        data.check_task_sizes("cifar10", self.classes, train=[("n_train", self.n_train)],
+                              test=[("n_select + n_eval", self.n_select + self.n_eval)])
+        data.check_task_sizes("mnist", train=[("mnist_n_train", self.mnist_n_train)],
+                              test=[("mnist_n_select + mnist_n_eval", self.mnist_n_select + self.mnist_n_eval)])
         if self.n_features > self.mnist_n_train and self.mnist_eps:
             raise ValueError(f"parameter 'n_features' must be at most mnist_n_train={self.mnist_n_train}, "
                              f"got {self.n_features}")

@@ -46,6 +46,8 @@ LABEL = {"standard": "standard", "fgsm": "FGSM-AT", "pgd": "PGD-AT", "trades": "
 #: tsilivis2022ntk Fig. 6b: concentration on the top 20 eigenvalues of the kernel of a batch of 256 images
 #: x 10 logits (a 2560 x 2560 per-logit kernel); the chapter keeps the same fraction of the spectrum.
 TK_LOGIT_TOP_P, TK_LOGIT_SIZE = 20, 2560
+#: The probe set of replica ``seed`` is drawn with seed ``seed + PROBE_SEED_OFFSET`` (:func:`load_data`).
+PROBE_SEED_OFFSET = 10**6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +62,9 @@ class Params(schema.Params):
     n_test: int = schema.param(schema.Int(min=10))
     n_monitor: int = schema.param(schema.Int(min=1, max=schema.Ref("n_test")))
     probe_per_class: int = schema.param(schema.Int(min=1, max=100))
-    width: int = schema.param(schema.Int(min=1))
-    hidden: int = schema.param(schema.Int(min=1))
-    epochs: int = schema.param(schema.Int(min=2))
+    width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    hidden: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    epochs: int = schema.param(schema.Int(min=2, max=schema.MAX_EPOCHS))
     lr_decay_epochs: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("epochs", -1)), max_length=4,
                                                      increasing=True))
     lr_decay_factor: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
@@ -73,20 +75,26 @@ class Params(schema.Params):
     augment: str = schema.param(schema.Choice(training.AUGMENTATIONS))
     eps_cifar: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     eps_mnist: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
-    attack_steps: int = schema.param(schema.Int(min=1))
+    attack_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     pgd_warm_start: int = schema.param(schema.Int(min=0, max=schema.Ref("epochs", -1)))
-    eval_attack_steps: int = schema.param(schema.Int(min=1))
-    eval_iter: int = schema.param(schema.Int(min=1))
+    eval_attack_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
+    eval_iter: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     trades_beta: float = schema.param(schema.Float(min=0.0))
     modes: list = schema.param(schema.List(schema.Choice(MODES), min_length=2))
     top_p: int = schema.param(schema.Int(min=1, max=schema.Ref("probe_per_class", scale=10)))
     lazy_threshold: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     cheap_at_clean_epochs: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("epochs", -1)),
                                                            min_length=1))
-    loo_epochs: int = schema.param(schema.Int(min=1))
+    loo_epochs: int = schema.param(schema.Int(min=1, max=schema.MAX_EPOCHS))
     loo_learning_rate: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
 
+    def derived_seeds(self) -> dict:
+        return {"the probe sets' seeds (seed + n_seeds - 1 + 10**6)": self.seed + self.n_seeds - 1 + PROBE_SEED_OFFSET}
+
     def check(self) -> None:
+        from ntknb import data
+
+        data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
         if "standard" not in self.modes or "pgd" not in self.modes:
             raise ValueError(f"parameter 'modes' must contain 'standard' and 'pgd', got {self.modes!r}")
         if not self.lr_decay_epochs:
@@ -148,13 +156,13 @@ class ChapterData:
 
 def load_data(p: Params, seed: int, dataset=None) -> ChapterData:
     """The subsample and probe set of replica ``seed``; the probe is held-out images drawn with
-    ``seed + 10**6`` from the whole test split (it may overlap the test subsample: it measures the
-    kernel, not accuracy). ``dataset``: an already loaded :class:`ntknb.data.Dataset`."""
+    ``seed + PROBE_SEED_OFFSET`` (``10**6``) from the whole test split (it may overlap the test
+    subsample: it measures the kernel, not accuracy). ``dataset``: an already loaded :class:`ntknb.data.Dataset`."""
     from ntknb import data
 
     ds = dataset if dataset is not None else data.load_dataset(p.dataset)
     task = data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=seed)
-    idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=seed + 10**6)
+    idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=seed + PROBE_SEED_OFFSET)
     return ChapterData(task, ds.x_test[idx], ds.labels_test[idx].astype(np.int64))
 
 

@@ -50,6 +50,8 @@ __all__ = ["Params", "ARMS", "KINDS", "train_config", "make_model", "model_size"
 ARMS = {"buffer": "w buffer", "batch": "w/o buffer"}
 #: Kernels of the M_ks matrices: C-NTK under clean labels, AE-NTK under clean / adversarial labels.
 KINDS = {"clean.CL": "C-NTK, CL", "adv.CL": "AE-NTK, CL", "adv.AL": "AE-NTK, AL"}
+#: The NTK probe is drawn with seed ``seed + PROBE_SEED_OFFSET`` (:func:`probe_set`).
+PROBE_SEED_OFFSET = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,9 +65,9 @@ class Params(schema.Params):
     downsample: int = schema.param(schema.Int(min=1, max=4))
     n_train: int = schema.param(schema.Int(min=20))
     n_test: int = schema.param(schema.Int(min=10))
-    width: int = schema.param(schema.Int(min=1))
-    stage_sizes: list = schema.param(schema.List(schema.Int(min=1), min_length=1, max_length=6))
-    epochs: int = schema.param(schema.Int(min=1))
+    width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    stage_sizes: list = schema.param(schema.List(schema.Int(min=1, max=128), min_length=1, max_length=6))
+    epochs: int = schema.param(schema.Int(min=1, max=schema.MAX_EPOCHS))
     batch_size: int = schema.param(schema.Int(min=2, max=schema.Ref("n_train")))
     learning_rate: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     momentum: float = schema.param(schema.Float(min=0.0, max=1.0, max_inclusive=False))
@@ -75,9 +77,9 @@ class Params(schema.Params):
     lr_decay_factor: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     augment: str = schema.param(schema.Choice(training.AUGMENTATIONS))
     eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
-    attack_steps: int = schema.param(schema.Int(min=1))
-    eval_iter: int = schema.param(schema.Int(min=1))
-    eval_attack_steps: int = schema.param(schema.Int(min=1))
+    attack_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
+    eval_iter: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
+    eval_attack_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     eval_batch_size: int = schema.param(schema.Int(min=2, max=schema.Ref("n_test")))
     batch_sizes: list = schema.param(schema.List(schema.Int(min=2), min_length=2, max_length=5, increasing=True))
     masking_points: int = schema.param(schema.Int(min=0, max=schema.Ref("n_test")))
@@ -85,7 +87,13 @@ class Params(schema.Params):
     ks_epochs: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("epochs")), min_length=1,
                                                max_length=6, increasing=True))
 
+    def derived_seeds(self) -> dict:
+        return {"the probe's seed (seed + 1000)": self.seed + PROBE_SEED_OFFSET}
+
     def check(self) -> None:
+        from ntknb import data
+
+        data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
         side = {"mnist": 28, "cifar10": 32}[self.dataset]
         if side % self.downsample:
             raise ValueError(f"parameter 'downsample'={self.downsample} must divide the image side {side} of "
@@ -275,8 +283,8 @@ def masking_report(p: Params, model, params, state, x, y, seed: int):
 
 def probe_set(p: Params, ds) -> tuple:
     """``probe_per_class`` test images per class (one probe for every replica, drawn with seed
-    ``seed + 1000``), sorted by class: the points of the empirical NTK."""
-    idx = ntk_dynamics.balanced_probe(ds.labels_test, p.probe_per_class, ds.n_classes, seed=p.seed + 1000)
+    ``seed + PROBE_SEED_OFFSET``, i.e. ``seed + 1000``), sorted by class: the points of the empirical NTK."""
+    idx = ntk_dynamics.balanced_probe(ds.labels_test, p.probe_per_class, ds.n_classes, seed=p.seed + PROBE_SEED_OFFSET)
     return np.asarray(ds.x_test[idx], np.float32), np.asarray(ds.labels_test[idx], np.int64)
 
 
