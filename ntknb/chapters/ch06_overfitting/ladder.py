@@ -34,7 +34,7 @@ __all__ = ["PROTOCOL_FILES", "RECORD_FILE", "load_protocol", "rung", "collapse_r
 
 #: The protocols in the order they were written (each later one follows an earlier one whose rungs all
 #: failed), and the one record file of their runs, relative to ``notebooks/``.
-PROTOCOL_FILES = ("data/06_co_protocol.yaml", "data/06_co_protocol_2.yaml")
+PROTOCOL_FILES = ("data/06_co_protocol.yaml", "data/06_co_protocol_2.yaml", "data/06_co_protocol_3.yaml")
 RECORD_FILE = "data/06_co_ladder.jsonl"
 
 _SECTIONS = {"id": str, "recipe": dict, "monitor": dict, "rule": dict, "ladder": dict}
