@@ -54,7 +54,7 @@
 # anisotropic Gaussian noise: for sample $i$, $\delta_i = \mathrm{clip}_{[-\epsilon,\epsilon]}
 # (\sigma_i \odot \xi_i)$ with $\xi_i \sim \mathcal N(0, I)$ and its own random per-coordinate
 # scales $\sigma_i = s\,\epsilon\,u_i$, $u_i \sim U(0,1)^d$
-# ({func}`ntknb.chapters.ch06_overfitting.anisotropic_noise`); the FGSM step of size $\alpha$ starts
+# ({func}`ntknb.chapters.ch06_overfitting.variants.anisotropic_noise`); the FGSM step of size $\alpha$ starts
 # from $x_i + \delta_i$ and is projected back onto the $\epsilon$-ball (the adversary
 # `NoiseFGSM(eps, alpha, s)` that training takes as a value). FGSM-RS is the same with
 # $\delta_i \sim U(-\epsilon, \epsilon)^d$; N-FGSM ({class}`ntknb.adversaries.NFGSM`) is the
@@ -169,7 +169,7 @@ print(D.tasks[P.seed], "probe:", D.probe[0].shape, "\n", ch.make_model(P))
 # %% [markdown]
 # ## 1. Catastrophic overfitting of FGSM-AT, over seeds
 #
-# **Collapse criterion** ({func}`ntknb.chapters.ch06_overfitting.detect_collapse`): epoch $t$ collapses if its
+# **Collapse criterion** ({func}`ntknb.chapters.ch06_overfitting.variants.detect_collapse`): epoch $t$ collapses if its
 # PGD robust test accuracy falls below {glue:text}`fraction_g` times the best robust accuracy of
 # the earlier epochs, and that earlier best is at least {glue:text}`min_peak_g` (a network that
 # never became robust cannot collapse). A collapsed run *recovered* if its final robust accuracy
@@ -360,7 +360,7 @@ glue_table("strong_table", ch.strong_rows(P, JUDGED), ch.STRONG_COLUMNS, floatfm
 #
 # ### The claims, measured
 #
-# The thresholds and guards are justified in `ntknb/chapters/ch06_overfitting.py` (comment above
+# The thresholds and guards are justified in `ntknb/chapters/ch06_overfitting/verdicts.py` (comment above
 # `CLAIM_THRESHOLDS`): catastrophic overfitting needs a relative drop of the strong accuracy from
 # the peak of its per-epoch curve above one minus the rule's drop fraction; the fixes need any gain
 # in standard-evaluation robust accuracy over FGSM-AT on the same seed and points; the kernel
@@ -384,7 +384,7 @@ glue_claims(claims)
 #
 # The defaults were chosen by a search on this machine. Every run of it is recorded, with its
 # setting and its per-epoch curves, in `notebooks/data/06_settings_search.jsonl`
-# (`scripts/co_search.py` reruns or extends it with {func}`ntknb.chapters.ch06_overfitting.search_run`); the
+# (`scripts/co_search.py` reruns or extends it with {func}`ntknb.chapters.ch06_overfitting.search.search_run`); the
 # table below is computed from that file with this page's collapse criterion. These runs are
 # **not** retrained by this page. They ran with single-threaded XLA (the script's default, stored
 # in each record), with which a rerun reproduces them exactly; this page's own runs use XLA's
@@ -426,10 +426,16 @@ print(f"training time of all runs: {t_train:.0f} s")
 # {cite}`andriushchenko2020understanding` on CIFAR-10 ({class}`ntknb.models.TinyCNN`: all 50,000
 # training images, Adam, cyclic learning rate, FGSM from $x$ with step $\epsilon$). A search for a
 # setting in which it collapses in at least 4 of 5 never-used seeds was *registered before it ran*
-# (`notebooks/data/06_co_protocol.yaml`: the recipe, compressed from 30 to 10 epochs for the CPU; the
-# monitor and its validation; the end-state rule of section 5; the rungs $\epsilon$ = 10, 12 and
-# 16/255 in this order, each with its own seeds, stopped as soon as its outcome is decided).
-# `scripts/co_ladder.py` climbs it and records every run in `notebooks/data/06_co_ladder.jsonl`
+# (`notebooks/data/06_co_protocol.yaml`, protocol `co-ladder-1`: the recipe, compressed from 30 to
+# 10 epochs for the CPU; the monitor and its validation; the end-state rule of section 5; the rungs
+# $\epsilon$ = 10, 12 and 16/255 in this order, each with its own seeds, stopped as soon as its
+# outcome is decided). When every rung of a protocol failed, the next protocol was written and
+# committed before its first run, changing one thing: `co-ladder-2` (`06_co_protocol_2.yaml`) injects
+# the class-wise low-frequency feature of {cite}`ortiz2023catastrophic` into training and test images,
+# $\tilde x = \mathrm{clip}(x + \beta v(y), 0, 1)$ with $\beta = \epsilon$ as in the source's
+# configuration ({class}`ntknb.collapse.InjectedFeature`); `co-ladder-3` (`06_co_protocol_3.yaml`)
+# trains the source's full 30 epochs on natural images.
+# `scripts/co_ladder.py` climbs a protocol and records every run in `notebooks/data/06_co_ladder.jsonl`
 # (per epoch: clean, FGSM and strong accuracy on 500 fixed test points, the PGD−FGSM loss gap and the
 # gradient alignment of {cite}`andriushchenko2020understanding`; at the end the 100-iteration suite
 # on 1000 points). This page reads the file; it does not retrain. The images are the shared JPEG

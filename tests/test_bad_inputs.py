@@ -328,6 +328,12 @@ DRY_RUN_CASES = [
      "seed + n_seeds - 1 + 10**6"),
     ("seed-probe-offset-05", "05_bn_buffers", ["-p", "seed", "4294966296"], "seed + 1000"),
     ("seed-probe-offset-05-max", "05_bn_buffers", ["-p", "seed", "4294966295"], None),
+    ("seed-probe-offset-06", "06_catastrophic_overfitting", ["-p", "seed", "4294966296"], "seed + 1000"),
+    ("seed-probe-offset-06-max", "06_catastrophic_overfitting", ["-p", "seed", "4294966295"], None),
+    ("n-train-beyond-mnist-06", "06_catastrophic_overfitting", ["-p", "n_train", "60000"], "at most 54210"),
+    ("width-unbounded-06", "06_catastrophic_overfitting", ["-p", "width", "100000"], "width"),
+    ("epochs-unbounded-06", "06_catastrophic_overfitting", ["-p", "epochs", "20000"], "epochs"),
+    ("eval-iter-unbounded-06", "06_catastrophic_overfitting", ["-p", "eval_iter", "20000"], "eval_iter"),
     # subsample sizes beyond the data (class-balanced: k x the smallest class of the split)
     ("n-train-beyond-mnist-04", "04_at_kernel_dynamics", ["-p", "n_train", "60000"], "at most 54210"),
     ("n-train-mnist-max-04", "04_at_kernel_dynamics", ["-p", "n_train", "54210"], None),

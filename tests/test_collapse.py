@@ -142,3 +142,9 @@ def test_training_with_an_injection_equals_training_on_the_injected_images_witho
         np.testing.assert_allclose(np.asarray(u), np.asarray(w), rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="injection"):
         training.TrainConfig(injection=3)
+
+
+def test_epoch_monitor_refuses_the_last_seed_its_loss_gap_would_wrap(tiny_run):
+    m, x, y, _, _ = tiny_run
+    with pytest.raises(ValueError, match="seed"):
+        collapse.EpochMonitor(training.flax_apply_fn(m), x[:4], y[:4], 0.1, seed=2**32 - 1)

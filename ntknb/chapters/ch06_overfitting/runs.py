@@ -29,6 +29,10 @@ __all__ = ["Params", "LABEL", "SEEDED_VARIANTS", "FIRST_SEED_VARIANTS", "setting
 
 # ----------------------------------------------------------------------------- the chapter
 
+#: The probe set is drawn with seed ``seed + PROBE_SEED_OFFSET`` (apart from every training seed).
+PROBE_SEED_OFFSET = 1000
+
+
 @dataclasses.dataclass(frozen=True)
 class Params(schema.Params):
     """The rules for the parameters of ``notebooks/06_catastrophic_overfitting.py`` (the
@@ -38,15 +42,15 @@ class Params(schema.Params):
     n_seeds: int = schema.param(schema.Int(min=1, max=20))
     dataset: str = schema.param(schema.Choice(["cifar10", "mnist"]))
     model_name: str = schema.param(schema.Choice(["cnn", "resnet"]))
-    width: int = schema.param(schema.Int(min=1))
-    hidden: int = schema.param(schema.Int(min=1))
-    resnet_stages: list = schema.param(schema.List(schema.Int(min=1), min_length=1, max_length=6))
+    width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    hidden: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    resnet_stages: list = schema.param(schema.List(schema.Int(min=1, max=128), min_length=1, max_length=6))
     n_train: int = schema.param(schema.Int(min=20))
     n_test: int = schema.param(schema.Int(min=10))
     n_monitor: int = schema.param(schema.Int(min=1, max=schema.Ref("n_train")))
     kernel_every: int = schema.param(schema.Int(min=1))
     probe_per_class: int = schema.param(schema.Int(min=1, max=100))
-    epochs: int = schema.param(schema.Int(min=3))
+    epochs: int = schema.param(schema.Int(min=3, max=schema.MAX_EPOCHS))
     clean_epochs: int = schema.param(schema.Int(min=0, max=schema.Ref("epochs", -2)))
     learning_rate: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     lr_decay_epochs: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("epochs", -1)), max_length=4,
@@ -59,10 +63,10 @@ class Params(schema.Params):
     fgsm_step: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     noise_scale: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     nfgsm_noise: float = schema.param(schema.Float(min=0.0))
-    attack_steps: int = schema.param(schema.Int(min=1))
-    eval_attack_steps: int = schema.param(schema.Int(min=1))
+    attack_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
+    eval_attack_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     eval_n_test: int = schema.param(schema.Int(min=10, max=schema.Ref("n_test")))
-    eval_iter: int = schema.param(schema.Int(min=1))
+    eval_iter: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     strong_iter: int = schema.param(schema.Int(min=1, max=schema.Ref("eval_iter")))
     augment: str = schema.param(schema.Choice(["none", "crop", "crop_flip"]))
     shared_augment: str = schema.param(schema.Choice(["crop_shared", "crop_flip_shared"]))
@@ -72,6 +76,15 @@ class Params(schema.Params):
     collapse_min_peak: float = schema.param(schema.Float(min=0.0, max=1.0))
     co_gap: float = schema.param(schema.Float(min=0.0, max=1.0))
     stuck_below: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
+
+    def derived_seeds(self) -> dict:
+        return {"the probe's seed (seed + 1000)": self.seed + PROBE_SEED_OFFSET,
+                "the strong monitor's second seed (seed + n_seeds)": self.seed + self.n_seeds}
+
+    def check(self) -> None:
+        from ntknb import data
+
+        data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
 
     @property
     def seeds(self) -> list:
@@ -150,7 +163,7 @@ def prepare_data(p: Params, ds) -> ChapterData:
     from ntknb import data
 
     tasks = {s: data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=s) for s in p.seeds}
-    probe_idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + 1000)
+    probe_idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + PROBE_SEED_OFFSET)
     return ChapterData(tasks, (ds.x_test[probe_idx], ds.labels_test[probe_idx].astype(np.int64)))
 
 
