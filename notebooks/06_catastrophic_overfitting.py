@@ -374,7 +374,7 @@ glue_table("strong_table", ch.strong_rows(P, JUDGED), ch.STRONG_COLUMNS, floatfm
 
 # %% tags=["remove-input"]
 KS_SEEDS = ch.ks_over_seeds(P, RUNS, D.probe)  # {(variant, seed): KS} of FGSM-AT and FGSM-RS
-claims = ch.claims(P, RUNS, KS_SEEDS, EVALS, JUDGED, RULE)  # t intervals over the seeds of the single-step runs
+claims = ch.claims(P, RUNS, KS_SEEDS, EVALS, JUDGED, RULE)  # intervals over the seeds, inside each quantity's range
 glue("n_seeds", P.n_seeds)
 glue("n_test", P.n_test)
 glue_claims(claims)

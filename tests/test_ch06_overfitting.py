@@ -418,7 +418,12 @@ def test_claims_are_well_formed_and_flip_at_the_thresholds():
     # no drop (final = peak) and the baselines end below FGSM-AT
     assert [cs[c.id].verdict for c in first] == ["contradicted"] * 3
     cs = _claims(p, fgsm_final=[0.02, 0.38, 0.39], ks_fgsm=[0.2, 0.3, 0.1])
-    assert cs["ch06.fgsm_at_collapse"].verdict == "inconclusive"  # one seed of three collapsed: wide t interval
+    assert cs["ch06.fgsm_at_collapse"].verdict == "inconclusive"  # one seed of three collapsed: wide interval
+    for c in cs.values():  # every interval stays in its quantity's range: [0, 1] drops, [-1, 1] differences
+        lo_range = 0.0 if c.id in ("ch06.fgsm_at_collapse", "ch06.shared_aug_collapse") else -1.0
+        assert c.low is None or (lo_range <= c.low <= c.measured <= c.high <= 1.0), c
+    cs = _claims(p, fgsm_final=[0.5, 0.02, 0.01], ks_fgsm=[0.2, 0.3, 0.1])  # final above the peak: no drop, not < 0
+    assert cs["ch06.fgsm_at_collapse"].measured == pytest.approx(np.mean([0.0, 1 - 0.02 / 0.4, 1 - 0.01 / 0.4]))
 
 
 def _evals(p, suite_by_variant, single=0.9):
@@ -450,7 +455,7 @@ def test_claims_about_collapsed_networks_follow_the_collapse_guard():
     # one seed ended collapsed: fewer than MIN_COLLAPSED, so unbounded (inconclusive) whatever the values
     cs = _claims(p, fgsm_final=[0.0, 0.38, 0.39], ks_fgsm=[0.2, 0.3, 0.1])
     for cid in ("ch06.ks_collapsed_lower", "ch06.noise_fix_suite"):
-        assert cs[cid].verdict == "not_testable" and cs[cid].low == -np.inf and cs[cid].n_seeds == 3
+        assert cs[cid].verdict == "not_testable" and (cs[cid].low, cs[cid].high) == (-1.0, 1.0) and cs[cid].n_seeds == 3
         (pre,) = cs[cid].preconditions
         assert pre.name == "fgsm_at_ended_collapsed" and pre.measured == 1 and not pre.met
     assert cs["ch06.ks_collapsed_lower"].measured == pytest.approx(0.8)  # the mean over all seeds
@@ -461,7 +466,7 @@ def test_an_arm_that_failed_to_train_is_never_a_comparison():
     # noise-FGSM at chance in two seeds: its comparisons keep one seed, too few: unbounded
     cs = _claims(p, fgsm_final=[0.0, 0.01, 0.02], ks_fgsm=[0.2, 0.3, 0.1], clean={"noise": [0.9, 0.1, 0.1]})
     for cid in ("ch06.noise_beats_fgsm", "ch06.noise_fix_suite"):
-        assert cs[cid].verdict == "not_testable" and cs[cid].low == -np.inf
+        assert cs[cid].verdict == "not_testable" and (cs[cid].low, cs[cid].high) == (-1.0, 1.0)
     assert cs["ch06.rs_beats_fgsm"].verdict == "reproduced"
     judged = _judged(p, {"fgsm": [0.0] * 3, "noise": [0.5] * 3, "fgsm_rs": [0.4] * 3, "nfgsm": [0.1] * 3},
                      clean_by_variant={"nfgsm": [0.1, 0.1, 0.1]})

@@ -20,8 +20,9 @@ __all__ = ["CLAIM_THRESHOLDS", "MIN_COLLAPSED", "judge_runs", "trained", "STRONG
 
 # ---------------------------------------------------------------------------------- claims
 #
-# Thresholds, fixed before measuring; intervals are t intervals over the seeds of the single-step
-# runs (Student t, ntknb.stats.mean_interval). Issue 27 replaced the weak PGD monitor by the strong
+# Thresholds, fixed before measuring; intervals are logit-t intervals over the seeds of the
+# single-step runs (ntknb.stats.mean_interval with the quantity's range: [0, 1] for a relative drop,
+# [-1, 1] for a difference of accuracies or KS statistics, so no interval leaves its range). Issue 27 replaced the weak PGD monitor by the strong
 # end-state rule of ntknb.collapse.CollapseRule, whose three thresholds are registered (with their
 # justification) in notebooks/data/06_co_protocol.yaml before any run that used them; the page
 # passes that rule in (``rule``). For every single-step run on seed s, :func:`judge_runs` applies
@@ -64,12 +65,16 @@ def judge_runs(p: Params, runs: dict, evals: dict, rule: collapse.CollapseRule) 
     """``{(variant, seed): ntknb.collapse.Judgement}`` of every single-step run by the strong end-state
     ``rule``: its per-epoch strong curve, the final standard evaluation, single-step FGSM and clean
     accuracy, all on the seed's ``eval_n_test`` points."""
+    from ntknb import data
+
+    n_classes = len(data.CLASS_NAMES[p.dataset])
     out = {}
     for v in SEEDED_VARIANTS:
         for s in p.seeds:
             r, e = runs[(v, s)], evals[(v, s)]
             out[(v, s)] = rule.judge(r.strong_column("strong_acc"), e.iterative_accuracy, e.single_step_accuracy,
-                                     float(r.strong_column("clean_acc")[-1]), 10, epochs=r.strong_column("epoch"))
+                                     float(r.strong_column("clean_acc")[-1]), n_classes,
+                                     epochs=r.strong_column("epoch"))
     return out
 
 
@@ -107,27 +112,38 @@ def strong_summary(p: Params, judged: dict) -> dict:
     return out
 
 
+#: The range of a per-seed difference of two accuracies (or of two KS statistics): its intervals stay in it.
+DIFFERENCE_BOUNDS = (-1.0, 1.0)
+
+
 def _guarded_interval(values, keep) -> tuple:
     """``(measured, low, high, n_seeds)`` over the seeds where ``keep`` holds (the guards in the
-    comment above :data:`CLAIM_THRESHOLDS`); fewer than :data:`MIN_COLLAPSED`: the mean over all seeds
-    with an unbounded interval."""
+    comment above :data:`CLAIM_THRESHOLDS`): the logit-t interval of a difference in
+    :data:`DIFFERENCE_BOUNDS` (``ntknb.stats.mean_interval``); fewer than :data:`MIN_COLLAPSED`: the
+    mean over all seeds with the whole range as its interval."""
     from ntknb import stats
 
     values, mask = np.asarray(values, float), np.asarray(keep, bool)
     if mask.sum() >= MIN_COLLAPSED:
-        iv = stats.mean_interval(values[mask])
+        iv = stats.mean_interval(values[mask], bounds=DIFFERENCE_BOUNDS)
         return iv.estimate, iv.low, iv.high, int(mask.sum())
-    return float(values.mean()), None, None, int(values.size)
+    return float(values.mean()), DIFFERENCE_BOUNDS[0], DIFFERENCE_BOUNDS[1], int(values.size)
+
+
+def _relative_drop(final: float, peak: float) -> float:
+    """``1 - final / peak`` in [0, 1]: 0 when the final accuracy is not below the peak (no drop) or the
+    peak is 0 (nothing to lose)."""
+    return min(1.0, max(0.0, 1.0 - final / peak)) if peak > 0 else 0.0
 
 
 def _drop(curve) -> float:
-    peak = float(np.max(curve))
-    return 1.0 - float(curve[-1]) / peak if peak > 0 else 0.0
+    return _relative_drop(float(curve[-1]), float(np.max(curve)))
 
 
 def claims(p: Params, runs: dict, ks: dict, evals: dict, judged: dict, rule: collapse.CollapseRule) -> list:
     """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds and guards in the comment above
-    :data:`CLAIM_THRESHOLDS`), t intervals over the seeds of the single-step variants.
+    :data:`CLAIM_THRESHOLDS`), logit-t intervals over the seeds of the single-step variants, inside each
+    quantity's range.
 
     Args:
       runs: ``{(variant, seed): VariantRun}`` (:func:`run_all`).
@@ -139,7 +155,7 @@ def claims(p: Params, runs: dict, ks: dict, evals: dict, judged: dict, rule: col
     from ntknb.claims import Claim, Precondition
 
     suite = {v: np.array([evals[(v, s)].iterative_accuracy for s in p.seeds], float) for v in SEEDED_VARIANTS}
-    drop = [1.0 - j.final_strong / j.peak if j.peak > 0 else 0.0 for j in (judged[("fgsm", s)] for s in p.seeds)]
+    drop = [_relative_drop(j.final_strong, j.peak) for j in (judged[("fgsm", s)] for s in p.seeds)]
     ended = [judged[("fgsm", s)].ended_collapsed for s in p.seeds]
     both = {v: [trained(judged, v, s) and trained(judged, "fgsm", s) for s in p.seeds] for v in ("noise", "fgsm_rs")}
     scale = setting_text(p) + f"; strong rule: {rule.describe()}"
@@ -160,7 +176,7 @@ def claims(p: Params, runs: dict, ks: dict, evals: dict, judged: dict, rule: col
     m_fix, lo_fix, hi_fix, n_fix = _guarded_interval(noise_diff, np.logical_and(ended, both["noise"]))
     m_nb, lo_nb, hi_nb, n_nb = _guarded_interval(noise_diff, both["noise"])
     m_rs, lo_rs, hi_rs, n_rs = _guarded_interval(rs_diff, both["fgsm_rs"])
-    shared = stats.mean_interval([_drop(runs[("pgd_shared", p.seed)].robust_acc)])
+    shared = stats.mean_interval([_drop(runs[("pgd_shared", p.seed)].robust_acc)], bounds=(0.0, 1.0))
 
     def beats_fgsm(cid, variant, source, where, who, paper, interval):
         """The claim that ``variant`` ends more robust than FGSM-AT (standard evaluation, same seed and points)."""
@@ -173,7 +189,7 @@ def claims(p: Params, runs: dict, ks: dict, evals: dict, judged: dict, rule: col
 
     return [
         Claim.from_interval(
-            stats.mean_interval(drop), id="ch06.fgsm_at_collapse", source="wong2020fast",
+            stats.mean_interval(drop, bounds=(0.0, 1.0)), id="ch06.fgsm_at_collapse", source="wong2020fast",
             where="catastrophic overfitting of FGSM training; andriushchenko2020understanding Fig. 1",
             claim=f"FGSM-AT overfits catastrophically: its final strong robust accuracy (standard evaluation, "
                   f"{p.eval_iter} it.) falls below {rule.drop_fraction:g} x the peak of its per-epoch strong curve "
