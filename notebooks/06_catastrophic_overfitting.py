@@ -516,3 +516,31 @@ print(ch.check_text(P, RUNS, KS, STATS, JUDGED))
 #    network to be robust around many points, and per-sample noise removes any perturbation
 #    shared across the batch that the network could learn as a shortcut.
 #    ```
+#
+# 3. *Implement it: the gradient alignment.* The ladder's right-hand panel is the alignment of
+#    {cite}`andriushchenko2020understanding`: per example, the cosine between the input gradient
+#    of the loss at $x$ and at a noisy point $\mathrm{clip}(x + \eta, 0, 1)$. Write
+#    `gradient_alignment(loss_fn, x, y, eta)` returning one cosine per example, for a per-example
+#    loss `loss_fn(x, y) -> (n,)`, and check it with `exercises.check_gradient_alignment(gradient_alignment)`
+#    (reference: `ntknb.collapse.gradient_alignment_at`).
+#
+#    ````{admonition} Solution
+#    :class: dropdown
+#    ```python
+#    import jax
+#    import jax.numpy as jnp
+#    from ntknb import exercises
+#
+#    def gradient_alignment(loss_fn, x, y, eta):
+#        grad = jax.grad(lambda xx: jnp.sum(loss_fn(xx, y)))  # row i: the gradient of example i
+#        g0 = grad(x).reshape(x.shape[0], -1)
+#        g1 = grad(jnp.clip(x + eta, 0.0, 1.0)).reshape(x.shape[0], -1)
+#        return jnp.sum(g0 * g1, 1) / (jnp.linalg.norm(g0, axis=1) * jnp.linalg.norm(g1, axis=1))
+#
+#    exercises.check_gradient_alignment(gradient_alignment)
+#    ```
+#    Summing the loss over the batch before differentiating still gives each example its own
+#    gradient, because example $i$'s loss depends on $x_i$ only. A network whose alignment falls
+#    towards 0 has a loss surface that is far from linear inside the $\epsilon$-ball: the one
+#    signed-gradient step of FGSM no longer points where the loss is high.
+#    ````

@@ -40,7 +40,7 @@ from ntknb.attacks import cross_entropy, pgd
 from ntknb.evaluation import robust_evaluation
 from ntknb.validation import check_float, check_int
 
-__all__ = ["gradient_alignment", "EpochMonitor", "CollapseRule", "Judgement", "MONITOR_COLUMNS", "InjectedFeature",
+__all__ = ["gradient_alignment", "gradient_alignment_at", "EpochMonitor", "CollapseRule", "Judgement", "MONITOR_COLUMNS", "InjectedFeature",
            "FEATURE_FREQUENCIES"]
 
 #: The per-epoch columns of :class:`EpochMonitor` (``epoch`` 0 is the initial network).
@@ -119,14 +119,20 @@ def _cosine_rows(a, b):
     return jnp.sum(a * b, axis=1) / jnp.maximum(den, 1e-30)
 
 
-def gradient_alignment(loss: Callable, x, y, eps: float, key) -> jnp.ndarray:
-    """Per-example ``cos(∇_x ℓ(x, y), ∇_x ℓ(x + η, y))`` with ``η ~ U([-ε, ε]^d)`` (``x + η`` clipped
-    to [0, 1]); ``andriushchenko2020understanding``, Sec. 4. ``loss(x, y) -> (n,)``; returns ``(n,)``.
-    A zero gradient counts as cosine 0."""
-    eta = jax.random.uniform(key, x.shape, x.dtype, -eps, eps)
+def gradient_alignment_at(loss: Callable, x, y, eta) -> jnp.ndarray:
+    """Per-example ``cos(∇_x ℓ(x, y), ∇_x ℓ(clip(x + η, 0, 1), y))`` for a given noise ``η`` (same
+    shape as ``x``); ``andriushchenko2020understanding``, Sec. 4. ``loss(x, y) -> (n,)``; returns
+    ``(n,)``. A zero gradient counts as cosine 0."""
     g0 = _per_example_grad(loss, x, y)
     g1 = _per_example_grad(loss, jnp.clip(x + eta, 0.0, 1.0), y)
     return _cosine_rows(g0, g1)
+
+
+def gradient_alignment(loss: Callable, x, y, eps: float, key) -> jnp.ndarray:
+    """:func:`gradient_alignment_at` with ``η ~ U([-ε, ε]^d)`` drawn from ``key``: the alignment
+    their GradAlign regulariser keeps high, and which falls at catastrophic overfitting (their
+    Fig. 1: 0.95 -> 0.1). ``loss(x, y) -> (n,)``; returns ``(n,)``."""
+    return gradient_alignment_at(loss, x, y, jax.random.uniform(key, x.shape, x.dtype, -eps, eps))
 
 
 @functools.lru_cache(maxsize=16)

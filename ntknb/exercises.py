@@ -19,7 +19,8 @@ Each checker's docstring gives the signature the student implements; the referen
 there too. Exercises by chapter: 00 :func:`check_empirical_ntk`, :func:`check_kernel_predictor`;
 00a :func:`check_linear_worst_case`; 00b :func:`check_kip_loss`; 01 :func:`check_kernel_attack`;
 02 :func:`check_eigenfeatures`; 03 :func:`check_subset_weights`; 04 :func:`check_kernel_distance`;
-05 :func:`check_batch_norm`; 06 :func:`check_fgsm`, :func:`check_fgsm_at_step`.
+05 :func:`check_batch_norm`; 06 :func:`check_fgsm`, :func:`check_fgsm_at_step`,
+:func:`check_gradient_alignment`.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb import adversaries, architectures, attacks, kernels, kip, metrics, robust_kernels
+from ntknb import adversaries, architectures, attacks, collapse, kernels, kip, metrics, robust_kernels
 from ntknb.validation import check_float, check_int
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "check_empirical_ntk",
     "check_fgsm",
     "check_fgsm_at_step",
+    "check_gradient_alignment",
     "check_kernel_attack",
     "check_kernel_distance",
     "check_kernel_predictor",
@@ -458,6 +460,26 @@ def check_fgsm_at_step(student_fn: Callable, n_problems: int = 3, seed: int = 0)
         return _flat(new)
 
     return _run_check("check_fgsm_at_step", problem, flat_student, n_problems, seed)
+
+
+def check_gradient_alignment(student_fn: Callable, n_problems: int = 3, seed: int = 0) -> CheckResult:
+    """Chapter 06: the gradient alignment of ``andriushchenko2020understanding`` (Sec. 4), the
+    chapter's per-epoch sign of catastrophic overfitting.
+
+    ``student_fn(loss_fn, x, y, eta) -> (n,)``: per example, the cosine between the input gradient
+    of the loss at ``x`` and at the noisy point ``clip(x + eta, 0, 1)``; ``loss_fn(x, y) -> (n,)``
+    is a per-example loss, ``eta`` has the shape of ``x``. The problems use a small network's
+    cross-entropy and ``eta ~ U([-eps, eps])``. Reference: :func:`ntknb.collapse.gradient_alignment_at`.
+    """
+    def problem(key):
+        k_net, k_x, k_y, k_e = jax.random.split(key, 4)
+        arch, params = _network(k_net, 3)
+        loss_fn = attacks.predictor_loss(functools.partial(arch.apply_fn, params), "ce")
+        x, y = _images(k_x, 5), _centred_one_hot(k_y, 5, 3)
+        eta = jax.random.uniform(k_e, x.shape, jnp.float64, -0.1, 0.1)
+        return (loss_fn, x, y, eta), collapse.gradient_alignment_at(loss_fn, x, y, eta), "cosines"
+
+    return _run_check("check_gradient_alignment", problem, student_fn, n_problems, seed)
 
 
 def _flat(tree) -> np.ndarray:

@@ -123,6 +123,14 @@ def _fgsm_at_clean_step(apply_fn, params, x, y, eps, lr):  # trains on the clean
     return exercises.fgsm_at_step(apply_fn, params, x, y, 0.0, lr)
 
 
+def _alignment_of_the_whole_batch(loss_fn, x, y, eta):  # one cosine of the batch's gradients, not one a point
+    import jax
+
+    g0 = jax.grad(lambda xx: jnp.sum(loss_fn(xx, y)))(x).ravel()
+    g1 = jax.grad(lambda xx: jnp.sum(loss_fn(xx, y)))(jnp.clip(x + eta, 0, 1)).ravel()
+    return jnp.full(x.shape[0], g0 @ g1 / (jnp.linalg.norm(g0) * jnp.linalg.norm(g1)))
+
+
 WRONG = {
     "check_empirical_ntk": _twice_ntk,
     "check_kernel_predictor": _predictor_without_normalization,
@@ -135,6 +143,7 @@ WRONG = {
     "check_batch_norm": _batch_norm_always_buffers,
     "check_fgsm": _fgsm_descends,
     "check_fgsm_at_step": _fgsm_at_clean_step,
+    "check_gradient_alignment": _alignment_of_the_whole_batch,
 }
 
 
