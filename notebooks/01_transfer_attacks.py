@@ -93,6 +93,7 @@ mnist_width = 2048  # hidden width of the network
 mnist_train_steps = 360  # full-batch gradient-descent steps
 mnist_eps = [0.05, 0.1, 0.3]  # FGSM radii
 mnist_pgd_eps = [0.1]  # PGD radii (a subset)
+mnist_claim_eps = 0.2  # FGSM radius of the claim ch01.ntk_transfer_mnist, over all seeds (attacked besides mnist_eps)
 # (3) width sweep over seeds (the headline numbers and claims) and cross-architecture transfer (CIFAR task)
 sweep_n_train = 128  # training images per seed of the sweep
 sweep_n_test = 334  # test images attacked per seed of the sweep (n_seeds x sweep_n_test in all)
@@ -236,14 +237,21 @@ _ = glue_table("mnist_table", mnist_rows, ch.MNIST_COLUMNS, floatfmt=".3f")
 # smaller gradient fluctuations relative to the signal than on CIFAR). Here the NTK attack
 # matches the white-box FGSM closely at every radius: at $\epsilon$ = 0.1 the network keeps
 # {glue:text}`mnist_white_box_eps0p1:.3f` under its own FGSM and {glue:text}`mnist_ntk_transfer_eps0p1:.3f`
-# under the NTK attack, and at $\epsilon$ = 0.3 both attacks leave
+# under the NTK attack, and at $\epsilon$ = 0.3 the two attacks leave
 # {glue:text}`mnist_white_box_eps0p3:.3f` and {glue:text}`mnist_ntk_transfer_eps0p3:.3f`. With PGD the
 # white-box attack is again stronger ({glue:text}`mnist_white_box_pgd_eps0p1:.3f` against
 # {glue:text}`mnist_ntk_transfer_pgd_eps0p1:.3f` at $\epsilon$ = 0.1): iterating on the network's
-# own gradient finds the finite-width directions that the kernel does not have. Over the
-# {glue:text}`n_seeds` seeds the network keeps on average {glue:text}`mnist_transfer_seeds_mean:.3f`
-# (at most {glue:text}`mnist_transfer_seeds_max:.3f`) under the NTK FGSM at the largest radius
-# (the claim `ch01.ntk_transfer_mnist` below). Robust accuracies at the last checkpoint (first seed):
+# own gradient finds the finite-width directions that the kernel does not have.
+#
+# **The claim's radius.** A radius at which the network's own white-box attack already leaves 0 %
+# cannot tell a strong attack from a weak one: any attack "drives the accuracy to 0" there. The claim
+# `ch01.ntk_transfer_mnist` below is therefore judged at $\epsilon$ = {glue:text}`mnist_claim_eps_g`
+# (`mnist_claim_eps`), with the registered precondition `radius_discriminates`: the first seed's
+# white-box FGSM must leave the network above 0 there (here {glue:text}`mnist_white_box_claim:.3f`;
+# the NTK attack leaves {glue:text}`mnist_ntk_transfer_claim:.3f`), else the claim is "not
+# testable". Over the {glue:text}`n_seeds` seeds the network keeps on average
+# {glue:text}`mnist_transfer_seeds_mean:.3f` (at most {glue:text}`mnist_transfer_seeds_max:.3f`)
+# under the NTK FGSM at that radius. Robust accuracies at the last checkpoint (first seed):
 #
 # ```{glue:md} mnist_table
 # :format: myst
@@ -300,22 +308,32 @@ for name, value in sweep_values.items():
 # network keeps {glue:text}`pgd_white_box:.3f` white-box and {glue:text}`pgd_transfer:.3f` under the
 # NTK attack, a gap of {glue:text}`gap_pgd_widest:.3f` [{glue:text}`gap_pgd_widest_low:.3f`,
 # {glue:text}`gap_pgd_widest_high:.3f`] (FGSM: {glue:text}`fgsm_white_box:.3f` and
-# {glue:text}`fgsm_transfer:.3f`). Reading "as effective as white-box" as a gap below 0.05 (the
-# claims below), the smallest width from which the kernel attack is as effective as the
-# white-box one (the whole interval below 0.05 at that width and every wider one, at the last
-# checkpoint) is: under the standard evaluation, **{glue:text}`lazy_from_width_standard`**; under
-# PGD, **{glue:text}`lazy_from_width_pgd`**.
+# {glue:text}`fgsm_transfer:.3f`, a gap of {glue:text}`gap_fgsm_widest:.3f`
+# [{glue:text}`gap_fgsm_widest_low:.3f`, {glue:text}`gap_fgsm_widest_high:.3f`]). The paper's own
+# comparison (Fig. 4) is the FGSM one, Eq. (2) against Eq. (8); PGD and the standard evaluation
+# are stronger tests than the paper ran, each a claim of its own below. Reading "as effective as
+# white-box" as a gap below 0.05 (the claims below), the smallest width from which the kernel
+# attack is as effective as the white-box one (the whole interval below 0.05 at that width and
+# every wider one, at the last checkpoint) is: with FGSM, **{glue:text}`lazy_from_width_fgsm`**;
+# under PGD, **{glue:text}`lazy_from_width_pgd`**; under the standard evaluation,
+# **{glue:text}`lazy_from_width_standard`**.
 #
-# **How long the networks train.** The sweep's last checkpoint, $t$ = {glue:text}`sweep_t:.0f`, is
-# early in training compared with Section 1's $t$ = {glue:text}`cifar_t_final:.0f` (the budget of two
-# CPU cores allows the long run for one seed only): the paper's "eventually driving robust accuracy
-# to 0%" is about late training. The claim `ch01.ntk_transfer_cifar` below is measured at the
-# sweep's $t$ over the seeds; Section 1's single network, at its later time, keeps
-# {glue:text}`robust_acc_ntk_transfer:.3f` under the same (FGSM) NTK attack.
+# **How long the networks train.** The sweep's last checkpoint is at $t$ = {glue:text}`sweep_t:.0f`
+# (Section 1's single network trains to $t$ = {glue:text}`cifar_t_final:.0f` and keeps
+# {glue:text}`robust_acc_ntk_transfer:.3f` there under the same FGSM NTK attack). The paper's
+# "eventually driving robust accuracy to 0%" is about late training, so the claim
+# `ch01.ntk_transfer_cifar` carries the registered precondition `late_in_training`: the sweep's
+# last checkpoint must lie beyond $t$ = 1000, else the claim is "not testable at this scale",
+# whatever its interval. A late checkpoint costs full-batch steps of the widest network for every
+# seed: `-p sweep_checkpoints "[10, 100, 640]"` reaches $t \approx 1050$ at this learning rate.
 #
 # **Across widths.** The gradient cosine similarity at the last checkpoint grows from
 # {glue:text}`sweep_cos_narrowest:.3f` at width {glue:text}`sweep_width_narrowest` to
-# {glue:text}`sweep_cos_widest:.3f` at width {glue:text}`sweep_width_widest`. The NTK adversarial
+# {glue:text}`sweep_cos_widest:.3f` at width {glue:text}`sweep_width_widest`; over the sweep's
+# checkpoints the widest network's smallest mean cosine is {glue:text}`sweep_cos_widest_min:.3f`
+# [{glue:text}`sweep_cos_widest_min_low:.3f`, {glue:text}`sweep_cos_widest_min_high:.3f`] (the claim
+# `ch01.gradient_alignment`: the paper's "very strong alignment ... across the whole duration of
+# training", read as above 0.8 at every checkpoint). The NTK adversarial
 # examples are the *same images* for every width (they depend on the kernel only); what changes
 # is the white-box attack: under the standard evaluation the narrowest network keeps
 # {glue:text}`std_white_box_narrowest:.3f` (gap {glue:text}`gap_std_narrowest:.3f`). Away from the
@@ -359,19 +377,22 @@ for name, value in cross_values.items():
 # %% [markdown]
 # ## The claims, measured
 #
-# The thresholds were fixed before measuring and are justified in
-# `ntknb/chapters/ch01_transfer_attacks.py` (comment above `CLAIM_THRESHOLDS`): the paper's
-# "eventually driving robust accuracy to 0%" is read as the network's accuracy under the
-# transferred NTK FGSM falling below 0.1 (CIFAR-10: the widest network of Section 3 at its last
-# checkpoint, headline radius; MNIST: final checkpoint, largest radius), with a Student-t
-# interval over the {glue:text}`n_seeds` seeds; "as effective as white-box attacks in the lazy
-# regime" as the transfer gap of Section 3 staying below 0.05 at the widest width, under the
-# standard evaluation and under the paper's PGD, with a paired bootstrap interval over the
-# {glue:text}`n_test` points of all seeds. The verdicts follow from interval, threshold and
-# direction alone.
+# Each claim's words, threshold, direction and preconditions, with the reasons for them, are
+# registered in `notebooks/claims/01_transfer_attacks.yaml`, committed before the runs that
+# judge them (the Results page shows since when). The paper's "eventually driving robust
+# accuracy to 0%" is read as the network's accuracy under the transferred NTK FGSM falling below
+# 0.1 (CIFAR-10: the widest network of Section 3 at its last checkpoint, headline radius, only if
+# that checkpoint is late in training, $t$ > 1000; MNIST: final checkpoint, at a radius where the
+# white-box FGSM leaves the network above 0), with a Student-t interval over the
+# {glue:text}`n_seeds` seeds; "as effective as white-box attacks in the lazy regime" as the
+# transfer gap of Section 3 staying below 0.05 at the widest width — with the paper's FGSM, and
+# with the stronger PGD and standard evaluation — with a paired bootstrap interval over the
+# {glue:text}`n_test` points of all seeds; "very strong alignment" of the loss gradients as a
+# mean cosine similarity above 0.8 at every checkpoint of the sweep. The verdicts follow from
+# interval, threshold, direction and preconditions alone.
 
 # %% tags=["remove-input"]
-claims = ch.claims(P, SWEEP, mnist_accs)
+claims = ch.claims(P, SWEEP, mnist_accs, mnist_curves)
 glue("n_seeds", P.n_seeds)  # replicas behind every claim
 glue("n_test", P.n_seeds * P.sweep_n_test)  # CIFAR-10 attacked points of Section 3, all seeds (MNIST: n_seeds x mnist_n_test)
 _ = glue_summary(claims)
@@ -386,10 +407,10 @@ display(glue_claims(claims))
 # In words, from Section 3: at width {glue:text}`sweep_width_widest` the training-free NTK attack
 # leaves the networks {glue:text}`fgsm_transfer:.3f` (FGSM) and {glue:text}`std_transfer:.3f` (the
 # kernel's worst-case points) of their clean {glue:text}`clean_widest:.3f`. The smallest width
-# from which it is as effective as the white-box attack (gap below 0.05): under the standard
-# evaluation {glue:text}`lazy_from_width_standard`, under PGD {glue:text}`lazy_from_width_pgd`
-# (widths up to {glue:text}`sweep_width_widest` at this scale, trained to $t$ =
-# {glue:text}`sweep_t:.0f`).
+# from which it is as effective as the white-box attack (gap below 0.05): with the paper's FGSM
+# {glue:text}`lazy_from_width_fgsm`, under PGD {glue:text}`lazy_from_width_pgd`, under the
+# standard evaluation {glue:text}`lazy_from_width_standard` (widths up to
+# {glue:text}`sweep_width_widest` at this scale, trained to $t$ = {glue:text}`sweep_t:.0f`).
 #
 # ## Exercises
 #

@@ -193,6 +193,31 @@ def test_claims_are_well_formed():
     assert by["ch00a.linear_ratio_slope"].verdict == "reproduced"
     assert by["ch00a.tsipras_ntk_robust"].verdict == "reproduced"
     assert len(ch.build_claims(p, {}, mn, iv, tc, None)) == 7
+    specs = ch.claim_specs()
+    assert [c.id for c in cl] == list(specs)
+    for c in cl:
+        assert (c.claim, c.direction, c.threshold, c.source) == (specs[c.id].claim, specs[c.id].direction,
+                                                                 specs[c.id].threshold, specs[c.id].source)
+    # the robust exponent is judged against the notes' finite-d prediction, not sqrt(d)
+    robust = by["ch00a.schmidt_robust_exponent"]
+    assert "1/3" in robust.claim and "sqrt(d)" not in robust.claim.split("not yet")[0]
+    assert robust.preconditions[0].name == "prediction_reaches_threshold"
+    assert robust.preconditions[0].measured == pytest.approx(0.5) and robust.preconditions[0].met
+    # where the prediction itself stays below the bar (slow corrections), the bar tests nothing
+    _, iv_low = ch.schmidt_values(p3, {**sc, "mean_field": {"standard": np.ones(3), "robust": np.array([10.0, 14.0, 19.6])}})
+    assert iv_low["mean_field_robust"] == pytest.approx(np.log(1.4) / np.log(4))
+    low = {c.id: c for c in ch.build_claims(p, {}, mn, iv_low, tc, ntk)}["ch00a.schmidt_robust_exponent"]
+    assert low.verdict == "not_testable" and low.measured == robust.measured
+
+
+def test_the_register_declares_every_claim():
+    specs = ch.claim_specs()
+    assert len(specs) == 8 and all(s.justification and s.quote for s in specs.values())
+    assert [(s.direction, s.threshold) for s in specs.values()] == [
+        ("greater", 10.0), ("greater", 0.25), ("greater", 0.3), ("less", 0.2), ("greater", 0.25), ("greater", 0.99),
+        ("less", 0.01), ("less", 0.5)]
+    pre = specs["ch00a.schmidt_robust_exponent"].preconditions
+    assert [(q["name"], q["direction"], q["threshold"]) for q in pre] == [("prediction_reaches_threshold", "greater", 0.3)]
 
 
 @pytest.mark.slow

@@ -8,7 +8,9 @@ the rate of eigenvalue i.
 
 This module is the chapter's code; ``notebooks/00_ntk_basics.py`` only calls it:
 :class:`Params` (the parameter schema), :func:`ntk_error_study`, :func:`lazy_study`,
-:func:`spectral_study`, their glued values and figures.
+:func:`spectral_study`, their glued values and figures. The claims' words, thresholds and directions
+are registered in ``notebooks/claims/00_ntk_basics.yaml`` (:data:`REGISTER`), before the runs that
+judge them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ import functools
 import numpy as np
 
 from ntknb import architectures, kernel_machines, lazy, schema
+from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.training import log_spaced_steps
 from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "make_net", "ntk_error_study", "plot_ntk_errors", "lazy_study", "lazy_values",
            "plot_lazy_gaps", "spectral_study", "spectral_values", "plot_spectral", "summary_text",
-           "CLAIM_THRESHOLDS", "ntk_slope_interval", "lazy_gap_interval", "claims"]
+           "REGISTER", "claim_specs", "ntk_slope_interval", "lazy_gap_interval", "lazy_gap_slope_interval", "claims"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,11 +43,16 @@ class Params(schema.Params):
     probe_size: int = schema.param(schema.Int(min=2, max=schema.Ref("n_train")))
     ntk_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=2))
     ntk_seeds: int = schema.param(schema.Int(min=1))
-    train_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=1))
+    train_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=2))
     lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
     total_steps: int = schema.param(schema.Int(min=1))
     n_checkpoints: int = schema.param(schema.Int(min=2))
     modes: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_train")), min_length=1))
+
+    def check(self) -> None:
+        if list(self.train_widths) != sorted(set(self.train_widths)):
+            raise ValueError(f"parameter 'train_widths' must be strictly increasing (the width trend of the lazy "
+                             f"gap is fitted over them), got {list(self.train_widths)!r}")
 
 
 def make_net(p: Params, width: int, out_dim: int = 1):
@@ -216,33 +224,15 @@ def summary_text(slope: float, values: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------- claims
-#
-# Thresholds, fixed before the measured values were looked at (issue 13):
-#
-# * ``ch00.ntk_error_slope`` — the notes (Sec. 2, Eq. 18; ``jacot2018ntk``) give fluctuations of
-#   the empirical NTK of order m^{-1/2}: a log-log slope of -1/2 of error vs width. A slope of 0
-#   is no convergence at all; the claim needs the slope below -0.25, halfway between the two
-#   (one-sided: the verdict does not test whether the decay is faster than -1/2).
-#   Interval: the slope is fitted per initialisation index (every width drawn afresh with
-#   ``PRNGKey(seed + s)``), t interval over the ``ntk_seeds`` slopes; their mean is the pooled
-#   fit, since all initialisations share the same widths.
-# * ``ch00.lazy_gap_widest`` — the notes' Sec. 2.2 (Eqs. 15 and 18, ``lee2019wide``): a wide network
-#   trained by gradient descent follows the linearised (kernel) dynamics. "Follows" is taken to
-#   mean a relative output distance below 0.1 on held-out images (errors of 10% of the
-#   output's norm), fixed before measuring. Interval: percentile bootstrap over the test
-#   points of the ratio ||g - f||_F / ||f||_F (one network seed: the interval reflects only the
-#   choice of test points).
-# * ``ch00.agreement`` — the same statement read on the predicted classes: the network and the
-#   kernel predictor predict the same class on at least 90% of the test images (a linearised
-#   network that is "the same function" may only disagree near decision boundaries). Wilson
-#   interval on the ``n_test`` images.
 
-#: The thresholds above (direction, threshold).
-CLAIM_THRESHOLDS = {
-    "ch00.ntk_error_slope": ("less", -0.25),
-    "ch00.lazy_gap_widest": ("less", 0.1),
-    "ch00.agreement": ("greater", 0.9),
-}
+#: The chapter's claim register (issue 29): every claim's id, the source's words and where they
+#: stand, threshold, direction and why, fixed before the runs that judge them.
+REGISTER = REGISTER_DIR / "00_ntk_basics.yaml"
+
+
+def claim_specs() -> dict:
+    """``{id: ClaimSpec}`` of :data:`REGISTER` (:func:`ntknb.claims.load_register`), in register order."""
+    return load_register(REGISTER)
 
 
 def ntk_slope_interval(p: Params, errors):
@@ -270,41 +260,61 @@ def lazy_gap_interval(f_net, f_kernel, seed: int = 0):
     return stats.bootstrap_interval(np.arange(d.size, dtype=float), ratio, seed=seed)
 
 
-def claims(p: Params, errors, s: LazyStudy, task) -> list:
-    """The chapter's claims (:class:`ntknb.claims.Claim`), thresholds as fixed in the comment
-    above :data:`CLAIM_THRESHOLDS`: the NTK error slope (t interval over initialisations), the
-    widest network's output gap to the kernel predictor (bootstrap over test points) and their
-    class agreement (Wilson interval)."""
+def lazy_gap_slope_interval(widths, f_nets, f_kernel, seed: int = 0):
+    """Least-squares slope of log(relative output distance) against log(width): the gap
+    ``||f_net - f_kernel||_F / ||f_kernel||_F`` on the test points of each network of ``widths``
+    (``f_nets``: one ``(n_test, k)`` array per width, ``f_kernel``: ``(n_test, k)``), with a
+    percentile bootstrap interval over the test points (the same resampled points for every width;
+    one network per width, so the interval reflects only the choice of test points)."""
     from ntknb import stats
-    from ntknb.claims import Claim
 
-    widest = s.nets[p.train_widths[-1]]
-    g_final = np.asarray(widest.outputs(widest.run.params[-1], task.x_test))
-    f_final = np.asarray(s.f_kernel[-1])
+    f_kernel = np.asarray(f_kernel, float)
+    if len(widths) < 2 or len(f_nets) != len(widths):
+        raise ValueError(f"parameter 'widths' must name at least two widths, one per network output; got {widths!r} "
+                         f"for {len(f_nets)} outputs")
+    d = np.stack([np.sum((np.asarray(g, float) - f_kernel) ** 2, axis=1) for g in f_nets])  # (widths, n)
+    f = np.sum(f_kernel ** 2, axis=1)
+    x = np.log(np.asarray(widths, float))
+    x = x - x.mean()
+
+    def slope(idx, axis=None):  # statistic of resampled point indices, (n,) or (n_boot, n)
+        idx = np.asarray(idx).astype(int)
+        log_gap = 0.5 * np.log(d[:, idx].sum(-1) / np.maximum(f[idx].sum(-1), 1e-300))  # (widths,) or (widths, B)
+        b = np.tensordot(x, log_gap - log_gap.mean(0), axes=(0, 0)) / np.sum(x ** 2)
+        return b if axis is not None else float(b)
+
+    return stats.bootstrap_interval(np.arange(f.size, dtype=float), slope, seed=seed)
+
+
+def claims(p: Params, errors, s: LazyStudy, task) -> list:
+    """The chapter's claims (:class:`ntknb.claims.Claim`), in register order, built from
+    :data:`REGISTER` (words, thresholds, directions and their justification live there): the NTK
+    error slope (t interval over initialisations), the width trend of the trained networks' output
+    gap to the kernel predictor (slope of log gap vs log width, bootstrap over test points) and the
+    widest network's class agreement with the kernel predictor (Wilson interval)."""
+    from ntknb import stats
+
+    specs = claim_specs()
+    nets = [s.nets[w] for w in p.train_widths]
+    g_all = [np.asarray(net.outputs(net.run.params[-1], task.x_test)) for net in nets]
+    g_final, f_final = g_all[-1], np.asarray(s.f_kernel[-1])
     n_test = int(g_final.shape[0])
     net = f"{p.dataset}, {p.n_train} train, FC-{p.depth} ReLU (NTK param.)"
     agree = int(np.sum(g_final.argmax(1) == f_final.argmax(1)))
-    th = CLAIM_THRESHOLDS
-    return [
-        Claim.from_interval(
-            ntk_slope_interval(p, errors), id="ch00.ntk_error_slope", source="kernels_data_physics",
-            where="Sec. 2.2, Eq. 18 (jacot2018ntk)", claim="The empirical NTK of a width-m network converges to the analytic NTK "
-            "with fluctuations of order m^(-1/2): log-log slope of error vs width below -0.25.",
-            paper="O(m^-1/2) (slope -1/2)", direction=th["ch00.ntk_error_slope"][0],
-            threshold=th["ch00.ntk_error_slope"][1], n_test=None,
-            scale=f"{net}, widths {p.ntk_widths[0]}-{p.ntk_widths[-1]}, {p.probe_size} probe images"),
-        Claim.from_interval(
-            lazy_gap_interval(g_final, f_final, seed=p.seed), id="ch00.lazy_gap_widest", source="kernels_data_physics",
-            where="Sec. 2.2, Eqs. 15 and 18 (lee2019wide)", claim="A wide network trained by gradient descent "
-            "follows the kernel predictor: relative output distance on held-out images below 0.1.",
-            paper="wide networks evolve as their linearisation", direction=th["ch00.lazy_gap_widest"][0],
-            threshold=th["ch00.lazy_gap_widest"][1], n_seeds=1, n_test=n_test,
-            scale=f"{net}, width {p.train_widths[-1]}, {p.total_steps} GD steps"),
-        Claim.from_interval(
-            stats.binomial_interval(agree, n_test), id="ch00.agreement", source="kernels_data_physics",
-            where="Sec. 2.2, Eqs. 15 and 18 (lee2019wide)", claim="The trained wide network and the kernel "
-            "predictor predict the same class on at least 90% of held-out images.",
-            paper="wide networks evolve as their linearisation", direction=th["ch00.agreement"][0],
-            threshold=th["ch00.agreement"][1], n_seeds=1,
-            scale=f"{net}, width {p.train_widths[-1]}, {p.total_steps} GD steps"),
+
+    def claim(cid, iv, **fields):
+        return Claim.from_register(specs[cid], measured=iv.estimate, low=iv.low, high=iv.high, **fields)
+
+    slope = ntk_slope_interval(p, errors)
+    out = [
+        claim("ch00.ntk_error_slope", slope, n_seeds=slope.n, n_test=None,
+              scale=f"{net}, widths {p.ntk_widths[0]}-{p.ntk_widths[-1]}, {p.probe_size} probe images"),
+        claim("ch00.lazy_gap_width_trend", lazy_gap_slope_interval(p.train_widths, g_all, f_final, seed=p.seed),
+              n_seeds=1, n_test=n_test,
+              scale=f"{net}, widths {', '.join(map(str, p.train_widths))} (one network each), {p.total_steps} GD "
+                    f"steps"),
+        claim("ch00.agreement", stats.binomial_interval(agree, n_test), n_seeds=1, n_test=n_test,
+              scale=f"{net}, width {p.train_widths[-1]}, {p.total_steps} GD steps"),
     ]
+    order = list(specs)
+    return sorted(out, key=lambda c: order.index(c.id))

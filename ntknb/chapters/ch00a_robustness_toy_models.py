@@ -20,7 +20,10 @@ Three solvable models from Sec. 3 of the lecture notes (``kernels_data_physics``
    trained on the same data: where its input gradient puts its l1 mass and its robust
    accuracy under :func:`ntknb.evaluation.robust_evaluation`.
 
-The notebook ``notebooks/00a_robustness_toy_models.py`` only calls this module.
+The notebook ``notebooks/00a_robustness_toy_models.py`` only calls this module. The claims' words,
+thresholds, directions and preconditions are registered in
+``notebooks/claims/00a_robustness_toy_models.yaml`` (:data:`REGISTER`), before the runs that judge
+them.
 """
 
 from __future__ import annotations
@@ -33,14 +36,15 @@ from scipy import stats as _st
 
 from ntknb import report, schema, stats
 from ntknb.validation import SEED_LIMIT
-from ntknb.claims import Claim
+from ntknb.claims import REGISTER_DIR, Claim, load_register
 
 __all__ = [
     "Params", "avg_pool", "linear_worst_change", "linear_worst_change_box", "fit_ridge",
     "synthetic_linear_study", "mnist_linear_study", "linear_values", "plot_linear",
     "gaussian_errors", "gaussian_error_path", "crossing_n", "loglog_slopes", "schmidt_study",
     "schmidt_values", "plot_schmidt", "tsipras_sample", "tsipras_exact", "tsipras_linear_margins",
-    "tsipras_curves", "plot_tsipras", "tsipras_ntk_study", "tsipras_ntk_values", "build_claims",
+    "tsipras_curves", "plot_tsipras", "tsipras_ntk_study", "tsipras_ntk_values", "REGISTER", "claim_specs",
+    "build_claims",
     "summary_text",
 ]
 
@@ -401,8 +405,10 @@ def schmidt_study(p: Params) -> dict:
 def schmidt_values(p: Params, sc: dict) -> tuple[dict, dict]:
     """Section 2's glued values and the intervals behind the claims: per-seed log-log slopes
     of ``n*`` vs ``d``, mean with a t-interval over seeds; the per-seed difference
-    robust − standard likewise. Raises ``ValueError`` if an error never falls below the level
-    within ``schmidt_n_max``."""
+    robust − standard likewise (``iv``: ``"standard"``, ``"robust"``, ``"gap"``; and
+    ``"mean_field_robust"``, the exponent of the typical-value prediction of Eq. 32 over
+    ``schmidt_dims``, a float: the precondition of ``ch00a.schmidt_robust_exponent``). Raises
+    ``ValueError`` if an error never falls below the level within ``schmidt_n_max``."""
     for name in ("nstar_standard", "nstar_robust"):
         if np.isnan(sc[name]).any():
             raise ValueError(f"an error never fell below schmidt_level within schmidt_n_max = {p.schmidt_n_max}; "
@@ -431,6 +437,7 @@ def schmidt_values(p: Params, sc: dict) -> tuple[dict, dict]:
         "schmidt_mf_far_d": FAR_DIMS[0],
         "schmidt_c_g": p.schmidt_c, "schmidt_eps_g": p.schmidt_eps, "schmidt_level_g": p.schmidt_level,
     }
+    iv["mean_field_robust"] = values["schmidt_mf_robust_exponent"]
     return values, iv
 
 
@@ -610,77 +617,63 @@ def tsipras_ntk_values(p: Params, tc: dict, ntk: dict) -> dict:
 
 # ================================================================ claims
 
-def build_claims(p: Params, lin: dict, mn: dict, iv: dict, tc: dict, ntk: dict | None) -> list[Claim]:
-    """The chapter's claims. Thresholds fixed before measuring:
+#: The chapter's claim register (issue 29): every claim's id, the source's words and where they
+#: stand, threshold, direction, preconditions and why, fixed before the runs that judge them.
+REGISTER = REGISTER_DIR / "00a_robustness_toy_models.yaml"
 
-    * worst / random change of the full-resolution MNIST classifier > 10 ("much larger":
-      an order of magnitude; the dense-weight prediction is ``sqrt(d pi / 2)`` ≈ 35 at d = 784);
-    * slope of that ratio vs d > 0.25 (half the dense-weight prediction 1/2);
-    * Schmidt et al.: robust exponent > 0.3 (issue 18's lower bound; theory 1/2, reached only
-      as ``d^(-1/4)`` corrections vanish), gap robust − standard > 0.25, standard < 0.2
-      (theory 0);
-    * Tsipras et al.: averaged classifier clean accuracy > 0.99 (the notes' number); its
-      robust accuracy at ``eps = 2 eta`` < 0.01 (exact value ``Phi(-10)``); the NTK machine's
-      robust accuracy at ``eps = 2 eta`` < 0.5 (worse than the ``x_0`` classifier's 0.9 by a
-      wide margin, below chance-level robustness).
+
+def claim_specs() -> dict:
+    """``{id: ClaimSpec}`` of :data:`REGISTER` (:func:`ntknb.claims.load_register`), in register order."""
+    return load_register(REGISTER)
+
+
+def build_claims(p: Params, lin: dict, mn: dict, iv: dict, tc: dict, ntk: dict | None) -> list[Claim]:
+    """The chapter's claims, in register order, built from :data:`REGISTER` (words, thresholds,
+    directions, preconditions and their justification live there) with what the run measured:
+
+    * ``ch00a.linear_*``: the worst / random change of the full-resolution MNIST classifier and the
+      slope of that ratio vs d (t intervals over seeds, ``mn``);
+    * ``ch00a.schmidt_*``: the exponents of ``n*`` vs ``d`` and their gap (``iv`` of
+      :func:`schmidt_values`); the robust one with the precondition ``prediction_reaches_threshold``
+      measured as ``iv["mean_field_robust"]``, the exponent Eq. 32 predicts over ``schmidt_dims``
+      with its constants kept;
+    * ``ch00a.tsipras_*``: the averaged classifier's clean and ``eps = 2 eta`` accuracy (Wilson,
+      ``tc``), the NTK machine's robust accuracy (``ntk``; left out when ``ntk`` is ``None``).
     """
+    specs = claim_specs()
+
+    def claim(cid, interval, **fields):
+        return Claim.from_register(specs[cid], measured=interval.estimate, low=interval.low, high=interval.high,
+                                   **fields)
+
     scale_lin = (f"MNIST {p.lin_classes[0]} vs {p.lin_classes[1]}, ridge linear, {p.lin_n_train} train, "
                  f"eps {p.lin_eps:g}, {len(p.lin_resolutions)} resolutions")
     scale_sc = (f"Gaussian model, c = {p.schmidt_c:g}, eps = {p.schmidt_eps:g}, level {p.schmidt_level:g}, "
                 f"d = {p.schmidt_dims[0]}..{p.schmidt_dims[-1]}")
     ratio = stats.mean_interval(mn["ratio"][:, -1])
     slope = stats.mean_interval(loglog_slopes(mn["dims"], mn["ratio"]))
+    sc = dict(n_test=None, scale=scale_sc, section="sec-schmidt")
     claims = [
-        Claim.from_interval(ratio, id="ch00a.linear_worst_vs_random", source="goodfellow2015explaining",
-                            where="Sec. 3; notes Sec. 3 after Eq. 28",
-                            claim="The worst l-inf step moves a linear model's output far more than a random step "
-                                  "of the same size (eps ||w||_1 vs ~ eps ||w||_2).",
-                            paper="grows like eps d vs eps sqrt(d)", direction="greater", threshold=10.0,
-                            n_test=p.n_test, scale=scale_lin + f", d = {int(mn['dims'][-1])}", section="sec-linear"),
-        Claim.from_interval(slope, id="ch00a.linear_ratio_slope", source="goodfellow2015explaining",
-                            where="Sec. 3; notes Sec. 3 after Eq. 28",
-                            claim="The worst-to-random ratio grows with the input dimension.",
-                            paper="slope 1/2 in log-log for dense weights", direction="greater", threshold=0.25,
-                            n_test=p.n_test, scale=scale_lin, section="sec-linear"),
-        Claim.from_interval(iv["robust"], id="ch00a.schmidt_robust_exponent", source="schmidt2018adversarially",
-                            where="Thm. 6 (lower bound); notes Sec. 3.1, Eq. 32",
-                            claim="Robust learning needs n* growing like sqrt(d) samples.",
-                            paper="n = Omega(sqrt(d)) (up to log factors): exponent 1/2", direction="greater",
-                            threshold=0.3, n_test=None, scale=scale_sc, section="sec-schmidt"),
-        Claim.from_interval(iv["standard"], id="ch00a.schmidt_standard_exponent", source="schmidt2018adversarially",
-                            where="Thm. 4; notes Sec. 3.1",
-                            claim="Standard learning needs a number of samples independent of d.",
-                            paper="one sample suffices: exponent 0", direction="less", threshold=0.2,
-                            n_test=None, scale=scale_sc, section="sec-schmidt"),
-        Claim.from_interval(iv["gap"], id="ch00a.schmidt_exponent_gap", source="schmidt2018adversarially",
-                            where="Sec. 1, Thms. 4 and 6; notes Sec. 3.1",
-                            claim="Robust generalisation needs polynomially more data than standard generalisation.",
-                            paper="exponents 1/2 vs 0", direction="greater", threshold=0.25, n_test=None,
-                            scale=scale_sc, section="sec-schmidt"),
+        claim("ch00a.linear_worst_vs_random", ratio, n_seeds=ratio.n, n_test=p.n_test,
+              scale=scale_lin + f", d = {int(mn['dims'][-1])}", section="sec-linear"),
+        claim("ch00a.linear_ratio_slope", slope, n_seeds=slope.n, n_test=p.n_test, scale=scale_lin,
+              section="sec-linear"),
+        claim("ch00a.schmidt_robust_exponent", iv["robust"], n_seeds=iv["robust"].n,
+              conditions={"prediction_reaches_threshold": float(iv["mean_field_robust"])}, **sc),
+        claim("ch00a.schmidt_standard_exponent", iv["standard"], n_seeds=iv["standard"].n, **sc),
+        claim("ch00a.schmidt_exponent_gap", iv["gap"], n_seeds=iv["gap"].n, **sc),
     ]
     j2 = int(np.argmin(np.abs(np.asarray(p.tsipras_eps_grid) - 2.0)))
     scale_ts = f"d = {p.tsipras_d}, p = {p.tsipras_p:g}, eta = {p.tsipras_eta_scale:g}/sqrt(d)"
     claims += [
-        Claim.from_interval(tc["sim"]["average"][0], id="ch00a.tsipras_average_clean",
-                            source="tsipras2019robustness", where="Sec. 2.1; notes Sec. 3.2",
-                            claim="Averaging the weakly correlated features classifies almost perfectly.",
-                            paper="> 0.99", direction="greater", threshold=0.99, n_seeds=p.n_seeds,
-                            n_test=tc["n"], scale=scale_ts + ", simulated", section="sec-tsipras"),
-        Claim.from_interval(tc["sim"]["average"][j2], id="ch00a.tsipras_average_robust",
-                            source="tsipras2019robustness", where="Sec. 2.1; notes Sec. 3.2",
-                            claim="An adversary with eps = 2 eta flips the averaged classifier on almost every point.",
-                            paper="completely alters the prediction", direction="less", threshold=0.01,
-                            n_seeds=p.n_seeds, n_test=tc["n"],
-                            scale=scale_ts + f", eps = {p.tsipras_eps_grid[j2]:g} eta, simulated",
-                            section="sec-tsipras"),
+        claim("ch00a.tsipras_average_clean", tc["sim"]["average"][0], n_seeds=p.n_seeds, n_test=tc["n"],
+              scale=scale_ts + ", simulated", section="sec-tsipras"),
+        claim("ch00a.tsipras_average_robust", tc["sim"]["average"][j2], n_seeds=p.n_seeds, n_test=tc["n"],
+              scale=scale_ts + f", eps = {p.tsipras_eps_grid[j2]:g} eta, simulated", section="sec-tsipras"),
     ]
     if ntk is not None:
-        claims.append(Claim.from_interval(
-            ntk["robust"], id="ch00a.tsipras_ntk_robust", source="tsipras2019robustness",
-            where="Thm. 2.1; notes Sec. 3.2",
-            claim="A standard (here: NTK kernel) classifier with high accuracy is not robust at eps = 2 eta.",
-            paper="robust accuracy <= p/(1-p) * standard error", direction="less", threshold=0.5,
-            n_seeds=p.ntk_seeds, n_test=ntk["n"],
+        claims.append(claim(
+            "ch00a.tsipras_ntk_robust", ntk["robust"], n_seeds=p.ntk_seeds, n_test=ntk["n"],
             scale=scale_ts + f", fc1 NTK, {p.ntk_n_train} train, eps = {p.ntk_eps:g} eta, APGD-CE/APGD-margin/PGD",
             section="sec-tsipras"))
     return claims

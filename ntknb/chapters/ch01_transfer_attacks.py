@@ -10,7 +10,8 @@ This module is the chapter's code; ``notebooks/01_transfer_attacks.py`` only cal
 :func:`cross_study` and the values and tables the page glues. The headline numbers and the
 claims come from the replicas of :func:`seed_sweep` (``n_seeds`` data subsamples and network
 initialisations) and :func:`mnist_seed_finals`; the single-seed runs of Sections 1-2 show the
-curves along training.
+curves along training. The claims' words, thresholds, directions and preconditions are registered in
+``notebooks/claims/01_transfer_attacks.yaml`` (:data:`REGISTER`), before the runs that judge them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import functools
 import numpy as np
 
 from ntknb import architectures, data, evaluation, kernel_machines, lazy, schema, transfer
+from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.training import log_spaced_steps
 from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "fc1", "fc2", "kernel_dynamics", "cifar_run", "cifar_values", "dynamics_gap", "cifar_rows",
            "mnist_run", "mnist_values", "mnist_seed_finals", "seed_sweep", "sweep_values", "lazy_from_width",
-           "cross_study", "cross_values", "summary_text", "CLAIM_THRESHOLDS", "claims"]
+           "cross_study", "cross_values", "summary_text", "REGISTER", "claim_specs", "GAP_CLAIMS", "claims"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Params(schema.Params):
     mnist_train_steps: int = schema.param(schema.Int(min=2))
     mnist_eps: list = schema.param(schema.List(schema.Float(min=0.0, max=1.0), min_length=1))
     mnist_pgd_eps: list = schema.param(schema.List(schema.Float()))
+    mnist_claim_eps: float = schema.param(schema.Float(min=0.0, max=1.0))
     sweep_n_train: int = schema.param(schema.Int(min=4, max=10000))
     sweep_n_test: int = schema.param(schema.Int(min=2, max=2000))
     sweep_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=2))
@@ -84,6 +87,12 @@ class Params(schema.Params):
             raise ValueError(f"parameter 'headline_eps_255' must be one of cifar_eps_255={self.cifar_eps_255}, "
                              f"got {self.headline_eps_255}")
 
+
+    @property
+    def mnist_radii(self) -> list:
+        """The FGSM radii of the MNIST run: ``mnist_eps`` and the claim's ``mnist_claim_eps``, sorted
+        (a preset that leaves the claim's radius out of ``mnist_eps`` still measures it)."""
+        return sorted({*self.mnist_eps, self.mnist_claim_eps})
 
     @property
     def seeds(self) -> list:
@@ -210,7 +219,7 @@ def mnist_run(p: Params, mnist):
     print(f"learning rate {lr:.2f}; t from {steps[0] * lr:.1f} to {steps[-1] * lr:.0f}")
     net = lazy.train_network(fc1(p.mnist_width, 10), mnist.x_train, mnist.y_train, lr, steps, seed=p.seed,
                              progress=p.progress, description=f"GD fc1 width {p.mnist_width}")
-    return transfer.evaluate_transfer(net, kernel, mnist.x_test, mnist.y_test, p.mnist_eps, pgd_eps=p.mnist_pgd_eps,
+    return transfer.evaluate_transfer(net, kernel, mnist.x_test, mnist.y_test, p.mnist_radii, pgd_eps=p.mnist_pgd_eps,
                                       pgd_steps=p.pgd_steps, progress=p.progress, description="MNIST: network vs NTK")
 
 
@@ -218,12 +227,17 @@ MNIST_COLUMNS = ["eps", "attack", "net white-box", "net NTK-attack", "NTK own at
 
 
 def mnist_values(p: Params, curves) -> tuple:
-    """``(glued values, table rows)`` of the MNIST run (final checkpoint, every radius)."""
+    """``(glued values, table rows)`` of the MNIST run (final checkpoint, every radius of
+    :attr:`Params.mnist_radii`; the white-box and NTK-transfer FGSM accuracies at the claim's
+    radius ``mnist_claim_eps`` also as ``mnist_white_box_claim`` / ``mnist_ntk_transfer_claim``)."""
+    claim = curves.final(p.mnist_claim_eps, "fgsm")
     v = {"mnist_t_final": curves.times[-1], "mnist_cos_sim_final": curves.cos_sim_mean[-1],
          "mnist_clean_acc_net": curves.clean_acc_net[-1], "mnist_clean_acc_kernel": curves.clean_acc_kernel[-1],
-         "mnist_agreement_final": curves.agreement[-1]}
+         "mnist_agreement_final": curves.agreement[-1], "mnist_claim_eps_g": p.mnist_claim_eps,
+         "mnist_white_box_claim": claim["robust_acc_net_by_net"],
+         "mnist_ntk_transfer_claim": claim["robust_acc_net_by_kernel"]}
     rows = []
-    for e in p.mnist_eps:
+    for e in p.mnist_radii:
         f = curves.final(e, "fgsm")
         key = f"{e:g}".replace(".", "p")
         v[f"mnist_white_box_eps{key}"] = f["robust_acc_net_by_net"]
@@ -389,18 +403,31 @@ def sweep_values(p: Params, runs: list) -> tuple:
          "gap_pgd_widest_low": gap_pgd.difference.low, "gap_pgd_widest_high": gap_pgd.difference.high,
          "gap_std_narrowest": _gap(p, runs, "standard", p.sweep_widths[0], last).difference.estimate,
          "std_white_box_narrowest": acc(("white", "standard", p.sweep_widths[0], last))}
-    for attack in ("pgd", "standard"):
+    gap_fgsm, cos_min = _gap(p, runs, "fgsm", w, last), _cos_min_interval(p, runs)
+    v.update(gap_fgsm_widest=gap_fgsm.difference.estimate, gap_fgsm_widest_low=gap_fgsm.difference.low,
+             gap_fgsm_widest_high=gap_fgsm.difference.high, sweep_cos_widest_min=cos_min.estimate,
+             sweep_cos_widest_min_low=cos_min.low, sweep_cos_widest_min_high=cos_min.high)
+    for attack in ("fgsm", "pgd", "standard"):
         w0 = lazy_from_width(p, runs, attack)
         v[f"lazy_from_width_{attack}"] = "none of the widths" if w0 is None else f"width {w0}"
     return rows, v
 
 
+def _cos_min_interval(p: Params, runs: list):
+    """Logit-t interval (range -1 to 1) over the replicas of the widest network's smallest mean
+    gradient cosine similarity over the sweep's checkpoints (``ch01.gradient_alignment``)."""
+    from ntknb import stats
+
+    w = p.sweep_widths[-1]
+    return stats.mean_interval([min(r.cos[w, step] for step in p.sweep_checkpoints) for r in runs], bounds=(-1.0, 1.0))
+
+
 def lazy_from_width(p: Params, runs: list, attack: str) -> int | None:
     """The smallest width from which the kernel attack is "as effective as" the white-box one at the
-    last checkpoint — the upper end of the paired interval of the gap below the threshold of
-    ``ch01.as_effective_as_white_box`` (:data:`CLAIM_THRESHOLDS`) at that width and every wider
+    last checkpoint — the upper end of the paired interval of the gap below the registered threshold
+    of the attack's claim (:data:`GAP_CLAIMS`, :func:`claim_specs`) at that width and every wider
     one — or ``None`` if not even at the widest."""
-    threshold = CLAIM_THRESHOLDS["ch01.as_effective_as_white_box"][1]
+    threshold = claim_specs()[GAP_CLAIMS[attack]].threshold
     found = None
     for width in reversed(p.sweep_widths):
         if _gap(p, runs, attack, width, p.sweep_checkpoints[-1]).difference.high >= threshold:
@@ -411,9 +438,10 @@ def lazy_from_width(p: Params, runs: list, attack: str) -> int | None:
 
 def mnist_seed_finals(p: Params, dataset, first) -> list:
     """Per seed of :attr:`Params.seeds`, the network's accuracy under the NTK-transfer FGSM at the
-    largest ``mnist_eps`` at the final checkpoint (``first``: the curves of :func:`mnist_run` for the
-    first seed; the other seeds are trained to ``mnist_train_steps`` and evaluated there only)."""
-    e = max(p.mnist_eps)
+    claim's radius ``mnist_claim_eps`` at the final checkpoint (``first``: the curves of
+    :func:`mnist_run` for the first seed; the other seeds are trained to ``mnist_train_steps`` and
+    evaluated there only)."""
+    e = p.mnist_claim_eps
     accs = [first.final(e, "fgsm")["robust_acc_net_by_kernel"]]
     for seed in p.seeds[1:]:
         task = data.make_task(dataset, None, n_train=p.mnist_n_train, n_test=p.mnist_n_test, seed=seed)
@@ -481,69 +509,70 @@ def summary_text(p: Params, run: CifarRun, sweep_rows: list) -> str:
 
 
 # ---------------------------------------------------------------------------------- claims
-#
-# Thresholds (issues 13 and 15), fixed before measuring. All claims rest on the replicas of
-# seed_sweep / mnist_seed_finals (n_seeds data subsamples and initialisations).
-#
-# * ``ch01.ntk_transfer_cifar`` and ``ch01.ntk_transfer_mnist`` — tsilivis2022ntk, Sec. 3 and
-#   Fig. 4 (bottom): attacks generated on the NTK predictor produce "a similar drop in accuracy
-#   throughout training as the networks 'own' white-box attacks, eventually driving robust
-#   accuracy to 0%" (CIFAR-10 car vs plane; MNIST in their Appendix, "similar conclusions").
-#   "Driven to 0%" is read as: the network's accuracy under the transferred NTK FGSM falls below
-#   0.1 (at most one test point in ten survives) — on CIFAR-10 at the headline radius for the
-#   widest network of the sweep at its last checkpoint, on MNIST at the largest FGSM radius at the
-#   final checkpoint. Student-t interval over the seeds of the per-seed accuracies.
-# * ``ch01.as_effective_as_white_box`` (standard evaluation) and
-#   ``ch01.as_effective_as_white_box_pgd`` (the paper's PGD) — Sec. 3: the kernel attack is "as
-#   effective as" the white-box attack in the lazy regime. Read as: the network's accuracy under
-#   the kernel attack (for the standard evaluation: on the kernel's worst-case points) exceeds its
-#   accuracy under the white-box attack by less than 0.05 (five test points in a hundred: "as
-#   effective" leaves no room for a larger gap). Paired bootstrap over the test points of all
-#   seeds (same points, same network), the widest network of the sweep (the most lazy), last
-#   checkpoint, headline radius. The same threshold decides :func:`lazy_from_width`.
 
-#: The thresholds above (direction, threshold).
-CLAIM_THRESHOLDS = {"ch01.ntk_transfer_cifar": ("less", 0.1), "ch01.ntk_transfer_mnist": ("less", 0.1),
-                    "ch01.as_effective_as_white_box": ("less", 0.05),
-                    "ch01.as_effective_as_white_box_pgd": ("less", 0.05)}
+#: The chapter's claim register (issue 29): every claim's id, the paper's words and where they
+#: stand, threshold, direction, preconditions and why, fixed before the runs that judge them.
+REGISTER = REGISTER_DIR / "01_transfer_attacks.yaml"
+
+#: The "as effective as white-box" claim of each attack of the sweep (:func:`lazy_from_width`
+#: uses its registered threshold).
+GAP_CLAIMS = {"standard": "ch01.as_effective_as_white_box", "pgd": "ch01.as_effective_as_white_box_pgd",
+              "fgsm": "ch01.as_effective_as_white_box_fgsm"}
 
 
-def claims(p: Params, runs: list, mnist_accs: list) -> list:
-    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above
-    :data:`CLAIM_THRESHOLDS`) from the replicas of :func:`seed_sweep` and the per-seed MNIST
-    accuracies of :func:`mnist_seed_finals`."""
+def claim_specs() -> dict:
+    """``{id: ClaimSpec}`` of :data:`REGISTER` (:func:`ntknb.claims.load_register`), in register order."""
+    return load_register(REGISTER)
+
+
+def _claim(spec, interval, **fields) -> Claim:
+    return Claim.from_register(spec, measured=interval.estimate, low=interval.low, high=interval.high, **fields)
+
+
+def claims(p: Params, runs: list, mnist_accs: list, mnist_curves) -> list:
+    """The chapter's claims, in register order, built from :data:`REGISTER` (words, thresholds,
+    directions, preconditions and their justification live there) with what the run measured: the
+    replicas of :func:`seed_sweep` (``runs``), the per-seed MNIST accuracies of
+    :func:`mnist_seed_finals` (``mnist_accs``) and the first seed's MNIST curves of :func:`mnist_run`
+    (``mnist_curves``: its white-box FGSM at ``mnist_claim_eps``, precondition
+    ``radius_discriminates``).
+
+    * ``ch01.ntk_transfer_cifar``: Student-t interval over the seeds of the widest network's
+      accuracy under the NTK FGSM at the last checkpoint; precondition ``late_in_training``: the
+      last checkpoint's t (steps x mean learning rate over the seeds).
+    * ``ch01.ntk_transfer_mnist``: the same over ``mnist_accs``.
+    * ``ch01.as_effective_as_white_box`` (standard evaluation), ``..._pgd``, ``..._fgsm`` (the
+      paper's comparison, Eqs. 2 and 8): paired bootstrap of the gap NTK attack minus white-box over
+      the points of all seeds, widest network, last checkpoint.
+    * ``ch01.gradient_alignment``: logit-t interval over the seeds of the widest network's smallest
+      mean gradient cosine similarity over the checkpoints."""
     from ntknb import stats
-    from ntknb.claims import Claim
 
-    th = CLAIM_THRESHOLDS
+    specs = claim_specs()
     w, last, k = p.sweep_widths[-1], p.sweep_checkpoints[-1], len(runs)
     n = len(_pooled(runs, ("clean", "", w, last)))
     t = last * float(np.mean([r.lr for r in runs]))
-    scale = (f"CIFAR-10 airplane vs automobile, {p.sweep_n_train} train, fc1 width {w}, {last} GD steps (t = {t:.0f}; "
-             f"{p.kernel_dynamics} kernel predictor), eps {p.headline_eps_255:g}/255, {k} seeds x {n // k} points")
-    words = "kernel-generated attacks ... eventually driving robust accuracy to 0%"
-    claim0 = ("Adversarial examples of the NTK predictor (no access to the network) drive the trained wide network's "
-              "accuracy to about 0 (below 0.1).")
+    base = (f"CIFAR-10 airplane vs automobile, {p.sweep_n_train} train, fc1 width {w}, {last} GD steps (t = {t:.0f}; "
+            f"{p.kernel_dynamics} kernel predictor)")
+    points = f"{k} seeds x {n // k} points"
+    scale = f"{base}, eps {p.headline_eps_255:g}/255, {points}"
+    e = p.mnist_claim_eps
     out = [
-        Claim.from_interval(
-            stats.mean_interval([np.mean(r.correct["transfer", "fgsm", w, last]) for r in runs]),
-            id="ch01.ntk_transfer_cifar", source="tsilivis2022ntk", where="Sec. 3, Fig. 4 (bottom)", claim=claim0,
-            paper=words, direction=th["ch01.ntk_transfer_cifar"][0], threshold=th["ch01.ntk_transfer_cifar"][1],
-            n_test=n, scale=f"{scale}, FGSM"),
-        Claim.from_interval(
-            stats.mean_interval(mnist_accs), id="ch01.ntk_transfer_mnist", source="tsilivis2022ntk",
-            where="Sec. 3 and Appendix (MNIST)", claim=claim0, paper=words,
-            direction=th["ch01.ntk_transfer_mnist"][0], threshold=th["ch01.ntk_transfer_mnist"][1],
-            n_test=len(mnist_accs) * p.mnist_n_test,
-            scale=f"MNIST 10 classes, {p.mnist_n_train} train, fc1 width {p.mnist_width}, {p.mnist_train_steps} GD "
-                  f"steps, FGSM eps {max(p.mnist_eps):g}, {len(mnist_accs)} seeds x {p.mnist_n_test} points")]
-    for cid, attack, what in (("ch01.as_effective_as_white_box", "standard",
-                               f"standard evaluation ({p.eval_iters} iterations) of network and kernel"),
-                              ("ch01.as_effective_as_white_box_pgd", "pgd", f"PGD-{p.pgd_steps}")):
-        out.append(Claim.from_interval(
-            _gap(p, runs, attack, w, last).difference, id=cid, source="tsilivis2022ntk", where="Sec. 3, Fig. 4 (bottom)",
-            claim="The training-free kernel attack is as effective as the white-box attack: the network's accuracy "
-                  "under the kernel attack exceeds its white-box robust accuracy by less than 0.05.",
-            paper="as effective as white-box attacks in the lazy regime", direction=th[cid][0],
-            threshold=th[cid][1], n_seeds=k, n_test=n, scale=f"{scale}, {what}"))
-    return out
+        _claim(specs["ch01.ntk_transfer_cifar"],
+               stats.mean_interval([np.mean(r.correct["transfer", "fgsm", w, last]) for r in runs]),
+               n_seeds=k, n_test=n, scale=f"{scale}, FGSM", conditions={"late_in_training": t}),
+        _claim(specs["ch01.ntk_transfer_mnist"], stats.mean_interval(mnist_accs), n_seeds=len(mnist_accs),
+               n_test=len(mnist_accs) * p.mnist_n_test,
+               scale=f"MNIST 10 classes, {p.mnist_n_train} train, fc1 width {p.mnist_width}, {p.mnist_train_steps} GD "
+                     f"steps, FGSM eps {e:g}, {len(mnist_accs)} seeds x {p.mnist_n_test} points",
+               conditions={"radius_discriminates": float(mnist_curves.final(e, "fgsm")["robust_acc_net_by_net"])})]
+    what = {"standard": f"standard evaluation ({p.eval_iters} iterations) of network and kernel",
+            "pgd": f"PGD-{p.pgd_steps}", "fgsm": "FGSM (Eqs. 2 and 8)"}
+    for attack, cid in GAP_CLAIMS.items():
+        out.append(_claim(specs[cid], _gap(p, runs, attack, w, last).difference, n_seeds=k, n_test=n,
+                          scale=f"{scale}, {what[attack]}"))
+    out.append(_claim(specs["ch01.gradient_alignment"], _cos_min_interval(p, runs), n_seeds=k, n_test=n,
+                      scale=f"{base}, {points}, minimum over the checkpoints at steps "
+                            f"{', '.join(map(str, p.sweep_checkpoints))}"))
+    order = list(specs)
+    return sorted(out, key=lambda c: order.index(c.id))
