@@ -41,15 +41,18 @@ class Params(schema.Params):
     n_test: int = schema.param(schema.Int(min=10))
     depth: int = schema.param(schema.Int(min=1, max=5))
     probe_size: int = schema.param(schema.Int(min=2, max=schema.Ref("n_train")))
-    ntk_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=2))
-    ntk_seeds: int = schema.param(schema.Int(min=1))
-    train_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=2))
+    ntk_widths: list = schema.param(schema.List(schema.Int(min=1, max=schema.MAX_WIDTH), min_length=2))
+    ntk_seeds: int = schema.param(schema.Int(min=1, max=100))
+    train_widths: list = schema.param(schema.List(schema.Int(min=1, max=schema.MAX_WIDTH), min_length=2))
     lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
-    total_steps: int = schema.param(schema.Int(min=1))
-    n_checkpoints: int = schema.param(schema.Int(min=2))
+    total_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_STEPS))
+    n_checkpoints: int = schema.param(schema.Int(min=2, max=1000))
     modes: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_train")), min_length=1))
 
     def check(self) -> None:
+        from ntknb import data
+
+        data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
         if list(self.train_widths) != sorted(set(self.train_widths)):
             raise ValueError(f"parameter 'train_widths' must be strictly increasing (the width trend of the lazy "
                              f"gap is fitted over them), got {list(self.train_widths)!r}")

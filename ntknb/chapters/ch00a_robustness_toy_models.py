@@ -59,10 +59,10 @@ class Params(schema.Params):
     defaults live in its ``parameters`` cell; field order = cell order)."""
 
     seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
-    n_seeds: int = schema.param(schema.Int(min=1))
+    n_seeds: int = schema.param(schema.Int(min=1, max=100))
     # (1) the linear argument
     lin_eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
-    lin_dims: list = schema.param(schema.List(schema.Int(min=1), min_length=2, increasing=True))
+    lin_dims: list = schema.param(schema.List(schema.Int(min=1, max=10**6), min_length=2, increasing=True))
     lin_resolutions: list = schema.param(schema.List(schema.Choice([1, 2, 4, 7, 14, 28]), min_length=2,
                                                      increasing=True))
     lin_classes: list = schema.param(schema.List(schema.Int(min=0, max=9), min_length=2, max_length=2))
@@ -70,27 +70,31 @@ class Params(schema.Params):
     n_test: int = schema.param(schema.Int(min=10))
     lin_ridge: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     # (2) robustness needs more data
-    schmidt_dims: list = schema.param(schema.List(schema.Int(min=16), min_length=3, increasing=True))
+    schmidt_dims: list = schema.param(schema.List(schema.Int(min=16, max=2**24), min_length=3, increasing=True))
     schmidt_c: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     schmidt_eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
     schmidt_level: float = schema.param(schema.Float(min=0.0, max=0.5, min_inclusive=False, max_inclusive=False))
-    schmidt_n_max: int = schema.param(schema.Int(min=2))
-    schmidt_grid: int = schema.param(schema.Int(min=10))
+    schmidt_n_max: int = schema.param(schema.Int(min=2, max=10**6))
+    schmidt_grid: int = schema.param(schema.Int(min=10, max=10_000))
     # (3) the trade-off
-    tsipras_d: int = schema.param(schema.Int(min=1))
+    tsipras_d: int = schema.param(schema.Int(min=1, max=10**6))
     tsipras_p: float = schema.param(schema.Float(min=0.5, max=1.0, min_inclusive=False, max_inclusive=False))
     tsipras_eta_scale: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     tsipras_eps_grid: list = schema.param(schema.List(schema.Float(min=0.0), min_length=2, increasing=True))
-    tsipras_n_sim: int = schema.param(schema.Int(min=10))
+    tsipras_n_sim: int = schema.param(schema.Int(min=10, max=10**6))
     ntk_seeds: int = schema.param(schema.Int(min=1, max=schema.Ref("n_seeds")))
-    ntk_n_train: int = schema.param(schema.Int(min=10))
-    ntk_n_test: int = schema.param(schema.Int(min=10))
+    ntk_n_train: int = schema.param(schema.Int(min=10, max=20_000))
+    ntk_n_test: int = schema.param(schema.Int(min=10, max=100_000))
     ntk_eps: float = schema.param(schema.Float(min=0.0, min_inclusive=False))
     ntk_eps_extra: list = schema.param(schema.List(schema.Float(min=0.0, min_inclusive=False), min_length=1,
                                                    increasing=True))
-    attack_iters: int = schema.param(schema.Int(min=1))
+    attack_iters: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
 
     def check(self):
+        from ntknb import data
+
+        data.check_task_sizes("mnist", list(self.lin_classes), train=[("lin_n_train", self.lin_n_train)],
+                              test=[("n_test", self.n_test)], classes_name="lin_classes")
         if 28 % self.lin_resolutions[-1] or any(28 % r for r in self.lin_resolutions):
             raise ValueError("parameter 'lin_resolutions' must divide 28")
         if self.lin_classes[0] == self.lin_classes[1]:

@@ -31,6 +31,10 @@ __all__ = ["Params", "fc1", "fc2", "kernel_dynamics", "cifar_run", "cifar_values
            "cross_study", "cross_values", "summary_text", "REGISTER", "claim_specs", "GAP_CLAIMS", "claims"]
 
 
+#: The CIFAR-10 classes of Sections 1 and 3: airplane (-1) vs automobile (+1).
+CIFAR_PAIR = ("airplane", "automobile")
+
+
 @dataclasses.dataclass(frozen=True)
 class Params(schema.Params):
     """The rules for the parameters of ``notebooks/01_transfer_attacks.py`` (the defaults live
@@ -41,40 +45,39 @@ class Params(schema.Params):
     progress: bool = schema.param(schema.Bool())
     lr_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False, max_inclusive=False))
     kernel_dynamics: str = schema.param(schema.Choice(["discrete", "flow"]))
-    n_checkpoints: int = schema.param(schema.Int(min=2))
-    pgd_steps: int = schema.param(schema.Int(min=1))
-    eval_iters: int = schema.param(schema.Int(min=1))
+    n_checkpoints: int = schema.param(schema.Int(min=2, max=1000))
+    pgd_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
+    eval_iters: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
     cifar_n_train: int = schema.param(schema.Int(min=4, max=10000))
     cifar_n_test: int = schema.param(schema.Int(min=2, max=2000))
-    cifar_width: int = schema.param(schema.Int(min=1))
-    cifar_train_steps: int = schema.param(schema.Int(min=2))
+    cifar_width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    cifar_train_steps: int = schema.param(schema.Int(min=2, max=schema.MAX_STEPS))
     cifar_eps_255: list = schema.param(schema.List(schema.Float(min=0.0, max=255.0), min_length=1))
     cifar_pgd_eps_255: list = schema.param(schema.List(schema.Float()))
     headline_eps_255: float = schema.param(schema.Float())
     mnist_n_train: int = schema.param(schema.Int(min=10, max=60000))
     mnist_n_test: int = schema.param(schema.Int(min=10, max=10000))
-    mnist_width: int = schema.param(schema.Int(min=1))
-    mnist_train_steps: int = schema.param(schema.Int(min=2))
+    mnist_width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
+    mnist_train_steps: int = schema.param(schema.Int(min=2, max=schema.MAX_STEPS))
     mnist_eps: list = schema.param(schema.List(schema.Float(min=0.0, max=1.0), min_length=1))
     mnist_pgd_eps: list = schema.param(schema.List(schema.Float()))
     mnist_claim_eps: float = schema.param(schema.Float(min=0.0, max=1.0))
     sweep_n_train: int = schema.param(schema.Int(min=4, max=10000))
     sweep_n_test: int = schema.param(schema.Int(min=2, max=2000))
-    sweep_widths: list = schema.param(schema.List(schema.Int(min=1), min_length=2))
-    sweep_checkpoints: list = schema.param(schema.List(schema.Int(min=1), min_length=1))
+    sweep_widths: list = schema.param(schema.List(schema.Int(min=1, max=schema.MAX_WIDTH), min_length=2))
+    sweep_checkpoints: list = schema.param(schema.List(schema.Int(min=1, max=schema.MAX_STEPS), min_length=1))
     sweep_steps: int = schema.param(schema.Int(min=1, max=schema.Ref("cifar_train_steps")))
-    cross_width: int = schema.param(schema.Int(min=1))
+    cross_width: int = schema.param(schema.Int(min=1, max=schema.MAX_WIDTH))
     cross_kernels: list = schema.param(schema.List(schema.Choice(architectures.ARCHITECTURE_NAMES), min_length=1))
 
     def check(self) -> None:
-        if self.seed + self.n_seeds > SEED_LIMIT:
-            raise ValueError(f"parameter 'n_seeds' must keep seed + n_seeds <= {SEED_LIMIT}, got {self.n_seeds}")
-        for name, n, k in (("cifar_n_train", self.cifar_n_train, 2), ("cifar_n_test", self.cifar_n_test, 2),
-                           ("sweep_n_train", self.sweep_n_train, 2), ("sweep_n_test", self.sweep_n_test, 2),
-                           ("mnist_n_train", self.mnist_n_train, 10), ("mnist_n_test", self.mnist_n_test, 10)):
-            if n % k:
-                raise ValueError(f"parameter {name!r} must be a multiple of the number of classes {k} "
-                                 f"(class-balanced subsample), got {n}")
+        from ntknb import data
+
+        data.check_task_sizes("cifar10", CIFAR_PAIR, train=[("cifar_n_train", self.cifar_n_train),
+                                                      ("sweep_n_train", self.sweep_n_train)],
+                              test=[("cifar_n_test", self.cifar_n_test), ("sweep_n_test", self.sweep_n_test)])
+        data.check_task_sizes("mnist", train=[("mnist_n_train", self.mnist_n_train)],
+                              test=[("mnist_n_test", self.mnist_n_test)])
         for name, v in (("sweep_widths", self.sweep_widths), ("sweep_checkpoints", self.sweep_checkpoints)):
             if list(v) != sorted(set(v)):
                 raise ValueError(f"parameter {name!r} must be strictly increasing, got {list(v)!r}")
@@ -306,7 +309,7 @@ def seed_sweep(p: Params, dataset, progress: bool = False) -> list:
     last = p.sweep_checkpoints[-1]
     out = []
     for seed in p.seeds:
-        task = data.make_task(dataset, ("airplane", "automobile"), n_train=p.sweep_n_train, n_test=p.sweep_n_test,
+        task = data.make_task(dataset, CIFAR_PAIR, n_train=p.sweep_n_train, n_test=p.sweep_n_test,
                               seed=seed)
         x, y = task.x_test, task.y_test
         kernel = kernel_machines.KernelModel.build(fc1(1), task.x_train, task.y_train)
