@@ -1,6 +1,7 @@
 """The package's structure: imports go one way (library -> chapters -> runner/CLI/book) and
 no import cycle anywhere in ``ntknb``; every chapter schema matches its notebook's parameters
-cell name for name, and every preset passes the schema's full validation."""
+cell name for name, every preset passes the schema's full validation, and every chapter has its class
+preset ``notebooks/NAME.quick.yaml``."""
 
 import ast
 from pathlib import Path
@@ -122,6 +123,25 @@ def test_defaults_and_every_preset_pass_full_validation(notebook):
     runner.prepare(ROOT / "notebooks" / f"{notebook}.py")  # the defaults
     for preset in presets:
         runner.prepare(ROOT / "notebooks" / f"{notebook}.py", [("file", str(preset))])
+
+
+#: The chapter notebooks: every ``notebooks/NN_name.py`` (a chapter without a schema counts too).
+CHAPTER_NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9]*.py"))
+
+
+def test_every_chapter_notebook_is_a_registered_chapter():
+    assert CHAPTER_NOTEBOOKS and CHAPTER_NOTEBOOKS == sorted(chapters.CHAPTERS)
+
+
+@pytest.mark.parametrize("notebook", CHAPTER_NOTEBOOKS)
+def test_every_chapter_has_a_quick_preset_that_passes_full_validation(notebook):
+    """The class preset ``notebooks/NAME.quick.yaml`` (about 5 minutes on a 2-core CPU): it exists,
+    opens with a header comment naming it, and passes the checks ``ntknb run --dry-run`` makes."""
+    preset = ROOT / "notebooks" / f"{notebook}.quick.yaml"
+    assert preset.is_file(), f"{notebook} has no class preset notebooks/{notebook}.quick.yaml (about 5 minutes)"
+    assert preset.read_text().startswith(f"# Quick (class) preset of {notebook}:"), "header comment missing"
+    _, _, params, injected = runner.prepare(ROOT / "notebooks" / f"{notebook}.py", [("file", str(preset))])
+    assert injected and set(injected) <= set(params)
 
 
 def test_run_refuses_an_out_of_range_value_naming_it():
