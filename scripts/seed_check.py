@@ -14,7 +14,7 @@ NOTEBOOK is a chapter of the book: its name (``05_bn_buffers``) or its file in t
 runs, the script refuses (one line ``seed_check.py: error: ...``, exit status 2) a notebook that is
 not a chapter, parameters the chapter refuses, and a seed range ``SEED .. SEED + n_seeds - 1``
 that is not new: one overlapping the seeds of the chapter's defaults or of its presets
-(``NN_name.*.yaml``: paper, CI, GPU) or of a run already in its seed-check record. ``--dry-run``
+(``NN_name.*.yaml``: paper, quick, CI, GPU) or of a run already in its seed-check record. ``--dry-run``
 runs these checks only.
 """
 
