@@ -72,7 +72,7 @@
 # %% tags=["parameters"]
 seed = 0  # PRNG seed: data subsample and network initialisations (the replicas use seed, seed + 1, ...)
 n_seeds = 3  # replicas behind the headline numbers and claims (data subsamples and initialisations)
-progress = True  # show progress bars
+progress = False  # show progress bars (off in the stored run: a bar is not a result)
 lr_fraction = 0.9  # learning rate as a fraction of the largest stable one, 2N / lambda_max
 kernel_dynamics = "discrete"  # kernel predictor of "discrete" GD (the networks' step and step count) or gradient "flow" (Eq. 7)
 n_checkpoints = 8  # log-spaced checkpoints along training
