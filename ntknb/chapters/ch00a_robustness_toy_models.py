@@ -97,10 +97,6 @@ class Params(schema.Params):
                               test=[("n_test", self.n_test)], classes_name="lin_classes")
         if 28 % self.lin_resolutions[-1] or any(28 % r for r in self.lin_resolutions):
             raise ValueError("parameter 'lin_resolutions' must divide 28")
-        if self.lin_classes[0] == self.lin_classes[1]:
-            raise ValueError(f"parameter 'lin_classes' must name two different digits, got {self.lin_classes}")
-        if self.lin_n_train % 2 or self.n_test % 2:
-            raise ValueError("parameters 'lin_n_train' and 'n_test' must be even (two balanced classes)")
         if self.tsipras_eta_scale / math.sqrt(self.tsipras_d) * max(self.tsipras_eps_grid) >= 1.0:
             raise ValueError("parameter 'tsipras_eps_grid' (in units of eta = tsipras_eta_scale / sqrt(tsipras_d)) "
                              "must stay below eps = 1, where x_0 itself can be flipped")

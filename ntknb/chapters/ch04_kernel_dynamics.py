@@ -313,7 +313,7 @@ def settings_rows(path=None) -> list:
 # ------------------------------------------------------------------------------ recorded GPU runs
 
 #: The recorded CIFAR-10 GPU runs (``scripts/gpu_cifar_search``; records of
-#: ``ch06_overfitting.search_run``), relative to ``notebooks/``.
+#: ``ch06_overfitting.search.search_run``), relative to ``notebooks/``.
 GPU_SEARCH_FILE = "data/gpu/cifar10_search.jsonl"
 #: The rule for "PGD-AT learned": final clean accuracy of the per-epoch monitor above twice chance (10 classes).
 GPU_LEARNED_CLEAN = 0.2
