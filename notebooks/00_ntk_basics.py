@@ -71,6 +71,7 @@ total_steps = 1000  # full-batch gradient-descent steps
 n_checkpoints = 15  # log-spaced checkpoints along training
 # (3) spectral bias
 modes = [1, 2, 5, 10, 50]  # eigen-directions (1 = largest eigenvalue) to follow
+progress = False  # show progress bars (off in the stored run: a bar is not a result)
 
 # %% tags=["hide-input"]
 import time

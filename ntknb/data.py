@@ -190,7 +190,8 @@ class Provenance:
         """One paragraph, suitable for printing in a notebook."""
         name = {"mnist": "MNIST", "cifar10": "CIFAR-10"}.get(self.dataset, self.dataset)
         text = (
-            f"{name} loaded from {self.source} "
+            f"{name} loaded from "
+            f"{self.source if '://' in self.source else 'the local copy ' + repr(self.display_source())} "
             f"({self.checksum_algorithm} {self.checksum})."
         )
         if self.lossy:
@@ -205,6 +206,13 @@ class Provenance:
         if self.note:
             text += " " + self.note.strip()
         return text
+
+    def display_source(self) -> str:
+        """The source as a reader sees it: a URL whole, a local file or folder by its name only
+        (the machine's absolute path says nothing to a reader; the checksum identifies the data)."""
+        if "://" in self.source:
+            return self.source
+        return os.path.basename(os.path.normpath(self.source)) or self.source
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

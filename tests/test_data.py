@@ -539,7 +539,11 @@ def test_load_dataset_unknown_name():
 def test_provenance_describe_and_json():
     p = data.Provenance("cifar10", "/x.tar.gz", "sha256", "ab", lossy=True, note="hi")
     text = p.describe()
-    assert "CIFAR-10" in text and "lossy JPEG" in text and "/x.tar.gz" in text and "\n" not in text
+    assert "CIFAR-10" in text and "lossy JPEG" in text and "'x.tar.gz'" in text and "\n" not in text
+    # a reader sees the file's name, never the build machine's absolute path; a URL stays whole
+    assert "/home/u" not in data.Provenance("mnist", "/home/u/data/mnist/", "sha256", "cd", False).describe()
+    assert "'mnist'" in data.Provenance("mnist", "/home/u/data/mnist/", "sha256", "cd", False).describe()
+    assert "https://h/m.gz" in data.Provenance("mnist", "https://h/m.gz", "sha256", "cd", False).describe()
     assert data.Provenance.from_json(p.to_json()) == p
     assert "exact" in data.Provenance("mnist", "/m", "sha256", "cd", lossy=False).describe()
 

@@ -48,6 +48,7 @@ class Params(schema.Params):
     total_steps: int = schema.param(schema.Int(min=1, max=schema.MAX_STEPS))
     n_checkpoints: int = schema.param(schema.Int(min=2, max=1000))
     modes: list = schema.param(schema.List(schema.Int(min=1, max=schema.Ref("n_train")), min_length=1))
+    progress: bool = schema.param(schema.Bool())
 
     def check(self) -> None:
         from ntknb import data
@@ -69,7 +70,7 @@ def ntk_error_study(p: Params, task):
     log-log slope of error vs width. Returns ``(errors (widths, seeds), slope, intercept)``."""
     x_probe = task.x_train[:p.probe_size]
     errors = lazy.empirical_ntk_errors(functools.partial(make_net, p), p.ntk_widths, x_probe,
-                                       n_seeds=p.ntk_seeds, seed=p.seed)
+                                       n_seeds=p.ntk_seeds, seed=p.seed, progress=p.progress)
     slope, intercept = lazy.loglog_slope(np.repeat(p.ntk_widths, p.ntk_seeds), errors.ravel())
     return errors, slope, intercept
 
@@ -115,7 +116,7 @@ def lazy_study(p: Params, task) -> LazyStudy:
     nets, gaps = {}, {}
     for width in p.train_widths:
         net = lazy.train_network(make_net(p, width, task.n_classes), task.x_train, task.y_train, lr, steps,
-                                 seed=p.seed)
+                                 seed=p.seed, progress=p.progress)
         g = np.stack([np.asarray(net.outputs(q, task.x_test)) for q in net.run.params])
         nets[width] = net
         gaps[width] = np.linalg.norm(g - f_kernel, axis=(1, 2)) / np.maximum(np.linalg.norm(f_kernel, axis=(1, 2)),
