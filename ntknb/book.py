@@ -453,6 +453,7 @@ def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
     docs = [d for d, _ in glued]
     register = root / REGISTER_DIR.relative_to(ROOT)
     text = results.results_page(glued, seed_checks(root, docs), titles=notebook_titles(root, docs),
+                                other_seed_checks=seed_checks(root, docs, at_defaults=False),
                                 registrations=registrations(register) if register.is_dir() else {},
                                 executed={d: r.get("date") for d, r in execution_records(root)})
     return _write_if_changed(root / results.PAGE, text)
@@ -473,18 +474,31 @@ def notebook_titles(root: str | os.PathLike | None = None, docnames: Sequence[st
     return out
 
 
-def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] = ()) -> dict[str, list]:
+def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] = (),
+                at_defaults: bool = True) -> dict[str, list]:
     """``{docname: records}``: each chapter's runs at seeds never used before, from
     ``notebooks/data/<notebook>`` + :data:`ntknb.claims.SEED_CHECK_SUFFIX` (chapters without
-    such a file are left out)."""
-    from ntknb.claims import SEED_CHECK_SUFFIX, load_seed_checks
+    such a file are left out). ``at_defaults``: only the runs at the stored notebook's default
+    parameters (:func:`ntknb.claims.seed_check_mismatch` empty), the ones whose verdicts can be
+    compared with the page's; ``False``: only the others, each with ``"mismatch"`` (the
+    parameter names at which it differs) added."""
+    import nbformat
+
+    from ntknb.claims import SEED_CHECK_SUFFIX, load_seed_checks, seed_check_mismatch
+    from ntknb.runner import notebook_parameters
 
     root = Path(root) if root is not None else ROOT
     out = {}
     for doc in docnames:
         records = load_seed_checks(_nb_dir(root) / "data" / (Path(doc).name + SEED_CHECK_SUFFIX))
-        if records:
-            out[doc] = records
+        if not records:
+            continue
+        nb = nbformat.read((root / doc).with_suffix(".ipynb"), as_version=4)
+        defaults = {name: p.default for name, p in notebook_parameters(nb).items()}
+        marked = [dict(rec, mismatch=seed_check_mismatch(rec, defaults)) for rec in records]
+        kept = [r for r in marked if not r["mismatch"]] if at_defaults else [r for r in marked if r["mismatch"]]
+        if kept:
+            out[doc] = [{k: v for k, v in r.items() if k != "mismatch"} for r in kept] if at_defaults else kept
     return out
 
 

@@ -909,6 +909,20 @@ def seed_check_rows(claims: Sequence[Any], other: Sequence[Any]) -> list:
     return rows
 
 
+def seed_check_mismatch(record: Mapping, defaults: Mapping[str, Any]) -> list[str]:
+    """The parameters at which ``record`` (a run of :func:`seed_check_record`) is not the chapter
+    at ``defaults`` (its ``parameters`` cell, name -> value), the base ``seed`` apart: names whose
+    recorded value differs, names the record lacks (it cannot be shown to be at the default),
+    names the chapter no longer has. ``["parameters not recorded"]`` for a record without them.
+    Empty: the run repeats the chapter's defaults from other seeds, so its verdicts can be set
+    beside the page's (a run at earlier defaults tests other settings and is not compared)."""
+    params = record.get("parameters")
+    if not isinstance(params, Mapping):
+        return ["parameters not recorded"]
+    differ = [k for k in defaults if k != "seed" and (k not in params or params[k] != defaults[k])]
+    return differ + [k for k in params if k != "seed" and k not in defaults]
+
+
 def seed_check_record(run_dir: str | Path, *, command: str) -> dict:
     """The record of one run of a chapter at a base seed never used before, from the output folder
     of ``ntknb run NAME -p seed SEED`` (its ``metrics.json`` and ``parameters.yaml``):

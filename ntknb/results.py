@@ -135,13 +135,25 @@ def _counts(claims: Sequence[Claim]) -> dict:
     return {v: sum(c.verdict == v for c in claims) for v in VERDICTS}
 
 
+def _other_runs_text(others: Sequence[Mapping]) -> str:
+    """A sentence on the seed-check runs at other parameters than the page's (not compared)."""
+    if not others:
+        return ""
+    runs = "; ".join(f"seeds {r['seeds'][0]}-{r['seeds'][-1]} ("
+                     + ", ".join(f"`{k}`" for k in r["mismatch"][:6]) + (", ..." if len(r["mismatch"]) > 6 else "")
+                     + ")" for r in others)
+    return (f" Not compared: {len(others)} recorded run{'s' if len(others) != 1 else ''} at seeds never used "
+            f"before, at parameters other than this page's defaults: {runs}.")
+
+
 def _chapter_section(doc: str, title: str, claims: Sequence[Claim], records: Sequence[Mapping],
-                     regs: Mapping[str, Mapping], executed: Any) -> list[str]:
-    """A chapter's heading, its counts, and its claims grouped by source."""
+                     regs: Mapping[str, Mapping], executed: Any, others: Sequence[Mapping] = ()) -> list[str]:
+    """A chapter's heading, its counts, and its claims grouped by source; ``others``: its
+    seed-check runs at other parameters (each with ``mismatch``), named but not compared."""
     counts = _counts(claims)
     lines = [f"## {title}", "",
              f"{{doc}}`The chapter </{doc}>`: " + ", ".join(f"{counts[v]} {VERDICT_TEXT[v]}" for v in VERDICTS if counts[v])
-             + ".", ""]
+             + "." + _other_runs_text(others), ""]
     for source in dict.fromkeys(c.source for c in claims):
         lines += [f"**{{cite:t}}`{source}`**", ""]
         lines += [_item(doc, c, records, regs.get(c.id), executed) for c in claims if c.source == source]
@@ -151,7 +163,8 @@ def _chapter_section(doc: str, title: str, claims: Sequence[Claim], records: Seq
 
 def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, Sequence[Mapping]] | None = None,
                  titles: Mapping[str, str] | None = None, registrations: Mapping[str, Mapping] | None = None,
-                 executed: Mapping[str, Any] | None = None) -> str:
+                 executed: Mapping[str, Any] | None = None,
+                 other_seed_checks: Mapping[str, Sequence[Mapping]] | None = None) -> str:
     """The page's MyST Markdown from ``(docname, glued claims or None)`` pairs (see
     :func:`check_claims`): first the counts of the four verdicts and a line of them per chapter
     (the first screen answers "what reproduced?"), then one section per chapter (``titles``:
@@ -161,9 +174,13 @@ def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, 
     chapter's recorded runs at seeds never used before (:func:`ntknb.claims.load_seed_checks`),
     whose verdicts each claim shows beside its own; ``registrations`` (claim id ->
     :func:`ntknb.claims.registrations` record) and ``executed`` (docname -> the stored run's
-    date) say when each threshold was registered and whether the stored run preceded it."""
+    date) say when each threshold was registered and whether the stored run preceded it;
+    ``other_seed_checks`` (docname -> runs at other parameters than the page's, each with
+    ``mismatch``: :func:`ntknb.book.seed_checks` with ``at_defaults=False``) are named, never
+    compared."""
 
     seed_checks, regs, executed = seed_checks or {}, registrations or {}, executed or {}
+    others = other_seed_checks or {}
     titles = {doc: _numbered(doc, (titles or {}).get(doc, doc)) for doc, _ in chapters}
     chapters = [(doc, cs) for doc, cs in check_claims(chapters) if cs]
     claims = [c for _, cs in chapters for c in cs]
@@ -175,6 +192,7 @@ def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, 
     counts = _counts(claims)
     checked = {doc: seed_check_summary(cs, seed_checks.get(doc, ()))[1] for doc, cs in chapters}
     n_checked = sum(s["runs"] > 0 for s in checked.values())
+    n_other = sum(len(others.get(doc, ())) for doc, _ in chapters)
     per_chapter = [f"- {{doc}}`{titles.get(doc, doc)} </{doc}>`: " + " · ".join(
         f"{{ntknb-verdict}}`{v}` {n}" for v, n in _counts(cs).items() if n) for doc, cs in chapters]
     lines += [
@@ -185,7 +203,10 @@ def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, 
         + (f"{n_checked} chapter{'s' if n_checked != 1 else ''} rerun from seeds never used before: "
            f"{sum(s['compared'] for s in checked.values())} verdicts compared, "
            + ", ".join(f"{sum(s[k] for s in checked.values())} {k}" for k in ("same", "differs", "flips")) + "."
-           if n_checked else "No chapter has been rerun from seeds never used before yet."),
+           if n_checked else "No chapter has been rerun from seeds never used before at its defaults yet.")
+        + (f" {n_other} earlier run{'s' if n_other != 1 else ''} at other parameters than the pages' "
+           f"defaults {'are' if n_other != 1 else 'is'} named in {'their chapters' if n_other != 1 else 'its chapter'} "
+           "below, not compared." if n_other else ""),
         "",
         ":::{container} ntknb-results-counts",
         *per_chapter,
@@ -204,7 +225,8 @@ def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, 
         "",
     ]
     for doc, cs in chapters:
-        lines += _chapter_section(doc, titles.get(doc, doc), cs, seed_checks.get(doc, ()), regs, executed.get(doc))
+        lines += _chapter_section(doc, titles.get(doc, doc), cs, seed_checks.get(doc, ()), regs, executed.get(doc),
+                                  others.get(doc, ()))
     return "\n".join(lines)
 
 

@@ -378,3 +378,12 @@ def test_the_book_s_register_files_load_and_agree_with_the_stored_claims():
                 c = stored[cid]
                 assert (spec.source, spec.claim, spec.threshold, spec.direction) == (
                     c["source"], c["claim"], c["threshold"], c["direction"]), (path.name, cid)
+
+
+def test_seed_check_mismatch_names_every_parameter_off_the_defaults():
+    defaults = {"seed": 0, "n_seeds": 3, "eps": 0.1, "widths": [1, 2]}
+    at = {"parameters": {"seed": 7000, "n_seeds": 3, "eps": 0.1, "widths": [1, 2]}}
+    assert C.seed_check_mismatch(at, defaults) == []  # the base seed apart, the defaults
+    off = {"parameters": {"seed": 7000, "n_seeds": 3, "eps": 0.2, "old_knob": 1}}
+    assert C.seed_check_mismatch(off, defaults) == ["eps", "widths", "old_knob"]  # differs, missing, gone
+    assert C.seed_check_mismatch({"seeds": [1]}, defaults) == ["parameters not recorded"]

@@ -250,11 +250,26 @@ def test_page_shows_the_runs_at_seeds_never_used_before(tmp_path):
     brief = {"id": "demo.ratio", "verdict": "reproduced", "measured": 0.5, "low": 0.4, "high": 0.6, "n_seeds": 3}
     data = root / "notebooks" / "data"
     data.mkdir(exist_ok=True)
-    (data / ("01_demo" + SEED_CHECK_SUFFIX)).write_text(json.dumps({"seeds": [7, 8, 9], "claims": [brief]}) + "\n")
+    import nbformat
+
+    from ntknb.runner import notebook_parameters
+
+    defaults = {k: p.default for k, p in notebook_parameters(nbformat.read(root / "notebooks" / "01_demo.ipynb",
+                                                                           as_version=4)).items()}
+    at_defaults = {"seeds": [7, 8, 9], "parameters": dict(defaults, seed=7), "claims": [brief]}
+    elsewhere = {"seeds": [20, 21], "parameters": dict(defaults, seed=20, eps=0.5, extra=1), "claims": [brief]}
+    unknown = {"seeds": [30], "claims": [brief]}  # an older record without its parameters
+    (data / ("01_demo" + SEED_CHECK_SUFFIX)).write_text(
+        "".join(json.dumps(r) + "\n" for r in (at_defaults, elsewhere, unknown)))
     checks = book.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"])
-    assert list(checks) == ["notebooks/01_demo"] and checks["notebooks/01_demo"][0]["seeds"] == [7, 8, 9]
-    text = results.results_page(book.glued_claims(root), checks)
+    assert list(checks) == ["notebooks/01_demo"] and [r["seeds"] for r in checks["notebooks/01_demo"]] == [[7, 8, 9]]
+    others = book.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"], at_defaults=False)
+    assert [(r["seeds"], r["mismatch"]) for r in others["notebooks/01_demo"]] == [
+        ([20, 21], ["eps", "extra"]), ([30], ["parameters not recorded"])]
+    text = results.results_page(book.glued_claims(root), checks, other_seed_checks=others)
     assert "1 chapter rerun from seeds never used before: 1 verdicts compared, 0 same, 0 differs, 1 flips." in text
     assert " · seeds 7-9: 0.5 \\[0.4, 0.6\\] reproduced (flips)" in text
     assert text.count(" · seeds 7-9") == 1  # demo.acc has no record
+    assert "seeds 20" not in text.replace("seeds 20-21 (`eps`, `extra`)", "")  # named once, never compared
+    assert "2 earlier runs at other parameters" in text and "seeds 30-30 (`parameters not recorded`)" in text
     assert "No chapter has been rerun" in results.results_page(book.glued_claims(root))
