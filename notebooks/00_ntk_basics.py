@@ -105,7 +105,7 @@ print(f"train {task.x_train.shape}, test {task.x_test.shape}, labels {task.y_tra
 # on a probe set with neural-tangents, and compare it with the analytic infinite-width
 # kernel of the same architecture (the `kernel_fn` of neural-tangents' `stax`).
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Relative Frobenius distance $\\|\\hat\\Theta_m - \\Theta\\|_F / \\|\\Theta\\|_F$ between the empirical NTK at initialisation and the analytic NTK, against the width $m$ (both axes logarithmic). Dots: one random initialisation each; solid line: their mean per width; dashed: the least-squares line of log error on log width (its slope in the legend); dotted: a line of slope $-1/2$, the theory's rate, through the mean at the smallest width.", "name": "fig-ch00-ntk-error"}} tags=["hide-input"]
 errors, slope, intercept = ch.ntk_error_study(P, task)  # errors: (widths, initialisations)
 glue("ntk_width_slope", slope)
 glue("ntk_rel_error_widest", errors[-1].mean())
@@ -125,7 +125,7 @@ fig = ch.plot_ntk_errors(P, errors, slope, intercept)
 # predictor $f_t$ of the analytic NTK at the same $t$. The learning rate is a fixed fraction
 # of the largest stable one, $2N/\lambda_{\max}$.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Relative distance, on the test images, between the change of each trained network's output $f_\\theta - f_{\\theta_0}$ and the analytic-NTK kernel predictor $f_t$, against training time $t$ = steps × learning rate (both axes logarithmic); one line per width, one marker per checkpoint.", "name": "fig-ch00-lazy-gap"}} tags=["hide-input"]
 LAZY = ch.lazy_study(P, task)  # the kernel predictor and the trained networks, same checkpoints
 values = ch.lazy_values(P, LAZY, task)
 for name, value in values.items():
@@ -153,7 +153,7 @@ fig = ch.plot_lazy_gaps(P, LAZY)
 # limit. Dots: the trained widest network; solid lines: gradient descent on the linearised
 # model; dotted lines: gradient flow.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Left: the widest network's training residual $R_t$ along eigenvectors $v_i$ of the NTK on the training set, relative to the labels' component $\\|v_i^\\top Y\\|$, against training time $t$ (logarithmic), one colour per mode $i$. Dots: measured; solid lines: discrete gradient descent on the linearised model; dotted: gradient flow. Right: the eigenvalues $\\lambda_i$ of $\\Theta(X, X)$ in decreasing order against their index $i$ (both axes logarithmic).", "name": "fig-ch00-spectral"}} tags=["hide-input"]
 SPECTRAL = ch.spectral_study(P, LAZY, task)
 for name, value in ch.spectral_values(P, SPECTRAL).items():
     glue(name, value)

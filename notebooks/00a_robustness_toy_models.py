@@ -94,7 +94,7 @@ t_start = time.perf_counter()
 # adversary's advantage over noise is the ratio $\|w\|_1 / (\|w\|_2\sqrt{2/\pi})$, up to
 # $\sqrt{\pi d/2}$ for dense weights. First with weights $w \sim N(0, I_d)$:
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Change of a linear model's output under an $\\ell_\\infty$ perturbation of radius $\\epsilon$ (value in the axis label and title), both axes logarithmic. Left: synthetic weights $w \\sim N(0, I_d)$ against the dimension $d$; circles: the worst case $\\epsilon\\|w\\|_1$, squares: a random corner of the $\\epsilon$-box, each a mean over seeds; dashed: $\\epsilon d\\sqrt{2/\\pi}$; dotted: $\\epsilon\\sqrt{d}\\sqrt{2/\\pi}$. Right: ridge linear classifiers on MNIST average-pooled to $d$ pixels, means over seeds and test points; circles: $\\epsilon\\|w\\|_1$, triangles: the worst case with the perturbed image kept inside $[0, 1]$, squares: a random corner.", "name": "fig-ch00a-linear"}} tags=["hide-input"]
 SYN = ch.synthetic_linear_study(P)
 ds = data.load_dataset("mnist")
 MN = ch.mnist_linear_study(P, ds)
@@ -155,7 +155,7 @@ ch.mnist_table(P, MN)
 # $\log n^*$ against $\log d$. The notes' Eq. (32) predicts exponent 0 (one sample suffices) for
 # the standard error and $1/2$ for the robust one.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Left: exact error of the classifier $w_n$ on the Gaussian model (parameters in the title) against the number of training samples $n$, one seed; standard error blue, robust error red, at the smallest (dotted) and the largest (solid) dimension $d$; the grey horizontal line is the error level that defines $n^*$. Right: $n^*$, the samples needed to bring each error below that level, against $d$ (both axes logarithmic); faint dots: one seed each; solid lines: geometric mean over seeds; red dotted: the typical-value prediction for the robust error; dashed black: a line of slope 1/2 through the robust mean at the largest $d$.", "name": "fig-ch00a-schmidt"}} tags=["hide-input"]
 SC = ch.schmidt_study(P)
 SCV, SC_IV = ch.schmidt_values(P, SC)
 for name, value in SCV.items():
@@ -200,7 +200,7 @@ fig = ch.plot_schmidt(P, SC)
 # $\Phi(\sqrt d(\eta - \epsilon))$: at $\epsilon = 2\eta$ the adversary shifts every feature's
 # mean from $\eta y$ to $-\eta y$ and the accuracy is $\Phi(-10)$. Exact curves and simulation:
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Accuracy on the data model of Tsipras et al. ($d$ and $p$ in the title) against the attack radius relative to the shift of the weak features, $\\epsilon/\\eta$. Lines: exact accuracy of $\\mathrm{sign}(x_0)$ (blue) and of the sign of the mean of $x_1, \\dots, x_d$ (red); dots with bars: their simulated accuracy pooled over seeds, with Wilson intervals; black triangles: the NTK kernel machine, clean at $\\epsilon = 0$ and under the APGD/PGD suite at the other radii.", "name": "fig-ch00a-tsipras"}} tags=["hide-input"]
 TC = ch.tsipras_curves(P)
 NTK = ch.tsipras_ntk_study(P)
 for name, value in ch.tsipras_ntk_values(P, TC, NTK).items():

@@ -118,7 +118,7 @@ glue("n_seeds", P.n_seeds)
 glue("n_test", P.n_test)
 ch.kip_table(P, KR)
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Test accuracy of the kernel machine on the support set along the KIP optimisation, against the KIP step (logarithmic; step 0 drawn at 0.5), one panel per dataset, one colour per support size $|S|$. Lines: mean over seeds; bands: minimum to maximum over seeds. Stars (CIFAR-10 panel): the accuracies before and after KIP in the authors' notebook, for $|S| = 100$.", "name": "fig-ch00b-kip-curves"}} tags=["hide-input"]
 fig = ch.plot_learning_curves(P, KR)
 
 # %% [markdown]
@@ -153,7 +153,7 @@ fig = ch.plot_learning_curves(P, KR)
 # What do the learned images look like? The first support image of each class, natural (the
 # start) and after KIP, in pixel units clipped to $[0, 1]$:
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "The first support image of each class (columns; first seed, largest support size) for each dataset, before (natural) and after KIP; pixels mapped back to $[0, 1]$ and clipped for display.", "name": "fig-ch00b-kip-images"}} tags=["hide-input"]
 fig = ch.plot_learned_images(P, D, KR)
 
 # %% [markdown]
@@ -193,7 +193,7 @@ for name, value in AV.items():
     glue_md(name, value) if isinstance(value, str) else glue(name, value)
 ch.advkip_table(P, AR)
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Left: clean (light) and robust (dark) test accuracy of the kernel machine (blue) and of the finite network (orange) trained on the natural, KIP and Adversarial-KIP support sets (dataset, support size and $\\epsilon$ in the title); bars: mean over seeds, black lines: minimum to maximum over seeds. Right: robust accuracy of the Adversarial-KIP kernel machine under the attack suite against the radius $\\epsilon$ (first seed; the masking check's curve); the dotted vertical line marks the $\\epsilon$ of the left panel.", "name": "fig-ch00b-robustness"}} tags=["hide-input"]
 fig = ch.plot_robustness(P, AR)
 
 # %% [markdown]
@@ -241,7 +241,7 @@ fig = ch.plot_robustness(P, AR)
 # classify the PGD points of the targets cannot lean on faint background patterns, which a
 # perturbation of size $\epsilon$ can imitate.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "The first support image of each class (columns; first seed, the Adversarial-KIP support size): the natural start, the KIP image and the Adversarial-KIP image; pixels mapped back to $[0, 1]$ and clipped for display.", "name": "fig-ch00b-advkip-images"}} tags=["hide-input"]
 fig = ch.plot_learned_images(P, D, KR, AR)
 
 # %% [markdown]

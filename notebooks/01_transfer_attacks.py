@@ -146,7 +146,7 @@ print(f"train {cifar.x_train.shape}, test {cifar.x_test.shape}, labels {cifar.y_
 # %%
 RUN = ch.cifar_run(P, cifar)  # the NTKs, the trained fc1 and the transfer curves along training
 
-# %%
+# %% mystnb={"figure": {"caption": "CIFAR-10 airplane vs automobile: the fc1 network (width in the title) and the kernel predictor of its NTK, against training time $t$ = steps × learning rate (logarithmic). (a) Cosine similarity of the input gradients of the loss of network and NTK predictor, per test point: mean and 10-90 % band. (b) Clean test accuracy of both, and the fraction of test points on which they agree. (c, d) Robust accuracy under FGSM and PGD, one colour per $\\epsilon$: the network under its own white-box attack (solid), the network under the NTK attack of Eq. (8) (dashed), the NTK predictor under its own attack (dotted).", "name": "fig-ch01-cifar"}}
 fig = plotting.plot_transfer_curves(RUN.curves, eps_labels=[f"{e:g}/255" for e in P.cifar_eps_255],
                                     title=f"CIFAR-10 airplane vs automobile, fc1 width {P.cifar_width} vs its NTK")
 
@@ -213,7 +213,7 @@ _ = glue_table("cifar_table", ch.cifar_rows(P, RUN), ch.CIFAR_COLUMNS, floatfmt=
 # ten outputs, and both attacks use the softmax cross-entropy of the outputs (the multi-class
 # form of Eq. (8): FGSM on the cross-entropy of the kernel predictor's outputs).
 
-# %%
+# %% mystnb={"figure": {"caption": "MNIST, 10 classes: the same four panels for the fc1 network (width in the title) and its NTK predictor, against training time $t$ (logarithmic). (a) Cosine similarity of the loss's input gradients, mean and 10-90 % band; (b) clean test accuracy and agreement; (c, d) robust accuracy under FGSM and PGD, one colour per $\\epsilon$; solid: white-box attack on the network, dashed: NTK attack on the network, dotted: the NTK predictor under its own attack.", "name": "fig-ch01-mnist"}}
 MNIST = data.load_dataset("mnist")
 mnist = data.make_task(MNIST, None, n_train=P.mnist_n_train, n_test=P.mnist_n_test,
                        seed=P.seed)

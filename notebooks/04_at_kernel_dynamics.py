@@ -196,13 +196,13 @@ glue("masking_passed", bool(SEEDS[0].masking.passed));
 # $\theta_t = \arccos(1 - d(\Theta_t, \Theta_0))$ (Eq. 12), for the whole kernel and for its
 # restriction to the top-{glue:text}`top_p_g` eigenspace.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Kernel distance between the C-NTKs of every pair of tracked epochs (row and column: epoch, 0 = initialisation), first replica, standard training (left) and PGD-AT (right); one colour scale for both.", "name": "fig-ch04-kd-heatmaps"}} tags=["hide-input"]
 glue("top_p_g", P.top_p)
 trajs = {ch.LABEL[m]: SEEDS[0].runs[m][1] for m in ("standard", "pgd")}
 fig = plotting.plot_distance_heatmaps({k: t.distance_matrix("clean") for k, t in trajs.items()},
                                       epochs=trajs["PGD-AT"].epochs)
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "The C-NTK's trajectory along training in the polar coordinates of Eq. (12), first replica: radius $r_t = \\|\\Theta_t - \\Theta_0\\|_F / \\|\\Theta_f - \\Theta_0\\|_F$, angle $\\theta_t = \\arccos(1 - d(\\Theta_t, \\Theta_0))$; the whole kernel (left) and its restriction to the top eigenspace (right; size in the title). One marker per tracked epoch, darker = earlier; blue: standard training, red: PGD-AT.", "name": "fig-ch04-polar"}} tags=["hide-input"]
 fig = plotting.plot_polar_trajectories({
     "whole kernel": {k: t.polar("clean") for k, t in trajs.items()},
     f"top-{P.top_p} space": {k: t.polar("clean", top=True) for k, t in trajs.items()}})
@@ -216,7 +216,7 @@ fig = plotting.plot_polar_trajectories({
 # {glue:text}`logit_top_p_g` of {glue:text}`logit_size_g`. The table gives each quantity for both
 # trainings (mean [95% t interval] over the replicas).
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Per epoch, standard training (blue) and PGD-AT (green). Left: Frobenius norm of the traced C-NTK (logarithmic). Right: the share $\\sum_{i\\le p}\\lambda_i^2/\\sum_i\\lambda_i^2$ of the per-logit kernel's top $p$ eigenvalues ($p$ in the title). Thin lines: one replica each; thick lines with markers: mean over replicas; dashed vertical line: the learning-rate decay.", "name": "fig-ch04-growth"}} tags=["hide-input"]
 fig = ch.plot_growth_and_concentration(P, SEEDS)
 
 # %% tags=["hide-input"]
@@ -237,7 +237,7 @@ for key in ("frob_ratio", "kd_pre_std", "kd_pre_adv", "kd_post_adv", "kd_last_st
 # and {glue:text}`lazy_adv:.1f` (PGD-AT) on average, to be compared with the decay after epoch
 # {glue:text}`decay_g`. The claims below say which of these differences the papers' words need.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Per epoch, standard training (blue) and PGD-AT (green): the kernel distance between the C-NTKs of consecutive epochs (top left, logarithmic; dotted horizontal line: the laziness threshold), the kernel's effective rank KER (top right) and its specialization strength KS with clean labels (bottom). Thin lines: one replica each; thick lines with markers: mean over replicas; dashed vertical line: the learning-rate decay.", "name": "fig-ch04-kd-ker-ks"}} tags=["hide-input"]
 fig = ch.plot_kd_ker_ks(P, SEEDS)
 
 # %% [markdown]
@@ -266,7 +266,7 @@ glue("cheap_time_frac", sum(s.cheap[k][0].train_seconds / s.runs["pgd"][0].train
 # *cleanly* on each frozen kernel, and with PGD-AT on the standard kernel, then apply the same
 # standard evaluation.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Robust accuracy under the standard evaluation (radius in the title) of the standard and PGD-AT networks and of the centred linearised networks: clean training on the frozen standard kernel, clean training on the frozen PGD-AT kernel, and PGD-AT on the frozen standard kernel. Bars: mean over replicas; dots: one replica each.", "name": "fig-ch04-loo"}} tags=["hide-input"]
 for key in ("clean_on_adv", "clean_on_std", "at_on_std"):
     glue(f"loo_{key}_kernel_robust_acc", float(M[f"rob_loo_{key}"].mean()))
     glue(f"loo_{key}_kernel_clean_acc", float(M[f"clean_loo_{key}"].mean()))

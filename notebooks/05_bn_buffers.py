@@ -165,7 +165,7 @@ for name, value in dict(n_params=n_params, n_bn_layers=n_bn, side_g=ds.x_test.sh
 # run one after the other, every compiled function (training steps, attacks, kernels) compiled
 # once and reused; batching them with `jax.vmap` ({mod}`ntknb.replicas`) does not pay on a CPU.
 
-# %%
+# %% mystnb={"figure": {"caption": "Per-epoch monitor on the first evaluation batch of test points (size in the titles): clean accuracy (left) and PGD accuracy (right) of the network with BatchNorm buffers (blue) and without (orange), each evaluated in its own mode. Thin lines: one replica each; thick lines: mean over replicas.", "name": "fig-ch05-monitor"}}
 RUNS = ch.run_seeds(P, model, ds)  # every replica: both arms trained and evaluated
 M = ch.measurements(P, RUNS)  # {quantity: one value per replica}
 print(f"parameter updates: {sum(r.train_seconds for r in RUNS):.0f} s; replicas: "
@@ -227,7 +227,7 @@ glue("masking_passed", bool(RUNS[0].masking.passed) if RUNS[0].masking is not No
 # activation that Theorem 2 bounds, in units of a normalised activation
 # ({func}`ntknb.batchnorm.bn_statistics_gap`).
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "For each BatchNorm layer of the PGD-AT network with buffers (input to output), the root mean square change of the normalised activation when its running statistics are replaced by the statistics of the evaluation batch, on clean (blue) and adversarial (orange) test batches; mean over replicas.", "name": "fig-ch05-gaps"}} tags=["hide-input"]
 ch.plot_gaps(RUNS);
 
 # %% [markdown]
@@ -278,7 +278,7 @@ glue_table("batch_size_table", ch.batch_size_rows(P, M), ch.BATCH_SIZE_COLUMNS, 
 # $\theta \mapsto f_\theta(X_\text{probe})$ with the whole probe set as one batch. The figure
 # shows the last epoch, averaged over the replicas.
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Kernel specialization matrices $M_{ks}$ (row: logit, column: class) at the last tracked epoch, averaged over replicas: with buffers (top row) and without (bottom row), for the C-NTK with clean labels (CL), the AE-NTK with clean labels and the AE-NTK with adversarial labels (AL). One colour scale for all panels; a bright diagonal means each logit's kernel is aligned with its own class.", "name": "fig-ch05-ks"}} tags=["hide-input"]
 ch.plot_ks(P, RUNS);
 
 # %% tags=["hide-input"]

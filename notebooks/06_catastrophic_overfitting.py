@@ -183,7 +183,7 @@ RUNS = ch.run_all(P, D)  # {(variant, seed): VariantRun}
 t_train = time.perf_counter() - t_start
 glue_table("co_table", ch.collapse_rows(RUNS), ch.COLLAPSE_COLUMNS, floatfmt=".3f", display=True);
 
-# %%
+# %% mystnb={"figure": {"caption": "FGSM-AT against the epoch, one colour per seed. Left: PGD robust accuracy on the test points (solid, markers) and accuracy on FGSM examples of the training images (dashed). Right: clean test accuracy.", "name": "fig-ch06-fgsm-runs"}}
 fig = ch.plot_fgsm_runs(P, RUNS)
 
 # %% tags=["remove-output"]
@@ -235,7 +235,7 @@ glue_table("ks_table", [[ch.LABEL[v], KS[v], RUNS[(v, P.seed)].robust_acc[-1]] f
 # at the same epoch, on the clean probe (C-NTK) and on each network's own adversarial examples
 # (AE-NTK).
 
-# %%
+# %% mystnb={"figure": {"caption": "Kernel distance to the FGSM-AT network's kernel at the same epoch, against the tracked epochs (first seed), for standard training, PGD-AT and PGD-AT with batch-shared augmentation: on the clean probe images (C-NTK, left) and on each network's own adversarial examples (AE-NTK, right).", "name": "fig-ch06-kd-to-fgsm"}}
 KD = ch.plot_distances_to_fgsm(P, RUNS)  # {(variant, "clean" | "adv"): KD per tracked epoch}
 for v in ("standard", "pgd", "pgd_shared"):
     glue(f"co_kd_{v}_adv", KD[(v, "adv")][-1])
@@ -253,7 +253,7 @@ for v in ("standard", "pgd", "pgd_shared"):
 # PGD-AT ({glue:text}`attack_steps_g` steps) where every image of a mini-batch gets the same
 # random crop, against PGD-AT with {glue:md}`augment_md` augmentation.
 
-# %%
+# %% mystnb={"figure": {"caption": "Clean (solid) and PGD (dashed) test accuracy against the epoch, first seed: PGD-AT, PGD-AT with batch-shared augmentation, and FGSM-AT.", "name": "fig-ch06-shared-aug"}}
 glue("attack_steps_g", P.attack_steps)
 glue_md("augment_md", f"`{P.augment}`")
 fig = ch.plot_shared_augmentation(P, RUNS)
@@ -275,7 +275,7 @@ glue("co_pgd_shared_peak_robust_acc", sh.collapse.peak);
 # $\alpha$ = {glue:text}`fgsm_step_g:.2f` $\epsilon$; N-FGSM the noise $U(-k\epsilon, k\epsilon)$ with
 # $k$ = {glue:text}`nfgsm_noise_g:.2g` and the step $\epsilon$ of {cite}`dejorge2022make`.
 
-# %%
+# %% mystnb={"figure": {"caption": "PGD robust test accuracy against the epoch for every training variant. FGSM-AT, FGSM-RS, N-FGSM and noise-FGSM: thick lines with markers, mean over seeds, thin lines one seed each; PGD-AT, PGD-AT with batch-shared augmentation and standard training: first seed only (dashed, square markers).", "name": "fig-ch06-all-variants"}}
 glue("fgsm_step_g", P.fgsm_step)
 glue("nfgsm_noise_g", P.nfgsm_noise)
 fig = ch.plot_all_variants(P, RUNS)
