@@ -104,7 +104,7 @@ def _cells(path: Path):
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
         lines = [ln.rstrip() for ln in source.strip("\n").splitlines()]
         tags = sorted(cell.get("metadata", {}).get("tags", []) or [])
-        out.append((cell.cell_type, "\n".join(lines), tags))
+        out.append((cell.cell_type, "\n".join(lines), tags, cell.get("metadata", {}).get("mystnb") or None))
     return out
 
 
@@ -130,7 +130,9 @@ def compare_pair(py: str | os.PathLike, ipynb: str | os.PathLike) -> str | None:
                 if not ln.startswith(("---", "+++", "@@"))
             ]
             return f"{where}: source ({'; '.join(diff[:4])}) — run: python -m ntknb.book sync"
-        return f"{where}: tags {ca[2]} vs {cb[2]} — run: python -m ntknb.book sync"
+        if ca[2] != cb[2]:
+            return f"{where}: tags {ca[2]} vs {cb[2]} — run: python -m ntknb.book sync"
+        return f"{where}: mystnb metadata (a figure's caption) {ca[3]} vs {cb[3]} — run: python -m ntknb.book sync"
     if len(a) != len(b):
         return (
             f"{py.name} has {len(a)} cells, {ipynb.name} has {len(b)} — run: python -m ntknb.book sync"
@@ -174,15 +176,22 @@ def sync(names: Sequence[str] = (), root: str | os.PathLike | None = None) -> li
         if not ipynb.exists():
             args.remove("--update")
         jupytext_cli(args)
-        _copy_tags(py, ipynb)
+        _copy_cell_metadata(py, ipynb)
         written.append(ipynb)
     return written
 
 
-def _copy_tags(py: Path, ipynb: Path) -> None:
-    """Give every cell of ``ipynb`` the tags of the same cell of ``py``. ``jupytext --update``
-    keeps a cell's stored metadata where the source's filtered metadata lacks the key, and
-    papermill stores ``tags: []`` on every cell, so tags added in the ``.py`` would be lost."""
+#: Cell metadata whose single source is the ``.py``: tags, and myst-nb's ``mystnb`` (a figure's
+#: caption and name).
+SOURCE_CELL_METADATA = ("tags", "mystnb")
+
+
+def _copy_cell_metadata(py: Path, ipynb: Path) -> None:
+    """Give every cell of ``ipynb`` the :data:`SOURCE_CELL_METADATA` of the same cell of ``py``
+    (a key the ``.py`` cell lacks is removed). ``jupytext --update`` keeps a cell's stored
+    metadata where the source's filtered metadata lacks the key, and papermill stores
+    ``tags: []`` on every cell, so tags or captions added in the ``.py`` would be lost, and an
+    executed notebook copied in from another checkout would drop them."""
     import jupytext
     import nbformat
 
@@ -192,13 +201,15 @@ def _copy_tags(py: Path, ipynb: Path) -> None:
         return
     changed = False
     for a, b in zip(src.cells, nb.cells):
-        tags = list(a.get("metadata", {}).get("tags", []) or [])
-        if (b.metadata.get("tags") or []) != tags or ("tags" in b.metadata and not tags):
-            if tags:
-                b.metadata["tags"] = tags
-            else:
-                b.metadata.pop("tags", None)
-            changed = True
+        for key in SOURCE_CELL_METADATA:
+            want = a.get("metadata", {}).get(key)
+            want = (list(want or []) or None) if key == "tags" else want
+            if b.metadata.get(key) != want or (key in b.metadata and not want):
+                if want:
+                    b.metadata[key] = want
+                else:
+                    b.metadata.pop(key, None)
+                changed = True
     if changed:
         nbformat.write(nb, ipynb)
 

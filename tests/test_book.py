@@ -1,5 +1,6 @@
 """ntknb.book: paired notebooks in sync, and the book builds with warnings as errors."""
 
+import json
 from pathlib import Path
 
 import jupytext
@@ -105,6 +106,22 @@ def test_sync_applies_tags_over_papermills_empty_tags(tmp_path):
     nb = nbformat.read(ipynb, as_version=4)
     assert nb.cells[2].metadata["tags"] == ["hide-input"] and nb.cells[1].metadata["tags"] == ["parameters"]
     assert nb.cells[2].outputs[0]["text"] == "1\n"  # outputs kept
+
+
+def test_sync_keeps_figure_captions_of_the_py_in_the_ipynb(tmp_path):
+    """A caption (myst-nb's ``mystnb.figure``) lives in the .py cell header; an .ipynb that lacks
+    it (e.g. executed in another checkout and copied in) is out of sync, and sync restores it."""
+    py, ipynb = _make_pair(tmp_path)
+    caption = {"figure": {"caption": "What the figure shows.", "name": "fig-demo"}}
+    py.write_text(PY.replace("# %%\nx = seed + 1", "# %% mystnb=" + json.dumps(caption) + "\nx = seed + 1"))
+    assert "caption" in book.compare_pair(py, ipynb)
+    assert book.sync(root=tmp_path) == [ipynb]
+    assert book.check_sync(tmp_path) == []
+    nb = nbformat.read(ipynb, as_version=4)
+    assert nb.cells[2].metadata["mystnb"] == caption and nb.cells[2].outputs[0]["text"] == "1\n"
+    py.write_text(PY)  # the caption removed from the .py leaves the .ipynb too
+    book.sync(root=tmp_path)
+    assert "mystnb" not in nbformat.read(ipynb, as_version=4).cells[2].metadata
 
 
 def test_unexecuted_notebooks(tmp_path):
