@@ -8,7 +8,12 @@ on MNIST, and along the training time t of Eq. 7.
 
 The sweeps, the full kernel's robustness and the Fig. 5 picks are repeated for ``n_seeds`` data
 subsamples (:func:`seed_run`, one :class:`SeedRun` each); the illustrations (Eq. 10, the feature
-gradients, the training-time study, the published-notebook comparison) use the first seed.
+gradients, the training-time study, the published-notebook comparison) use the first seed. Each seed
+also holds ``n_heldout`` held-out images (by default unused training images of the two classes,
+disjoint from its training images: :func:`split_training_indices`) on which the depth-1 kernel's
+features are judged useful (:func:`useful_count`, the population test) and the Fig. 5 picks reported.
+The claims' words, thresholds, directions and preconditions are registered in
+``notebooks/claims/02_eigenfeatures.yaml`` (:data:`REGISTER`), before the runs that judge them.
 
 This module is the chapter's code; ``notebooks/02_eigenfeatures.py`` only calls it:
 :class:`Params` (the parameter schema), :func:`seed_run`, :func:`pooled`, :func:`sweep_values`,
@@ -25,13 +30,13 @@ import numpy as np
 
 from ntknb import architectures, attacks, data, features, kernel_machines, kernels, schema
 from ntknb.validation import SEED_LIMIT
-from ntknb.claims import SEED_CHECK_SUFFIX
+from ntknb.claims import REGISTER_DIR, SEED_CHECK_SUFFIX, Claim, load_register
 
-__all__ = ["Params", "REFERENCE", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
+__all__ = ["Params", "REFERENCE", "USEFUL_ABOVE", "NONROBUST_BELOW", "split_training_indices", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
            "full_accuracies", "full_kernel_fgsm", "eq10_study", "plot_eq10", "sweep_all", "SeedRun", "seed_run",
            "pooled", "sweep_values", "plot_usefulness", "top5_gradients", "late_study", "training_time_study",
-           "plot_training_time", "training_time_values", "paper_comparison", "summary_text", "CLAIM_THRESHOLDS",
-           "claims", "SEED_CHECK_FILE", "load_seed_check", "conv_resolution_runs", "spearman_over_seeds", "useful_significant", "best_useful_nonrobust", "fig5", "fig5_values"]
+           "plot_training_time", "training_time_values", "paper_comparison", "summary_text", "Pick",
+           "feature_pvalues", "UsefulCount", "useful_count", "population_values", "REGISTER", "claim_specs", "claims", "SEED_CHECK_FILE", "load_seed_check", "conv_resolution_runs", "spearman_over_seeds", "useful_significant", "best_useful_nonrobust", "fig5", "fig5_values"]
 
 _ARCH = architectures.ARCHITECTURE_NAMES
 #: The published notebook's printed output (``tsilivis2022ntk``'s code): accuracy and FGSM accuracy
@@ -39,6 +44,12 @@ _ARCH = architectures.ARCHITECTURE_NAMES
 #: this page compares with.
 REFERENCE = {"full kernel": (0.81, 0.02), 0: (0.50, 0.50), 1: (0.68, 0.49), 3: (0.61, 0.44), 10: (0.59, 0.25),
              25: (0.51, 0.07), 1500: (0.47, 0.00)}
+#: CIFAR-10 (two balanced classes): a feature is *useful* if its accuracy exceeds this (chance,
+#: ``tsilivis2022ntk`` Sec. 2.2 and Fig. 2: "> 0.5-usefulness") and *non-robust* if its FGSM accuracy
+#: is below :data:`NONROBUST_BELOW` (Sec. 2.2: "gamma-robust only for gamma = 0 or very close to 0").
+#: Constants, not parameters: the registered claims use them (``notebooks/claims/02_eigenfeatures.yaml``).
+USEFUL_ABOVE = 0.5
+NONROBUST_BELOW = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,8 +71,7 @@ class Params(schema.Params):
     conv_n_test: int = schema.param(schema.Int(min=2))
     late_stride: int = schema.param(schema.Int(min=1))
     n_heldout: int = schema.param(schema.Int(min=2))
-    useful_above: float = schema.param(schema.Float(min=0.0, max=1.0))
-    nonrobust_below: float = schema.param(schema.Float(min=0.0, max=1.0))
+    heldout_split: str = schema.param(schema.Choice(["train", "test"]))
     mnist_architectures: list = schema.param(schema.List(schema.Choice(_ARCH)))
     mnist_n_train: int = schema.param(schema.Int(min=schema.Ref("n_features")))
     mnist_n_test: int = schema.param(schema.Int(min=10))
@@ -81,9 +91,13 @@ class Params(schema.Params):
     def check(self) -> None:
         if any(not isinstance(c, str) for c in self.classes):
             raise ValueError(f"parameter 'classes' must be a list of 2 CIFAR-10 class names, got {self.classes!r}")
-        # the three tasks of every replica (load_tasks)
-        data.check_task_sizes("cifar10", self.classes, train=[("n_train", self.n_train)],
-                              test=[("n_test + n_heldout", self.n_test + self.n_heldout)])
+        # the three tasks of every replica and the held-out images (load_tasks)
+        if self.heldout_split == "train":
+            data.check_task_sizes("cifar10", self.classes, train=[("n_train", self.n_train), (
+                "n_train + n_heldout", self.n_train + self.n_heldout)], test=[("n_test", self.n_test)])
+        else:
+            data.check_task_sizes("cifar10", self.classes, train=[("n_train", self.n_train)],
+                                  test=[("n_test + n_heldout", self.n_test + self.n_heldout)])
         data.check_task_sizes("cifar10", self.classes, train=[("conv_n_train", self.conv_n_train)],
                               test=[("conv_n_test", self.conv_n_test)])
         data.check_task_sizes("mnist", train=[("mnist_n_train", self.mnist_n_train)],
@@ -98,18 +112,51 @@ class Params(schema.Params):
         return [self.seed + i for i in range(self.n_seeds)]
 
 
+def split_training_indices(labels, class_indices, n_train: int, n_heldout: int, seed: int) -> tuple:
+    """``(train, heldout)``: disjoint, class-balanced index arrays into a split with class labels
+    ``labels`` (``(N,)`` int): per class of ``class_indices`` a seeded permutation of its images,
+    the first ``n_train / k`` for training and the next ``n_heldout / k`` held out (``k`` classes).
+    ``train`` is sorted, ``heldout`` shuffled (classes interleaved)."""
+    labels, k = np.asarray(labels), len(class_indices)
+    rng = np.random.default_rng([seed, 2])  # its own stream: not make_task's draws of the same seed
+    per_train, per_held = n_train // k, n_heldout // k
+    train, held = [], []
+    for c in class_indices:
+        pool = rng.permutation(np.flatnonzero(labels == c))
+        if per_train + per_held > pool.size:
+            raise ValueError(f"parameters n_train + n_heldout must be at most {k * pool.size} ({k} x {pool.size} "
+                             f"images of class {c}), got {n_train + n_heldout}")
+        train.append(pool[:per_train])
+        held.append(pool[per_train:per_train + per_held])
+    return np.sort(np.concatenate(train)), rng.permutation(np.concatenate(held))
+
+
 def load_tasks(p: Params, seed: int, cifar=None, mnist=None) -> tuple:
-    """(binary CIFAR-10 task, its smaller copy for the conv kernels, 10-class MNIST task) of one
-    seed. The CIFAR-10 task holds ``n_test + n_heldout`` test images: the first ``n_test`` are
-    the sweep's, the others the fresh held-out images of Fig. 5 (:func:`late_study`)."""
+    """(binary CIFAR-10 task, its held-out images ``(x (n_heldout, 32, 32, 3), y (n_heldout, 1) +-1)``,
+    the task's smaller copy for the conv kernels, 10-class MNIST task) of one seed. The task's
+    ``n_test`` test images are the sweep's; the held-out images (the usefulness test and Fig. 5,
+    :func:`useful_count`, :func:`late_study`) are, with ``heldout_split="train"``, training images of
+    the two classes that the task does not train on (:func:`split_training_indices`), with
+    ``"test"`` further test images."""
     cifar = data.load_dataset("cifar10") if cifar is None else cifar
-    task = data.make_task(cifar, classes=tuple(p.classes), n_train=p.n_train, n_test=p.n_test + p.n_heldout,
-                          seed=seed)
+    classes = tuple(p.classes)
+    if p.heldout_split == "train":
+        cls = [cifar.class_names.index(c) for c in classes]
+        train, held = split_training_indices(cifar.labels_train, cls, p.n_train, p.n_heldout, seed)
+        pool = dataclasses.replace(cifar, x_train=cifar.x_train[train], labels_train=cifar.labels_train[train])
+        task = data.make_task(pool, classes=classes, n_train=p.n_train, n_test=p.n_test, seed=seed)
+        y_held = np.where(cifar.labels_train[held] == cls[1], 1.0, -1.0).astype(np.float32)[:, None]
+        heldout = (np.ascontiguousarray(cifar.x_train[held], dtype=np.float32), y_held)
+    else:
+        task = data.make_task(cifar, classes=classes, n_train=p.n_train, n_test=p.n_test + p.n_heldout, seed=seed)
+        heldout = (task.x_test[p.n_test:], task.y_test[p.n_test:])
+        task = dataclasses.replace(task, x_test=task.x_test[:p.n_test], y_test=task.y_test[:p.n_test],
+                                   labels_test=task.labels_test[:p.n_test])
     conv_task = data.make_task(cifar, classes=tuple(p.classes), n_train=p.conv_n_train, n_test=p.conv_n_test,
                                seed=seed)
     mnist = data.load_dataset("mnist") if mnist is None else mnist
     mnist_task = data.make_task(mnist, classes=None, n_train=p.mnist_n_train, n_test=p.mnist_n_test, seed=seed)
-    return task, conv_task, mnist_task
+    return task, heldout, conv_task, mnist_task
 
 
 @functools.lru_cache(maxsize=None)
@@ -133,9 +180,9 @@ def kernel_settings(p: Params, task, conv_task, mnist_task) -> tuple:
     and batch sizes (conv kernels see images average-pooled by ``conv_pool``)."""
     settings = {}
     for name in p.fc_architectures:
-        settings[name] = dict(fit_kernel(name, task.x_train, task.y_train, task.x_test[:p.n_test],
+        settings[name] = dict(fit_kernel(name, task.x_train, task.y_train, task.x_test,
                                          batch_size=p.kernel_batch_size),
-                              y_test=task.y_test[:p.n_test], eps=p.eps, tbs=p.test_batch_size, fbs=p.feature_batch_size,
+                              y_test=task.y_test, eps=p.eps, tbs=p.test_batch_size, fbs=p.feature_batch_size,
                               trbs=None)
     conv_x_train = features.average_pool(conv_task.x_train, p.conv_pool)
     conv_x_test = features.average_pool(conv_task.x_test, p.conv_pool)
@@ -228,7 +275,9 @@ class SeedRun:
     seed's test images; ``full_clean``: clean accuracy of every full predictor (MNIST kernels as
     ``mnist_<name>``); ``full_fgsm``: the fc1 predictor's kernel-FGSM accuracy; ``sum_error``:
     the largest ``|sum_i f^(i) - f_inf|``; ``late``: fc1's later features on the sweep's images;
-    ``picked``: :func:`late_study`'s Fig. 5 picks."""
+    ``picked``: :func:`late_study`'s Fig. 5 picks (:class:`Pick` or ``None``); ``heldout_signs``:
+    ``(n_features, n_heldout)`` sign of fc1's feature ``f^(i)`` on each held-out image (-1, 0, +1),
+    ``heldout_labels``: ``(n_heldout,)`` their labels (+-1), for :func:`useful_count`."""
 
     seed: int
     sweeps: dict
@@ -238,6 +287,8 @@ class SeedRun:
     sum_error: float
     late: object
     picked: dict
+    heldout_signs: np.ndarray
+    heldout_labels: np.ndarray
 
 
 def seed_run(p: Params, seed: int, cifar=None, mnist=None) -> tuple:
@@ -245,13 +296,17 @@ def seed_run(p: Params, seed: int, cifar=None, mnist=None) -> tuple:
     ``n_features`` features, attack the full fc1 predictor, and pick Fig. 5's features. Returns
     ``(run, (task, settings, mnist_settings))``; the second item is what the first seed's
     illustrations need (drop it for the other seeds, it holds the kernels)."""
-    task, conv_task, mnist_task = load_tasks(p, seed, cifar, mnist)
+    task, (x_held, y_held), conv_task, mnist_task = load_tasks(p, seed, cifar, mnist)
     settings, mnist_settings = kernel_settings(p, task, conv_task, mnist_task)
     sums = feature_sum_errors(settings, mnist_settings)
     sweeps, mnist_sweeps = sweep_all(p, settings, mnist_settings)
-    late, picked = late_study(p, settings["fc1"], task, sweeps["fc1"])
+    fc1 = settings["fc1"]
+    k_held = kernels.kernel_matrix(fc1["arch"].kernel_fn, x_held, fc1["x_train"], batch_size=p.kernel_batch_size,
+                                   dtype=np.float64)
+    late, picked = late_study(p, fc1, (x_held, y_held, k_held), sweeps["fc1"])
+    signs = np.sign(np.asarray(fc1["pred"].eigen_features(k_held, range(p.n_features)))[:, :, 0]).astype(np.int8)
     run = SeedRun(seed, sweeps, mnist_sweeps, full_accuracies(settings, mnist_settings),
-                  full_kernel_fgsm(p, settings["fc1"]), max(sums.values()), late, picked)
+                  full_kernel_fgsm(p, fc1), max(sums.values()), late, picked, signs, y_held[:, 0].astype(np.int8))
     return run, (task, settings, mnist_settings)
 
 
@@ -275,19 +330,32 @@ def _runs_sweeps(runs: list) -> dict:
 
 
 SWEEP_COLUMNS = ["task / kernel", "architecture", "test images (all seeds)", "accuracy of f_inf",
-                 "Spearman(index, robustness)", "95 % interval", "useful features", "useful non-robust", "useful (Holm)",
-                 "useful non-robust (Holm)"]
+                 "Spearman(index, robustness)", "95 % interval", "useful features", "useful non-robust", "useful (BH)",
+                 "useful non-robust (BH)"]
 
 
-def useful_significant(sw, chance: float, alpha: float = 0.05) -> np.ndarray:
-    """``(p,)`` bool: features whose held-out accuracy is above ``chance`` by a one-sided exact
-    binomial test on the ``n_test`` points, Holm-corrected over the swept features (family-wise
-    error 5 %). At n = 500 a feature at chance exceeds 0.5 about half the time; this does not."""
-    from ntknb import stats
+def feature_pvalues(correct, n: int, chance: float) -> np.ndarray:
+    """``(p,)`` one-sided exact binomial p-values ``P[Bin(n, chance) >= k_i]`` of "feature ``i``
+    is more accurate than ``chance``" for ``correct`` ``(p,)`` = ``k_i`` of ``n`` points right
+    (:func:`ntknb.stats.binomial_test_greater`, vectorised). A feature at chance exceeds ``chance``
+    about half the time on any number of points; this test does not."""
+    from scipy import stats as st
+
+    k = np.asarray(correct)
+    if np.any(k < 0) or np.any(k > n) or n < 1:
+        raise ValueError(f"parameter 'correct' must hold counts between 0 and n = {n}, got {k.tolist()}")
+    return st.binom.sf(k - 1, n, chance)
+
+
+def useful_significant(sw, chance: float, q: float = 0.05) -> np.ndarray:
+    """``(p,)`` bool: features whose accuracy on the sweep's ``n_test`` points is above ``chance``
+    at false-discovery rate ``q`` (Benjamini-Hochberg over the swept features, one-sided exact
+    binomial p-values, :func:`feature_pvalues`)."""
+    from scipy import stats as st
 
     n = int(sw.n_test)
-    pvals = [stats.binomial_test_greater(int(round(a * n)), n, chance) for a in np.asarray(sw.clean_accuracy)]
-    return stats.holm_reject(pvals, alpha)
+    pvals = feature_pvalues(np.round(np.asarray(sw.clean_accuracy) * n).astype(int), n, chance)
+    return st.false_discovery_control(pvals, method="bh") <= q
 
 
 def spearman_over_seeds(sweeps: list):
@@ -304,12 +372,12 @@ def sweep_values(p: Params, runs: list, descriptions: dict) -> tuple:
     """``(glued values, table rows)`` of the sweeps of all seeds: per kernel the mean over seeds of
     the Spearman correlation of index and robustness (with its t half-width), and the useful and
     useful-but-non-robust feature counts of the sweep pooled over the seeds (:func:`pooled`): by
-    the 0.5 rule and tested against chance (:func:`useful_significant`). ``descriptions``:
-    ``{kernel: architecture description}``."""
+    the 0.5 rule and at false-discovery rate 5 % (:func:`useful_significant`), on the sweep's
+    points. ``descriptions``: ``{kernel: architecture description}``."""
     values, rows = {}, []
     for name, sws in _runs_sweeps(runs).items():
         mnist = name.startswith("mnist_")
-        above, below = (p.mnist_useful_above, p.mnist_nonrobust_below) if mnist else (p.useful_above, p.nonrobust_below)
+        above, below = (p.mnist_useful_above, p.mnist_nonrobust_below) if mnist else (USEFUL_ABOVE, NONROBUST_BELOW)
         sw = pooled(sws)
         iv = spearman_over_seeds(sws)
         rho = values[f"spearman_index_robustness_{name}"] = iv.estimate
@@ -325,6 +393,95 @@ def sweep_values(p: Params, runs: list, descriptions: dict) -> tuple:
                      count, n_sig, n_sig_nr])
     values["spearman_mean_cifar"] = float(np.mean([values[f"spearman_index_robustness_{k}"] for k in runs[0].sweeps]))
     return values, rows
+
+
+@dataclasses.dataclass(frozen=True)
+class UsefulCount:
+    """The population test of "many useful, non-robust features" (:func:`useful_count`; counts of
+    features). ``significant``: ``K``, the non-robust features above chance at level ``alpha``;
+    ``null_mean`` / ``null_quantile``: ``K``'s mean and ``confidence`` quantile ``c`` when no
+    feature is useful (label permutations); ``low = max(0, K - c)``, the lower confidence bound
+    on the number of useful non-robust features; ``estimate``: ``K - null_mean`` clipped to
+    ``[low, high]``; ``high``: the number of non-robust features. ``pvalues``: per feature;
+    ``bh``: features above chance at false-discovery rate ``alpha`` (Benjamini-Hochberg over all
+    swept features); ``n_points``: held-out points pooled over the seeds; ``nonrobust``: the set
+    ``S``, ``(p,)`` bool."""
+
+    n_features: int
+    n_nonrobust: int
+    significant: int
+    null_mean: float
+    null_quantile: float
+    low: float
+    estimate: float
+    high: float
+    pvalues: np.ndarray
+    bh: np.ndarray
+    n_points: int
+    nonrobust: np.ndarray
+
+
+def useful_count(signs: list, labels: list, nonrobust, chance: float = 0.5, alpha: float = 0.05,
+                 confidence: float = 0.95, n_perm: int = 2000, seed: int = 0) -> UsefulCount:
+    """How many of the non-robust features are useful (``tsilivis2022ntk`` Sec. 4, Fig. 2: "a large
+    amount of useful, yet non-robust features"), tested against chance as a population.
+
+    ``signs``: per seed a ``(p, m_s)`` array, the sign (-1, 0, +1) of that seed's feature ``i`` on
+    its ``m_s`` held-out points; ``labels``: per seed ``(m_s,)`` +-1; ``nonrobust``: ``(p,)`` bool
+    (the set ``S``). Feature ``i`` is right on a point where sign times label is positive; its
+    count ``k_i`` over all seeds' points (``N``) gives the one-sided exact binomial p-value
+    ``P[Bin(N, chance) >= k_i]`` (:func:`feature_pvalues`). ``K = #{i in S: p_i <= alpha}`` is the
+    useful features of ``S`` found significant plus the chance ones found significant; the
+    second is bounded by ``K``'s distribution when no feature of ``S`` is useful, drawn from
+    ``n_perm`` permutations of the labels within each seed (exact under that null; it keeps the
+    features' dependence through the shared points). With ``c`` its ``confidence`` quantile, the
+    number ``m1`` of useful features of ``S`` satisfies ``m1 >= K - c`` with probability at least
+    ``confidence`` (a single-threshold bound in the manner of Meinshausen & Rice 2006)."""
+    from scipy import stats as st
+
+    signs = [np.asarray(g, np.float32) for g in signs]
+    labels = [np.asarray(y, np.float32).reshape(-1) for y in labels]
+    nonrobust = np.asarray(nonrobust, bool)
+    if not signs or len(signs) != len(labels) or any(g.ndim != 2 or g.shape != (nonrobust.size, y.size)
+                                                    for g, y in zip(signs, labels)):
+        raise ValueError("parameters 'signs' / 'labels' must be one (p, m_s) array and one (m_s,) array per seed, "
+                         f"p = len(nonrobust) = {nonrobust.size}")
+    if any(not np.all(np.isin(y, (-1.0, 1.0))) for y in labels):
+        raise ValueError("parameter 'labels' must hold +-1 labels")
+    n = int(sum(y.size for y in labels))
+    right = lambda ys: sum((np.abs(g).sum(1)[:, None] + g @ y) / 2 for g, y in zip(signs, ys))  # noqa: E731 (p, B)
+    counts = np.rint(right([y[:, None] for y in labels])[:, 0]).astype(int)
+    pvals = feature_pvalues(counts, n, chance)
+    rng = np.random.default_rng(seed)
+    null = []
+    for b0 in range(0, n_perm, 250):  # 250 permutations at a time: (m_s, 250) labels per seed
+        ys = [rng.permuted(np.broadcast_to(y[:, None], (y.size, min(250, n_perm - b0))), axis=0) for y in labels]
+        null.append((feature_pvalues(np.rint(right(ys)[nonrobust]).astype(int), n, chance) <= alpha).sum(0))
+    null = np.concatenate(null)
+    sig = int(np.sum(pvals[nonrobust] <= alpha))
+    c = float(np.quantile(null, confidence, method="higher"))
+    low, high = max(0.0, sig - c), float(nonrobust.sum())
+    est = min(max(sig - float(null.mean()), low), high)
+    bh = st.false_discovery_control(pvals, method="bh") <= alpha
+    return UsefulCount(int(nonrobust.size), int(high), sig, float(null.mean()), c, low, est, high, pvals, bh, n,
+                       nonrobust)
+
+
+def _useful_count(runs: list) -> UsefulCount:
+    """:func:`useful_count` of fc1's swept features: non-robust by FGSM accuracy pooled over the
+    seeds' sweep images, useful on the seeds' held-out images."""
+    sweep = pooled([run.sweeps["fc1"] for run in runs])
+    return useful_count([run.heldout_signs for run in runs], [run.heldout_labels for run in runs],
+                        sweep.robust_accuracy < NONROBUST_BELOW, chance=USEFUL_ABOVE)
+
+
+def population_values(runs: list) -> dict:
+    """Glued numbers of the population test (:func:`useful_count`, fc1): counts of features."""
+    uc = _useful_count(runs)
+    return {"pop_n_heldout": uc.n_points, "pop_nonrobust": uc.n_nonrobust, "pop_significant": uc.significant,
+            "pop_null_mean": uc.null_mean, "pop_null_quantile": uc.null_quantile, "pop_low": uc.low,
+            "pop_estimate": uc.estimate, "pop_bh": int(uc.bh.sum()), "pop_bh_nonrobust": int(np.sum(uc.bh & uc.nonrobust)),
+            "pop_fraction_low": uc.low / uc.n_features}
 
 
 def plot_usefulness(sweeps: dict, useful_above: float, nonrobust_below: float, title: str, limit=None):
@@ -357,53 +514,70 @@ def top5_gradients(p: Params, settings: dict, task, image_index: int = 0):
     return plotting.plot_image_grid(grid, col_titles=["image"] + [f"feature {i}" for i in range(1, 6)])
 
 
-def best_useful_nonrobust(p: Params, sw):
-    """(index, accuracy, FGSM accuracy) of the most useful non-robust feature of ``sw``, or None."""
-    ok = (sw.clean_accuracy > p.useful_above) & (sw.robust_accuracy < p.nonrobust_below)
+def best_useful_nonrobust(sw):
+    """(index, accuracy, FGSM accuracy) of the most useful non-robust feature of ``sw``
+    (:data:`USEFUL_ABOVE`, :data:`NONROBUST_BELOW`), or None."""
+    ok = (sw.clean_accuracy > USEFUL_ABOVE) & (sw.robust_accuracy < NONROBUST_BELOW)
     if not ok.any():
         return None
     j = np.flatnonzero(ok)[np.argmax(sw.clean_accuracy[ok])]
     return int(sw.indices[j]), float(sw.clean_accuracy[j]), float(sw.robust_accuracy[j])
 
 
-def late_study(p: Params, fc1: dict, task, early) -> tuple:
+@dataclasses.dataclass(frozen=True)
+class Pick:
+    """A Fig. 5 feature of one seed, picked on the sweep's images and reported on held-out ones:
+    ``index`` (0-based), ``accuracy`` / ``fgsm`` on the held-out images, ``picked_accuracy`` on
+    the sweep's images, ``correct``: ``(n_heldout,)`` bool per held-out image."""
+
+    index: int
+    accuracy: float
+    fgsm: float
+    picked_accuracy: float
+    correct: np.ndarray
+
+
+def late_study(p: Params, fc1: dict, heldout: tuple, early) -> tuple:
     """Fig. 5 for one seed: every ``late_stride``-th later feature of fc1 swept on the sweep's
     images; the most useful non-robust feature early (``early``: the sweep of the first
     ``n_features``) and late in the spectrum is **picked on the sweep's images** and reported on
-    the task's ``n_heldout`` fresh held-out images (the best of many features is flattered by
-    the images it was picked on). Returns ``(late sweep, {"early" | "late": (index, held-out
-    accuracy, held-out FGSM accuracy, accuracy where picked) or None})``."""
+    the seed's held-out images ``heldout = (x, y, Theta(x, X))`` (the best of many features is
+    flattered by the images it was picked on): accuracy from Eq. 9 on each image, FGSM accuracy
+    from :func:`ntknb.features.feature_sweep`. Returns ``(late sweep, {"early" | "late":
+    :class:`Pick` or None})``."""
+    x_held, y_held, k_held = heldout
     kw = dict(test_batch_size=p.test_batch_size, feature_batch_size=p.feature_batch_size)
     sweep = lambda idx, x, y: features.feature_sweep(fc1["arch"].kernel_fn, fc1["x_train"], fc1["pred"],  # noqa: E731
                                                      x, y, p.eps, indices=idx, **kw)
-    late = sweep(np.arange(p.n_features, p.n_train, p.late_stride), task.x_test[:p.n_test], task.y_test[:p.n_test])
-    picks = {where: best_useful_nonrobust(p, sw) for where, sw in (("early", early), ("late", late))}
+    late = sweep(np.arange(p.n_features, p.n_train, p.late_stride), fc1["x_test"], fc1["y_test"])
+    picks = {where: best_useful_nonrobust(sw) for where, sw in (("early", early), ("late", late))}
     found = [pk[0] for pk in picks.values() if pk is not None]
-    held = sweep(found, task.x_test[p.n_test:], task.y_test[p.n_test:]) if found else None
+    if not found:
+        return late, dict.fromkeys(picks)
+    held = sweep(found, x_held, y_held)
+    right = np.asarray(fc1["pred"].eigen_features(k_held, found))[:, :, 0] * np.asarray(y_held)[None, :, 0] > 0
     picked = {}
     for where, pk in picks.items():
-        if pk is None:
-            picked[where] = None
-            continue
-        j = int(np.flatnonzero(np.asarray(held.indices) == pk[0])[0])
-        picked[where] = (pk[0], float(held.clean_accuracy[j]), float(held.robust_accuracy[j]), pk[1])
+        j = found.index(pk[0]) if pk is not None else None
+        picked[where] = None if pk is None else Pick(pk[0], float(right[j].mean()), float(held.robust_accuracy[j]),
+                                                     pk[1], right[j])
     return late, picked
 
 
-def fig5_values(p: Params, runs: list) -> dict:
+def fig5_values(runs: list) -> dict:
     """Glued numbers of the late sweeps (pooled over the seeds) and of the Fig. 5 picks of all seeds."""
     late = pooled([run.late for run in runs])
-    values = {"late_useful_nonrobust_fc1": features.count_useful_nonrobust(late, p.useful_above, p.nonrobust_below),
-              "late_swept": len(late), "late_useful_fc1": int(np.sum(late.clean_accuracy > p.useful_above)),
-              "late_useful_sig_fc1": int(np.sum(useful_significant(late, p.useful_above)))}
+    values = {"late_useful_nonrobust_fc1": features.count_useful_nonrobust(late, USEFUL_ABOVE, NONROBUST_BELOW),
+              "late_swept": len(late), "late_useful_fc1": int(np.sum(late.clean_accuracy > USEFUL_ABOVE)),
+              "late_useful_sig_fc1": int(np.sum(useful_significant(late, USEFUL_ABOVE)))}
     for where in ("early", "late"):
         pks = [run.picked[where] for run in runs if run.picked[where] is not None]
         values[f"fig5_{where}_n_picked"] = len(pks)
-        values[f"fig5_{where}_indices"] = ", ".join(str(pk[0] + 1) for pk in pks) or "none"
+        values[f"fig5_{where}_indices"] = ", ".join(str(pk.index + 1) for pk in pks) or "none"
         if pks:
-            values.update({f"fig5_{where}_acc": float(np.mean([pk[1] for pk in pks])),
-                           f"fig5_{where}_fgsm": float(np.mean([pk[2] for pk in pks])),
-                           f"fig5_{where}_acc_sel": float(np.mean([pk[3] for pk in pks]))})
+            values.update({f"fig5_{where}_acc": float(np.mean([pk.accuracy for pk in pks])),
+                           f"fig5_{where}_fgsm": float(np.mean([pk.fgsm for pk in pks])),
+                           f"fig5_{where}_acc_sel": float(np.mean([pk.picked_accuracy for pk in pks]))})
     return values
 
 
@@ -417,12 +591,11 @@ def fig5(fc1: dict, task, picked: dict):
         if pk is None:
             print(f"no useful non-robust feature {where} in the spectrum at these thresholds")
             continue
-        i, acc, racc, _ = pk
         imgs = task.x_test[:4]
         g = features.feature_input_gradients(fc1["arch"].kernel_fn, fc1["x_train"], fc1["pred"], imgs,
-                                             indices=[i])[0]
-        rows[f"{where}: #{i + 1}\nacc {acc:.2f} / FGSM {racc:.2f}"] = [plotting.gradient_to_image(g[j])
-                                                                       for j in range(len(imgs))]
+                                             indices=[pk.index])[0]
+        rows[f"{where}: #{pk.index + 1}\nacc {pk.accuracy:.2f} / FGSM {pk.fgsm:.2f}"] = [
+            plotting.gradient_to_image(g[j]) for j in range(len(imgs))]
     return plotting.plot_image_grid(rows, col_titles=[f"test image {j}" for j in range(4)], cell=1.6) if rows else None
 
 
@@ -541,62 +714,44 @@ def summary_text(runs: list, eq10_relative_error, tt: TrainingTime, acc_of) -> s
 
 
 # ---------------------------------------------------------------------------------- claims
-#
-# Thresholds (issues 13 and 15), fixed before measuring. Every claim rests on the n_seeds data
-# subsamples (seed, seed + 1, ...), each with its own training and test images.
-#
-# * ``ch02.full_kernel_not_robust`` — the published notebook of tsilivis2022ntk (the reference
-#   table of this chapter: full kernel, depth 1, 0.02 FGSM accuracy) and Sec. 2.2: a feature is
-#   non-robust when an adversary drives its accuracy to 0 "or very close to 0". The claim needs
-#   the full fc1 predictor's kernel-FGSM accuracy below ``nonrobust_below`` (0.1), the chapter's
-#   reading of "very close to 0". Mean over the seeds, Student-t interval.
-# * ``ch02.robust_features_on_top.<kernel>`` — Sec. 4, Fig. 2 (right): "features corresponding to
-#   the top eigenvectors tend to be robust. This is consistent among different models and between
-#   the two datasets", and Sec. 1: "robust features overwhelmingly correspond to the top part of
-#   the eigenspectrum". Read as a rank correlation between eigen-index and a feature's FGSM
-#   accuracy (first ``n_features`` features) of at most -0.3 — a moderate correlation at least
-#   (issue 15's bar; the paper gives no coefficient, "overwhelmingly" excludes a weak one) — for
-#   every kernel on CIFAR-10 and MNIST. Mean of the per-seed correlations, Student-t interval
-#   clipped to [-1, 1] (:func:`spearman_over_seeds`).
-# * ``ch02.useful_nonrobust_many`` — Sec. 4, Fig. 2 (right): "The upper left region of the plots
-#   shows a large amount of useful, yet non-robust features" (fc and conv kernels, first 100
-#   features). "A large amount" read as at least one in ten of the features shown (threshold
-#   0.1). Measured on fc1: the fraction of the first ``n_features`` features whose accuracy,
-#   pooled over the seeds per index (:func:`pooled`), is above chance by the Holm-corrected
-#   binomial test (:func:`useful_significant`) and whose pooled FGSM accuracy is below
-#   ``nonrobust_below``; Wilson interval over the swept features.
-# * ``ch02.useful_nonrobust_early`` / ``ch02.useful_nonrobust_late`` — Sec. 4, Fig. 5: features that
-#   are useful but not robust exist early and late in the spectrum. Per seed, the feature shown is
-#   picked on the sweep's images (the most accurate one with FGSM accuracy below
-#   ``nonrobust_below``); the claim needs its accuracy on ``n_heldout`` *fresh* images per seed
-#   above chance, ``useful_above`` (0.5): a feature picked as the best of many at chance level
-#   would not stay above it (issue 15). Given the picks the fresh images are independent draws,
-#   so the interval is Wilson on the held-out images of all seeds pooled.
 
-#: The thresholds above (direction, threshold); ``None``: the parameter ``nonrobust_below``
-#: (``useful_above`` for the Fig. 5 claims). ``<kernel>``: one claim per swept kernel.
-CLAIM_THRESHOLDS = {"ch02.full_kernel_not_robust": ("less", None),
-                    "ch02.robust_features_on_top.<kernel>": ("less", -0.3),
-                    "ch02.useful_nonrobust_many": ("greater", 0.1),
-                    "ch02.useful_nonrobust_early": ("greater", None), "ch02.useful_nonrobust_late": ("greater", None)}
+#: The chapter's claim register (issue 29): every claim's id, the paper's words and where they
+#: stand, threshold, direction, preconditions and why, fixed before the runs that judge them.
+REGISTER = REGISTER_DIR / "02_eigenfeatures.yaml"
+
+
+def claim_specs() -> dict:
+    """``{id: ClaimSpec}`` of :data:`REGISTER` (:func:`ntknb.claims.load_register`), in register order."""
+    return load_register(REGISTER)
+
+
+def _claim(spec, interval, **fields) -> Claim:
+    return Claim.from_register(spec, measured=interval.estimate, low=interval.low, high=interval.high, **fields)
 
 
 def claims(p: Params, runs: list) -> list:
-    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above
-    :data:`CLAIM_THRESHOLDS`) from the :class:`SeedRun` of every seed."""
-    from ntknb import stats
-    from ntknb.claims import Claim
+    """The chapter's claims, in register order, built from :data:`REGISTER` (words, thresholds,
+    directions, preconditions and their justification live there) with what the :class:`SeedRun`
+    of every seed measured. Precondition ``kernel_learns_task``: the kernel's full predictor's
+    clean accuracy, mean over the seeds.
 
+    * ``ch02.full_kernel_not_robust``: Student-t interval over the seeds of the fc1 predictor's
+      kernel-FGSM accuracy.
+    * ``ch02.robust_features_on_top.<kernel>``: :func:`spearman_over_seeds`.
+    * ``ch02.useful_nonrobust_count``: :func:`useful_count` of fc1 (fractions of the swept features).
+    * ``ch02.fig5_early_useful`` / ``ch02.fig5_late_useful``: the held-out accuracy of each seed's
+      :class:`Pick`, pooled with the seeds as clusters (:func:`ntknb.stats.pooled_proportion_interval`);
+      no claim where no seed found a pick."""
+    from ntknb import stats
+
+    specs = claim_specs()
     k = len(runs)
     seeds = f"{k} seed{'s' if k != 1 else ''} ({', '.join(str(r.seed) for r in runs)})"
     scale = f"CIFAR-10 {' vs '.join(p.classes)}, {p.n_train} train, fc1 analytic NTK, FGSM eps {p.eps * 255:.0f}/255"
-    common = dict(source="tsilivis2022ntk", n_seeds=k)
-    out = [Claim.from_interval(
-        stats.mean_interval([run.full_fgsm for run in runs]), id="ch02.full_kernel_not_robust",
-        where="Sec. 2.2, Sec. 4; published notebook (reference table)",
-        claim=f"The full kernel predictor is not robust: FGSM accuracy below {p.nonrobust_below:g} (the "
-              "chapter's reading of 'very close to 0').", paper="0.02 FGSM accuracy (full kernel, published notebook)",
-        direction="less", threshold=p.nonrobust_below, n_test=p.n_test * k, scale=f"{scale}; {seeds}", **common)]
+    learns = {name: float(np.mean([run.full_clean[name] for run in runs])) for name in runs[0].full_clean}
+    fc1_learns = {"kernel_learns_task": learns["fc1"]}
+    out = [_claim(specs["ch02.full_kernel_not_robust"], stats.mean_interval([run.full_fgsm for run in runs]),
+                  n_seeds=k, n_test=p.n_test * k, scale=f"{scale}; {seeds}", conditions=fc1_learns)]
     sizes = {"": (p.n_train, p.n_test, p.eps, "CIFAR-10"), "mnist_": (p.mnist_n_train, p.mnist_n_test, p.mnist_eps,
                                                                       "MNIST 10 classes")}
     for name, sws in _runs_sweeps(runs).items():
@@ -606,42 +761,31 @@ def claims(p: Params, runs: list) -> list:
         if not mnist and name in p.conv_architectures:
             n_train, n_test = p.conv_n_train, p.conv_n_test
             task = f"CIFAR-10, images pooled {p.conv_pool}x ({32 // p.conv_pool}x{32 // p.conv_pool})"
-        out.append(Claim.from_interval(
-            spearman_over_seeds(sws),
-            id=f"ch02.robust_features_on_top.{name}", where="Sec. 1, Sec. 4, Fig. 2 (right)",
-            claim=f"Robust features lie at the top of the spectrum ({task}, {arch}): the rank correlation of "
-                  "eigen-index and a feature's FGSM accuracy is at most -0.3.",
-            paper="robust features overwhelmingly correspond to the top part of the eigenspectrum",
-            direction="less", threshold=-0.3, n_test=n_test * k,
-            scale=f"{task}, {n_train} train, {arch} analytic NTK, FGSM eps {eps:.4g}; first {p.n_features} "
-                  f"features; {seeds}", **common))
-    fc1 = pooled([run.sweeps["fc1"] for run in runs])
-    n_unr = int(np.sum(useful_significant(fc1, p.useful_above) & (fc1.robust_accuracy < p.nonrobust_below)))
-    out.append(Claim.from_interval(
-        stats.binomial_interval(n_unr, len(fc1)), id="ch02.useful_nonrobust_many",
-        where="Sec. 4, Fig. 2 (right)",
-        claim=f"Many of the first {len(fc1)} features are useful yet non-robust: at least a tenth are above chance "
-              f"(Holm-corrected binomial test on the images of all seeds) with FGSM accuracy below "
-              f"{p.nonrobust_below:g}.", paper="a large amount of useful, yet non-robust features",
-        direction="greater", threshold=0.1, n_test=int(fc1.n_test),
-        scale=f"{scale}; first {len(fc1)} features, accuracies pooled per index over {seeds}; "
-              "Wilson interval over the features", **common))
+        out.append(_claim(specs[f"ch02.robust_features_on_top.{name}"], spearman_over_seeds(sws), n_seeds=k,
+                          n_test=n_test * k, conditions={"kernel_learns_task": learns[name]},
+                          scale=f"{task}, {n_train} train, {arch} analytic NTK, FGSM eps {eps:.4g}; first "
+                                f"{p.n_features} features; {seeds}"))
+    uc = _useful_count(runs)
+    frac = lambda v: v / uc.n_features  # noqa: E731
+    out.append(Claim.from_register(
+        specs["ch02.useful_nonrobust_count"], measured=frac(uc.estimate), low=frac(uc.low), high=frac(uc.high),
+        n_seeds=k, n_test=uc.n_points, conditions=fc1_learns,
+        scale=f"{scale}; first {uc.n_features} features: {uc.n_nonrobust} non-robust (FGSM accuracy pooled over "
+              f"{p.n_test * k} sweep images), {uc.significant} of them above chance at the 5 % level on "
+              f"{uc.n_points} held-out images ({p.n_heldout} per seed, {p.heldout_split} split; with none useful: mean "
+              f"{uc.null_mean:.1f}, 95 % quantile {uc.null_quantile:g}); {seeds}"))
     for where in ("early", "late"):
-        pks = [run.picked[where] for run in runs if run.picked[where] is not None]
+        pks = [(run.seed, run.picked[where]) for run in runs if run.picked[where] is not None]
         if not pks:
             continue
-        n_held = p.n_heldout * len(pks)
-        correct = int(round(sum(pk[1] * p.n_heldout for pk in pks)))
-        out.append(Claim.from_interval(
-            stats.binomial_interval(correct, n_held), id=f"ch02.useful_nonrobust_{where}",
-            source="tsilivis2022ntk", where="Sec. 4, Fig. 5",
-            claim=f"A useful but non-robust feature exists {where} in the spectrum: the feature picked per seed "
-                  f"(features {', '.join(str(pk[0] + 1) for pk in pks)}; the most accurate with FGSM accuracy below "
-                  f"{p.nonrobust_below:g} on the sweep's images) is more accurate than chance on fresh held-out "
-                  "images.", paper="useful, non-robust features early and late (Fig. 5)",
-            direction="greater", threshold=p.useful_above, n_seeds=len(pks),
-            scale=f"{scale}; {p.n_heldout} fresh held-out images per seed, {seeds}"))
-    return out
+        out.append(_claim(
+            specs[f"ch02.fig5_{where}_useful"], stats.pooled_proportion_interval([pk.correct for _, pk in pks]),
+            n_seeds=len(pks), n_test=sum(pk.correct.size for _, pk in pks), conditions=fc1_learns,
+            scale=f"{scale}; features {', '.join(str(pk.index + 1) for _, pk in pks)} (seeds "
+                  f"{', '.join(str(s) for s, _ in pks)}), {p.n_heldout} held-out images per seed "
+                  f"({p.heldout_split} split), seeds as clusters"))
+    order = list(specs)
+    return sorted(out, key=lambda c: order.index(c.id))
 
 
 #: The claims of one run with a never-used base seed (``scripts/seed_check.py 02_eigenfeatures 6000``),
