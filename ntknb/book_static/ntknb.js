@@ -1,7 +1,44 @@
-// ntknb book: click an output image or figure to see it full size (no network, no library).
+// ntknb book: figures readable at any width, and openable full size (no network, no library).
+
+// Every figure of the book is a PNG saved at NTKNB_FIGURE.dpi whose smallest text is
+// NTKNB_FIGURE.minFontPt points (ntknb.plotting: STYLE["savefig.dpi"], MIN_FONT_SIZE;
+// tests/test_book_html.py checks that the numbers agree), so that text is naturalTextPx pixels
+// high at the image's natural width. A figure is never drawn narrower than the fraction of its
+// natural width that keeps that text at minTextPx CSS pixels; where the column is narrower (a
+// phone), the figure scrolls sideways inside its own box, and the page does not.
+var NTKNB_FIGURE = {minFontPt: 8, dpi: 110, minTextPx: 8};
+NTKNB_FIGURE.naturalTextPx = NTKNB_FIGURE.minFontPt * NTKNB_FIGURE.dpi / 72;
+
+function ntknbReadableWidth(img) {
+  var box = img.closest(".ntknb-figure-scroll");
+  var apply = function () {
+    if (!img.naturalWidth) { return; }
+    img.style.minWidth = Math.ceil(img.naturalWidth * NTKNB_FIGURE.minTextPx / NTKNB_FIGURE.naturalTextPx) + "px";
+    ntknbScrollHint(box);
+  };
+  if (img.complete) { apply(); } else { img.addEventListener("load", apply); }
+}
+
+// Under a figure wider than its box, a line says so (shown only while the box scrolls).
+function ntknbScrollHint(box) {
+  if (!box) { return; }
+  var scrolls = box.scrollWidth > box.clientWidth + 1;
+  box.classList.toggle("ntknb-scrolls", scrolls);
+}
+
+// Each output image or figure: in its scroll box, at a readable width; a click opens it full size.
 document.addEventListener("DOMContentLoaded", function () {
   var images = document.querySelectorAll(".cell_output img, figure img");
   images.forEach(function (img) {
+    var scroller = document.createElement("div");
+    scroller.className = "ntknb-figure-scroll";
+    img.parentNode.insertBefore(scroller, img);
+    scroller.appendChild(img);
+    var hint = document.createElement("div");
+    hint.className = "ntknb-scroll-hint";
+    hint.textContent = "Scroll sideways to see the whole figure, or tap it to open it full size.";
+    scroller.after(hint);
+    ntknbReadableWidth(img);
     img.classList.add("ntknb-zoomable");
     img.setAttribute("title", "Click to enlarge");
     img.addEventListener("click", function (event) {
@@ -26,6 +63,9 @@ document.addEventListener("DOMContentLoaded", function () {
       });
       document.body.appendChild(box);
     });
+  });
+  window.addEventListener("resize", function () {
+    document.querySelectorAll(".ntknb-figure-scroll").forEach(ntknbScrollHint);
   });
 });
 
