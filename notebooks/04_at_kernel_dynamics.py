@@ -169,7 +169,7 @@ glue_table("gpu_table", ch.gpu_rows(GPU), ch.GPU_COLUMNS, display=True);
 # {glue:text}`n_seeds` replicas; the curves are a cheaper per-epoch monitor (thin: replicas,
 # thick: their mean).
 
-# %% tags=["hide-input"]
+# %% mystnb={"figure": {"caption": "Per-epoch monitor on the first test points: clean accuracy (left) and PGD accuracy (right; steps in the title) of standard training (blue) and PGD-AT (green). Thin lines: one replica each; thick lines with markers: mean over replicas."}} tags=["hide-input"]
 SEEDS = ch.run_seeds(P, model)  # one SeedRun per replica
 M = ch.measurements(P, SEEDS)  # {quantity: (n_seeds,) values}
 glue_table("acc_table", ch.accuracy_rows(P, M), ch.ACCURACY_COLUMNS, display=True)

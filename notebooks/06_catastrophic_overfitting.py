@@ -216,7 +216,7 @@ glue("co_gap_g", P.co_gap);
 # (row = logit, column = class; {func}`ntknb.metrics.specialization_matrix`): a diagonal pattern
 # means logit $i$'s kernel is aligned with class $i$. Its mean diagonal is the KS strength.
 
-# %%
+# %% mystnb={"figure": {"caption": "Kernel specialization matrices $M_{ks}$ of the final AE-NTK under clean labels (row: logit, column: class), first seed: standard training, FGSM-AT, PGD-AT and PGD-AT with batch-shared augmentation; one colour scale for all panels."}}
 MKS = ch.specialization_matrices(P, RUNS, D.probe)
 plotting.plot_specialization_matrices({("AE-NTK, clean labels", ch.LABEL[v]): MKS[v] for v in ch.KERNEL_VARIANTS})
 KS = ch.ks_strengths(MKS)
@@ -444,7 +444,7 @@ print(f"training time of all runs: {t_train:.0f} s")
 # {glue:text}`ladder_monitor_max_diff:.3f` (the protocol accepts at most
 # {glue:text}`ladder_tolerance:.2f`).
 
-# %%
+# %% mystnb={"figure": {"caption": "Every recorded full-size run of the collapse ladder, one colour per rung. Left: test accuracy per epoch under the strong monitor (solid) and under FGSM (dashed). Right: gradient alignment per epoch, the cosine between the loss gradients at $x$ and at a random point $x + \\eta$ of the $\\epsilon$-ball."}}
 LADDER = report.load_records(lad.RECORD_FILE, missing_ok=True)  # paths start in notebooks/
 LADDER_SUMMARY = lad.ladder_summary(PROTOCOLS, LADDER)
 for name, value in LADDER_SUMMARY.items():
@@ -467,7 +467,7 @@ fig = lad.plot_ladder_curves(LADDER)
 # collapsed and not recovered by the last epoch. Runs cut off by the time limit are missing from the
 # file. {glue:md}`gpu_text`
 
-# %%
+# %% mystnb={"figure": {"caption": "The recorded FGSM-AT runs on CIFAR-10 on a GPU, one colour per stream ($\\epsilon$ and number of training images), one line per seed: PGD monitor accuracy (solid, markers) and clean accuracy (dotted) on the test points, against the epoch."}}
 GPU = ch.load_search_records(ch.GPU_SEARCH_FILE) if os.path.exists(ch.GPU_SEARCH_FILE) else []
 gpu_found = ch.search_summary(GPU, ch.search_table(GPU, fraction=P.collapse_fraction, min_peak=P.collapse_min_peak,
                                                    stuck_below=P.stuck_below))

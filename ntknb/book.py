@@ -695,6 +695,20 @@ def _rerender_claims(app, doctree) -> None:
         node.replace_self(nodes.raw("", claims_html(glued), format="html"))
 
 
+def _unwrap_imageless_figures(app, doctree) -> None:
+    """``doctree-read``: myst-nb (1.4) wraps *every* display output of a cell that has a figure
+    caption (cell metadata ``mystnb.figure``) in that figure, so a table the cell also displays
+    would be captioned and numbered as the figure. A figure of notebook outputs none of which
+    holds an image is replaced by its outputs."""
+    from docutils import nodes
+
+    for fig in list(doctree.findall(nodes.figure)):
+        bundles = [n for n in fig.children if isinstance(n, nodes.Element) and n.get("nb_element") == "mime_bundle"]
+        mimes = [str(m.get("mime_type", "")) for b in bundles for m in b.children if isinstance(m, nodes.Element)]
+        if bundles and not any(m.startswith("image/") for m in mimes):
+            fig.replace_self([n for n in fig.children if not isinstance(n, (nodes.caption, nodes.legend))])
+
+
 def _claims_code_changed(app, env, added, changed, removed) -> list[str]:
     """``env-get-outdated``: every notebook is read again when the code that renders claims
     (:mod:`ntknb.claims`, :mod:`ntknb.results`) changed since the last build, so an incremental
@@ -742,6 +756,7 @@ def setup(app) -> dict:
     app.add_directive("ntknb-claims-summary", _claims_summary_directive())
     app.add_role("ntknb-verdict", _verdict_role)
     app.connect("doctree-read", _rerender_claims)
+    app.connect("doctree-read", _unwrap_imageless_figures)
     app.connect("env-get-outdated", _claims_code_changed)
     app.add_css_file("ntknb.css")
     app.add_js_file("ntknb.js")
