@@ -192,8 +192,9 @@ def accuracy(f: jnp.ndarray, y: jnp.ndarray) -> float:
       (``y`` one-hot, centred one-hot ``(n, k)``, or integer indices ``(n,)``).
 
     Refused (``ValueError``): an empty batch (``n = 0``), NaN or infinite predictions (a
-    diverged model has no accuracy), and labels whose number of examples differs from ``f``'s
-    (no broadcasting: ``(1, 1)`` labels for ``n`` predictions are an error).
+    diverged model has no accuracy), labels whose number of examples differs from ``f``'s
+    (no broadcasting: ``(1, 1)`` labels for ``n`` predictions are an error), integer labels
+    outside ``[0, k)`` and NaN / infinite one-hot labels (either would count as wrong silently).
     """
     f = jnp.asarray(f)
     y = jnp.asarray(y)
@@ -217,7 +218,18 @@ def accuracy(f: jnp.ndarray, y: jnp.ndarray) -> float:
         _check_pm1(y)
         correct = jnp.reshape(f, (-1,)) * jnp.reshape(y, (-1,)).astype(f.dtype) > 0
     else:
-        correct = jnp.argmax(f, axis=-1) == _class_index(y, f.shape[1])
+        k = f.shape[1]
+        if _concrete(y) and y.ndim == 1 and jnp.issubdtype(y.dtype, jnp.integer) and \
+                not bool(np.all((np.asarray(y) >= 0) & (np.asarray(y) < k))):
+            raise ValueError(f"accuracy: integer labels must be class indices in [0, {k}) for {k} classes; "
+                             f"got values in [{int(np.min(y))}, {int(np.max(y))}]")
+        if y.ndim != 2 or y.shape[1] != k:
+            if y.ndim == 2 or not jnp.issubdtype(y.dtype, jnp.integer):
+                raise ValueError(f"accuracy: y must be (centred) one-hot of shape ({n}, {k}) or integer class "
+                                 f"indices of shape ({n},); got shape {y.shape}, dtype {y.dtype}")
+        elif _concrete(y) and jnp.issubdtype(y.dtype, jnp.inexact) and not bool(np.all(np.isfinite(np.asarray(y)))):
+            raise ValueError("accuracy: y holds NaN or infinite labels")
+        correct = jnp.argmax(f, axis=-1) == _class_index(y, k)
     return int(jnp.sum(correct)) / n
 
 

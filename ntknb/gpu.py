@@ -28,6 +28,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -59,6 +60,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PRESET_SUFFIX = ".gpu.yaml"
 #: Recorded GPU runs, one folder per notebook: ``metrics.json``, ``parameters.yaml``, ``run.json``.
 RECORD_DIR = REPO_ROOT / "notebooks" / "data" / "gpu"
+#: The files of one record (``record`` writes these and only replaces a folder holding no others).
+_RECORD_FILES = ("metrics.json", "parameters.yaml", "run.json", "timings.json")
 _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy", "neural_tangents", "papermill", "matplotlib")
 
 
@@ -333,8 +336,15 @@ def _strict_json(text: str, what: str) -> Any:
     def refuse(c):
         raise RecordError(f"{what} holds {c}, which is not a number JSON allows (NaN / Infinity are refused)")
 
+    def pairs(items):
+        keys = [k for k, _ in items]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise RecordError(f"{what} gives the key {twice[0]!r} twice (JSON would keep only the last one)")
+        return dict(items)
+
     try:
-        return json.loads(text, parse_constant=refuse)
+        return json.loads(text, parse_constant=refuse, object_pairs_hook=pairs)
     except RecordError:
         raise
     except ValueError as exc:
@@ -440,7 +450,8 @@ def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> 
             continue
         files = {"metrics.json": _read_file(run / "metrics.json", "metrics"),
                  "parameters.yaml": _read_file(run / "parameters.yaml", "parameters")}
-        _strict_json(files["metrics.json"], f"{run / 'metrics.json'}")
+        if not isinstance(_strict_json(files["metrics.json"], f"{run / 'metrics.json'}"), dict):
+            raise RecordError(f"{run / 'metrics.json'} must hold a JSON object of glued values")
         _plain_yaml(run / "parameters.yaml", "parameters")
         if os.path.lexists(run / "timings.json"):
             files["timings.json"] = _read_file(run / "timings.json", "timings")
@@ -448,6 +459,12 @@ def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> 
         target = dest / name
         if os.path.lexists(target) and (target.is_symlink() or not (target / "run.json").is_file()):
             raise RecordError(f"{target} exists and is not a GPU record (no run.json); it is not replaced")
+        if os.path.lexists(target):
+            foreign = sorted(e for e in os.listdir(target) if e not in _RECORD_FILES
+                             or not stat.S_ISREG(os.lstat(target / e).st_mode))
+            if foreign:
+                raise RecordError(f"{target} also holds {', '.join(foreign[:3])}, which replacing the record "
+                                  f"would delete (a record holds only {', '.join(_RECORD_FILES)}); move it first")
         records.append((name, entry, files))
     for attempt in attempts:
         json.dumps(attempt, allow_nan=False)  # refuse NaN before writing anything

@@ -43,7 +43,9 @@ lists everything in it), and stale partial folders of this tool whose process is
 that fails never replaces a finished one (it goes beside it, ``<out>.failed-<timestamp>``); a
 second run into the same folder while one is going is refused (a lock ``.<out>.ntknb-lock``
 created with ``O_EXCL``). SIGINT, SIGTERM and SIGHUP stop the kernel and leave the run
-``interrupted``.
+``interrupted``. SIGKILL runs no cleanup: the kernel dies with the runner (``PR_SET_PDEATHSIG``
+on Linux), its connection file lies in the partial folder, and the next run beside it removes
+the partial folder and the stale lock (:func:`clean_stale_partials`, :class:`_OutLock`).
 """
 
 from __future__ import annotations
@@ -351,6 +353,7 @@ _INT_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _FLOAT_TEXT = r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
 _FLOAT_RE = re.compile(rf"^(?:{_FLOAT_TEXT}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
 _FLOAT_TEXT_RE = re.compile(rf"^{_FLOAT_TEXT}$")
+_BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 #: What YAML 1.1 (and Python's int()) would read as a number but is refused for a number parameter.
 _AMBIGUOUS_NUMBER_RE = re.compile(r"^[-+]?(?:0[0-9_]+|0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|"
                                   r"[0-9]*_[0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)$")
@@ -393,13 +396,15 @@ def _strict_loader():
     # integers / floats as in YAML 1.2's core schema: decimal only, so ``017``, ``0x10``, ``0o17``,
     # ``1_000`` and ``1:30`` (YAML 1.1 octal, hex, underscores, base 60) stay strings; a parameter
     # whose default is a number then refuses them by name (:func:`coerce_value`).
+    # Booleans too: only true / false (YAML 1.2), so ``yes``, ``no``, ``on``, ``off`` stay strings.
     StrictLoader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers
-                if tag in _JSON_TAGS and not tag.endswith((":int", ":float"))]
+                if tag in _JSON_TAGS and not tag.endswith((":int", ":float", ":bool"))]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     for tag, regexp, first in (("tag:yaml.org,2002:int", _INT_RE, "-+0123456789"),
-                               ("tag:yaml.org,2002:float", _FLOAT_RE, "-+0123456789.")):
+                               ("tag:yaml.org,2002:float", _FLOAT_RE, "-+0123456789."),
+                               ("tag:yaml.org,2002:bool", _BOOL_RE, "tTfF")):
         for ch in first:
             StrictLoader.yaml_implicit_resolvers.setdefault(ch, []).append((tag, regexp))
     StrictLoader.construct_yaml_int = lambda self, node: int(self.construct_scalar(node))
@@ -789,6 +794,7 @@ def split_timings(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
 
 
 def _pid_alive(pid: Any) -> bool:
+    """Whether process ``pid`` runs on this host (a zombie, dead but not yet reaped, does not)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
@@ -799,7 +805,10 @@ def _pid_alive(pid: Any) -> bool:
         return True
     except OSError:
         return False
-    return True
+    try:  # Linux: the state after the command name in /proc/PID/stat
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def read_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -893,7 +902,14 @@ def _check_out_dir(out: Path, stem: str, notebook) -> None:  # noqa: ARG001
     if out.is_symlink():
         raise RunError(f"--out {out} is a symbolic link{' (dangling)' if not out.exists() else ''}; "
                        "give a real folder")
-    if not out.exists():
+    if not out.exists():  # created at the start of the run: its nearest existing folder must allow that
+        above = Path(os.path.abspath(out)).parent
+        while not os.path.lexists(above):
+            above = above.parent
+        if not above.is_dir():
+            raise RunError(f"--out {out} cannot be created: {above} is not a folder")
+        if not os.access(above, os.W_OK | os.X_OK):
+            raise RunError(f"--out {out} cannot be created: {above} is not writable; choose another folder")
         return
     if not out.is_dir():
         raise RunError(f"--out {out} exists and is not a folder")
@@ -967,26 +983,42 @@ class _OutLock:
         self.held = False
 
 
+_PARTIAL_RE = re.compile(r"^\.(?P<name>.+)\.ntknb-(?P<kind>partial|old)-[A-Za-z0-9_]+$")
+
+
 def clean_stale_partials(out: str | os.PathLike) -> list[Path]:
-    """Remove the partial folders of earlier runs into ``out`` that this tool owns and whose
-    process is gone (``.<name>.ntknb-partial-*`` / ``.<name>.ntknb-old-*`` beside ``out``,
-    holding a run marker naming this host and a dead process id); returns what was removed.
-    Anything without such a marker is left alone."""
+    """Remove what runs killed beside ``out``'s folder left and this tool provably owns; returns
+    the folders removed. Called under ``out``'s lock (:class:`_OutLock`).
+
+    * a partial folder ``.<any name>.ntknb-partial-*`` holding a run marker that names this host
+      and a process that is gone (the run that created it, killed by SIGKILL or a power cut):
+      its kernel is stopped if it still runs (:func:`_stop_orphan_kernel`), and the folder with
+      the kernel's connection file goes;
+    * ``.<out's name>.ntknb-old-*`` (an earlier finished run being swapped out, only under ``out``'s
+      lock, which its creator no longer holds): deleted when ``out`` holds a run again, else moved
+      back to ``out`` (the swap was cut between its two renames: the finished run is kept).
+
+    Anything without such a marker (or of a live process, or of another host) is left alone."""
     out = Path(os.path.abspath(out))
     removed = []
     try:
-        entries = os.listdir(out.parent)
+        entries = sorted(os.listdir(out.parent))
     except OSError:
         return removed
     for entry in entries:
-        if not entry.startswith((f".{out.name}.ntknb-partial-", f".{out.name}.ntknb-old-")):
+        match = _PARTIAL_RE.match(entry)
+        if match is None or (match["kind"] == "old" and match["name"] != out.name):
             continue
         folder = out.parent / entry
         if folder.is_symlink() or not folder.is_dir():
             continue
-        marker = read_marker(folder) or read_marker(folder / "run")
+        marker = read_marker(folder) if match["kind"] == "partial" else read_marker(folder / "run")
         if marker is None or marker.get("host") != _HOST or _pid_alive(marker.get("pid")):
             continue
+        if match["kind"] == "partial":
+            _stop_orphan_kernel(folder, marker)
+        elif not os.path.lexists(out):
+            os.rename(folder / "run", out)
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(folder)
     return removed
@@ -1251,6 +1283,62 @@ def _install_run(tmp_dir: Path, out: Path, status: str = "done",
     return out, ""
 
 
+#: The kernel's connection file, inside the partial folder (not Jupyter's runtime folder): a run
+#: killed with SIGKILL leaves it only there, and the next run removes it with the folder.
+KERNEL_CONNECTION = ".kernel-connection.json"
+
+
+#: Run by ``python -c`` before the kernel: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, exit if the runner
+#: (argv[1]) is already gone, then exec the kernel's command (the setting survives ``execve``).
+_DIE_WITH_PARENT = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); "
+                    "os.getppid() == int(sys.argv[1]) or os._exit(1); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def _die_with_parent(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` wrapped so that, on Linux, the process is killed (SIGKILL) when this process dies, even
+    by SIGKILL, which runs no cleanup (``prctl(PR_SET_PDEATHSIG)`` in a small launcher that then
+    execs ``cmd``; no ``preexec_fn``, which would fork a multithreaded JAX process). Elsewhere ``cmd``
+    as is: ipykernel's parent poller (``JPY_PARENT_PID``) still stops the kernel within seconds."""
+    if not sys.platform.startswith("linux"):
+        return list(cmd)
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
+
+
+def _kernel_manager(kernel_name: str, folder: Path, marker: dict[str, Any]):
+    """An ``AsyncKernelManager`` whose kernel dies with this process (:func:`_die_with_parent`),
+    writes its connection file into ``folder`` (:data:`KERNEL_CONNECTION`) and records its process
+    id in ``folder``'s marker (``kernel_pid``), so :func:`clean_stale_partials` can stop a kernel
+    that outlived its run and prove it is that run's (its command line names the file)."""
+    from jupyter_client import AsyncKernelManager
+
+    class _OwnedKernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(_die_with_parent(kernel_cmd), **kw)
+            marker["kernel_pid"] = getattr(self.provisioner, "pid", None)
+            _write_marker(folder, marker)
+
+    km = _OwnedKernelManager(kernel_name=kernel_name)
+    km.connection_file = str(folder / KERNEL_CONNECTION)
+    return km
+
+
+def _stop_orphan_kernel(folder: Path, marker: Mapping[str, Any]) -> None:
+    """SIGKILL the kernel ``marker`` records if it still runs and its command line names this
+    folder's :data:`KERNEL_CONNECTION` (proof that it is this run's kernel, not a reused pid)."""
+    pid = marker.get("kernel_pid")
+    if not _pid_alive(pid):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return
+    if os.fsencode(os.path.realpath(folder / KERNEL_CONNECTION)) in cmdline:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def check_kernel(kernel_name: str) -> None:
     """:class:`RunError` (exit code 2) unless Jupyter knows a kernel named ``kernel_name``."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
@@ -1296,8 +1384,6 @@ def run_notebook(
     effective = {name: p.default if p.evaluated else p.source for name, p in params.items()}
     effective.update(injected)
     nb = inject_parameters(nb, injected)
-    from jupyter_client import AsyncKernelManager
-
     run_id = uuid.uuid4().hex
     lock = _OutLock(out, run_id)
     with _Signals() as signals:
@@ -1328,8 +1414,9 @@ def run_notebook(
         source = tmp_dir / f".{path.stem}.source.ipynb"  # inside the partial folder: cleaned with it
         # Our own kernel manager (papermill / nbclient do not shut down a kernel they did not
         # create), so the kernel is stopped and its connection file removed whatever happens,
-        # even on Ctrl-C while it is still starting.
-        km = AsyncKernelManager(kernel_name=kernel_name)
+        # even on Ctrl-C while it is still starting; the kernel dies with this process (SIGKILL
+        # included) and its connection file lies in the partial folder (_kernel_manager).
+        km = _kernel_manager(kernel_name, tmp_dir, marker)
         t0 = _dt.datetime.now().timestamp()
         try:
             _write_marker(tmp_dir, marker)

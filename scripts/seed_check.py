@@ -48,9 +48,13 @@ def chapter_name(spec: str) -> str:
 
 
 def seed_range(values: dict) -> range:
-    """The seeds a run at ``values`` uses: ``seed .. seed + n_seeds - 1`` (as the record says)."""
+    """The seeds a run at ``values`` uses: ``seed .. seed + count - 1``, ``count`` the largest of its
+    seed counts (``n_seeds`` and every ``*_seeds``, as the schema's seed rule counts them: chapter
+    00's ``ntk_seeds``), at least 1."""
     seed = int(values.get("seed", 0))
-    return range(seed, seed + int(values.get("n_seeds", 1) or 1))
+    counts = [v for n, v in values.items() if (n == "n_seeds" or (n.endswith("_seeds") and n != "seeds"))
+              and isinstance(v, int) and not isinstance(v, bool)]
+    return range(seed, seed + max([1, *counts]))
 
 
 def used_seeds(name: str, defaults: dict, record: Path) -> list[tuple[str, range]]:
@@ -69,8 +73,13 @@ def used_seeds(name: str, defaults: dict, record: Path) -> list[tuple[str, range
             if not line.strip():
                 continue
             try:
-                seeds = json.loads(line)["seeds"]
-                used.append((f"the run on line {i} of {record.name}", range(min(seeds), max(seeds) + 1)))
+                rec = json.loads(line)
+                seeds = rec["seeds"]
+                run = range(min(seeds), max(seeds) + 1)
+                if isinstance(rec.get("parameters"), dict):  # the seeds its parameters use, if more
+                    by_params = seed_range(rec["parameters"])
+                    run = range(min(run.start, by_params.start), max(run.stop, by_params.stop))
+                used.append((f"the run on line {i} of {record.name}", run))
             except (ValueError, KeyError, TypeError):
                 raise SeedCheckError(f"{record} line {i} is not a seed-check record (JSON with 'seeds')") from None
     return used
