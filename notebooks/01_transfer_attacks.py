@@ -150,7 +150,7 @@ RUN = ch.cifar_run(P, cifar)  # the NTKs, the trained fc1 and the transfer curve
 fig = plotting.plot_transfer_curves(RUN.curves, eps_labels=[f"{e:g}/255" for e in P.cifar_eps_255],
                                     title=f"CIFAR-10 airplane vs automobile, fc1 width {P.cifar_width} vs its NTK")
 
-# %%
+# %% tags=["hide-input"]
 values = {**ch.cifar_values(P, RUN), **ch.dynamics_gap(RUN, cifar), "cifar_n_test_glued": P.cifar_n_test}
 for name, value in values.items():
     glue(name, value)
@@ -221,7 +221,7 @@ print(mnist.provenance.describe())
 mnist_curves = ch.mnist_run(P, mnist)
 fig = plotting.plot_transfer_curves(mnist_curves, title=f"MNIST (10 classes), fc1 width {P.mnist_width} vs its NTK")
 
-# %%
+# %% tags=["hide-input"]
 mnist_values, mnist_rows = ch.mnist_values(P, mnist_curves)
 mnist_accs = ch.mnist_seed_finals(P, MNIST, mnist_curves)  # the other seeds, final checkpoint only
 mnist_values.update(mnist_transfer_seeds_mean=sum(mnist_accs) / len(mnist_accs), mnist_transfer_seeds_max=max(mnist_accs))

@@ -95,7 +95,7 @@ cheap_at_clean_epochs = [3]  # k of "clean for k epochs, then PGD-AT" (the first
 loo_epochs = 2  # epochs of training of the linearised models (Loo et al.)
 loo_learning_rate = 0.01  # their constant learning rate
 
-# %%
+# %% tags=["hide-input"]
 import os
 import time
 

@@ -253,7 +253,7 @@ for v in ("standard", "pgd", "pgd_shared"):
 # PGD-AT ({glue:text}`attack_steps_g` steps) where every image of a mini-batch gets the same
 # random crop, against PGD-AT with {glue:md}`augment_md` augmentation.
 
-# %% mystnb={"figure": {"caption": "Clean (solid) and PGD (dashed) test accuracy against the epoch, first seed: PGD-AT, PGD-AT with batch-shared augmentation, and FGSM-AT.", "name": "fig-ch06-shared-aug"}}
+# %% mystnb={"figure": {"caption": "Clean (solid) and PGD (dashed) test accuracy against the epoch, first seed: PGD-AT, PGD-AT with batch-shared augmentation, and FGSM-AT.", "name": "fig-ch06-shared-aug"}} tags=["hide-input"]
 glue("attack_steps_g", P.attack_steps)
 glue_md("augment_md", f"`{P.augment}`")
 fig = ch.plot_shared_augmentation(P, RUNS)
@@ -275,7 +275,7 @@ glue("co_pgd_shared_peak_robust_acc", sh.collapse.peak);
 # $\alpha$ = {glue:text}`fgsm_step_g:.2f` $\epsilon$; N-FGSM the noise $U(-k\epsilon, k\epsilon)$ with
 # $k$ = {glue:text}`nfgsm_noise_g:.2g` and the step $\epsilon$ of {cite}`dejorge2022make`.
 
-# %% mystnb={"figure": {"caption": "PGD robust test accuracy against the epoch for every training variant. FGSM-AT, FGSM-RS, N-FGSM and noise-FGSM: thick lines with markers, mean over seeds, thin lines one seed each; PGD-AT, PGD-AT with batch-shared augmentation and standard training: first seed only (dashed, square markers).", "name": "fig-ch06-all-variants"}}
+# %% mystnb={"figure": {"caption": "PGD robust test accuracy against the epoch for every training variant. FGSM-AT, FGSM-RS, N-FGSM and noise-FGSM: thick lines with markers, mean over seeds, thin lines one seed each; PGD-AT, PGD-AT with batch-shared augmentation and standard training: first seed only (dashed, square markers).", "name": "fig-ch06-all-variants"}} tags=["hide-input"]
 glue("fgsm_step_g", P.fgsm_step)
 glue("nfgsm_noise_g", P.nfgsm_noise)
 fig = ch.plot_all_variants(P, RUNS)
@@ -351,7 +351,7 @@ print(EVALS[("fgsm", P.seed)].text)
 # {glue:text}`co_fgsm_n_failed`, FGSM-RS {glue:text}`co_rs_n_failed`, N-FGSM
 # {glue:text}`co_nfgsm_n_failed`, noise-FGSM {glue:text}`co_noise_n_failed`.
 
-# %%
+# %% tags=["hide-input"]
 glue_md("rule_md", RULE.describe())
 glue("strong_iter_g", P.strong_iter)
 glue_table("strong_table", ch.strong_rows(P, JUDGED), ch.STRONG_COLUMNS, floatfmt=".3f", display=True);
@@ -407,7 +407,7 @@ glue_claims(claims)
 # drop that recovers within an epoch or two, in line with the reviewers' remark on the paper's
 # Fig. 10b.
 
-# %%
+# %% tags=["hide-input"]
 SEARCH = ch.load_search_records("data/06_settings_search.jsonl")  # kernels start in notebooks/
 search_rows = ch.search_table(SEARCH, fraction=P.collapse_fraction, min_peak=P.collapse_min_peak,
                               stuck_below=P.stuck_below)
@@ -444,7 +444,7 @@ print(f"training time of all runs: {t_train:.0f} s")
 # {glue:text}`ladder_monitor_max_diff:.3f` (the protocol accepts at most
 # {glue:text}`ladder_tolerance:.2f`).
 
-# %% mystnb={"figure": {"caption": "Every recorded full-size run of the collapse ladder, one colour per rung. Left: test accuracy per epoch under the strong monitor (solid) and under FGSM (dashed). Right: gradient alignment per epoch, the cosine between the loss gradients at $x$ and at a random point $x + \\eta$ of the $\\epsilon$-ball."}}
+# %% mystnb={"figure": {"caption": "Every recorded full-size run of the collapse ladder, one colour per rung. Left: test accuracy per epoch under the strong monitor (solid) and under FGSM (dashed). Right: gradient alignment per epoch, the cosine between the loss gradients at $x$ and at a random point $x + \\eta$ of the $\\epsilon$-ball."}} tags=["hide-input"]
 LADDER = report.load_records(lad.RECORD_FILE, missing_ok=True)  # paths start in notebooks/
 LADDER_SUMMARY = lad.ladder_summary(PROTOCOLS, LADDER)
 for name, value in LADDER_SUMMARY.items():
@@ -467,7 +467,7 @@ fig = lad.plot_ladder_curves(LADDER)
 # collapsed and not recovered by the last epoch. Runs cut off by the time limit are missing from the
 # file. {glue:md}`gpu_text`
 
-# %% mystnb={"figure": {"caption": "The recorded FGSM-AT runs on CIFAR-10 on a GPU, one colour per stream ($\\epsilon$ and number of training images), one line per seed: PGD monitor accuracy (solid, markers) and clean accuracy (dotted) on the test points, against the epoch."}}
+# %% mystnb={"figure": {"caption": "The recorded FGSM-AT runs on CIFAR-10 on a GPU, one colour per stream ($\\epsilon$ and number of training images), one line per seed: PGD monitor accuracy (solid, markers) and clean accuracy (dotted) on the test points, against the epoch."}} tags=["hide-input"]
 GPU = ch.load_search_records(ch.GPU_SEARCH_FILE) if os.path.exists(ch.GPU_SEARCH_FILE) else []
 gpu_found = ch.search_summary(GPU, ch.search_table(GPU, fraction=P.collapse_fraction, min_peak=P.collapse_min_peak,
                                                    stuck_below=P.stuck_below))
