@@ -78,7 +78,7 @@ class Params(schema.Params):
     mnist_eps: float = schema.param(schema.Float(min=0.0, max=1.0))
     mnist_useful_above: float = schema.param(schema.Float(min=0.0, max=1.0))
     mnist_nonrobust_below: float = schema.param(schema.Float(min=0.0, max=1.0))
-    n_times: int = schema.param(schema.Int(min=2))
+    n_times: int = schema.param(schema.Int(min=2, max=schema.Ref("n_train")))  # times on a log grid of 1..n_train
     paper_indices: list = schema.param(schema.List(schema.Int(min=0), min_length=1))
     test_batch_size: int = schema.param(schema.Int(min=1))
     feature_batch_size: int = schema.param(schema.Int(min=1))

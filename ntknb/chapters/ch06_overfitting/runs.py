@@ -70,7 +70,7 @@ class Params(schema.Params):
     strong_iter: int = schema.param(schema.Int(min=1, max=schema.Ref("eval_iter")))
     augment: str = schema.param(schema.Choice(["none", "crop", "crop_flip"]))
     shared_augment: str = schema.param(schema.Choice(["crop_shared", "crop_flip_shared"]))
-    crop_padding: int = schema.param(schema.Int(min=1))
+    crop_padding: int = schema.param(schema.Int(min=1, max=14))  # at most half the smaller image side (MNIST, 28 px)
     collapse_fraction: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False,
                                                          max_inclusive=False))
     collapse_min_peak: float = schema.param(schema.Float(min=0.0, max=1.0))
