@@ -342,9 +342,9 @@ for name, value in sweep_values.items():
 # predicts; the table shows how far towards the kernel's robustness the widths of this sweep get.
 #
 # **A second architecture.** Does the kernel of one architecture attack a network of
-# another? We train a network with two hidden layers (`fc2`, width `cross_width`) the same way
-# and attack both networks with the NTK attacks of both architectures, each network at the time
-# of `sweep_steps` steps (the fc1 network is the run of Section 1 at that checkpoint).
+# another? We train a network with two hidden layers (`fc2`, width {glue:text}`cross_width`) the
+# same way and attack both networks with the NTK attacks of both architectures, each network at
+# time t = {glue:text}`cross_t:.0f` (the fc1 network is the run of Section 1 at that checkpoint).
 
 # %%
 cross = ch.cross_study(P, cifar, RUN)  # fc1 and fc2 attacked through each NTK
