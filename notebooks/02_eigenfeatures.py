@@ -399,8 +399,8 @@ for name, value in ch.training_time_values(TT).items():
 # features are fitted and ends at {glue:text}`robust_t_inf:.2f` at $t = \infty$, while the clean
 # accuracy reaches {glue:text}`clean_t_max:.2f` along the way and {glue:text}`clean_t_inf:.2f` at
 # the end. The coherence of the loss gradient goes from {glue:text}`coherence_t_first:.2f` to
-# {glue:text}`coherence_t_inf:.2f`. Read the figure for whether the trade-off shows at this
-# scale: these are the measured numbers, whatever their direction.
+# {glue:text}`coherence_t_inf:.2f`. The chapter registers no claim on this trade-off: these
+# numbers describe one trajectory at this scale and judge nothing.
 #
 # ## Against the published notebook
 #
