@@ -171,3 +171,9 @@ def test_kernel_dynamics_picks_discrete_or_flow_predictor():
     assert ch.kernel_dynamics(params(kernel_dynamics="flow"), k, lr).learning_rate is None
     with pytest.raises(ValueError, match="kernel_dynamics"):
         params(kernel_dynamics="euler")
+
+
+def test_time_text_prints_whole_numbers_not_exponents():
+    from ntknb.chapters import ch01_transfer_attacks as ch
+
+    assert [ch.time_text(t) for t in (1.27, 16.5, 189.3, 1155.2)] == ["1.27", "16.5", "189", "1155"]

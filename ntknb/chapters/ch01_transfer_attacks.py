@@ -199,6 +199,12 @@ def dynamics_gap(run: CifarRun, cifar) -> dict:
     return out
 
 
+def time_text(t: float) -> str:
+    """Training time t (= steps x learning rate) as a table prints it: three significant digits
+    below 100, whole numbers above (``1155``, never ``1.16e+03``)."""
+    return f"{t:.0f}" if abs(t) >= 100 else f"{t:.3g}"
+
+
 CIFAR_COLUMNS = ["t", "cos sim", "clean net", "clean NTK", "agreement", "net white-box", "net NTK-attack",
                  "NTK own attack"]
 
@@ -206,7 +212,7 @@ CIFAR_COLUMNS = ["t", "cos sim", "clean net", "clean NTK", "agreement", "net whi
 def cifar_rows(p: Params, run: CifarRun) -> list:
     c = run.curves
     j = c.eps_index(p.headline_eps_255 / 255)
-    return [[f"{t:.3g}", cs, a_n, a_k, ag, wb, tr, ks]
+    return [[time_text(t), cs, a_n, a_k, ag, wb, tr, ks]
             for t, cs, a_n, a_k, ag, wb, tr, ks in zip(
                 c.times, c.cos_sim_mean, c.clean_acc_net, c.clean_acc_kernel, c.agreement,
                 c.robust("net", "net", "fgsm")[:, j], c.robust("net", "kernel", "fgsm")[:, j],
@@ -384,7 +390,7 @@ def sweep_values(p: Params, runs: list) -> tuple:
     for width in p.sweep_widths:
         for step in p.sweep_checkpoints:
             std = step == last
-            rows.append([width, step, f"{step * lr:.3g}", float(np.mean([r.cos[width, step] for r in runs])),
+            rows.append([width, step, time_text(step * lr), float(np.mean([r.cos[width, step] for r in runs])),
                          acc(("clean", "", width, step)),
                          *[acc((who, a, width, step)) for a in ("fgsm", "pgd") for who in ("white", "transfer")],
                          *[acc((who, "standard", width, step)) if std else np.nan for who in ("white", "transfer")],
