@@ -455,14 +455,14 @@ def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
     atomically and only when its text changed. Returns its path (``None`` when not listed). A
     malformed claim raises ``ValueError``."""
     from ntknb import results
-    from ntknb.claims import REGISTER_DIR, registrations
+    from ntknb.claims import registrations
 
     root = Path(root) if root is not None else ROOT
     if not (root / "_toc.yml").is_file() or results.DOCNAME not in _toc_files(root):
         return None
     glued = glued_claims(root)
     docs = [d for d, _ in glued]
-    register = root / REGISTER_DIR.relative_to(ROOT)
+    register = root / "notebooks" / "claims"  # the checkout being built (REGISTER_DIR is the installed one)
     text = results.results_page(glued, seed_checks(root, docs), titles=notebook_titles(root, docs),
                                 other_seed_checks=seed_checks(root, docs, at_defaults=False),
                                 registrations=registrations(register) if register.is_dir() else {},

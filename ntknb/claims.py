@@ -579,14 +579,15 @@ def _claim_html(c: Claim) -> str:
              f"{esc(cite_text(c.source))}, {readable(c.where)}")
     why = "".join(f'<div class="ntknb-claim-why">not met: {readable(p.text)}</div>' for p in c.failed_preconditions)
     pre = "".join(f"<li>{readable(p.text)}</li>" for p in c.preconditions)
-    details = (f"<p>The paper: {readable(c.paper)}.</p><p>{readable(c.scale)} ({c.counts_text}).</p>"
+    details = (f"<p>The claim in full: {readable(c.claim)}</p>"
+               f"<p>The paper: {readable(c.paper)}.</p><p>{readable(c.scale)} ({c.counts_text}).</p>"
                f"<p>{readable(c.explanation)}.</p>"
                + (f"<p>Conditions of the claim's regime:</p><ul>{pre}</ul>" if pre else "")
                + f"<p>Claim id <code>{esc(c.id)}</code>.</p>")
     return (f'<div class="ntknb-claim" id="{claim_anchor(c.id)}">{verdict_badge_html(c.verdict)} '
             f'<span class="ntknb-claim-text">{readable(c.claim)}</span>'
             f'<div class="ntknb-claim-facts">{facts}</div>{why}'
-            f"<details><summary>scale and reasoning</summary>{details}</details></div>")
+            f"<details><summary>claim in full, scale and reasoning</summary>{details}</details></div>")
 
 
 def claims_html(claims: Sequence[Any]) -> str:
@@ -594,8 +595,8 @@ def claims_html(claims: Sequence[Any]) -> str:
     dicts), one entry per claim, its verdict badge first: the claim (readable math,
     :func:`readable`), our value with its interval and what the claim needs, the source as
     author-year text (:func:`cite_text`) and where; a failed precondition with its measured
-    value; the paper's value, the scale, the verdict in words and the conditions folded in a
-    ``<details>``. Each entry's HTML id is :func:`claim_anchor`."""
+    value; the claim in full (a phone shows its first lines only, ``ntknb.css``), the paper's
+    value, the scale, the verdict in words and the conditions folded in a ``<details>``. Each entry's HTML id is :func:`claim_anchor`."""
     objs = _as_claims(claims)
     if not objs:
         return "<p><em>No claims.</em></p>"
@@ -708,9 +709,17 @@ def glue_summary(claims: Sequence[Any], name: str = "claims_summary") -> str:
 
 # --------------------------------------------------------------------------- register
 
+def _register_dir() -> Path:
+    """``notebooks/claims`` of the checkout: beside the package when it is installed from the
+    checkout (editable), else found from the working directory (a wheel install runs the book's
+    notebooks from a checkout, with ``notebooks/`` as the kernel's working directory)."""
+    candidates = [_ROOT / "notebooks" / "claims", Path.cwd() / "claims", Path.cwd() / "notebooks" / "claims"]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
 #: The claim register: one YAML file per chapter, ``notebooks/claims/<notebook>.yaml``
 #: (:func:`load_register`).
-REGISTER_DIR = _ROOT / "notebooks" / "claims"
+REGISTER_DIR = _register_dir()
 _SPEC_TEXT = ("id", "source", "where", "quote", "claim", "paper", "justification")
 
 
