@@ -596,7 +596,8 @@ def claims_html(claims: Sequence[Any]) -> str:
     :func:`readable`), our value with its interval and what the claim needs, the source as
     author-year text (:func:`cite_text`) and where; a failed precondition with its measured
     value; the claim in full (a phone shows its first lines only, ``ntknb.css``), the paper's
-    value, the scale, the verdict in words and the conditions folded in a ``<details>``. Each entry's HTML id is :func:`claim_anchor`."""
+    value, the scale, the verdict in words and the conditions folded in a ``<details>``. Each
+    entry's HTML id is :func:`claim_anchor`."""
     objs = _as_claims(claims)
     if not objs:
         return "<p><em>No claims.</em></p>"
