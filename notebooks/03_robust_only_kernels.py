@@ -183,7 +183,7 @@ _ = glue_table("table_cifar", ch.frontier_rows(RUNS), ch.FRONTIER_COLUMNS, float
 #
 # For every $S$: $\alpha_S$ (`ntknb.robust_kernels.subset_weights`), then clean, FGSM and PGD
 # accuracy of $f_S$. The full kernel $f_\infty$ (all features) is the reference (last row). Means
-# over the seeds, with the half-width of the 95 % t interval (±):
+# over the seeds, with 95 % intervals that stay inside [0, 1] (logit scale):
 #
 # ```{glue:md} table_cifar
 # :format: myst
@@ -230,7 +230,7 @@ _ = glue_table("table_cifar", ch.frontier_rows(RUNS), ch.FRONTIER_COLUMNS, float
 # the last step (no choice at all).
 #
 # The five machines the claims compare, on the evaluation points under the standard evaluation
-# ({glue:text}`eval_iters_glued` iterations per attack; means over the seeds, ±: t half-width):
+# ({glue:text}`eval_iters_glued` iterations per attack; means over the seeds, 95 % intervals inside [0, 1]):
 
 # %% tags=["remove-input"]
 _ = glue_table("table_final", ch.final_rows(RUNS), ch.FINAL_COLUMNS, floatfmt=".3f")

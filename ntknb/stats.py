@@ -79,6 +79,13 @@ class Interval:
         return (f"{self.estimate:.4g} [{self.low:.4g}, {self.high:.4g}] "
                 f"({100 * self.confidence:g}% {self.method}, n = {self.n})")
 
+    def text(self, fmt: str = ".3f") -> str:
+        """``"0.812 [0.790, 0.833]"`` in format ``fmt``; the estimate alone where the interval does
+        not exist (a single replica: both ends infinite); an infinite end as ``-inf`` / ``inf``."""
+        if math.isinf(self.low) and math.isinf(self.high):
+            return f"{self.estimate:{fmt}}"
+        return f"{self.estimate:{fmt}} [{self.low:{fmt}}, {self.high:{fmt}}]"
+
     def to_json(self) -> dict:
         """Plain JSON values (non-finite numbers as ``None``)."""
         def num(v):

@@ -1,5 +1,6 @@
 """Tests for ntknb.chapters.ch02_eigenfeatures (chapter 02): schema and the values it glues."""
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -312,6 +313,13 @@ def test_late_study_reports_the_picks_on_heldout_images(monkeypatch):
 def test_recorded_data_files(tmp_path):
     runs = {(r["kernel"], r["conv_pool"]): r for r in ch.conv_resolution_runs()}
     assert {("conv1", 4), ("conv1", 2)} <= set(runs)  # the notebook glues their ratio
-    assert ch.load_seed_check(tmp_path / "none.json") is None
-    (tmp_path / "check.json").write_text('{"seed": 6000, "claims": []}')
-    assert ch.load_seed_check(tmp_path / "check.json")["seed"] == 6000
+    at = {"seed": 0, "n_seeds": 3, "n_heldout": 2000}
+    assert ch.load_seed_check(at, tmp_path / "none.json") is None
+    records = [{"seeds": [6000], "claims": []},  # parameters not recorded: never compared
+               {"seeds": [7000, 7001, 7002], "parameters": {**at, "seed": 7000}, "claims": []},
+               {"seeds": [7100, 7101, 7102], "parameters": {**at, "seed": 7100}, "claims": []},
+               {"seeds": [7200, 7201, 7202], "parameters": {**at, "seed": 7200, "n_heldout": 1000}, "claims": []}]
+    (tmp_path / "check.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    assert ch.load_seed_check(at, tmp_path / "check.jsonl")["seeds"][0] == 7100  # the latest at the parameters
+    assert ch.load_seed_check({**at, "n_heldout": 1000}, tmp_path / "check.jsonl")["seeds"][0] == 7200
+    assert ch.load_seed_check({**at, "n_heldout": 500}, tmp_path / "check.jsonl") is None

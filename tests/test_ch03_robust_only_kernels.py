@@ -266,3 +266,21 @@ def test_cifar_values_modal_name_ties_go_to_the_first_seed():
     assert v["trade_choice_name"] == "(c) top-k robust k=4" and v["trade_choice_name_count"] == 3
     assert v["trade_shortfall_eval"] == pytest.approx(ch.shortfall(0.8, 0.5, 0.9))
     assert v["trade_shortfall_choice"] == pytest.approx(0.0)  # γ=0.3 of ROWS
+
+
+def test_tables_intervals_stay_in_range():
+    """Accuracies near 1 over 3 seeds: a t half-width would pass 1; the tables' logit-t intervals do not."""
+    rows = lambda v: [{"family": "top", "tag": "k=1", "n": 1, "clean": v, "pgd": 1 - v, "fgsm": 0.5,  # noqa: E731
+                       "standard": float("nan")}]
+    runs = [SimpleNamespace(rows=rows(v), final=SimpleNamespace(clean=np.full(len(ch.FINAL), v),
+                                                               pgd=np.full(len(ch.FINAL), 1 - v),
+                                                               standard=np.full(len(ch.FINAL), 1 - v)))
+            for v in (0.99, 0.93, 1.0)]
+    (fr,) = ch.frontier(runs)
+    for iv in (fr["clean"], fr["pgd"]):
+        assert 0 <= iv.low <= iv.estimate <= iv.high <= 1
+    assert ch.frontier_rows(runs)[0][3] == fr["clean"].text()
+    final = ch.final_rows(runs)
+    assert len(final) == len(ch.FINAL) and all(len(r) == len(ch.FINAL_COLUMNS) for r in final)
+    lo, hi = (float(t) for t in final[0][1].split("[")[1].rstrip("]").split(","))
+    assert 0 <= lo <= hi <= 1 and hi < 1  # the t interval of these values is [0.88, 1.06]

@@ -203,3 +203,10 @@ def test_bootstrap_matches_scipy_percentile():
     ours = S.bootstrap_interval(x, n_boot=20000, seed=1)
     theirs = st.bootstrap((x,), np.mean, n_resamples=20000, method="percentile", random_state=1).confidence_interval
     assert ours.low == pytest.approx(theirs.low, abs=0.02) and ours.high == pytest.approx(theirs.high, abs=0.02)
+
+
+def test_interval_text():
+    iv = S.mean_interval([0.8, 0.82, 0.79], bounds=(0, 1))
+    assert iv.text() == f"{iv.estimate:.3f} [{iv.low:.3f}, {iv.high:.3f}]" and 0 <= iv.low <= iv.high <= 1
+    assert S.mean_interval([0.5]).text(".2f") == "0.50"  # one replica: no interval
+    assert S.Interval(0.5, 0.1, math.inf, 2, 0.95, "t").text(".1f") == "0.5 [0.1, inf]"

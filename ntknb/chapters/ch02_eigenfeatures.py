@@ -809,10 +809,13 @@ def conv_resolution_runs() -> list:
     return json.loads(_data_file("02_eigenfeatures_conv_resolution.json").read_text())["runs"]
 
 
-def load_seed_check(path=None) -> dict | None:
-    """The recorded never-used-seed run (:data:`SEED_CHECK_FILE`, its first record), or ``None`` if
-    none is recorded."""
-    from ntknb.claims import load_seed_checks
+def load_seed_check(parameters: dict, path=None) -> dict | None:
+    """The latest recorded never-used-seed run (:data:`SEED_CHECK_FILE`) at ``parameters`` (the
+    page's parameters, name -> value), the base seed apart (:func:`ntknb.claims.seed_check_mismatch`
+    empty), or ``None`` if none is recorded at them: a run at other parameters tests other
+    settings, and the Results page names it without comparing it."""
+    from ntknb.claims import load_seed_checks, seed_check_mismatch
 
     records = load_seed_checks(path if path is not None else _data_file(SEED_CHECK_FILE))
-    return records[0] if records else None
+    same = [r for r in records if not seed_check_mismatch(r, parameters)]
+    return same[-1] if same else None

@@ -389,42 +389,52 @@ def cifar_seed_run(p: Params, cifar, seed: int) -> SeedRun:
                    final)
 
 
-def _t(values) -> tuple:
+def _accuracy(values):
+    """Mean accuracy over the seeds with its 95 % logit-t interval, inside [0, 1]
+    (:func:`ntknb.stats.mean_interval` with ``bounds=(0, 1)``): an :class:`ntknb.stats.Interval`."""
     from ntknb import stats
 
-    iv = stats.mean_interval(values)
-    return iv.estimate, (iv.high - iv.low) / 2 if np.isfinite(iv.high) else float("nan")
+    return stats.mean_interval(values, bounds=(0, 1))
 
 
-FRONTIER_COLUMNS = ["family", "setting", "features (mean)", "clean", "±", "FGSM", "PGD", "±", "standard eval."]
-
-
-def frontier_rows(runs: list) -> list:
-    """Per machine (family, setting), on the evaluation points: means over the seeds and t
-    half-widths (95 %) of clean and PGD accuracy, the mean FGSM accuracy and the mean
-    standard-evaluation accuracy (``nan`` where it was not run)."""
+def frontier(runs: list) -> list:
+    """Per machine (family, setting), on the evaluation points: ``{"family", "tag", "n"`` (mean
+    number of features), ``"clean", "pgd"`` (:func:`_accuracy` intervals over the seeds),
+    ``"fgsm", "standard"`` (means; ``nan`` where the standard evaluation was not run)``}``."""
     out = []
     for j, r0 in enumerate(runs[0].rows):
         col = lambda key: [run.rows[j][key] for run in runs]  # noqa: E731
-        c, cw = _t(col("clean"))
-        q, qw = _t(col("pgd"))
-        out.append([r0["family"], r0["tag"], float(np.mean(col("n"))), c, cw, float(np.mean(col("fgsm"))), q, qw,
-                    float(np.mean(col("standard")))])
+        out.append({"family": r0["family"], "tag": r0["tag"], "n": float(np.mean(col("n"))),
+                    "clean": _accuracy(col("clean")), "pgd": _accuracy(col("pgd")),
+                    "fgsm": float(np.mean(col("fgsm"))), "standard": float(np.mean(col("standard")))})
     return out
 
 
-FINAL_COLUMNS = ["machine", "clean", "±", "PGD", "±", "standard eval.", "±", "max |PGD - standard|"]
+FRONTIER_COLUMNS = ["family", "setting", "features (mean)", "clean [95 % interval]", "FGSM",
+                    "PGD [95 % interval]", "standard eval."]
+
+
+def frontier_rows(runs: list) -> list:
+    """:func:`frontier` as table rows (:data:`FRONTIER_COLUMNS`)."""
+    return [[m["family"], m["tag"], m["n"], m["clean"].text(), m["fgsm"], m["pgd"].text(), m["standard"]]
+            for m in frontier(runs)]
+
+
+FINAL_COLUMNS = ["machine", "clean [95 % interval]", "PGD [95 % interval]", "standard eval. [95 % interval]",
+                 "max |PGD - standard|"]
 
 
 def final_rows(runs: list) -> list:
-    """The machines of :data:`FINAL` (mean and t half-width over seeds, evaluation points) and the
-    largest gap between PGD and the standard evaluation over the seeds."""
+    """The machines of :data:`FINAL`: means over the seeds (evaluation points) with 95 % logit-t
+    intervals inside [0, 1], and the largest gap between PGD and the standard evaluation over the
+    seeds."""
     out = []
     for j, name in enumerate(FINAL):
         c = [run.final.clean[j] for run in runs]
         q = [run.final.pgd[j] for run in runs]
         a = [run.final.standard[j] for run in runs]
-        out.append([name, *_t(c), *_t(q), *_t(a), float(np.max(np.abs(np.subtract(q, a))))])
+        out.append([name, _accuracy(c).text(), _accuracy(q).text(), _accuracy(a).text(),
+                    float(np.max(np.abs(np.subtract(q, a))))])
     return out
 
 
@@ -463,24 +473,29 @@ def cifar_values(p: Params, runs: list) -> dict:
 
 
 def plot_frontier(p: Params, runs: list):
-    """Clean vs PGD accuracy (evaluation points; means over seeds, t error bars) of every family, of
+    """Clean vs PGD accuracy (evaluation points; means over seeds, logit-t error bars) of every family, of
     the kernel-training checkpoints (first seed) and of the full kernel (left); the training losses
     of the first seed (right). Returns the figure."""
     from ntknb import plotting
 
     fig, axes = plotting.new_figure(ncols=2, width=4.6, height=4.0)
-    rows = frontier_rows(runs)
+    rows = frontier(runs)
     curves = {}
+
+    def bars(ivs):  # asymmetric error bars: the logit-t intervals stay inside [0, 1]
+        return [[iv.estimate - iv.low for iv in ivs], [iv.high - iv.estimate for iv in ivs]]
+
     for fam in FAMILIES:
-        rr = [r for r in rows if r[0] == fam]
-        curves[fam] = ([r[6] for r in rr], [r[3] for r in rr], [r[1] for r in rr])
-        axes[0].errorbar([r[6] for r in rr], [r[3] for r in rr], xerr=[r[7] for r in rr], yerr=[r[4] for r in rr],
-                         fmt="none", ecolor="grey", lw=0.6)
+        rr = [r for r in rows if r["family"] == fam]
+        pgd, clean = [r["pgd"] for r in rr], [r["clean"] for r in rr]
+        curves[fam] = ([iv.estimate for iv in pgd], [iv.estimate for iv in clean], [r["tag"] for r in rr])
+        axes[0].errorbar(curves[fam][0], curves[fam][1], xerr=bars(pgd), yerr=bars(clean), fmt="none",
+                         ecolor="grey", lw=0.6)
     kt = runs[0].kt
     curves["adversarial training (checkpoints, seed 1)"] = (kt.sc_at.pgd, kt.sc_at.clean, kt.at.checkpoints[1:])
     curves["standard training (checkpoints, seed 1)"] = (kt.sc_std.pgd, kt.sc_std.clean, kt.std.checkpoints[1:])
     plotting.plot_clean_robust_frontier(
-        axes[0], curves, {"full kernel": (rows[-1][6], rows[-1][3])},
+        axes[0], curves, {"full kernel": (rows[-1]["pgd"].estimate, rows[-1]["clean"].estimate)},
         title=f"CIFAR-10 {p.classes[0]} vs {p.classes[1]}, {p.architecture}, PGD eps {p.eps * 255:.0f}/255")
     axes[0].axhline(0.5, color="grey", lw=0.6, ls=":")
     axes[1].plot(kt.at.train_loss, lw=0.8, label="adversarial (PGD examples)")
