@@ -1,4 +1,4 @@
-"""Runs at GPU scale: the runbook behind ``scripts/gpu_runs``, and the recorded runs the book shows.
+"""Runs at GPU scale: the runbook behind ``scripts/gpu_runs``.
 
 A chapter may come with ``notebooks/NN_name.gpu.yaml``, a preset sized to a few minutes on one
 H100/H200. ``scripts/gpu_runs`` (on the GPU machine) calls :func:`main`, which
@@ -10,25 +10,21 @@ H100/H200. ``scripts/gpu_runs`` (on the GPU machine) calls :func:`main`, which
    (device, library versions, each run's wall time and status) and, if asked, packs the
    output folder into one archive, so a run cut off by the budget loses only itself.
 
-Back on the CPU machine, :func:`record` copies each finished run's ``metrics.json`` and
-``parameters.yaml`` with its device, versions and wall time into ``notebooks/data/gpu/NN_name/``.
-A chapter reads its record with :func:`load_recorded` and shows it beside its CPU numbers
-(:func:`comparison_rows`); nothing is typed.
+Each run's folder holds what ``ntknb run`` writes (the executed notebook, ``metrics.json``,
+``parameters.yaml``, ``timings.json``). The runs a chapter shows are the records under
+``notebooks/data/`` that the chapter reads itself (``scripts/gpu_cifar_search``:
+``notebooks/data/gpu/cifar10_search.jsonl``); nothing is typed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
-import html
 import json
 import math
 import os
 import platform
 import re
-import shutil
-import stat
 import subprocess
 import sys
 import tarfile
@@ -39,29 +35,19 @@ from typing import Any
 
 __all__ = [
     "PRESET_SUFFIX",
-    "RECORD_DIR",
-    "RecordedRun",
     "smoke_test",
     "library_versions",
     "device_description",
     "preset_path",
     "run_presets",
-    "record",
-    "RecordError",
-    "check_run_name",
-    "load_recorded",
-    "comparison_rows",
-    "recorded_section",
     "main",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: A chapter's GPU preset is ``notebooks/<name>.gpu.yaml``.
 PRESET_SUFFIX = ".gpu.yaml"
-#: Recorded GPU runs, one folder per notebook: ``metrics.json``, ``parameters.yaml``, ``run.json``.
-RECORD_DIR = REPO_ROOT / "notebooks" / "data" / "gpu"
-#: The files of one record (``record`` writes these and only replaces a folder holding no others).
-_RECORD_FILES = ("metrics.json", "parameters.yaml", "run.json", "timings.json")
+#: A preset's name: a plain file name (the notebook's stem), no path, no dot-file.
+_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _LIBRARIES = ("jax", "jaxlib", "flax", "optax", "numpy", "neural_tangents", "papermill", "matplotlib")
 
 
@@ -137,10 +123,9 @@ def smoke_test(tol: float = 1e-3) -> dict[str, Any]:
 
 def preset_path(name: str) -> Path:
     """``notebooks/<name>.gpu.yaml``; ``ValueError`` naming the presets that exist otherwise."""
-    try:
-        check_run_name(name, "notebook")
-    except RecordError as exc:
-        raise ValueError(str(exc)) from None
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name) or ".." in name:
+        raise ValueError(f"notebook {name!r} is not a plain name (letters, digits, '_', '.', '-', starting with "
+                         "a letter or digit, at most 100 characters; no '/', no '..')")
     path = REPO_ROOT / "notebooks" / f"{name}{PRESET_SUFFIX}"
     if not path.is_file():
         known = sorted(p.name[: -len(PRESET_SUFFIX)] for p in path.parent.glob(f"*{PRESET_SUFFIX}"))
@@ -257,337 +242,11 @@ def run_presets(
     return manifest
 
 
-# -------------------------------------------------------------------------- records
-
-
-@dataclasses.dataclass(frozen=True)
-class RecordedRun:
-    """A finished GPU run of one notebook: its glued values, parameters and provenance."""
-
-    name: str
-    metrics: dict[str, Any]
-    parameters: dict[str, Any]
-    device: str
-    versions: dict[str, str]
-    wall_s: float
-    date: str
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """A glued value of the run (``default`` if the run did not glue ``key``)."""
-        return self.metrics.get(key, default)
-
-
-def _cell_timings(notebook: Path) -> list[dict[str, Any]]:
-    """Per code cell of an executed notebook: papermill's status and duration, the first
-    source line and the last line the cell printed (for runs that did not finish)."""
-    import nbformat
-
-    nb = nbformat.read(notebook, as_version=4)
-    cells = []
-    for i, cell in enumerate(nb.cells):
-        meta = cell.metadata.get("papermill", {})
-        if cell.cell_type != "code" or meta.get("status") in (None, "pending"):
-            continue
-        printed = [o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
-        last = " ".join("".join(printed).replace("\r", "\n").strip().splitlines()[-1:])
-        cells.append({"cell": i, "status": meta.get("status"),
-                      "duration_s": round(float(meta.get("duration") or 0.0), 1),
-                      "source": cell.source.strip().splitlines()[0][:100] if cell.source.strip() else "",
-                      "last_output": last[-200:]})
-    return cells
-
-
-#: A recorded run's name: a plain file name (the notebook's stem), no path, no dot-file.
-_PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_MAX_JSON_BYTES = 16 << 20
-
-
-class RecordError(ValueError):
-    """A run folder that cannot be recorded: the message names the file and what is allowed."""
-
-
-def check_run_name(name: Any, where: str = "run name") -> str:
-    """``name`` if it is a plain name (letters, digits, ``_ . -``, starting with a letter or
-    digit, at most 100 characters: no ``/``, no ``..``, no absolute path, not empty, no dot-file),
-    else :class:`RecordError`."""
-    if not isinstance(name, str) or not _PLAIN_NAME.match(name) or ".." in name:
-        raise RecordError(f"{where} {name!r} is not a plain name (letters, digits, '_', '.', '-', starting with "
-                          "a letter or digit, at most 100 characters; no '/', no '..')")
-    return name
-
-
-def _read_file(path: Path, what: str, limit: int = _MAX_JSON_BYTES) -> str:
-    """The UTF-8 text of the regular file ``path`` (not a symbolic link, at most ``limit`` bytes)."""
-    from ntknb.runner import RunError, read_bounded
-
-    try:
-        return read_bounded(path, limit, what, follow_symlinks=False).decode("utf-8")
-    except FileNotFoundError:
-        raise RecordError(f"{what} {path} is missing") from None
-    except RunError as exc:
-        raise RecordError(str(exc)) from None
-    except OSError as exc:
-        raise RecordError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise RecordError(f"{what} {path} is not UTF-8 text") from None
-
-
-def _strict_json(text: str, what: str) -> Any:
-    def refuse(c):
-        raise RecordError(f"{what} holds {c}, which is not a number JSON allows (NaN / Infinity are refused)")
-
-    def pairs(items):
-        keys = [k for k, _ in items]
-        twice = sorted({k for k in keys if keys.count(k) > 1})
-        if twice:
-            raise RecordError(f"{what} gives the key {twice[0]!r} twice (JSON would keep only the last one)")
-        return dict(items)
-
-    try:
-        return json.loads(text, parse_constant=refuse, object_pairs_hook=pairs)
-    except RecordError:
-        raise
-    except ValueError as exc:
-        raise RecordError(f"{what} is not valid JSON: {exc}") from None
-
-
-def _no_symlinks_below(folder: Path, what: str) -> None:
-    if folder.is_symlink():
-        raise RecordError(f"{what} {folder} is a symbolic link; give the folder itself")
-
-
-def _load_manifest(src: Path) -> dict[str, Any]:
-    _no_symlinks_below(src, "run folder")
-    if not src.is_dir():
-        raise RecordError(f"{src} is not a folder of `python -m ntknb.gpu run` output")
-    manifest = _strict_json(_read_file(src / "manifest.json", "manifest"), f"{src / 'manifest.json'}")
-    problems = []
-    if not isinstance(manifest, dict):
-        raise RecordError(f"{src / 'manifest.json'} must hold a JSON object")
-    dev = manifest.get("device")
-    if not (isinstance(dev, dict) and isinstance(dev.get("devices"), list)
-            and all(isinstance(d, str) for d in dev["devices"]) and isinstance(dev.get("backend"), str)):
-        problems.append("device must be {backend: str, devices: [str, ...]}")
-    if not (isinstance(manifest.get("versions"), dict)
-            and all(isinstance(v, str) for v in manifest["versions"].values())):
-        problems.append("versions must map names to version strings")
-    if not isinstance(manifest.get("started"), str) or len(manifest["started"]) < 10:
-        problems.append("started must be an ISO date string")
-    runs = manifest.get("runs")
-    if not isinstance(runs, dict):
-        problems.append("runs must map run names to entries")
-    else:
-        for name, entry in runs.items():
-            check_run_name(name, f"run name in {src / 'manifest.json'}:")
-            if not (isinstance(entry, dict) and entry.get("status") in ("done", "failed", "timeout", "skipped")
-                    and isinstance(entry.get("preset"), str)):
-                problems.append(f"runs[{name!r}] must hold status (done / failed / timeout / skipped) and preset")
-            elif entry["status"] == "done" and not (isinstance(entry.get("wall_s"), (int, float))
-                                                    and math.isfinite(entry["wall_s"]) and entry["wall_s"] >= 0):
-                problems.append(f"runs[{name!r}].wall_s must be a finite number of seconds >= 0")
-    if problems:
-        raise RecordError(f"malformed {src / 'manifest.json'}: " + "; ".join(problems))
-    return manifest
-
-
-def _plain_yaml(path: Path, what: str) -> Any:
-    from ntknb import runner
-
-    text = _read_file(path, what, runner.MAX_TEXT_BYTES)
-    try:
-        data = runner._load_yaml(text)
-        runner.check_plain(data, what)
-    except (ValueError, Exception) as exc:  # noqa: BLE001 - YAML syntax errors too
-        raise RecordError(f"{what} {path} refused: {' '.join(str(exc).split())[:200]}") from None
-    return data
-
-
-def record(out_dir: str | os.PathLike, dest: str | os.PathLike = RECORD_DIR) -> list[str]:
-    """Copy the finished runs of a ``run_presets`` folder into ``dest/<name>/``.
-
-    For each run whose status is ``done`` and whose ``metrics.json`` exists, writes
-    ``metrics.json``, ``parameters.yaml``, ``timings.json`` (if the run wrote one) and
-    ``run.json`` (device, versions, wall time, date, preset); an earlier record of the same name
-    (a folder holding ``run.json``) is replaced whole. Every other run is appended to
-    ``dest/attempts.jsonl`` as data (device, versions, its parameters, time limit, status and
-    per-cell timings; a "done" run without ``metrics.json`` as ``incomplete``), so the next
-    attempt can be sized from it. Returns the names recorded.
-
-    Everything is checked before anything is written (:class:`RecordError`, a ``ValueError``):
-    run names must be plain names (:func:`check_run_name`), files are read as regular files
-    (no symbolic links, bounded size), metrics must be strict JSON without NaN / Infinity,
-    parameters plain YAML. No temporary ``.NAME.tmp/`` is left behind on any failure.
-    """
-    src = Path(out_dir)
-    dest = Path(dest)
-    manifest = _load_manifest(src)
-    device = ", ".join(manifest["device"]["devices"])
-    common = {"device": device, "backend": manifest["device"]["backend"],
-              "versions": manifest["versions"],
-              "matmul_precision": manifest.get("matmul_precision", "default"),
-              "date": manifest["started"][:10]}
-    records, attempts = [], []
-    for name, entry in manifest["runs"].items():
-        run = src / name
-        _no_symlinks_below(run, "run folder")
-        has_metrics = os.path.lexists(run / "metrics.json")
-        if entry["status"] != "done" or not has_metrics:
-            if entry["status"] == "skipped" or not run.is_dir():
-                continue
-            notebook = run / f"{name}.ipynb"
-            params = run / "parameters.yaml"
-            status = entry["status"] if entry["status"] != "done" else "incomplete (no metrics.json)"
-            cells = []
-            if notebook.is_file() and not notebook.is_symlink():
-                try:
-                    cells = _cell_timings(notebook)
-                except Exception:  # noqa: BLE001 - an unreadable notebook: no timings
-                    cells = []
-            attempts.append(dict(common, name=name, preset=entry["preset"], status=status,
-                                 timeout_s=entry.get("timeout_s"), wall_s=entry.get("wall_s"),
-                                 parameters=_plain_yaml(params, "parameters") if params.exists() else None,
-                                 cells=cells))
-            continue
-        files = {"metrics.json": _read_file(run / "metrics.json", "metrics"),
-                 "parameters.yaml": _read_file(run / "parameters.yaml", "parameters")}
-        if not isinstance(_strict_json(files["metrics.json"], f"{run / 'metrics.json'}"), dict):
-            raise RecordError(f"{run / 'metrics.json'} must hold a JSON object of glued values")
-        _plain_yaml(run / "parameters.yaml", "parameters")
-        if os.path.lexists(run / "timings.json"):
-            files["timings.json"] = _read_file(run / "timings.json", "timings")
-            _strict_json(files["timings.json"], f"{run / 'timings.json'}")
-        target = dest / name
-        if os.path.lexists(target) and (target.is_symlink() or not (target / "run.json").is_file()):
-            raise RecordError(f"{target} exists and is not a GPU record (no run.json); it is not replaced")
-        if os.path.lexists(target):
-            foreign = sorted(e for e in os.listdir(target) if e not in _RECORD_FILES
-                             or not stat.S_ISREG(os.lstat(target / e).st_mode))
-            if foreign:
-                raise RecordError(f"{target} also holds {', '.join(foreign[:3])}, which replacing the record "
-                                  f"would delete (a record holds only {', '.join(_RECORD_FILES)}); move it first")
-        records.append((name, entry, files))
-    for attempt in attempts:
-        json.dumps(attempt, allow_nan=False)  # refuse NaN before writing anything
-    dest.mkdir(parents=True, exist_ok=True)
-    done = []
-    for name, entry, files in records:
-        target = dest / name
-        tmp = dest / f".{name}.tmp"
-        if tmp.is_symlink() or tmp.is_file():
-            tmp.unlink()
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            tmp.mkdir(parents=True)
-            for fname, text in files.items():
-                (tmp / fname).write_text(text)
-            _write_json(tmp / "run.json", dict(common, wall_s=entry["wall_s"], preset=entry["preset"]))
-            old = None
-            if target.is_dir():
-                old = dest / f".{name}.old"
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(target, old)
-            os.replace(tmp, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        done.append(name)
-    if attempts:
-        with open(dest / "attempts.jsonl", "a") as fh:
-            for attempt in attempts:
-                fh.write(json.dumps(attempt, sort_keys=True, allow_nan=False) + "\n")
-    return done
-
-
-def load_recorded(name: str, root: str | os.PathLike = RECORD_DIR) -> RecordedRun | None:
-    """The recorded GPU run of notebook ``name`` (``None`` if there is none)."""
-    import yaml
-
-    folder = Path(root) / name
-    if not (folder / "run.json").is_file():
-        return None
-    info = json.loads((folder / "run.json").read_text())
-    return RecordedRun(
-        name=name,
-        metrics=json.loads((folder / "metrics.json").read_text()),
-        parameters=yaml.safe_load((folder / "parameters.yaml").read_text()) or {},
-        device=info["device"], versions=info["versions"], wall_s=float(info["wall_s"]),
-        date=info["date"],
-    )
-
-
-def comparison_rows(cpu: Mapping[str, Any], gpu: RecordedRun,
-                    keys: Sequence[tuple[str, str]]) -> list[list[Any]]:
-    """Rows ``[label, cpu value, gpu value]`` for ``keys`` = ``[(glue name, label), ...]``.
-
-    A value missing on either side is ``None`` (the two runs may glue different names).
-    """
-    return [[label, cpu.get(key), gpu.get(key)] for key, label in keys]
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "&ndash;"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return "nan" if not math.isfinite(value) else f"{value:.4g}"
-    return html.escape(str(value))
-
-
-def recorded_section(name: str, keys: Sequence[tuple[str, str]], *, prefix: str = "gpu_",
-                     root: str | os.PathLike = RECORD_DIR):
-    """The "GPU scale" part of chapter ``name``: its recorded GPU run beside this run's values.
-
-    Glues, for the text, ``{prefix}device``, ``{prefix}date``, ``{prefix}wall_min`` (wall time of
-    the whole notebook in minutes), ``{prefix}setting`` (the preset's parameters, one line) and
-    ``{prefix}<key>`` for every ``key`` of ``keys = [(glue name, label), ...]`` that the GPU run
-    glued; the CPU column is what this notebook has glued so far
-    (:func:`ntknb.report.glued_values`). Returns an ``IPython.display.HTML`` table (the cell
-    shows it), or a note saying how to record a run if there is none.
-    """
-    from IPython.display import HTML
-
-    from ntknb.report import glue, glued_values
-
-    rec = load_recorded(name, root)
-    if rec is None:
-        glue(f"{prefix}device", "none")
-        return HTML(f"<p>No GPU run of this chapter is recorded yet: run <code>bash scripts/gpu_runs "
-                    f"--out DIR {html.escape(name)}</code> on a GPU machine, then "
-                    f"<code>python -m ntknb.gpu record DIR</code>.</p>")
-    glue(f"{prefix}device", rec.device)
-    glue(f"{prefix}date", rec.date)
-    glue(f"{prefix}wall_min", rec.wall_s / 60.0)
-    try:
-        import yaml
-
-        preset = yaml.safe_load(preset_path(name).read_text()) or {}
-    except (OSError, ValueError):
-        preset = {}
-    setting = ", ".join(f"{k} = {rec.parameters.get(k, v)}" for k, v in preset.items())
-    glue(f"{prefix}setting", setting)
-    for key, _ in keys:
-        if rec.get(key) is not None:
-            glue(f"{prefix}{key}", rec.get(key))
-    rows = comparison_rows(glued_values(), rec, keys)
-    body = "".join(f"<tr><td>{html.escape(label)}</td><td>{_fmt(cpu)}</td><td>{_fmt(g)}</td></tr>"
-                   for label, cpu, g in rows)
-    versions = ", ".join(f"{k} {v}" for k, v in rec.versions.items() if v != "missing")
-    return HTML(
-        "<table><thead><tr><th>quantity</th><th>this page (CPU, parameters above)</th>"
-        f"<th>GPU preset ({html.escape(rec.device)})</th></tr></thead><tbody>{body}</tbody></table>"
-        f"<p><small>GPU run of {html.escape(rec.date)}: {rec.wall_s / 60:.1f} min on "
-        f"{html.escape(rec.device)}; {html.escape(versions)}. Preset "
-        f"<code>notebooks/{html.escape(name)}{PRESET_SUFFIX}</code>; record "
-        f"<code>notebooks/data/gpu/{html.escape(name)}/</code>.</small></p>")
-
-
 # ------------------------------------------------------------------------------ CLI
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ntknb.gpu {smoke,run,record}``: see ``scripts/gpu_runs``."""
+    """``python -m ntknb.gpu {smoke,run}``: see ``scripts/gpu_runs``."""
     parser = argparse.ArgumentParser(prog="python -m ntknb.gpu")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("smoke", help="import-and-kernel smoke test; exit 1 if it fails")
@@ -599,35 +258,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="cap one run's time (repeatable)")
     run.add_argument("--kernel", default=None)
     run.add_argument("--archive", default=None, metavar="FILE.tar.gz")
-    rec = sub.add_parser("record", help="copy finished runs into notebooks/data/gpu/")
-    rec.add_argument("out", metavar="DIR")
     args = parser.parse_args(argv)
     if args.cmd == "smoke":
         res = smoke_test()
         print(json.dumps(res, indent=2))
         return 0 if res["ok"] else 1
-    if args.cmd == "run":
-        caps = {}
-        for item in args.max:
-            name, _, secs = item.partition("=")
-            try:
-                caps[name] = float(secs)
-            except ValueError:
-                parser.error(f"--max must be NAME=SECONDS, got {item!r}")
+    caps = {}
+    for item in args.max:
+        name, _, secs = item.partition("=")
         try:
-            manifest = run_presets(args.names, args.out, args.budget, max_run_s=caps,
-                                   kernel=args.kernel, archive=args.archive)
-        except ValueError as exc:
-            parser.error(str(exc))
-        print(json.dumps(manifest["runs"], indent=2))
-        return 0 if all(r["status"] == "done" for r in manifest["runs"].values()) else 1
+            caps[name] = float(secs)
+        except ValueError:
+            parser.error(f"--max must be NAME=SECONDS, got {item!r}")
     try:
-        names = record(args.out)
-    except (ValueError, OSError) as exc:
-        print(f"python -m ntknb.gpu record: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print("recorded: " + (", ".join(names) or "nothing"))
-    return 0
+        manifest = run_presets(args.names, args.out, args.budget, max_run_s=caps,
+                               kernel=args.kernel, archive=args.archive)
+    except ValueError as exc:
+        parser.error(str(exc))
+    print(json.dumps(manifest["runs"], indent=2))
+    return 0 if all(r["status"] == "done" for r in manifest["runs"].values()) else 1
 
 
 if __name__ == "__main__":
