@@ -45,10 +45,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ntknb import paths
 from ntknb.runner import DEFAULT_KERNEL
 
 __all__ = [
-    "ROOT",
     "SyncProblem",
     "paired_notebooks",
     "compare_pair",
@@ -70,9 +70,6 @@ __all__ = [
     "main",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @dataclasses.dataclass(frozen=True)
 class SyncProblem:
     path: Path
@@ -83,7 +80,7 @@ class SyncProblem:
 
 
 def _nb_dir(root: Path | None) -> Path:
-    return (Path(root) if root is not None else ROOT) / "notebooks"
+    return (Path(root) if root is not None else paths.REPO_ROOT) / "notebooks"
 
 
 def paired_notebooks(root: str | os.PathLike | None = None) -> list[tuple[Path, Path]]:
@@ -316,7 +313,7 @@ def unexecuted_notebooks(root: str | os.PathLike | None = None) -> list[str]:
     defaults."""
     import nbformat
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     bad = []
     for entry in _toc_files(root):
         base = root / entry
@@ -396,7 +393,7 @@ def glued_claims(root: str | os.PathLike | None = None) -> list[tuple[str, objec
 
     from ntknb.runner import extract_glued
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     out = []
     for entry in _toc_files(root):
         ipynb = (root / entry).with_suffix(".ipynb")
@@ -414,7 +411,7 @@ def execution_records(root: str | os.PathLike | None = None) -> list[tuple[str, 
 
     from ntknb.runner import extract_glued
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     out = []
     for entry in _toc_files(root):
         ipynb = (root / entry).with_suffix(".ipynb")
@@ -457,7 +454,7 @@ def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
     from ntknb import results
     from ntknb.claims import registrations
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     if not (root / "_toc.yml").is_file() or results.DOCNAME not in _toc_files(root):
         return None
     glued = glued_claims(root)
@@ -475,7 +472,7 @@ def notebook_titles(root: str | os.PathLike | None = None, docnames: Sequence[st
     it has none)."""
     import nbformat
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     out = {}
     for doc in docnames:
         nb = nbformat.read((root / doc).with_suffix(".ipynb"), as_version=4)
@@ -498,7 +495,7 @@ def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] =
     from ntknb.claims import SEED_CHECK_SUFFIX, load_seed_checks, seed_check_mismatch
     from ntknb.runner import notebook_parameters
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     out = {}
     for doc in docnames:
         records = load_seed_checks(_nb_dir(root) / "data" / (Path(doc).name + SEED_CHECK_SUFFIX))
@@ -518,7 +515,7 @@ def write_status_page(root: str | os.PathLike | None = None) -> Path | None:
     notebooks (:func:`execution_records`), if ``_toc.yml`` lists it. Returns its path or ``None``."""
     from ntknb import results
 
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     if not (root / "_toc.yml").is_file() or results.STATUS_DOCNAME not in _toc_files(root):
         return None
     return _write_if_changed(root / results.STATUS_PAGE, results.status_page(execution_records(root)))
@@ -772,7 +769,7 @@ def build(
 ) -> int:
     """check-sync, write the results page (:func:`write_results_page`), then
     ``jupyter-book build``; returns the exit status."""
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     problems = check_sync(root)
     if problems:
         for p in problems:
@@ -811,7 +808,7 @@ def lab_command(name: str | None = None, extra: Sequence[str] = (), root: str | 
     """The ``jupyter lab`` command line that opens the book's notebooks (``notebooks/NAME.ipynb``
     when ``name`` is given) with the project's kernel (:data:`ntknb.runner.DEFAULT_KERNEL`, the
     kernel every notebook names) as the default for new notebooks too."""
-    root = Path(root) if root is not None else ROOT
+    root = Path(root) if root is not None else paths.REPO_ROOT
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
            f"--MappingKernelManager.default_kernel_name={DEFAULT_KERNEL}", *extra]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in cmd:
@@ -904,7 +901,7 @@ def _page_problems(path: Path, html_root: Path) -> list[str]:
 
 
 def html_problems(html_root: str | os.PathLike, pages: Sequence[str] | None = None,
-                  root: str | os.PathLike = ROOT) -> dict[str, list[str]]:
+                  root: str | os.PathLike = paths.REPO_ROOT) -> dict[str, list[str]]:
     """``{page: [problem, ...]}`` for the built HTML book in ``html_root`` (pages: docnames, default
     every page of the table of contents of the book in ``root``): raw pipe tables, Python reprs and
     other last-expression outputs, unrendered glue, ``nan`` in the text, missing images, an image
@@ -963,7 +960,7 @@ def browser_check(html_root: str | os.PathLike, page: str, screenshot: str | os.
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ntknb.book", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=str(ROOT), metavar="DIR",
+    parser.add_argument("--root", default=str(paths.REPO_ROOT), metavar="DIR",
                         help="the book's folder, holding _config.yml and _toc.yml (default: %(default)s)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     b = sub.add_parser("build", help="check-sync, then build the HTML book (warnings are errors)")

@@ -49,6 +49,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from ntknb import paths
+
 __all__ = [
     "DIRECTIONS",
     "VERDICTS",
@@ -88,8 +90,6 @@ VERDICTS = ("reproduced", "contradicted", "inconclusive", "not_testable")
 VERDICT_TEXT = {"reproduced": "reproduced", "contradicted": "contradicted", "inconclusive": "inconclusive",
                 "not_testable": "not testable at this scale"}
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
-_ROOT = Path(__file__).resolve().parents[1]
-_BIB = _ROOT / "book" / "references.bib"
 
 
 def _beyond(direction: str, threshold: float, value: float) -> bool:
@@ -141,7 +141,7 @@ def _read_bib(path: str, mtime: float) -> dict:
 
 
 def _bib(path: str | Path | None = None) -> dict:
-    p = Path(path) if path is not None else _BIB
+    p = Path(path) if path is not None else paths.BIB
     return _read_bib(str(p), p.stat().st_mtime) if p.is_file() else {}
 
 
@@ -710,17 +710,10 @@ def glue_summary(claims: Sequence[Any], name: str = "claims_summary") -> str:
 
 # --------------------------------------------------------------------------- register
 
-def _register_dir() -> Path:
-    """``notebooks/claims`` of the checkout: beside the package when it is installed from the
-    checkout (editable), else found from the working directory (a wheel install runs the book's
-    notebooks from a checkout, with ``notebooks/`` as the kernel's working directory)."""
-    candidates = [_ROOT / "notebooks" / "claims", Path.cwd() / "claims", Path.cwd() / "notebooks" / "claims"]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
 #: The claim register: one YAML file per chapter, ``notebooks/claims/<notebook>.yaml``
-#: (:func:`load_register`).
-REGISTER_DIR = _register_dir()
+#: (:func:`load_register`), in the checkout (:data:`ntknb.paths.CLAIMS`: beside the package, or
+#: found from the working directory by a wheel install).
+REGISTER_DIR = paths.CLAIMS
 _SPEC_TEXT = ("id", "source", "where", "quote", "claim", "paper", "justification")
 
 

@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ntknb import paths
+
 __all__ = [
     "PRESET_SUFFIX",
     "smoke_test",
@@ -43,7 +45,6 @@ __all__ = [
     "main",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: A chapter's GPU preset is ``notebooks/<name>.gpu.yaml``.
 PRESET_SUFFIX = ".gpu.yaml"
 #: A preset's name: a plain file name (the notebook's stem), no path, no dot-file.
@@ -126,7 +127,7 @@ def preset_path(name: str) -> Path:
     if not isinstance(name, str) or not _PLAIN_NAME.match(name) or ".." in name:
         raise ValueError(f"notebook {name!r} is not a plain name (letters, digits, '_', '.', '-', starting with "
                          "a letter or digit, at most 100 characters; no '/', no '..')")
-    path = REPO_ROOT / "notebooks" / f"{name}{PRESET_SUFFIX}"
+    path = paths.NOTEBOOKS / f"{name}{PRESET_SUFFIX}"
     if not path.is_file():
         known = sorted(p.name[: -len(PRESET_SUFFIX)] for p in path.parent.glob(f"*{PRESET_SUFFIX}"))
         raise ValueError(f"no GPU preset for {name!r}: presets: {', '.join(known) or 'none'}")
@@ -156,7 +157,7 @@ def _default_runner(name: str, out: Path, timeout_s: float, kernel: str | None) 
            "--out", str(out)]
     if kernel:
         cmd += ["--kernel", kernel]
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, start_new_session=True)
     try:
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:

@@ -71,13 +71,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ntknb import paths
 from ntknb.validation import SEED_LIMIT  # parameters named seed / *_seed lie in [0, SEED_LIMIT)
 
 __all__ = [
     "RunError",
     "Parameter",
     "RunResult",
-    "REPO_ROOT",
     "resolve_notebook",
     "load_notebook",
     "notebook_parameters",
@@ -104,8 +104,6 @@ __all__ = [
     "run_notebook",
 ]
 
-#: The repository checkout this package lives in (``notebooks/`` is looked up there too).
-REPO_ROOT = Path(__file__).resolve().parents[1]
 PARAMETERS_TAG = "parameters"
 DEFAULT_KERNEL = "ntknb"  #: the kernelspec `scripts/dev setup` installs into .venv
 
@@ -163,7 +161,7 @@ class RunResult:
 
 
 def _notebook_dirs() -> list[Path]:
-    dirs = [Path.cwd() / "notebooks", REPO_ROOT / "notebooks"]
+    dirs = [Path.cwd() / "notebooks", paths.NOTEBOOKS]
     out = []
     for d in dirs:
         if d not in out:
@@ -857,7 +855,7 @@ def source_folder_problem(out: str | os.PathLike) -> str | None:
         resolved = resolved.resolve()
     except (OSError, RuntimeError):
         pass
-    root = REPO_ROOT.resolve()
+    root = paths.REPO_ROOT.resolve()
     if resolved == root or resolved in root.parents:
         return f"{out} would hold the project's checkout ({root})"
     for name in SOURCE_DIRS:

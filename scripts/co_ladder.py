@@ -13,15 +13,14 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv=None) -> int:
+    from ntknb import paths
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", default=str(ROOT / "notebooks" / "data" / "06_co_protocol.yaml"))
-    parser.add_argument("--out", default=str(ROOT / "notebooks" / "data" / "06_co_ladder.jsonl"))
+    parser.add_argument("--protocol", default=str(paths.DATA / "06_co_protocol.yaml"))
+    parser.add_argument("--out", default=str(paths.DATA / "06_co_ladder.jsonl"))
     parser.add_argument("--rung", default=None, help="climb only this rung (default: the ladder in order)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--progress", action="store_true", help="a progress bar per run (stderr)")

@@ -25,9 +25,7 @@ import tempfile
 from pathlib import Path
 
 from ntknb import chapters, claims, runner
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ROOT / "notebooks"
+from ntknb.paths import DATA, NOTEBOOKS
 MAX_RECORD_BYTES = 16 << 20
 
 
@@ -135,7 +133,7 @@ def _main(args) -> int:
     path, _, params, injected = runner.prepare(name, [("param", n, v) for n, v in overrides])
     defaults = {n: p.default for n, p in params.items() if p.evaluated}
     values = {**defaults, **injected}
-    out = NOTEBOOKS / "data" / f"{name}{claims.SEED_CHECK_SUFFIX}"
+    out = DATA / f"{name}{claims.SEED_CHECK_SUFFIX}"
     seeds = check_new(name, values, defaults, out)
     command = " ".join(["ntknb run", name, *(f"-p {n} {v}" for n, v in overrides)])
     if args.dry_run:

@@ -41,9 +41,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntknb import attacks, cli, gpu, runner, schema
+from ntknb import attacks, cli, gpu, paths, runner, schema
 
-ROOT = runner.REPO_ROOT
+ROOT = paths.REPO_ROOT
 
 TINY = '''\
 # %% tags=["parameters"]

@@ -7,7 +7,7 @@ import jupytext
 import nbformat
 import pytest
 
-from ntknb import book
+from ntknb import book, paths
 
 PY = '''\
 # %% [markdown]
@@ -228,7 +228,7 @@ def test_book_builds_with_warnings_as_errors(tmp_path):
     html = tmp_path / "_build" / "html"
     assert (html / "index.html").is_file()
     assert (html / "book" / "intro.html").is_file() and (html / "book" / "running.html").is_file()
-    for entry in book._toc_files(book.ROOT):
+    for entry in book._toc_files(paths.REPO_ROOT):
         assert (html / f"{entry}.html").is_file(), entry
 
 
@@ -282,7 +282,7 @@ def test_jupyterlab_opens_a_chapter_with_the_project_kernel(tmp_path):
         assert specs["default"] == "ntknb"
         argv0 = specs["kernelspecs"]["ntknb"]["spec"]["argv"][0]
         assert Path(argv0).resolve() == Path(sys.executable).resolve()
-        nb = nbformat.read(book.ROOT / "notebooks" / "00_ntk_basics.ipynb", as_version=4)
+        nb = nbformat.read(paths.REPO_ROOT / "notebooks" / "00_ntk_basics.ipynb", as_version=4)
         kernel = nb.metadata["kernelspec"]["name"]
         assert kernel == "ntknb"
         session = call("/sessions", {"path": "notebooks/00_ntk_basics.ipynb", "type": "notebook",

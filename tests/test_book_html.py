@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from ntknb import book
+from ntknb import book, paths
 
-PAGES = book._toc_files(book.ROOT)
+PAGES = book._toc_files(paths.REPO_ROOT)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -48,7 +48,7 @@ def test_page_renders_cleanly(built_html, page):
 def test_page_in_a_browser_offline(built_html, page):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (Debian: apt-get install chromium): browser check not run")
-    shots = Path(os.environ.get("NTKNB_ARTIFACTS", book.ROOT / "_build")) / "screenshots"
+    shots = Path(os.environ.get("NTKNB_ARTIFACTS", paths.REPO_ROOT / "_build")) / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     shot = shots / f"{page.replace('/', '__')}.png"
     problems = book.browser_check(built_html, page, screenshot=shot, chromium=CHROMIUM)
@@ -404,7 +404,7 @@ def stored_output_texts(ipynb: Path) -> list[str]:
 def test_stored_outputs_show_no_machine_path_progress_bar_or_font_warning(chapter):
     """Opened in JupyterLab, a chapter's stored outputs show no path of the machine that ran it,
     no progress bar and no font warning."""
-    found = output_defects(stored_output_texts(book.ROOT / "notebooks" / f"{chapter}.ipynb"), STORED_OUTPUT_DEFECTS)
+    found = output_defects(stored_output_texts(paths.REPO_ROOT / "notebooks" / f"{chapter}.ipynb"), STORED_OUTPUT_DEFECTS)
     assert not found, f"{chapter}.ipynb (re-execute it at its defaults): " + "; ".join(found)
 
 

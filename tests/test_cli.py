@@ -191,7 +191,7 @@ def test_out_notebooks_refused(capsys, tmp_path):
 
 
 def runner_root():
-    from ntknb.runner import REPO_ROOT
+    from ntknb.paths import REPO_ROOT
     return REPO_ROOT
 
 

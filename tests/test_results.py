@@ -8,7 +8,7 @@ import jupytext
 import nbformat
 import pytest
 
-from ntknb import book, results
+from ntknb import book, paths, results
 from ntknb.claims import Claim
 
 CLAIM = dict(
@@ -153,10 +153,10 @@ def test_write_only_when_listed_and_changed(tmp_path):
 
 
 def test_the_real_book_lists_the_page_and_loads_the_extension():
-    assert results.DOCNAME in book._toc_files(book.ROOT)
+    assert results.DOCNAME in book._toc_files(paths.REPO_ROOT)
     import yaml
 
-    config = yaml.safe_load((book.ROOT / "_config.yml").read_text())
+    config = yaml.safe_load((paths.REPO_ROOT / "_config.yml").read_text())
     assert "ntknb.book" in config["sphinx"]["extra_extensions"]
 
 
@@ -165,9 +165,9 @@ def test_page_builds_as_a_table_with_warnings_as_errors(tmp_path):
     """A small book with one claim builds with -W; the claim appears in an HTML table (~20 s)."""
     root = _book(tmp_path / "src", [Claim(**CLAIM).to_json()])
     (root / "intro.md").write_text("# Intro\n\n## References\n\n```{bibliography}\n```\n")
-    shutil.copy(book.ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy(paths.REPO_ROOT / "_config.yml", root / "_config.yml")
     (root / "book").mkdir(exist_ok=True)
-    shutil.copy(book.ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    shutil.copy(paths.REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
     code = book.build(path_output=tmp_path / "out", fresh=True, root=root)
     assert code == 0
     html = (tmp_path / "out" / "_build" / "html" / "book" / "results.html").read_text()
@@ -191,9 +191,9 @@ def test_chapter_summary_directive_reads_the_glued_claims(tmp_path):
     nbformat.write(nb, ipynb)
     jupytext.write(nb, ipynb.with_suffix(".py"), fmt="py:percent")
     (root / "intro.md").write_text("# Intro\n\n## References\n\n```{bibliography}\n```\n")
-    shutil.copy(book.ROOT / "_config.yml", root / "_config.yml")
+    shutil.copy(paths.REPO_ROOT / "_config.yml", root / "_config.yml")
     (root / "book").mkdir(exist_ok=True)
-    shutil.copy(book.ROOT / "book" / "references.bib", root / "book" / "references.bib")
+    shutil.copy(paths.REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
     assert book.build(path_output=tmp_path / "out", fresh=True, root=root) == 0
     html = (tmp_path / "out" / "_build" / "html" / "notebooks" / "01_demo.html").read_text()
     assert "this chapter tests on MNIST 0 vs 1, with 3 seeds: 1 contradicted." in html

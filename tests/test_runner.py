@@ -10,7 +10,7 @@ import jupytext
 import nbformat
 import pytest
 
-from ntknb import runner
+from ntknb import paths, runner
 from ntknb.runner import RunError
 
 SOURCE = '''\
@@ -331,7 +331,7 @@ def test_metrics_nan_written_as_null(tmp_path):
 
 
 def test_out_dir_checks(tmp_path):
-    nbdir = runner.REPO_ROOT / "notebooks"
+    nbdir = paths.REPO_ROOT / "notebooks"
     with pytest.raises(RunError, match="notebooks"):
         runner.check_out_dir(nbdir, "00_ntk_basics")
     with pytest.raises(RunError, match="notebooks"):

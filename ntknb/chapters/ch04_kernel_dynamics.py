@@ -28,7 +28,7 @@ import ntknb  # noqa: F401  (compat shim before neural_tangents)
 import jax
 import numpy as np
 
-from ntknb import metrics, training
+from ntknb import metrics, paths, training
 from ntknb import ntk_dynamics as nd
 from ntknb import claims as claims_mod
 from ntknb import schema
@@ -302,7 +302,7 @@ def settings_rows(path=None) -> list:
     record per run with its setting and measured PGD-AT accuracies), one row of :data:`SETTINGS_COLUMNS` each."""
     from ntknb import report
 
-    path = path if path is not None else _notebooks_dir() / "data" / SETTINGS_FILE
+    path = path if path is not None else paths.DATA / SETTINGS_FILE
     rows = []
     for r in report.load_records(path):
         setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
@@ -321,18 +321,12 @@ GPU_COLUMNS = ["device", "seed", "setting", "final clean acc. (monitor)", "final
                "robust acc., standard evaluation", "learned"]
 
 
-def _notebooks_dir():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2] / "notebooks"
-
-
 def gpu_pgd_records(path=None) -> list:
     """The PGD-AT records (``mode == "pgd"``) of the recorded GPU search file (default
     :data:`GPU_SEARCH_FILE`); ``[]`` when the file does not exist (no run recorded yet)."""
     from ntknb import report
 
-    path = path if path is not None else _notebooks_dir() / GPU_SEARCH_FILE
+    path = path if path is not None else paths.NOTEBOOKS / GPU_SEARCH_FILE
     return [r for r in report.load_records(path, missing_ok=True) if r.get("mode") == "pgd"]
 
 
@@ -375,7 +369,7 @@ SEED_CHECK_FILE = "data/04_at_kernel_dynamics" + SEED_CHECK_SUFFIX
 
 def load_seed_checks(path=None) -> list:
     """The records of :data:`SEED_CHECK_FILE` (``[]`` when there is none)."""
-    return claims_mod.load_seed_checks(path if path is not None else _notebooks_dir() / SEED_CHECK_FILE)
+    return claims_mod.load_seed_checks(path if path is not None else paths.NOTEBOOKS / SEED_CHECK_FILE)
 
 
 # ------------------------------------------------------------------------------ measurements
