@@ -735,8 +735,8 @@ def claims(p: Params, runs: list) -> list:
     of every seed measured. Precondition ``kernel_learns_task``: the kernel's full predictor's
     clean accuracy, mean over the seeds.
 
-    * ``ch02.full_kernel_not_robust``: Student-t interval over the seeds of the fc1 predictor's
-      kernel-FGSM accuracy.
+    * ``ch02.full_kernel_not_robust``: logit-t interval (inside [0, 1]) over the seeds of the fc1
+      predictor's kernel-FGSM accuracy.
     * ``ch02.robust_features_on_top.<kernel>``: :func:`spearman_over_seeds`.
     * ``ch02.useful_nonrobust_count``: :func:`useful_count` of fc1 (fractions of the swept features).
     * ``ch02.fig5_early_useful`` / ``ch02.fig5_late_useful``: the held-out accuracy of each seed's
@@ -750,7 +750,7 @@ def claims(p: Params, runs: list) -> list:
     scale = f"CIFAR-10 {' vs '.join(p.classes)}, {p.n_train} train, fc1 analytic NTK, FGSM eps {p.eps * 255:.0f}/255"
     learns = {name: float(np.mean([run.full_clean[name] for run in runs])) for name in runs[0].full_clean}
     fc1_learns = {"kernel_learns_task": learns["fc1"]}
-    out = [_claim(specs["ch02.full_kernel_not_robust"], stats.mean_interval([run.full_fgsm for run in runs]),
+    out = [_claim(specs["ch02.full_kernel_not_robust"], stats.mean_interval([run.full_fgsm for run in runs], bounds=(0, 1)),
                   n_seeds=k, n_test=p.n_test * k, scale=f"{scale}; {seeds}", conditions=fc1_learns)]
     sizes = {"": (p.n_train, p.n_test, p.eps, "CIFAR-10"), "mnist_": (p.mnist_n_train, p.mnist_n_test, p.mnist_eps,
                                                                       "MNIST 10 classes")}
