@@ -22,9 +22,9 @@ decay"), and what this book measured (``measured`` with the interval ``[low, hig
 
 Chapters glue their claims as plain JSON (:func:`glue_claims`, name ``claims``), so
 ``ntknb run`` writes them into ``metrics.json`` and the book's "Results at a glance" page
-(:mod:`ntknb.results`) lists them; :func:`claims_html` renders them as a compact block, verdict
+(:mod:`ntknb.book.pages`) lists them; :func:`claims_html` renders them as a compact block, verdict
 badge first (the book re-renders stored blocks from the glued JSON at build time,
-:mod:`ntknb.book`). :func:`summary_markdown` turns them into a chapter's summary in a few
+:mod:`ntknb.book.build`). :func:`summary_markdown` turns them into a chapter's summary in a few
 sentences (what reproduced, what did not, at what scale); :func:`glue_summary` glues it for
 ``{glue:md}``. :func:`seed_check_rows` sets a run's claims beside those of another run (e.g. one
 with seeds never used before) and says where a verdict flips between reproduced and contradicted.

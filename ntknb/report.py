@@ -2,7 +2,7 @@
 
 A notebook reports every number it wants quoted in the text with :func:`glue`; the book
 pastes it with ``{glue:text}`name`:.3f`` (myst-nb), and ``ntknb run`` collects all glued
-values into ``metrics.json`` (:func:`ntknb.runner.extract_glued`).
+values into ``metrics.json`` (:func:`ntknb.book.run.extract_glued`).
 
 :func:`glue` wraps :func:`myst_nb.glue` and first turns numpy / JAX scalars and arrays
 into plain Python numbers and lists. Otherwise the stored ``text/plain`` repr is

@@ -24,7 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ntknb import chapters, claims, runner
+from ntknb import chapters, claims
+from ntknb.book.params import INT_RE, RunError, load_param_file, prepare, read_bounded, resolve_notebook
+from ntknb.book.run import RUN_TIMINGS, run_notebook
 from ntknb.paths import DATA, NOTEBOOKS
 MAX_RECORD_BYTES = 16 << 20
 
@@ -36,8 +38,8 @@ class SeedCheckError(Exception):
 def chapter_name(spec: str) -> str:
     """The chapter's notebook name for ``spec`` (a name or a file in ``notebooks/``)."""
     try:
-        path = runner.resolve_notebook(spec)
-    except runner.RunError as exc:
+        path = resolve_notebook(spec)
+    except RunError as exc:
         raise SeedCheckError(str(exc)) from None
     if path.parent != NOTEBOOKS.resolve() or path.stem not in chapters.CHAPTERS:
         raise SeedCheckError(f"{spec!r} is not a chapter of the book; give one of {', '.join(chapters.CHAPTERS)} "
@@ -60,11 +62,11 @@ def used_seeds(name: str, defaults: dict, record: Path) -> list[tuple[str, range
     used = [("the defaults", seed_range(defaults))]
     for preset in sorted(NOTEBOOKS.glob(f"{name}.*.yaml")):
         values = dict(defaults)
-        values.update(runner.load_param_file(preset))
+        values.update(load_param_file(preset))
         used.append((f"the preset {preset.name}", seed_range(values)))
     if record.exists():
         try:
-            text = runner.read_bounded(record, MAX_RECORD_BYTES, "seed-check record").decode("utf-8")
+            text = read_bounded(record, MAX_RECORD_BYTES, "seed-check record").decode("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise SeedCheckError(f"cannot read {record}: {exc}") from None
         for i, line in enumerate(text.splitlines(), 1):
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _main(args)
-    except (SeedCheckError, runner.RunError, ValueError) as exc:
+    except (SeedCheckError, RunError, ValueError) as exc:
         print(f"seed_check.py: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
 
@@ -127,10 +129,10 @@ def _main(args) -> int:
     name = chapter_name(args.notebook)
     if any(n == "seed" for n, _ in args.p):
         raise SeedCheckError("give the seed as the second argument, not with -p seed")
-    if not runner._INT_RE.match(args.seed.strip()):
+    if not INT_RE.match(args.seed.strip()):
         raise SeedCheckError(f"the seed must be a decimal integer in [0, 2**32), got {args.seed!r}")
     overrides = [("seed", args.seed.strip()), *map(tuple, args.p)]
-    path, _, params, injected = runner.prepare(name, [("param", n, v) for n, v in overrides])
+    path, _, params, injected = prepare(name, [("param", n, v) for n, v in overrides])
     defaults = {n: p.default for n, p in params.items() if p.evaluated}
     values = {**defaults, **injected}
     out = DATA / f"{name}{claims.SEED_CHECK_SUFFIX}"
@@ -140,11 +142,11 @@ def _main(args) -> int:
         print(f"would run {command} (seeds {seeds.start}..{seeds.stop - 1}) and append to {out}")
         return 0
     with tempfile.TemporaryDirectory() as tmp:
-        result = runner.run_notebook(path, [("param", n, v) for n, v in overrides],
-                                     out_dir=Path(tmp) / "run", progress_bar=sys.stderr.isatty())
+        result = run_notebook(path, [("param", n, v) for n, v in overrides],
+                              out_dir=Path(tmp) / "run", progress_bar=sys.stderr.isatty())
         record = claims.seed_check_record(result.out_dir, command=command + " (other parameters at the defaults)")
         if record.get("runtime_s") is None:  # wall-clock values live in timings.json (issue 31)
-            timings = json.loads((result.out_dir / runner.RUN_TIMINGS).read_text())
+            timings = json.loads((result.out_dir / RUN_TIMINGS).read_text())
             record["runtime_s"] = timings.get("runtime_s", timings.get("run_wall_s"))
     check_new(name, values, defaults, out)  # again: another check may have recorded these seeds meanwhile
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntknb import attacks, cli, gpu, paths, runner, schema
+from ntknb import attacks, paths, schema
+from ntknb.book import cli, gpu, run
+from ntknb.book.params import MAX_TEXT_BYTES, load_notebook, notebook_parameters, resolve_notebook
 
 ROOT = paths.REPO_ROOT
 
@@ -101,7 +103,7 @@ def _run_folder(tmp, extra=None):
     d.mkdir()
     for name in MARKER["files"]:
         (d / name).write_text("{}")
-    (d / runner.RUN_MARKER).write_text(json.dumps(MARKER))
+    (d / run.RUN_MARKER).write_text(json.dumps(MARKER))
     if extra:
         extra(d)
     return d
@@ -124,7 +126,7 @@ def _symlinked_member(tmp):
 
 
 def _bad_marker(tmp):
-    return _run_folder(tmp, lambda d: (d / runner.RUN_MARKER).write_text('{"ntknb_run": 1}'))
+    return _run_folder(tmp, lambda d: (d / run.RUN_MARKER).write_text('{"ntknb_run": 1}'))
 
 
 def _a_file(tmp):
@@ -157,7 +159,7 @@ def _fifo(tmp):
 
 
 def _big(tmp):
-    (tmp / "big.yaml").write_bytes(b"n: 1\n" + b"#" * runner.MAX_TEXT_BYTES)
+    (tmp / "big.yaml").write_bytes(b"n: 1\n" + b"#" * MAX_TEXT_BYTES)
     return tmp / "big.yaml"
 
 
@@ -183,13 +185,13 @@ def _fixed(path):
 def _marker_symlink(tmp):
     def swap(d):
         (tmp / "m.json").write_text(json.dumps(MARKER))
-        (d / runner.RUN_MARKER).unlink()
-        (d / runner.RUN_MARKER).symlink_to(tmp / "m.json")
+        (d / run.RUN_MARKER).unlink()
+        (d / run.RUN_MARKER).symlink_to(tmp / "m.json")
     return _run_folder(tmp, swap)
 
 
 def _marker_huge(tmp):
-    return _run_folder(tmp, lambda d: (d / runner.RUN_MARKER).write_text(
+    return _run_folder(tmp, lambda d: (d / run.RUN_MARKER).write_text(
         json.dumps(dict(MARKER, pad="x" * (1 << 17)))))
 
 
@@ -402,7 +404,7 @@ def test_second_run_into_a_locked_out_is_refused(tmp_path, capsys):
     nb = tmp_path / "tiny.py"
     nb.write_text(TINY)
     lock = tmp_path / ".run.ntknb-lock"
-    lock.write_text(json.dumps({"ntknb_run": 1, "run_id": "other", "pid": os.getpid(), "host": runner._HOST}))
+    lock.write_text(json.dumps({"ntknb_run": 1, "run_id": "other", "pid": os.getpid(), "host": run._HOST}))
     before = snapshot(tmp_path)
     code = cli.main(["run", str(nb), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
@@ -412,7 +414,7 @@ def test_second_run_into_a_locked_out_is_refused(tmp_path, capsys):
 
 # Concurrency (issue 31, item 9): a lock that does not prove its run is gone refuses the second run.
 LOCK_CASES = [
-    ("live-pid", lambda: json.dumps({"ntknb_run": 1, "run_id": "o", "pid": os.getpid(), "host": runner._HOST})),
+    ("live-pid", lambda: json.dumps({"ntknb_run": 1, "run_id": "o", "pid": os.getpid(), "host": run._HOST})),
     ("other-host", lambda: json.dumps({"ntknb_run": 1, "run_id": "o", "pid": 999999999, "host": "elsewhere"})),
     ("not-json", lambda: "{garbage"),
     ("pid-not-a-number", lambda: json.dumps({"ntknb_run": 1, "run_id": "o", "pid": "1", "host": "x"})),
@@ -447,17 +449,17 @@ def test_stale_lock_and_partials_of_dead_runs_are_cleaned_only_if_ours(tmp_path)
     out = tmp_path / "run"
     ours = tmp_path / ".run.ntknb-partial-abc"
     ours.mkdir()
-    (ours / runner.RUN_MARKER).write_text(json.dumps(dict(MARKER, pid=dead, host=runner._HOST, files=[])))
+    (ours / run.RUN_MARKER).write_text(json.dumps(dict(MARKER, pid=dead, host=run._HOST, files=[])))
     alive = tmp_path / ".run.ntknb-partial-live"
     alive.mkdir()
-    (alive / runner.RUN_MARKER).write_text(json.dumps(dict(MARKER, pid=os.getpid(), host=runner._HOST, files=[])))
+    (alive / run.RUN_MARKER).write_text(json.dumps(dict(MARKER, pid=os.getpid(), host=run._HOST, files=[])))
     foreign = tmp_path / ".run.ntknb-partial-foreign"  # no marker: not provably ours
     foreign.mkdir()
     (foreign / "keep.txt").write_text("mine")
-    assert runner.clean_stale_partials(out) == [ours]
+    assert run.clean_stale_partials(out) == [ours]
     assert alive.is_dir() and (foreign / "keep.txt").read_text() == "mine"
-    lock = runner._OutLock(out, "new")
-    (tmp_path / ".run.ntknb-lock").write_text(json.dumps({"pid": dead, "host": runner._HOST, "run_id": "x"}))
+    lock = run._OutLock(out, "new")
+    (tmp_path / ".run.ntknb-lock").write_text(json.dumps({"pid": dead, "host": run._HOST, "run_id": "x"}))
     lock.acquire()  # a stale lock is taken over
     assert json.loads((tmp_path / ".run.ntknb-lock").read_text())["run_id"] == "new"
     lock.release()
@@ -474,15 +476,15 @@ def _dead_pid():
 def _partial(tmp, name=".run.ntknb-partial-x1", **marker):
     d = tmp / name
     d.mkdir()
-    (d / runner.RUN_MARKER).write_text(json.dumps({**MARKER, "host": runner._HOST, "files": [], **marker}))
-    (d / runner.KERNEL_CONNECTION).write_text("{}")
+    (d / run.RUN_MARKER).write_text(json.dumps({**MARKER, "host": run._HOST, "files": [], **marker}))
+    (d / run.KERNEL_CONNECTION).write_text("{}")
     return d
 
 
 def _old(tmp, name, out_exists):
     d = tmp / name
     (d / "run").mkdir(parents=True)
-    (d / "run" / runner.RUN_MARKER).write_text(json.dumps(dict(MARKER, host=runner._HOST, pid=_dead_pid())))
+    (d / "run" / run.RUN_MARKER).write_text(json.dumps(dict(MARKER, host=run._HOST, pid=_dead_pid())))
     if out_exists:
         (tmp / "run").mkdir()
     return d
@@ -496,9 +498,9 @@ def _symlinked_partial(tmp):
 
 def _marker_link_partial(tmp):
     d = _partial(tmp, pid=_dead_pid())
-    (tmp / "m.json").write_text((d / runner.RUN_MARKER).read_text())
-    (d / runner.RUN_MARKER).unlink()
-    (d / runner.RUN_MARKER).symlink_to(tmp / "m.json")
+    (tmp / "m.json").write_text((d / run.RUN_MARKER).read_text())
+    (d / run.RUN_MARKER).unlink()
+    (d / run.RUN_MARKER).symlink_to(tmp / "m.json")
     return d
 
 
@@ -523,13 +525,13 @@ STALE_CASES = [
 def test_stale_leftovers_cleaned_only_if_provably_ours(tmp_path, case, setup, effect):
     folder = setup(tmp_path)
     before = snapshot(tmp_path)
-    removed = runner.clean_stale_partials(tmp_path / "run")
+    removed = run.clean_stale_partials(tmp_path / "run")
     if effect == "kept":
         assert removed == [] and snapshot(tmp_path) == before
     else:
         assert removed == [folder] and not os.path.lexists(folder)
     if effect == "restored":  # the finished run goes back to its place
-        assert json.loads((tmp_path / "run" / runner.RUN_MARKER).read_text())["run_id"] == MARKER["run_id"]
+        assert json.loads((tmp_path / "run" / run.RUN_MARKER).read_text())["run_id"] == MARKER["run_id"]
 
 
 def _sleeper(*argv):
@@ -540,14 +542,14 @@ def test_orphan_kernel_is_stopped_only_if_it_names_the_partial_folder(tmp_path):
     """A kernel that outlived its killed run (no parent-death signal: not Linux) is stopped by the
     next run, which proves it is that run's kernel by its command line; another process is not."""
     folder = _partial(tmp_path, pid=_dead_pid())
-    kernel = _sleeper("-f", os.path.realpath(folder / runner.KERNEL_CONNECTION))
+    kernel = _sleeper("-f", os.path.realpath(folder / run.KERNEL_CONNECTION))
     other = _sleeper("-f", str(tmp_path / "elsewhere.json"))
     stranger = _partial(tmp_path, ".b.ntknb-partial-x2", pid=_dead_pid(), kernel_pid=other.pid)
     try:
-        marker = json.loads((folder / runner.RUN_MARKER).read_text())
-        (folder / runner.RUN_MARKER).write_text(json.dumps(dict(marker, kernel_pid=kernel.pid)))
+        marker = json.loads((folder / run.RUN_MARKER).read_text())
+        (folder / run.RUN_MARKER).write_text(json.dumps(dict(marker, kernel_pid=kernel.pid)))
         time.sleep(0.3)  # both have exec'd python
-        assert sorted(runner.clean_stale_partials(tmp_path / "run")) == sorted([folder, stranger])
+        assert sorted(run.clean_stale_partials(tmp_path / "run")) == sorted([folder, stranger])
         assert kernel.wait(timeout=10) == -signal.SIGKILL
         assert other.poll() is None  # its command line names no partial folder: not touched
     finally:
@@ -559,19 +561,19 @@ def test_orphan_kernel_is_stopped_only_if_it_names_the_partial_folder(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
 def test_kernel_launch_dies_with_its_parent(tmp_path):
     """The launcher the runner wraps the kernel's command in: the kernel gets SIGKILL when its parent dies."""
-    code = ("import subprocess, sys, time; from ntknb import runner; "
-            "c = subprocess.Popen(runner._die_with_parent([sys.executable, '-c', 'import time; time.sleep(120)'])); "
+    code = ("import subprocess, sys, time; from ntknb.book import run; "
+            "c = subprocess.Popen(run._die_with_parent([sys.executable, '-c', 'import time; time.sleep(120)'])); "
             "print(c.pid, flush=True); time.sleep(120)")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())
-    assert runner._pid_alive(child)
+    assert run._pid_alive(child)
     parent.kill()
     parent.wait()
     for _ in range(50):
-        if not runner._pid_alive(child):
+        if not run._pid_alive(child):
             break
         time.sleep(0.1)
-    assert not runner._pid_alive(child), "the child outlived its parent"
+    assert not run._pid_alive(child), "the child outlived its parent"
 
 
 SLEEPY = """\
@@ -596,7 +598,7 @@ def test_sigkill_leaves_nothing_a_later_run_does_not_clean(tmp_path):
     (work / "sleepy.py").write_text(SLEEPY)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), TMPDIR=str(tmpdir))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ntknb.cli", "run", str(work / "sleepy.py"), "--out", str(out)]
+    cmd = [sys.executable, "-m", "ntknb.book.cli", "run", str(work / "sleepy.py"), "--out", str(out)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     pid_file, deadline = work / "kernel.pid", time.time() + 120
     while not (pid_file.exists() and pid_file.read_text()):
@@ -606,12 +608,12 @@ def test_sigkill_leaves_nothing_a_later_run_does_not_clean(tmp_path):
     proc.kill()
     proc.wait()
     for _ in range(30):
-        if not runner._pid_alive(kernel):
+        if not run._pid_alive(kernel):
             break
         time.sleep(0.1)
-    assert not runner._pid_alive(kernel), "the kernel outlived the killed run"
+    assert not run._pid_alive(kernel), "the kernel outlived the killed run"
     partial = [p for p in tmp_path.iterdir() if p.name.startswith(".run.ntknb-partial-")]
-    assert len(partial) == 1 and (partial[0] / runner.KERNEL_CONNECTION).exists()
+    assert len(partial) == 1 and (partial[0] / run.KERNEL_CONNECTION).exists()
     assert (tmp_path / ".run.ntknb-lock").exists() and list(runtime.iterdir()) == []
     done = subprocess.run([*cmd, "-p", "steps", "0"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -636,7 +638,7 @@ def test_out_on_another_file_system_is_written_there(tmp_path):
 
 
 def test_timings_are_kept_apart_from_results():
-    results, timings = runner.split_timings({"acc": 0.5, "runtime_s": 12.0, "cpu_time_s": 3.0, "claims": []})
+    results, timings = run.split_timings({"acc": 0.5, "runtime_s": 12.0, "cpu_time_s": 3.0, "claims": []})
     assert results == {"acc": 0.5, "claims": []} and timings == {"runtime_s": 12.0, "cpu_time_s": 3.0}
 
 
@@ -801,7 +803,7 @@ KNOWN_GAPS: dict = {}  # (chapter, parameter, value) -> why the schema still acc
 def _matrix_rows():
     rows = []
     for chapter in CHAPTERS:
-        params = runner.notebook_parameters(runner.load_notebook(runner.resolve_notebook(chapter)))
+        params = notebook_parameters(load_notebook(resolve_notebook(chapter)))
         top = _max_seed(chapter, params)
         for value, fragment in SEED_VALUES:
             text = {"max": str(top), "max+1": str(top + 1)}.get(value, value)
@@ -936,7 +938,7 @@ SEED_CHECK_CASES = [
     ("overlaps-defaults", ["05_bn_buffers", "2"], "of the defaults", 2),
     ("already-recorded", ["05_bn_buffers", "7000"], "seed_check.jsonl", 2),
     ("overlaps-recorded", ["05_bn_buffers", "6998"], "seed_check.jsonl", 2),
-    ("not-a-chapter", ["tests/test_cli.py", "990000"], "not a chapter", 2),
+    ("not-a-chapter", ["tests/test_book_cli.py", "990000"], "not a chapter", 2),
     ("unknown-name", ["nope", "990000"], "no notebook named", 2),
     ("seed-hex", ["05_bn_buffers", "0x10"], "decimal integer", 2),
     ("seed-text", ["05_bn_buffers", "abc"], "decimal integer", 2),
@@ -971,16 +973,14 @@ def test_seed_check_bad_inputs(capsys, monkeypatch, case, argv, fragment, code):
 
 
 def test_check_html_honours_root_and_survives_non_utf8(tmp_path, capsys):
-    from ntknb import book
-
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
     html = tmp_path / "_build" / "html"
     html.mkdir(parents=True)
     (html / "intro.html").write_bytes(b"<html><body><main><p>caf\xe9</p></main></body></html>")
-    code = book.main(["--root", str(tmp_path), "check-html"])
+    code = cli.main(["book", "--root", str(tmp_path), "check-html"])
     out = capsys.readouterr().out
     assert code == 1 and out.startswith("intro: 1 problem(s)") and "not UTF-8" in out, out
-    assert book.main(["--root", str(tmp_path / "missing"), "check-html"]) == 2
+    assert cli.main(["book", "--root", str(tmp_path / "missing"), "check-html"]) == 2
     assert "Traceback" not in capsys.readouterr().err
 
 

@@ -20,9 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from ntknb import book, paths
+from ntknb import paths
+from ntknb.book.build import STATIC_DIR, build
+from ntknb.book.html import browser_check, html_problems
+from ntknb.book.sync import toc_files
 
-PAGES = book._toc_files(paths.REPO_ROOT)
+PAGES = toc_files(paths.REPO_ROOT)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -31,7 +34,7 @@ def built_html(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
     # Sphinx warnings do not stop this build (test_book.py builds with -W): one page's warning
     # must not hide the other pages' reports.
-    code = book.build(path_output=out, fresh=True, warnings_as_errors=False)
+    code = build(path_output=out, fresh=True, warnings_as_errors=False)
     assert code == 0, "the book build failed; see the captured output"
     return out / "_build" / "html"
 
@@ -39,7 +42,7 @@ def built_html(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_cleanly(built_html, page):
-    problems = book.html_problems(built_html, [page])[page]
+    problems = html_problems(built_html, [page])[page]
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
@@ -51,7 +54,7 @@ def test_page_in_a_browser_offline(built_html, page):
     shots = Path(os.environ.get("NTKNB_ARTIFACTS", paths.REPO_ROOT / "_build")) / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     shot = shots / f"{page.replace('/', '__')}.png"
-    problems = book.browser_check(built_html, page, screenshot=shot, chromium=CHROMIUM)
+    problems = browser_check(built_html, page, screenshot=shot, chromium=CHROMIUM)
     assert shot.is_file() and shot.stat().st_size > 0
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
@@ -76,7 +79,7 @@ PAGE = """<html><head>{head}</head><body><main>{body}</main></body></html>"""
 
 def _page(tmp_path, body, head=""):
     (tmp_path / "p.html").write_text(PAGE.format(head=head, body=body))
-    return book.html_problems(tmp_path, ["p"])["p"]
+    return html_problems(tmp_path, ["p"])["p"]
 
 
 def test_checker_passes_a_clean_page(tmp_path):
@@ -111,7 +114,7 @@ def test_browser_check_finds_console_errors_and_raw_math(tmp_path):
         pytest.skip("chromium is not installed (Debian: apt-get install chromium): browser check not run")
     (tmp_path / "bad.html").write_text('<html><body><div class="math notranslate">\\[x^2\\]</div>'
                                        "<script>console.error('boom'); undefinedFn();</script></body></html>")
-    problems = book.browser_check(tmp_path, "bad", chromium=CHROMIUM, timeout=60)
+    problems = browser_check(tmp_path, "bad", chromium=CHROMIUM, timeout=60)
     assert any("boom" in p for p in problems) and any("undefinedFn" in p for p in problems)
     assert any(p.startswith("math not rendered") for p in problems)
 
@@ -274,7 +277,7 @@ def test_figure_constants_of_the_book_script_match_the_plotting_style():
 
     from ntknb import plotting
 
-    js = (book.STATIC_DIR / "ntknb.js").read_text()
+    js = (STATIC_DIR / "ntknb.js").read_text()
     m = re.search(r"var NTKNB_FIGURE = \{minFontPt: ([\d.]+), dpi: ([\d.]+), minTextPx: ([\d.]+)\}", js)
     assert m, "ntknb.js declares no NTKNB_FIGURE"
     assert float(m[1]) == plotting.MIN_FONT_SIZE

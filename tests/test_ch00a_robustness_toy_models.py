@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntknb import runner
+from ntknb.book.params import load_notebook, notebook_parameters
 from ntknb.chapters import ch00a_robustness_toy_models as ch
 from ntknb.claims import VERDICTS
 
@@ -17,7 +17,7 @@ NB = Path(__file__).resolve().parents[1] / "notebooks" / "00a_robustness_toy_mod
 
 
 def params(**changes):
-    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    defaults = {n: p.default for n, p in notebook_parameters(load_notebook(NB)).items()}
     return ch.Params.from_values({**defaults, **changes})
 
 

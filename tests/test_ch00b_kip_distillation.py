@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ntknb import runner, stats
+from ntknb import stats
+from ntknb.book.params import load_notebook, notebook_parameters
 from ntknb.chapters import ch00b_kip_distillation as ch
 from ntknb.claims import VERDICTS
 
@@ -15,7 +16,7 @@ NB = Path(__file__).resolve().parents[1] / "notebooks" / "00b_kip_distillation.p
 
 
 def params(**changes):
-    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    defaults = {n: p.default for n, p in notebook_parameters(load_notebook(NB)).items()}
     return ch.Params.from_values({**defaults, **changes})
 
 

@@ -7,14 +7,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ntknb import data, features, runner
+from ntknb import data, features
+from ntknb.book.params import load_notebook, notebook_parameters
 from ntknb.chapters import ch02_eigenfeatures as ch
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "02_eigenfeatures.py"
 
 
 def params(**changes):
-    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    defaults = {n: p.default for n, p in notebook_parameters(load_notebook(NB)).items()}
     return ch.Params.from_values({**defaults, **changes})
 
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from ntknb import claims as C
-from ntknb import runner
+from ntknb.book.params import load_notebook, notebook_parameters
 from ntknb.chapters import ch05_bn_buffers as ch
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "05_bn_buffers.py"
 
 
 def params(**changes):
-    defaults = {n: p.default for n, p in runner.notebook_parameters(runner.load_notebook(NB)).items()}
+    defaults = {n: p.default for n, p in notebook_parameters(load_notebook(NB)).items()}
     return ch.Params.from_values({**defaults, **changes})
 
 

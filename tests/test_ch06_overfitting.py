@@ -301,11 +301,11 @@ def test_recorded_search_file_is_valid():
 
 
 def _defaults():
-    from ntknb import runner
+    from ntknb.book.params import load_notebook, notebook_parameters
     from pathlib import Path
 
-    nb = runner.load_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "06_catastrophic_overfitting.py")
-    return {n: p.default for n, p in runner.notebook_parameters(nb).items()}
+    nb = load_notebook(Path(__file__).resolve().parents[1] / "notebooks" / "06_catastrophic_overfitting.py")
+    return {n: p.default for n, p in notebook_parameters(nb).items()}
 
 
 def test_the_package_exports_exactly_what_the_notebook_calls():

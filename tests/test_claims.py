@@ -267,9 +267,9 @@ def test_preconditions_json_round_trip_and_old_json_loads():
 
 
 def test_every_stored_notebook_claim_still_loads():
-    from ntknb import book
+    from ntknb.book.pages import glued_claims
 
-    loaded = [C._as_claims(raw) for _, raw in book.glued_claims() if raw]
+    loaded = [C._as_claims(raw) for _, raw in glued_claims() if raw]
     assert loaded and all(c.verdict in C.VERDICTS for cs in loaded for c in cs)
     assert all(C.summary_markdown(cs) and C.claims_html(cs) for cs in loaded)
 
@@ -369,9 +369,9 @@ def test_registrations_from_the_git_history(tmp_path):
 def test_the_book_s_register_files_load_and_agree_with_the_stored_claims():
     """Every register file under notebooks/claims/ is valid, and a registered claim that a stored
     notebook glued has the registered source, words, threshold and direction."""
-    from ntknb import book
+    from ntknb.book.pages import glued_claims
 
-    stored = {c["id"]: c for _, raw in book.glued_claims() for c in (raw or [])}
+    stored = {c["id"]: c for _, raw in glued_claims() for c in (raw or [])}
     for path in sorted(C.REGISTER_DIR.glob("*.yaml")):
         for cid, spec in C.load_register(path).items():
             if cid in stored:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ntknb import chapters, runner
+from ntknb import chapters
+from ntknb.book.params import load_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 15
@@ -15,7 +16,7 @@ VALIDATORS = {"check_int", "check_float", "check_choice", "check_bool", "check_s
 
 
 def code_cells(notebook: str):
-    nb = runner.load_notebook(ROOT / "notebooks" / f"{notebook}.py")
+    nb = load_notebook(ROOT / "notebooks" / f"{notebook}.py")
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and "parameters" not in cell.get("metadata", {}).get("tags", []):
             yield i, cell.source

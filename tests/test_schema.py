@@ -69,10 +69,10 @@ def test_from_namespace_ignores_other_names_and_rules_describe():
 @pytest.mark.parametrize("notebook", sorted(__import__("ntknb.chapters", fromlist=["CHAPTERS"]).CHAPTERS))
 def test_every_chapter_schema_bounds_its_seed_below_2_to_the_32(notebook):
     """Seeds of 2**32 or more would collide with small ones in 32-bit PRNG keys."""
-    from ntknb import runner
+    from ntknb.book.params import load_notebook, notebook_parameters, resolve_notebook
     from ntknb.chapters import check_parameters
 
-    params = runner.notebook_parameters(runner.load_notebook(runner.resolve_notebook(notebook)))
+    params = notebook_parameters(load_notebook(resolve_notebook(notebook)))
     values = {name: p.default for name, p in params.items()}
     check_parameters(notebook, values)  # the defaults pass
     with pytest.raises(ValueError, match="seed"):

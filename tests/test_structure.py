@@ -1,20 +1,28 @@
-"""The package's structure: imports go one way (library -> chapters -> runner/CLI/book) and
-no import cycle anywhere in ``ntknb``; every chapter schema matches its notebook's parameters
-cell name for name, every preset passes the schema's full validation, and every chapter has its class
-preset ``notebooks/NAME.quick.yaml``."""
+"""The package's structure: imports go one way (library -> chapters -> the tooling wing ``ntknb.book``),
+no import cycle anywhere in ``ntknb``, nothing outside ``ntknb/book/`` imports the wing, the wing's
+``__all__`` lists exactly its public names and it reaches into no other module's private names; every
+chapter schema matches its notebook's parameters cell name for name, every preset passes the schema's
+full validation, and every chapter has its class preset ``notebooks/NAME.quick.yaml``."""
 
 import ast
 from pathlib import Path
 
 import pytest
 
-from ntknb import chapters, runner
+from ntknb import chapters
+from ntknb.book.params import RunError, load_notebook, notebook_parameters, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "ntknb"
-#: Modules above the chapters (runner, CLI, book build and its results page, the GPU runbook): they may import a
-#: chapter (through ntknb.chapters).
-TOOLING = {"ntknb.runner", "ntknb.cli", "ntknb.book", "ntknb.results", "ntknb.gpu", "ntknb.chapters"}
+#: The tooling wing above the chapters (parameters, runs, sync, build, generated pages, HTML checks, GPU runbook,
+#: the command): its modules may import a chapter (through ntknb.chapters).
+WING = "ntknb.book"
+
+
+def is_tooling(module: str) -> bool:
+    """Whether ``module`` is above the chapters: the wing ``ntknb.book`` and its modules, or the chapter registry
+    ``ntknb.chapters`` (which imports each chapter by name)."""
+    return module == "ntknb.chapters" or module == WING or module.startswith(WING + ".")
 
 
 def _module_name(path: Path) -> str:
@@ -92,37 +100,143 @@ def _chapter(module: str) -> str:
 def test_library_imports_no_chapter_and_chapters_no_tooling():
     graph = import_graph()
     for mod, deps in graph.items():
-        if mod.startswith("ntknb.chapters.") or mod in TOOLING:
+        if mod.startswith("ntknb.chapters.") or is_tooling(mod):
             continue
-        bad = sorted(d for d in deps if d.startswith("ntknb.chapters") or d in TOOLING)
+        bad = sorted(d for d in deps if d.startswith("ntknb.chapters") or is_tooling(d))
         assert not bad, f"library module {mod} imports {bad}"
     for mod, deps in graph.items():
         if mod.startswith("ntknb.chapters."):  # a chapter package's modules import each other, no other chapter
             bad = sorted(d for d in deps
-                         if d in TOOLING or (d.startswith("ntknb.chapters.") and _chapter(d) != _chapter(mod)))
+                         if is_tooling(d) or (d.startswith("ntknb.chapters.") and _chapter(d) != _chapter(mod)))
             assert not bad, f"chapter {mod} imports {bad}"
 
 
 def test_import_graph_sees_function_level_imports(tmp_path):
     graph = import_graph()
-    assert "ntknb.chapters" in graph["ntknb.runner"]  # imported inside check_schema
+    assert "ntknb.chapters" in graph["ntknb.book.params"]  # imported inside check_schema
     assert "ntknb.chapters.ch06_overfitting.variants" in graph["ntknb.chapters.ch06_overfitting.runs"]
     assert _chapter("ntknb.chapters.ch06_overfitting.runs") == _chapter("ntknb.chapters.ch06_overfitting")
     assert _chapter("ntknb.chapters.ch05_bn_buffers") != _chapter("ntknb.chapters.ch06_overfitting")
 
 
+def test_nothing_outside_the_wing_imports_it():
+    graph = import_graph()
+    for mod, deps in graph.items():
+        if mod != WING and not mod.startswith(WING + "."):
+            bad = sorted(d for d in deps if d == WING or d.startswith(WING + "."))
+            assert not bad, f"{mod} imports the tooling wing: {bad}"
+
+
+#: What only a tool needs: running notebooks, reading and writing them, building and checking the book, a CLI.
+TOOLING_LIBRARIES = ("papermill", "jupytext", "nbformat", "nbclient", "jupyter_client", "sphinx", "docutils",
+                     "myst_nb.ext", "bs4", "argparse")
+
+
+def _imported(path: Path) -> set:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module or "")
+    return names
+
+
+def test_the_top_level_holds_only_library_and_evidence_modules():
+    """Every module outside ``ntknb/book/`` (the library, the evidence modules, the chapters) is free of the
+    tools' libraries; the tools live in the wing."""
+    for path in sorted(PKG.rglob("*.py")):
+        if path.is_relative_to(PKG / "book"):
+            continue
+        bad = sorted(n for n in _imported(path) if n.split(".")[0] in TOOLING_LIBRARIES or n in TOOLING_LIBRARIES)
+        assert not bad, f"{path.relative_to(ROOT)} imports the tools' {bad}: it belongs in ntknb/book/"
+    assert (PKG / "book" / "__init__.py").is_file() and not list(PKG.glob("book*.py"))
+
+
+def _wing_modules() -> list[Path]:
+    return sorted((PKG / "book").glob("*.py")) + [PKG / "paths.py"]
+
+
+def _public_definitions(tree: ast.Module) -> set:
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return {n for n in names if not n.startswith("_")}
+
+
+@pytest.mark.parametrize("path", _wing_modules(), ids=lambda p: p.name)
+def test_all_lists_exactly_the_public_names(path):
+    """``__all__`` of the wing's modules (and ``ntknb.paths``) is true: every name it lists exists, and every
+    public name the module defines is in it (``__main__`` defines none)."""
+    import importlib
+
+    if path.name == "__main__.py":
+        assert not _public_definitions(ast.parse(path.read_text()))
+        return
+    module = importlib.import_module(_module_name(path))
+    listed = list(module.__all__)
+    assert len(listed) == len(set(listed)), f"{path.name}: a name listed twice"
+    assert not [n for n in listed if not hasattr(module, n)], f"{path.name}: __all__ names what it lacks"
+    defined = _public_definitions(ast.parse(path.read_text()))
+    if path.name != "__init__.py":
+        assert sorted(defined - set(listed)) == [], f"{path.name}: public names missing from __all__"
+
+
+def private_reach_ins(path: Path) -> list[str]:
+    """``module._name`` and ``from module import _name`` of another ntknb module in ``path``'s code."""
+    tree = ast.parse(path.read_text())
+    aliases, found = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("ntknb"):
+                    aliases[a.asname or a.name] = a.name
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ntknb"):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"from {node.module} import {a.name}")
+                else:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            value = node.value
+            dotted = []
+            while isinstance(value, ast.Attribute):
+                dotted.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name) and value.id in aliases:
+                found.append(".".join([value.id, *reversed(dotted), node.attr]))
+    return found
+
+
+def test_private_reach_ins_are_found(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from ntknb import attacks\nfrom ntknb.book.params import _short\nattacks._pgd_impl(1)\n")
+    assert private_reach_ins(probe) == ["from ntknb.book.params import _short", "attacks._pgd_impl"]
+
+
+@pytest.mark.parametrize("path", _wing_modules(), ids=lambda p: p.name)
+def test_the_wing_reaches_into_no_private_name(path):
+    assert private_reach_ins(path) == []
+
+
 @pytest.mark.parametrize("notebook", sorted(chapters.CHAPTERS))
 def test_schema_matches_the_parameters_cell_name_for_name(notebook):
-    params = runner.notebook_parameters(runner.load_notebook(ROOT / "notebooks" / f"{notebook}.py"))
+    params = notebook_parameters(load_notebook(ROOT / "notebooks" / f"{notebook}.py"))
     assert chapters.schema_for(notebook).names() == list(params)
 
 
 @pytest.mark.parametrize("notebook", sorted(chapters.CHAPTERS))
 def test_defaults_and_every_preset_pass_full_validation(notebook):
     presets = sorted((ROOT / "notebooks").glob(f"{notebook}.*.yaml"))
-    runner.prepare(ROOT / "notebooks" / f"{notebook}.py")  # the defaults
+    prepare(ROOT / "notebooks" / f"{notebook}.py")  # the defaults
     for preset in presets:
-        runner.prepare(ROOT / "notebooks" / f"{notebook}.py", [("file", str(preset))])
+        prepare(ROOT / "notebooks" / f"{notebook}.py", [("file", str(preset))])
 
 
 #: The chapter notebooks: every ``notebooks/NN_name.py`` (a chapter without a schema counts too).
@@ -140,11 +254,11 @@ def test_every_chapter_has_a_quick_preset_that_passes_full_validation(notebook):
     preset = ROOT / "notebooks" / f"{notebook}.quick.yaml"
     assert preset.is_file(), f"{notebook} has no class preset notebooks/{notebook}.quick.yaml (about 5 minutes)"
     assert preset.read_text().startswith(f"# Quick (class) preset of {notebook}:"), "header comment missing"
-    _, _, params, injected = runner.prepare(ROOT / "notebooks" / f"{notebook}.py", [("file", str(preset))])
+    _, _, params, injected = prepare(ROOT / "notebooks" / f"{notebook}.py", [("file", str(preset))])
     assert injected and set(injected) <= set(params)
 
 
 def test_run_refuses_an_out_of_range_value_naming_it():
-    with pytest.raises(runner.RunError, match=r"'eps' must be a number in \(0.0, 1.0\]") as info:
-        runner.prepare(ROOT / "notebooks" / "06_catastrophic_overfitting.py", [("param", "eps", "3")])
+    with pytest.raises(RunError, match=r"'eps' must be a number in \(0.0, 1.0\]") as info:
+        prepare(ROOT / "notebooks" / "06_catastrophic_overfitting.py", [("param", "eps", "3")])
     assert info.value.exit_code == 2

@@ -1,11 +1,12 @@
-"""ntknb.gpu: the GPU runbook's budget, the smoke test, the GPU presets."""
+"""ntknb.book.gpu: the GPU runbook's budget, the smoke test, the GPU presets."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from ntknb import gpu, runner
+from ntknb.book import gpu
+from ntknb.book.params import prepare
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 GPU_PRESETS = sorted(NOTEBOOKS.glob("*" + gpu.PRESET_SUFFIX))
@@ -14,7 +15,7 @@ GPU_PRESETS = sorted(NOTEBOOKS.glob("*" + gpu.PRESET_SUFFIX))
 @pytest.mark.parametrize("preset", GPU_PRESETS, ids=[p.name for p in GPU_PRESETS])
 def test_gpu_presets_pass_the_notebooks_parameter_checks(preset):
     notebook = NOTEBOOKS / preset.name.replace(gpu.PRESET_SUFFIX, ".py")
-    _, _, params, injected = runner.prepare(notebook, [("file", preset)])
+    _, _, params, injected = prepare(notebook, [("file", preset)])
     assert injected and set(injected) <= set(params)
 
 

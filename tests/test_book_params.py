@@ -1,17 +1,17 @@
-"""ntknb.runner: parameters cell parsing, override checking/merging, glue extraction.
+"""ntknb.book.params: parameters cell parsing, override checking and merging, strict YAML.
 
-The end-to-end ``ntknb run`` (papermill execution) is in test_cli.py.
+The run itself (output folders, papermill) is in test_book_run.py; the end-to-end ``ntknb run``
+in test_book_cli.py.
 """
 
-import math
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-from ntknb import paths, runner
-from ntknb.runner import RunError
+from ntknb.book.params import (DEFAULT_KERNEL, RunError, format_parameters, load_notebook, merge_overrides,
+                               notebook_parameters, parse_value, prepare, resolve_notebook)
 
 SOURCE = '''\
 # %% [markdown]
@@ -40,7 +40,7 @@ def nb():
 
 @pytest.fixture
 def params(nb):
-    return runner.notebook_parameters(nb)
+    return notebook_parameters(nb)
 
 
 def test_notebook_parameters(params):
@@ -55,17 +55,17 @@ def test_notebook_parameters(params):
 
 
 def test_format_parameters(params):
-    text = runner.format_parameters(params)
+    text = format_parameters(params)
     assert "n = 3 (int)" in text and "lr = 0.5 (float)" in text and "name = 'abc' (str)" in text
     assert "eps = 8 / 255 = 0.0313725 (float)" in text and "fn = len (any)" in text
     assert "\n" not in text
-    assert "# number of points" in runner.format_parameters(params, multiline=True)
-    assert runner.format_parameters({}) == "(no parameters cell)"
+    assert "# number of points" in format_parameters(params, multiline=True)
+    assert format_parameters({}) == "(no parameters cell)"
 
 
 def test_no_parameters_cell():
     nb = jupytext.reads("# %%\nx = 1\n", fmt="py:percent")
-    assert runner.notebook_parameters(nb) == {}
+    assert notebook_parameters(nb) == {}
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_no_parameters_cell():
      ("mnist", "mnist"), ("'3'", "3"), ("null", None), ("nan", "nan")],
 )
 def test_parse_value(text, expected):
-    out = runner.parse_value(text)
+    out = parse_value(text)
     assert out == expected and type(out) is type(expected)
 
 
@@ -84,7 +84,7 @@ def test_parse_value(text, expected):
      ("widths", "[3]", [3]), ("flag", "false", False), ("maybe", "[1]", [1]), ("fn", "abc", "abc")],
 )
 def test_merge_overrides_p(params, name, text, expected):
-    out = runner.merge_overrides(params, [("param", name, text)])
+    out = merge_overrides(params, [("param", name, text)])
     assert out == {name: expected} and type(out[name]) is type(expected)
 
 
@@ -94,7 +94,7 @@ def test_merge_overrides_p(params, name, text, expected):
 )
 def test_merge_overrides_wrong_type(params, name, text):
     with pytest.raises(RunError) as err:
-        runner.merge_overrides(params, [("param", name, text)], notebook="tiny")
+        merge_overrides(params, [("param", name, text)], notebook="tiny")
     msg = str(err.value)
     assert f"bad value for parameter {name!r}" in msg
     assert "parameters of tiny: n = 3 (int); lr = 0.5 (float)" in msg
@@ -103,7 +103,7 @@ def test_merge_overrides_wrong_type(params, name, text):
 
 def test_merge_overrides_unknown(params):
     with pytest.raises(RunError, match=r"unknown parameter 'nn' \(-p\); parameters of tiny: n = 3 \(int\)"):
-        runner.merge_overrides(params, [("param", "nn", "1")], notebook="tiny")
+        merge_overrides(params, [("param", "nn", "1")], notebook="tiny")
 
 
 def test_merge_overrides_file_order(params, tmp_path):
@@ -111,7 +111,7 @@ def test_merge_overrides_file_order(params, tmp_path):
     f1.write_text("n: 10\nlr: 1\nwidths: [4, 5]\neps: 1e-2\n")
     f2 = tmp_path / "b.yaml"
     f2.write_text("n: 20\n")
-    out = runner.merge_overrides(params, [("param", "n", "7"), ("file", f1), ("param", "lr", "0.1"), ("file", f2)])
+    out = merge_overrides(params, [("param", "n", "7"), ("file", f1), ("param", "lr", "0.1"), ("file", f2)])
     assert out == {"n": 20, "lr": 0.1, "widths": [4, 5], "eps": 0.01}
     assert type(out["lr"]) is float and type(out["eps"]) is float
 
@@ -120,17 +120,17 @@ def test_param_file_errors(params, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(RunError, match="must hold a mapping"):
-        runner.merge_overrides(params, [("file", bad)])
+        merge_overrides(params, [("file", bad)])
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("zzz: 1\n")
     with pytest.raises(RunError, match=r"unknown parameter 'zzz' \(from .*unknown.yaml\)"):
-        runner.merge_overrides(params, [("file", unknown)])
+        merge_overrides(params, [("file", unknown)])
     with pytest.raises(RunError, match="cannot read parameter file"):
-        runner.merge_overrides(params, [("file", tmp_path / "missing.yaml")])
+        merge_overrides(params, [("file", tmp_path / "missing.yaml")])
     broken = tmp_path / "broken.yaml"
     broken.write_text("a: [1\n")
     with pytest.raises(RunError, match="not valid YAML"):
-        runner.merge_overrides(params, [("file", broken)])
+        merge_overrides(params, [("file", broken)])
 
 
 def test_resolve_and_load_py(tmp_path, monkeypatch):
@@ -138,59 +138,29 @@ def test_resolve_and_load_py(tmp_path, monkeypatch):
     py.parent.mkdir()
     py.write_text(SOURCE)
     monkeypatch.chdir(tmp_path)
-    assert runner.resolve_notebook("07_demo") == py
-    assert runner.resolve_notebook("notebooks/07_demo") == py
-    assert runner.resolve_notebook(str(py)) == py
-    nb = runner.load_notebook(py)
+    assert resolve_notebook("07_demo") == py
+    assert resolve_notebook("notebooks/07_demo") == py
+    assert resolve_notebook(str(py)) == py
+    nb = load_notebook(py)
     assert nb.metadata["kernelspec"]["name"] == "ntknb"
     assert [c.cell_type for c in nb.cells] == ["markdown", "code", "code"]
     assert "parameters" in nb.cells[1].metadata["tags"]
     # the .py converts to a valid .ipynb that papermill can read
     nbformat.validate(nbformat.from_dict(nb))
     with pytest.raises(RunError, match="no notebook named 'nope'; available: .*07_demo"):
-        runner.resolve_notebook("nope")
+        resolve_notebook("nope")
     with pytest.raises(RunError, match="notebook file not found"):
-        runner.resolve_notebook("missing.ipynb")
+        resolve_notebook("missing.ipynb")
     with pytest.raises(RunError, match="must be a name, a .py or an .ipynb"):
-        runner.resolve_notebook("x.txt")
+        resolve_notebook("x.txt")
 
 
 def test_prepare_without_parameters_cell(tmp_path):
     py = tmp_path / "plain.py"
     py.write_text("# %%\nx = 1\n")
     with pytest.raises(RunError, match="has no cell tagged 'parameters'"):
-        runner.prepare(py, [("param", "x", "2")])
-    assert runner.prepare(py)[3] == {}
-
-
-def _glue_output(name, data, prefix="application/papermill.record/"):
-    return nbformat.v4.new_output(
-        "display_data",
-        data={prefix + k: v for k, v in data.items()},
-        metadata={"scrapbook": {"name": name, "mime_prefix": prefix}},
-    )
-
-
-def test_extract_glued():
-    cell = nbformat.v4.new_code_cell("...")
-    cell.outputs = [
-        nbformat.v4.new_output("stream", name="stdout", text="hello\n"),
-        _glue_output("acc", {"text/plain": "0.875"}),
-        _glue_output("n", {"text/plain": "16"}),
-        _glue_output("curve", {"text/plain": "[0.5, nan, inf]"}, prefix=""),
-        _glue_output("label", {"text/plain": "'mnist'"}),
-        _glue_output("tab", {"text/plain": "<IPython.core.display.Markdown object>", "text/markdown": "| a |"}),
-        _glue_output("fig", {"text/plain": "<Figure size 640x480 with 1 Axes>", "image/png": "iVBOR"}),
-        _glue_output("img", {"image/png": "iVBOR"}),
-        _glue_output("acc", {"text/plain": "0.9"}),  # a later glue wins
-    ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), cell])
-    out = runner.extract_glued(nb)
-    assert out["acc"] == 0.9 and out["n"] == 16 and type(out["n"]) is int
-    assert out["curve"][0] == 0.5 and math.isnan(out["curve"][1]) and out["curve"][2] == math.inf
-    assert out["label"] == "mnist" and out["tab"] == "| a |"
-    assert out["fig"] == "<Figure size 640x480 with 1 Axes>" and out["img"] == "<image/png>"
-    assert list(out) == ["acc", "n", "curve", "label", "tab", "fig", "img"]
+        prepare(py, [("param", "x", "2")])
+    assert prepare(py)[3] == {}
 
 
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.paper.yaml"))
@@ -200,7 +170,7 @@ PRESETS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.pap
 def test_paper_presets_name_real_parameters_of_the_right_type(preset):
     """Every key of a ``.paper.yaml`` is a parameter of its notebook and has its type."""
     notebook = preset.name.replace(".paper.yaml", ".py")
-    _, _, params, injected = runner.prepare(preset.parent / notebook, [("file", preset)])
+    _, _, params, injected = prepare(preset.parent / notebook, [("file", preset)])
     assert injected and set(injected) <= set(params)
 
 
@@ -221,7 +191,7 @@ BINARY = "!!binary Il07b3BlbigibWFya2VyIiwidyIpO1si"  # '"];open("marker","w");[
 )
 def test_p_value_refuses_tags_beyond_json(params, text):
     with pytest.raises(RunError, match=r"bad value for parameter 'widths' \(-p\): .*(tag|not allowed)") as err:
-        runner.merge_overrides(params, [("param", "widths", text)], notebook="tiny")
+        merge_overrides(params, [("param", "widths", text)], notebook="tiny")
     assert "\n" not in str(err.value) and err.value.exit_code == 2
 
 
@@ -229,7 +199,7 @@ def test_param_file_refuses_tags_aliases_and_bombs(params, tmp_path):
     f = tmp_path / "binary.yaml"
     f.write_text(f"widths: [{BINARY}]\n")
     with pytest.raises(RunError, match="not allowed") as err:
-        runner.merge_overrides(params, [("file", f)])
+        merge_overrides(params, [("file", f)])
     assert "\n" not in str(err.value)
     bomb = tmp_path / "bomb.yaml"
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
@@ -239,10 +209,10 @@ def test_param_file_refuses_tags_aliases_and_bombs(params, tmp_path):
     import time
     t0 = time.perf_counter()
     with pytest.raises(RunError, match="alias|anchor"):
-        runner.merge_overrides(params, [("file", bomb)])
+        merge_overrides(params, [("file", bomb)])
     assert time.perf_counter() - t0 < 1.0
     with pytest.raises(RunError, match="alias|anchor"):
-        runner.merge_overrides(params, [("param", "widths", "*x")])
+        merge_overrides(params, [("param", "widths", "*x")])
 
 
 @pytest.mark.parametrize(
@@ -253,7 +223,7 @@ def test_param_file_refuses_tags_aliases_and_bombs(params, tmp_path):
 )
 def test_values_must_be_plain_json(params, name, value, match):
     with pytest.raises(RunError, match=match) as err:
-        runner.merge_overrides(params, [("param", name, value)], notebook="tiny")
+        merge_overrides(params, [("param", name, value)], notebook="tiny")
     assert len(str(err.value)) < 2000 and "\n" not in str(err.value)
 
 
@@ -261,10 +231,10 @@ def test_param_file_nested_values_checked(params, tmp_path):
     f = tmp_path / "p.yaml"
     f.write_text("maybe: {a: [1, 2, {b: .inf}]}\n")
     with pytest.raises(RunError, match=r"maybe.*finite"):
-        runner.merge_overrides(params, [("file", f)])
+        merge_overrides(params, [("file", f)])
     f.write_text("n: " + "7" * 5000 + "\n")
     with pytest.raises(RunError, match="too large") as err:
-        runner.merge_overrides(params, [("file", f)])
+        merge_overrides(params, [("file", f)])
     assert len(str(err.value)) < 2000
 
 
@@ -272,26 +242,26 @@ def test_duplicate_keys_and_duplicate_p_refused(params, tmp_path):
     f = tmp_path / "dup.yaml"
     f.write_text("n: 1\nlr: 0.1\nn: 2\n")
     with pytest.raises(RunError, match=r"'n'.*twice"):
-        runner.merge_overrides(params, [("file", f)])
+        merge_overrides(params, [("file", f)])
     with pytest.raises(RunError, match=r"'n'.*twice"):
-        runner.merge_overrides(params, [("param", "n", "1"), ("param", "n", "2")])
+        merge_overrides(params, [("param", "n", "1"), ("param", "n", "2")])
     # a -p after a file (or a later file) still overrides: documented order
     g = tmp_path / "g.yaml"
     g.write_text("n: 1\n")
-    assert runner.merge_overrides(params, [("file", g), ("param", "n", "2")]) == {"n": 2}
+    assert merge_overrides(params, [("file", g), ("param", "n", "2")]) == {"n": 2}
 
 
 def test_non_utf8_param_file(params, tmp_path):
     f = tmp_path / "latin1.yaml"
     f.write_bytes("name: caf\xe9\n".encode("latin-1"))
     with pytest.raises(RunError, match="not UTF-8") as err:
-        runner.merge_overrides(params, [("file", f)])
+        merge_overrides(params, [("file", f)])
     assert "\n" not in str(err.value)
 
 
 def test_plain_strings_and_dates_stay_strings(params):
-    assert runner.merge_overrides(params, [("param", "name", "2024-01-01")]) == {"name": "2024-01-01"}
-    assert runner.merge_overrides(params, [("param", "maybe", "{a: [1, 'x', null, true]}")]) == \
+    assert merge_overrides(params, [("param", "name", "2024-01-01")]) == {"name": "2024-01-01"}
+    assert merge_overrides(params, [("param", "maybe", "{a: [1, 'x', null, true]}")]) == \
         {"maybe": {"a": [1, "x", None, True]}}
 
 
@@ -299,86 +269,31 @@ def test_plain_strings_and_dates_stay_strings(params):
                                        (str(2**64), False)])
 def test_seed_bounds(value, ok):
     nb = jupytext.reads('# %% tags=["parameters"]\nseed = 0\ninit_seed = 1\n', fmt="py:percent")
-    p = runner.notebook_parameters(nb)
+    p = notebook_parameters(nb)
     for name in ("seed", "init_seed"):
         if ok:
-            assert runner.merge_overrides(p, [("param", name, value)]) == {name: int(value)}
+            assert merge_overrides(p, [("param", name, value)]) == {name: int(value)}
         else:
             with pytest.raises(RunError, match=rf"'{name}'.*0 <= {name} < 2\*\*32"):
-                runner.merge_overrides(p, [("param", name, value)])
-
-
-def test_injected_cell_is_plain_literals(nb, params):
-    injected = runner.merge_overrides(params, [("param", "name", 'a"b\\'), ("param", "maybe", "[1, 'x']")])
-    out = runner.inject_parameters(nb, injected)
-    cell = next(c for c in out.cells if "injected-parameters" in c.metadata.get("tags", []))
-    import ast
-    tree = ast.parse(cell.source)
-    values = {s.targets[0].id: ast.literal_eval(s.value) for s in tree.body}
-    assert values == {"name": 'a"b\\', "maybe": [1, "x"]}
-    assert out.metadata["papermill"]["parameters"] == injected
-
-
-def test_metrics_nan_written_as_null(tmp_path):
-    path = tmp_path / "metrics.json"
-    runner.write_metrics(path, {"acc": 0.5, "curve": [0.1, math.nan, math.inf], "d": {"x": -math.inf}})
-    import json
-    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
-    assert data["curve"] == [0.1, None, None] and data["d"] == {"x": None} and data["acc"] == 0.5
-    assert "curve[1]" in data["_note"] and "null" in data["_note"]
-    runner.write_metrics(path, {"acc": 0.5})
-    assert json.loads(path.read_text()) == {"acc": 0.5}
-
-
-def test_out_dir_checks(tmp_path):
-    nbdir = paths.REPO_ROOT / "notebooks"
-    with pytest.raises(RunError, match="notebooks"):
-        runner.check_out_dir(nbdir, "00_ntk_basics")
-    with pytest.raises(RunError, match="notebooks"):
-        runner.check_out_dir(nbdir / ".." / "notebooks", "00_ntk_basics")
-    foreign = tmp_path / "foreign"
-    foreign.mkdir()
-    (foreign / "tiny.ipynb").write_text("{}")
-    with pytest.raises(RunError, match="not an earlier .ntknb run. output"):
-        runner.check_out_dir(foreign, "tiny")
-    (tmp_path / "empty").mkdir()
-    runner.check_out_dir(tmp_path / "empty", "tiny")
-    runner.check_out_dir(tmp_path / "new" / "sub", "tiny")
-    afile = tmp_path / "afile"
-    afile.write_text("x")
-    with pytest.raises(RunError, match="not a folder"):
-        runner.check_out_dir(afile, "tiny")
-    prev = tmp_path / "prev"
-    prev.mkdir()
-    for name in ("tiny.ipynb", "metrics.json", "parameters.yaml"):
-        (prev / name).write_text("{}")
-    (prev / "status.json").write_text('{"ntknb_run": 1, "status": "done"}')
-    with pytest.raises(RunError, match="no .ntknb-run.json marker"):  # status.json alone proves nothing
-        runner.check_out_dir(prev, "tiny")
-    (prev / runner.RUN_MARKER).write_text(
-        '{"ntknb_run": 1, "run_id": "x", "files": ["tiny.ipynb", "metrics.json", "parameters.yaml", "status.json"]}')
-    runner.check_out_dir(prev, "tiny")
-    (prev / "notes.txt").write_text("mine")
-    with pytest.raises(RunError, match="notes.txt"):
-        runner.check_out_dir(prev, "tiny")
+                merge_overrides(p, [("param", name, value)])
 
 
 def test_default_kernel_is_project_specific():
-    assert runner.DEFAULT_KERNEL == "ntknb"
+    assert DEFAULT_KERNEL == "ntknb"
 
 
 def test_list_items_checked_against_the_default(params):
     """A list default of one item type constrains the items of an override (plain types only)."""
     with pytest.raises(RunError, match=r"'widths'.*item 1 is 'x'"):
-        runner.merge_overrides(params, [("param", "widths", "[1, x]")])
+        merge_overrides(params, [("param", "widths", "[1, x]")])
     with pytest.raises(RunError, match=r"'widths'.*item 0 is \[1\]"):
-        runner.merge_overrides(params, [("param", "widths", "[[1]]")])
+        merge_overrides(params, [("param", "widths", "[[1]]")])
     with pytest.raises(RunError, match=r"'widths'.*item 0 is True"):
-        runner.merge_overrides(params, [("param", "widths", "[true]")])
-    assert runner.merge_overrides(params, [("param", "widths", "[]")]) == {"widths": []}
+        merge_overrides(params, [("param", "widths", "[true]")])
+    assert merge_overrides(params, [("param", "widths", "[]")]) == {"widths": []}
     nb = jupytext.reads('# %% tags=["parameters"]\nrates = [0.5, 1.0]\nnames = ["a"]\n', fmt="py:percent")
-    p = runner.notebook_parameters(nb)
-    out = runner.merge_overrides(p, [("param", "rates", "[1, 2.5]"), ("param", "names", "[b, c]")])
+    p = notebook_parameters(nb)
+    out = merge_overrides(p, [("param", "rates", "[1, 2.5]"), ("param", "names", "[b, c]")])
     assert out == {"rates": [1.0, 2.5], "names": ["b", "c"]} and type(out["rates"][0]) is float
     with pytest.raises(RunError, match=r"'names'.*item 0 is 3"):
-        runner.merge_overrides(p, [("param", "names", "[3]")])
+        merge_overrides(p, [("param", "names", "[3]")])

@@ -1,7 +1,8 @@
 """Runs at GPU scale: the runbook behind ``scripts/gpu_runs``.
 
 A chapter may come with ``notebooks/NN_name.gpu.yaml``, a preset sized to a few minutes on one
-H100/H200. ``scripts/gpu_runs`` (on the GPU machine) calls :func:`main`, which
+H100/H200. ``scripts/gpu_runs`` (on the GPU machine) calls ``ntknb gpu smoke`` and ``ntknb gpu run``
+(:mod:`ntknb.book.cli`), which
 
 1. runs :func:`smoke_test` (imports, devices, an analytic and an empirical NTK checked against
    the CPU backend) and stops early if it fails;
@@ -18,7 +19,6 @@ Each run's folder holds what ``ntknb run`` writes (the executed notebook, ``metr
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import math
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ntknb import paths
+from ntknb.book.run import source_folder_problem
 
 __all__ = [
     "PRESET_SUFFIX",
@@ -42,7 +43,6 @@ __all__ = [
     "device_description",
     "preset_path",
     "run_presets",
-    "main",
 ]
 
 #: A chapter's GPU preset is ``notebooks/<name>.gpu.yaml``.
@@ -153,7 +153,7 @@ def _default_runner(name: str, out: Path, timeout_s: float, kernel: str | None) 
     SIGKILL after 20 s, so no kernel is left holding the GPU. Returns 124 on time-out."""
     import signal
 
-    cmd = [sys.executable, "-m", "ntknb.cli", "run", name, "-f", str(preset_path(name)),
+    cmd = [sys.executable, "-m", "ntknb.book.cli", "run", name, "-f", str(preset_path(name)),
            "--out", str(out)]
     if kernel:
         cmd += ["--kernel", kernel]
@@ -208,8 +208,6 @@ def run_presets(
         preset_path(name)  # refuse unknown names before anything runs
     if not (isinstance(budget_s, (int, float)) and budget_s > 0 and math.isfinite(budget_s)):
         raise ValueError(f"budget_s must be a positive number of seconds, got {budget_s!r}")
-    from ntknb.runner import source_folder_problem
-
     problem = source_folder_problem(out_dir)
     if problem is not None:
         raise ValueError(f"--out {problem}; choose a folder outside the checkout's sources")
@@ -241,44 +239,3 @@ def run_presets(
         if archive is not None:
             _pack(out, Path(archive))
     return manifest
-
-
-# ------------------------------------------------------------------------------ CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ntknb.gpu {smoke,run}``: see ``scripts/gpu_runs``."""
-    parser = argparse.ArgumentParser(prog="python -m ntknb.gpu")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("smoke", help="import-and-kernel smoke test; exit 1 if it fails")
-    run = sub.add_parser("run", help="run GPU presets under a total time budget")
-    run.add_argument("names", nargs="+", metavar="NOTEBOOK")
-    run.add_argument("--out", required=True, metavar="DIR")
-    run.add_argument("--budget", type=float, required=True, metavar="SECONDS")
-    run.add_argument("--max", action="append", default=[], metavar="NAME=SECONDS",
-                     help="cap one run's time (repeatable)")
-    run.add_argument("--kernel", default=None)
-    run.add_argument("--archive", default=None, metavar="FILE.tar.gz")
-    args = parser.parse_args(argv)
-    if args.cmd == "smoke":
-        res = smoke_test()
-        print(json.dumps(res, indent=2))
-        return 0 if res["ok"] else 1
-    caps = {}
-    for item in args.max:
-        name, _, secs = item.partition("=")
-        try:
-            caps[name] = float(secs)
-        except ValueError:
-            parser.error(f"--max must be NAME=SECONDS, got {item!r}")
-    try:
-        manifest = run_presets(args.names, args.out, args.budget, max_run_s=caps,
-                               kernel=args.kernel, archive=args.archive)
-    except ValueError as exc:
-        parser.error(str(exc))
-    print(json.dumps(manifest["runs"], indent=2))
-    return 0 if all(r["status"] == "done" for r in manifest["runs"].values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

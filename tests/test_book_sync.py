@@ -1,4 +1,5 @@
-"""ntknb.book: paired notebooks in sync, and the book builds with warnings as errors."""
+"""ntknb.book.sync: paired notebooks in sync, the stored notebooks complete runs at the defaults,
+the CI presets."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,8 @@ import jupytext
 import nbformat
 import pytest
 
-from ntknb import book, paths
+from ntknb.book.params import RunError
+from ntknb.book.sync import check_sync, compare_pair, paired_notebooks, prepare_ci, sync, unexecuted_notebooks
 
 PY = '''\
 # %% [markdown]
@@ -40,14 +42,14 @@ def _make_pair(root: Path, name: str = "01_demo", source: str = PY) -> tuple[Pat
 
 def test_repository_notebooks_in_sync():
     """Every notebooks/*.py has a paired .ipynb with the same inputs (vacuous while none)."""
-    problems = book.check_sync()
+    problems = check_sync()
     assert not problems, "\n".join(map(str, problems))
 
 
 def test_pair_in_sync(tmp_path):
     py, ipynb = _make_pair(tmp_path)
-    assert book.compare_pair(py, ipynb) is None
-    assert book.check_sync(tmp_path) == []
+    assert compare_pair(py, ipynb) is None
+    assert check_sync(tmp_path) == []
 
 
 @pytest.mark.parametrize(
@@ -62,33 +64,33 @@ def test_pair_in_sync(tmp_path):
 def test_pair_out_of_sync_fails(tmp_path, edit, expected):
     py, ipynb = _make_pair(tmp_path)
     py.write_text(edit(PY))
-    msg = book.compare_pair(py, ipynb)
+    msg = compare_pair(py, ipynb)
     assert msg is not None and expected in msg
-    problems = book.check_sync(tmp_path)
+    problems = check_sync(tmp_path)
     assert len(problems) == 1 and problems[0].path == py
 
 
 def test_missing_partners(tmp_path):
     py, ipynb = _make_pair(tmp_path)
     ipynb.unlink()
-    assert "no paired notebook 01_demo.ipynb" in str(book.check_sync(tmp_path)[0])
+    assert "no paired notebook 01_demo.ipynb" in str(check_sync(tmp_path)[0])
     _, orphan = _make_pair(tmp_path, "02_other")
     orphan.with_suffix(".py").unlink()
-    messages = [str(p) for p in book.check_sync(tmp_path)]
+    messages = [str(p) for p in check_sync(tmp_path)]
     assert any("02_other.ipynb: has no py:percent source 02_other.py" in m for m in messages)
 
 
 def test_sync_regenerates_inputs_keeping_outputs(tmp_path):
     py, ipynb = _make_pair(tmp_path)
     py.write_text(PY.replace("# # Demo", "# # Demo, revised"))
-    assert book.check_sync(tmp_path)
-    assert book.sync(root=tmp_path) == [ipynb]
-    assert book.check_sync(tmp_path) == []
+    assert check_sync(tmp_path)
+    assert sync(root=tmp_path) == [ipynb]
+    assert check_sync(tmp_path) == []
     nb = nbformat.read(ipynb, as_version=4)
     assert nb.cells[0].source == "# Demo, revised"
     assert nb.cells[2].outputs[0]["text"] == "1\n"  # the stored output survived
     assert nb.metadata["kernelspec"]["name"] == "ntknb"  # the project's kernel, not a user's python3
-    assert book.sync(root=tmp_path) == []  # nothing left to do
+    assert sync(root=tmp_path) == []  # nothing left to do
 
 
 def test_sync_applies_tags_over_papermills_empty_tags(tmp_path):
@@ -100,9 +102,9 @@ def test_sync_applies_tags_over_papermills_empty_tags(tmp_path):
         cell.metadata.setdefault("tags", [])
     nbformat.write(nb, ipynb)
     py.write_text(PY.replace("# %%\nx = seed + 1", '# %% tags=["hide-input"]\nx = seed + 1'))
-    assert "tags" in book.compare_pair(py, ipynb)
-    assert book.sync(root=tmp_path) == [ipynb]
-    assert book.check_sync(tmp_path) == []
+    assert "tags" in compare_pair(py, ipynb)
+    assert sync(root=tmp_path) == [ipynb]
+    assert check_sync(tmp_path) == []
     nb = nbformat.read(ipynb, as_version=4)
     assert nb.cells[2].metadata["tags"] == ["hide-input"] and nb.cells[1].metadata["tags"] == ["parameters"]
     assert nb.cells[2].outputs[0]["text"] == "1\n"  # outputs kept
@@ -114,13 +116,13 @@ def test_sync_keeps_figure_captions_of_the_py_in_the_ipynb(tmp_path):
     py, ipynb = _make_pair(tmp_path)
     caption = {"figure": {"caption": "What the figure shows.", "name": "fig-demo"}}
     py.write_text(PY.replace("# %%\nx = seed + 1", "# %% mystnb=" + json.dumps(caption) + "\nx = seed + 1"))
-    assert "caption" in book.compare_pair(py, ipynb)
-    assert book.sync(root=tmp_path) == [ipynb]
-    assert book.check_sync(tmp_path) == []
+    assert "caption" in compare_pair(py, ipynb)
+    assert sync(root=tmp_path) == [ipynb]
+    assert check_sync(tmp_path) == []
     nb = nbformat.read(ipynb, as_version=4)
     assert nb.cells[2].metadata["mystnb"] == caption and nb.cells[2].outputs[0]["text"] == "1\n"
     py.write_text(PY)  # the caption removed from the .py leaves the .ipynb too
-    book.sync(root=tmp_path)
+    sync(root=tmp_path)
     assert "mystnb" not in nbformat.read(ipynb, as_version=4).cells[2].metadata
 
 
@@ -130,7 +132,7 @@ def test_unexecuted_notebooks(tmp_path):
         "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_demo\n  - file: notebooks/02_gone\n"
     )
     (tmp_path / "intro.md").write_text("# Intro\n")
-    bad = book.unexecuted_notebooks(tmp_path)
+    bad = unexecuted_notebooks(tmp_path)
     assert bad == ["notebooks/01_demo: not executed (run it at default parameters and save the outputs)",
                    "notebooks/02_gone: missing notebooks/02_gone.ipynb"]
 
@@ -171,7 +173,7 @@ def test_unexecuted_notebooks_requires_one_complete_run_at_the_defaults(tmp_path
     _py, ipynb = _make_pair(tmp_path)
     _toc(tmp_path)
     _stored(ipynb, edit)
-    bad = book.unexecuted_notebooks(tmp_path)
+    bad = unexecuted_notebooks(tmp_path)
     if expected is None:
         assert bad == []
     else:
@@ -180,7 +182,7 @@ def test_unexecuted_notebooks_requires_one_complete_run_at_the_defaults(tmp_path
 
 def test_repository_notebooks_are_complete_runs_at_the_defaults():
     """The book's outputs are the defaults' (CI may execute the chapters at their CI presets)."""
-    bad = book.unexecuted_notebooks()
+    bad = unexecuted_notebooks()
     assert not bad, "\n".join(bad)
 
 
@@ -190,18 +192,16 @@ def test_unexecuted_notebooks_skips_pages_generated_at_build_time(tmp_path):
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_demo\n"
                                        "  - file: book/results\n")  # book/results.md not written yet
     (tmp_path / "intro.md").write_text("# Intro\n")
-    assert book.unexecuted_notebooks(tmp_path) == []
+    assert unexecuted_notebooks(tmp_path) == []
 
 
 def test_prepare_ci_injects_each_preset_and_keeps_the_rest_at_the_defaults(tmp_path):
-    from ntknb import runner
-
     py, ipynb = _make_pair(tmp_path)
     _py2, ipynb2 = _make_pair(tmp_path, "02_other")
     (tmp_path / "notebooks" / "data").mkdir()
     (tmp_path / "notebooks" / "01_demo.ci.yaml").write_text("seed: 7\n")
     dest = tmp_path / "ci"
-    out = book.prepare_ci(dest, root=tmp_path)
+    out = prepare_ci(dest, root=tmp_path)
     assert out == [dest / "01_demo.ipynb", ipynb2]
     nb = nbformat.read(out[0], as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
@@ -210,85 +210,11 @@ def test_prepare_ci_injects_each_preset_and_keeps_the_rest_at_the_defaults(tmp_p
     assert (dest / "data").resolve() == (tmp_path / "notebooks" / "data").resolve()
     assert nbformat.read(ipynb, as_version=4).cells[2].outputs  # the stored notebook is untouched
     (tmp_path / "notebooks" / "01_demo.ci.yaml").write_text("sed: 7\n")
-    with pytest.raises(runner.RunError, match="unknown parameter 'sed'"):
-        book.prepare_ci(tmp_path / "ci2", root=tmp_path)
+    with pytest.raises(RunError, match="unknown parameter 'sed'"):
+        prepare_ci(tmp_path / "ci2", root=tmp_path)
 
 
 def test_repository_ci_presets_are_valid(tmp_path):
     """Every notebooks/NAME.ci.yaml names parameters of its chapter, within its schema."""
-    out = book.prepare_ci(tmp_path)
-    assert len(out) == len(book.paired_notebooks()) and any(p.parent == tmp_path for p in out)
-
-
-@pytest.mark.slow
-def test_book_builds_with_warnings_as_errors(tmp_path):
-    """The real book: check-sync, every toc notebook executed, jupyter-book -W (~15-30 s)."""
-    code = book.build(strict=True, path_output=tmp_path, fresh=True)
-    assert code == 0, "the book build failed; see the captured output above"
-    html = tmp_path / "_build" / "html"
-    assert (html / "index.html").is_file()
-    assert (html / "book" / "intro.html").is_file() and (html / "book" / "running.html").is_file()
-    for entry in book._toc_files(paths.REPO_ROOT):
-        assert (html / f"{entry}.html").is_file(), entry
-
-
-def test_lab_command():
-    cmd = book.lab_command("00_ntk_basics", ["--no-browser"])
-    assert cmd[1:3] == ["-m", "jupyterlab"] and "--no-browser" in cmd
-    assert "--MappingKernelManager.default_kernel_name=ntknb" in cmd
-    assert cmd[-1] == "notebooks/00_ntk_basics.ipynb"
-    with pytest.raises(SystemExit, match="no notebook notebooks/99_none.ipynb"):
-        book.lab_command("99_none")
-
-
-@pytest.mark.slow
-def test_jupyterlab_opens_a_chapter_with_the_project_kernel(tmp_path):
-    """`bash scripts/dev lab` (= python -m ntknb.book lab): JupyterLab serves the notebooks, and a
-    chapter opened there starts the `ntknb` kernel, i.e. this environment's Python (~10 s)."""
-    import json
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    import nbformat
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = "ntknb-test"
-    cmd = book.lab_command("00_ntk_basics", ["--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-                                             f"--IdentityProvider.token={token}"])
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**__import__("os").environ, "JUPYTER_RUNTIME_DIR": str(tmp_path)})
-    base = f"http://127.0.0.1:{port}/api"
-
-    def call(path, data=None, method=None):
-        req = urllib.request.Request(base + path, method=method, data=None if data is None else json.dumps(data).encode(),
-                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return json.loads(r.read() or b"null")
-
-    try:
-        for _ in range(120):
-            try:
-                specs = call("/kernelspecs")
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterLab did not answer within 60 s")
-        assert specs["default"] == "ntknb"
-        argv0 = specs["kernelspecs"]["ntknb"]["spec"]["argv"][0]
-        assert Path(argv0).resolve() == Path(sys.executable).resolve()
-        nb = nbformat.read(paths.REPO_ROOT / "notebooks" / "00_ntk_basics.ipynb", as_version=4)
-        kernel = nb.metadata["kernelspec"]["name"]
-        assert kernel == "ntknb"
-        session = call("/sessions", {"path": "notebooks/00_ntk_basics.ipynb", "type": "notebook",
-                                     "kernel": {"name": kernel}}, "POST")
-        assert session["kernel"]["name"] == "ntknb"
-        call(f"/sessions/{session['id']}", method="DELETE")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    out = prepare_ci(tmp_path)
+    assert len(out) == len(paired_notebooks()) and any(p.parent == tmp_path for p in out)

@@ -1,5 +1,6 @@
-"""The ``ntknb`` command line: exit codes and one-line messages, and one real end-to-end run
-(py:percent → jupytext → papermill with the venv's ``python3`` kernel → metrics.json)."""
+"""ntknb.book.cli, the ``ntknb`` command: exit codes and one-line messages, the ``book`` and ``gpu``
+commands, and one real end-to-end run (py:percent → jupytext → papermill with the venv's kernel →
+metrics.json)."""
 
 import json
 import subprocess
@@ -9,7 +10,7 @@ import nbformat
 import pytest
 import yaml
 
-from ntknb import cli
+from ntknb.book import cli
 
 TINY = '''\
 # %% [markdown]
@@ -107,6 +108,30 @@ def test_usage_errors_are_one_line_status_2(capsys, tiny):
     assert err.strip().count("\n") == 0 and "error:" in err
 
 
+def test_one_command_serves_the_book_and_the_gpu_runbook(capsys, tmp_path):
+    """``ntknb book ...`` (= ``python -m ntknb.book ...``) and ``ntknb gpu ...``: their refusals are one
+    line with status 2, like ``ntknb run``'s, and nothing runs."""
+    (tmp_path / "notebooks").mkdir()
+    code, out, err = run_cli(capsys, "book", "--root", tmp_path, "check-sync")
+    assert code == 0 and "0 notebook pair(s) in sync" in out, err
+    (tmp_path / "notebooks" / "01_demo.ipynb").write_text("{}")
+    code, _, err = run_cli(capsys, "book", "--root", tmp_path, "check-sync")
+    assert code == 1 and "has no py:percent source 01_demo.py" in err
+    code, _, err = run_cli(capsys, "book", "--root", tmp_path / "missing", "check-html")
+    assert code == 2 and _one_line_error(err) and "check-html" in err
+    code, _, err = run_cli(capsys, "gpu", "run", "01_transfer_attacks", "--out", tmp_path / "g", "--budget", "60",
+                           "--max", "01_transfer_attacks")
+    assert code == 2 and _one_line_error(err) and "--max must be NAME=SECONDS" in err
+    code, _, err = run_cli(capsys, "gpu", "run", "../x", "--out", tmp_path / "g", "--budget", "60")
+    assert code == 2 and _one_line_error(err) and "not a plain name" in err and not (tmp_path / "g").exists()
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["book", "no-such-command"])
+    assert exc.value.code == 2 and capsys.readouterr().err.strip().count("\n") == 0
+    proc = subprocess.run([sys.executable, "-m", "ntknb.book", "--root", str(tmp_path), "check-sync"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "01_demo.py" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_run_end_to_end(tiny, tmp_path):
     """The real pipeline, through the installed command's module: ~5 s (kernel start)."""
@@ -114,7 +139,7 @@ def test_run_end_to_end(tiny, tmp_path):
     params.write_text("lr: 2\nname: xyz\n")
     out_dir = tmp_path / "run"
     proc = subprocess.run(
-        [sys.executable, "-m", "ntknb.cli", "run", str(tiny), "-p", "n", "4", "-f", str(params),
+        [sys.executable, "-m", "ntknb.book.cli", "run", str(tiny), "-p", "n", "4", "-f", str(params),
          "-p", "widths", "[3, 4, 5]", "--out", str(out_dir)],
         capture_output=True, text=True, timeout=300,
     )
@@ -133,7 +158,7 @@ def test_run_end_to_end(tiny, tmp_path):
     # executed notebook with the error is still written.
     out2 = tmp_path / "run2"
     proc = subprocess.run(
-        [sys.executable, "-m", "ntknb.cli", "run", str(tiny), "-p", "n", "1000", "--out", str(out2)],
+        [sys.executable, "-m", "ntknb.book.cli", "run", str(tiny), "-p", "n", "1000", "--out", str(out2)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 1
@@ -148,7 +173,7 @@ PAYLOAD_B64 = "Il07b3BlbigibWFya2VyIiwidyIpO1si"  # base64 of '"];open("marker",
 
 
 def _cli(*argv, cwd=None, timeout=300, **kw):
-    return subprocess.run([sys.executable, "-m", "ntknb.cli", *map(str, argv)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ntknb.book.cli", *map(str, argv)], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, **kw)
 
 
@@ -291,7 +316,7 @@ def test_interrupted_run_is_marked_and_cleaned_up(tmp_path, sig):
     out = tmp_path / "run"
     group = sig.endswith("-group")
     sig = sig.removesuffix("-group")
-    proc = subprocess.Popen([sys.executable, "-m", "ntknb.cli", "run", str(work / "sleepy.py"), "--out", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "ntknb.book.cli", "run", str(work / "sleepy.py"), "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=group)
     pid_file = work / "kernel.pid"
@@ -334,7 +359,8 @@ def test_interrupt_during_kernel_start_leaves_no_kernel(tiny, tmp_path, monkeypa
     from jupyter_client import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    from ntknb import runner
+    from ntknb.book.params import RunError
+    from ntknb.book.run import run_notebook
 
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
     started = {}
@@ -346,8 +372,8 @@ def test_interrupt_during_kernel_start_leaves_no_kernel(tiny, tmp_path, monkeypa
         raise KeyboardInterrupt
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
-    with pytest.raises(runner.RunError, match="interrupted by SIGINT") as err:
-        runner.run_notebook(tiny, out_dir=tmp_path / "run")
+    with pytest.raises(RunError, match="interrupted by SIGINT") as err:
+        run_notebook(tiny, out_dir=tmp_path / "run")
     assert err.value.exit_code == 130
     for _ in range(50):
         if not _pid_alive(started["pid"]):

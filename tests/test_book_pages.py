@@ -1,5 +1,5 @@
-"""ntknb.results (the "Results at a glance" page) and its generation from the stored
-notebooks' glued claims at build time (ntknb.book.glued_claims / write_results_page)."""
+"""ntknb.book.pages: the "Results at a glance" and "Execution status" pages and their generation
+from the stored notebooks' glued claims at build time (glued_claims / write_results_page)."""
 
 import shutil
 from pathlib import Path
@@ -8,7 +8,10 @@ import jupytext
 import nbformat
 import pytest
 
-from ntknb import book, paths, results
+from ntknb import paths
+from ntknb.book import pages
+from ntknb.book.build import build
+from ntknb.book.sync import execution_record, toc_files
 from ntknb.claims import Claim
 
 CLAIM = dict(
@@ -74,13 +77,13 @@ def test_page_lists_claims_in_toc_order(tmp_path):
     other = Claim(**dict(CLAIM, id="demo.acc", low=10.5, high=12.0, measured=11.0, n_test=200,
                          section="demo-claims")).to_json()
     root = _book(tmp_path, [Claim(**CLAIM).to_json(), other])
-    glued = book.glued_claims(root)
+    glued = pages.glued_claims(root)
     assert [doc for doc, _ in glued] == ["notebooks/01_demo", "notebooks/02_plain"]
     assert glued[1][1] is None  # 02 glues no claims
-    found = results.check_claims(glued)
+    found = pages.check_claims(glued)
     assert [doc for doc, _ in found] == ["notebooks/01_demo"]
     assert [c.id for c in found[0][1]] == ["demo.ratio", "demo.acc"]
-    text = results.results_page(glued, titles={"notebooks/01_demo": "A demo chapter"})
+    text = pages.results_page(glued, titles={"notebooks/01_demo": "A demo chapter"})
     assert text.startswith("# Results at a glance")
     first = text.split("\n")[2]  # the first line a reader sees: the four verdicts, counted
     assert first == ("{ntknb-verdict}`reproduced` **1** · {ntknb-verdict}`contradicted` **1** · "
@@ -102,7 +105,7 @@ def test_page_counts_not_testable_and_prints_no_infinite_interval(tmp_path):
     pre = Precondition("reached_plateau", "training reached the plateau before the decay", 0.2, "greater", 0.5)
     guarded = Claim(**dict(CLAIM, id="demo.guarded", low=None, high=None, preconditions=[pre])).to_json()
     root = _book(tmp_path, [Claim(**CLAIM).to_json(), guarded])
-    text = results.results_page(book.glued_claims(root))
+    text = pages.results_page(pages.glued_claims(root))
     assert "{ntknb-verdict}`not_testable` **1**" in text
     assert "`: {ntknb-verdict}`contradicted` 1 · {ntknb-verdict}`not_testable` 1\n" in text
     item = [line for line in text.splitlines() if line.startswith("- {ntknb-verdict}`not_testable`")][0]
@@ -113,20 +116,20 @@ def test_page_counts_not_testable_and_prints_no_infinite_interval(tmp_path):
 def test_registration_text():
     reg = {"file": "notebooks/claims/01_demo.yaml", "commit": "a" * 40, "date": "2026-12-07T06:00:00+00:00",
            "changes": 0, "status": "registered"}
-    assert results.registration_text(None) == "threshold not in a register"
-    assert results.registration_text(reg, "2026-12-08T00:00:00") == (
+    assert pages.registration_text(None) == "threshold not in a register"
+    assert pages.registration_text(reg, "2026-12-08T00:00:00") == (
         "registered in aaaaaaa (2026-12-07); the stored run (2026-12-08) came after")
-    assert "**the stored run (2026-11-27) preceded it**" in results.registration_text(
+    assert "**the stored run (2026-11-27) preceded it**" in pages.registration_text(
         dict(reg, changes=2), "2026-11-27T03:07:19+00:00")
-    assert ", changed 2 times since first registered" in results.registration_text(dict(reg, changes=2), None)
-    assert "not under version control" in results.registration_text(dict(reg, status="not under version control"))
-    assert "not committed yet" in results.registration_text(dict(reg, status="not committed"))
+    assert ", changed 2 times since first registered" in pages.registration_text(dict(reg, changes=2), None)
+    assert "not under version control" in pages.registration_text(dict(reg, status="not under version control"))
+    assert "not committed yet" in pages.registration_text(dict(reg, status="not committed"))
 
 
 def test_page_without_claims(tmp_path):
     root = _book(tmp_path)
-    assert results.check_claims(book.glued_claims(root)) == []
-    text = results.results_page(book.glued_claims(root))
+    assert pages.check_claims(pages.glued_claims(root)) == []
+    text = pages.results_page(pages.glued_claims(root))
     assert "No chapter records claims yet" in text and "|" not in text
 
 
@@ -134,26 +137,26 @@ def test_typed_verdict_that_does_not_follow_fails(tmp_path):
     bad = dict(Claim(**CLAIM).to_json(), verdict="reproduced")
     root = _book(tmp_path, [bad])
     with pytest.raises(ValueError, match="notebooks/01_demo: claim 0: .*does not follow"):
-        book.write_results_page(root)
-    assert book.build(root=root) == 1  # the build stops before jupyter-book
+        pages.write_results_page(root)
+    assert build(root=root) == 1  # the build stops before jupyter-book
     with pytest.raises(ValueError, match="already used"):
-        results.check_claims([("a", [Claim(**CLAIM).to_json()]), ("b", [Claim(**CLAIM).to_json()])])
+        pages.check_claims([("a", [Claim(**CLAIM).to_json()]), ("b", [Claim(**CLAIM).to_json()])])
     with pytest.raises(ValueError, match="must be a list"):
-        results.check_claims([("a", "text")])
+        pages.check_claims([("a", "text")])
 
 
 def test_write_only_when_listed_and_changed(tmp_path):
     root = _book(tmp_path, [Claim(**CLAIM).to_json()])
-    path = book.write_results_page(root)
+    path = pages.write_results_page(root)
     assert path == root / "book" / "results.md" and "moves the kernel by orders" in path.read_text()
     mtime = path.stat().st_mtime_ns
-    assert book.write_results_page(root) == path and path.stat().st_mtime_ns == mtime  # unchanged
+    assert pages.write_results_page(root) == path and path.stat().st_mtime_ns == mtime  # unchanged
     (root / "_toc.yml").write_text(TOC.replace("      - file: book/results\n", "      - file: intro2\n"))
-    assert book.write_results_page(root) is None
+    assert pages.write_results_page(root) is None
 
 
 def test_the_real_book_lists_the_page_and_loads_the_extension():
-    assert results.DOCNAME in book._toc_files(paths.REPO_ROOT)
+    assert pages.DOCNAME in toc_files(paths.REPO_ROOT)
     import yaml
 
     config = yaml.safe_load((paths.REPO_ROOT / "_config.yml").read_text())
@@ -168,7 +171,7 @@ def test_page_builds_as_a_table_with_warnings_as_errors(tmp_path):
     shutil.copy(paths.REPO_ROOT / "_config.yml", root / "_config.yml")
     (root / "book").mkdir(exist_ok=True)
     shutil.copy(paths.REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
-    code = book.build(path_output=tmp_path / "out", fresh=True, root=root)
+    code = build(path_output=tmp_path / "out", fresh=True, root=root)
     assert code == 0
     html = (tmp_path / "out" / "_build" / "html" / "book" / "results.html").read_text()
     assert "moves the kernel by orders" in html
@@ -194,7 +197,7 @@ def test_chapter_summary_directive_reads_the_glued_claims(tmp_path):
     shutil.copy(paths.REPO_ROOT / "_config.yml", root / "_config.yml")
     (root / "book").mkdir(exist_ok=True)
     shutil.copy(paths.REPO_ROOT / "book" / "references.bib", root / "book" / "references.bib")
-    assert book.build(path_output=tmp_path / "out", fresh=True, root=root) == 0
+    assert build(path_output=tmp_path / "out", fresh=True, root=root) == 0
     html = (tmp_path / "out" / "_build" / "html" / "notebooks" / "01_demo.html").read_text()
     assert "this chapter tests on MNIST 0 vs 1, with 3 seeds: 1 contradicted." in html
     assert "<strong>Contradicted</strong>" in html and "Loo" in html  # the {cite:t} role resolved
@@ -206,13 +209,13 @@ def test_glued_claims_survive_the_notebook_text_repr():
     """myst-nb stores a glued list as IPython's text/plain repr; extract_glued reads it back."""
     from IPython.core.formatters import PlainTextFormatter
 
-    from ntknb.runner import _glued_value
+    from ntknb.book.run import glued_value
 
     value = [Claim(**dict(CLAIM, id=f"demo.c{i}", low=None, claim="A long sentence " * 8)).to_json()
              for i in range(30)]
     text = PlainTextFormatter()(value)
     assert "\n" in text  # pretty-printed over many lines
-    assert _glued_value({"text/plain": text}) == value
+    assert glued_value({"text/plain": text}) == value
 
 
 def test_status_page_from_the_stored_notebooks(tmp_path):
@@ -224,14 +227,14 @@ def test_status_page_from_the_stored_notebooks(tmp_path):
     nb_path = root / "notebooks" / "01_demo.ipynb"
     nb = nbformat.read(nb_path, as_version=4)
     nb.metadata["papermill"] = {"duration": 12.5, "end_time": "2026-01-02T03:04:05"}
-    nb.metadata["ntknb"] = {"execution": book.execution_record(12.5)}
+    nb.metadata["ntknb"] = {"execution": execution_record(12.5)}
     nbformat.write(nb, nb_path)
     _notebook(root / "notebooks" / "02_plain.ipynb", {"runtime_s": 250.0})
-    records = dict(book.execution_records(root))
+    records = dict(pages.execution_records(root))
     assert records["notebooks/01_demo"]["runtime_s"] == 12.5
     assert records["notebooks/01_demo"]["versions"]["numpy"]
     assert records["notebooks/02_plain"]["runtime_s"] == 250.0 and records["notebooks/02_plain"]["machine"] is None
-    path = book.write_status_page(root)
+    path = pages.write_status_page(root)
     text = path.read_text()
     assert path == root / "book" / "status.md" and text.startswith("# Execution status")
     assert "| {doc}`/notebooks/01_demo` | 12 s |" in text and "| {doc}`/notebooks/02_plain` | 4.2 min |" in text
@@ -252,7 +255,7 @@ def test_page_shows_the_runs_at_seeds_never_used_before(tmp_path):
     data.mkdir(exist_ok=True)
     import nbformat
 
-    from ntknb.runner import notebook_parameters
+    from ntknb.book.params import notebook_parameters
 
     defaults = {k: p.default for k, p in notebook_parameters(nbformat.read(root / "notebooks" / "01_demo.ipynb",
                                                                            as_version=4)).items()}
@@ -261,15 +264,15 @@ def test_page_shows_the_runs_at_seeds_never_used_before(tmp_path):
     unknown = {"seeds": [30], "claims": [brief]}  # an older record without its parameters
     (data / ("01_demo" + SEED_CHECK_SUFFIX)).write_text(
         "".join(json.dumps(r) + "\n" for r in (at_defaults, elsewhere, unknown)))
-    checks = book.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"])
+    checks = pages.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"])
     assert list(checks) == ["notebooks/01_demo"] and [r["seeds"] for r in checks["notebooks/01_demo"]] == [[7, 8, 9]]
-    others = book.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"], at_defaults=False)
+    others = pages.seed_checks(root, ["notebooks/01_demo", "notebooks/02_plain"], at_defaults=False)
     assert [(r["seeds"], r["mismatch"]) for r in others["notebooks/01_demo"]] == [
         ([20, 21], ["eps", "extra"]), ([30], ["parameters not recorded"])]
-    text = results.results_page(book.glued_claims(root), checks, other_seed_checks=others)
+    text = pages.results_page(pages.glued_claims(root), checks, other_seed_checks=others)
     assert "1 chapter rerun from seeds never used before: 1 verdicts compared, 0 same, 0 differs, 1 flips." in text
     assert " · seeds 7-9: 0.5 \\[0.4, 0.6\\] reproduced (flips)" in text
     assert text.count(" · seeds 7-9") == 1  # demo.acc has no record
     assert "seeds 20" not in text.replace("seeds 20-21 (`eps`, `extra`)", "")  # named once, never compared
     assert "2 earlier runs at other parameters" in text and "seeds 30-30 (`parameters not recorded`)" in text
-    assert "No chapter has been rerun" in results.results_page(book.glued_claims(root))
+    assert "No chapter has been rerun" in pages.results_page(pages.glued_claims(root))

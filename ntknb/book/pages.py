@@ -1,36 +1,47 @@
-"""The book's "Results at a glance" page: every chapter's claims, counted, grouped by chapter.
+"""The book's generated pages: "Results at a glance" (every chapter's claims, counted, grouped by
+chapter) and "Execution status" (when and where each chapter was executed).
 
 Every chapter glues its claims (:func:`ntknb.claims.glue_claims`, name ``claims``) into its
-executed ``.ipynb``. :func:`ntknb.book.write_results_page` reads them back (table-of-contents
-order, :func:`ntknb.runner.extract_glued`) at book build time and passes them here:
+executed ``.ipynb``. :func:`write_results_page` reads them back (table-of-contents order,
+:func:`glued_claims`, :func:`ntknb.book.run.extract_glued`) at book build time:
 :func:`check_claims` validates them (a stored verdict must follow from its interval, threshold
 and direction: :meth:`ntknb.claims.Claim.from_json`; ids are unique across the book) and
 :func:`results_page` renders the page's MyST Markdown: the counts of the four verdicts and a
 table of them per chapter first, then per chapter and source each claim, its verdict badge first
-(the ``{ntknb-verdict}`` role of :mod:`ntknb.book`), our value with its interval and what the
-claim needs, a failed precondition, a link to the claim's entry in the chapter's claims block,
-when its threshold was registered (:func:`registration_text`) and the runs at seeds never used
-before. Nothing on it is typed; without claims the page says so.
+(the ``{ntknb-verdict}`` role of :mod:`ntknb.book.build`), our value with its interval and what
+the claim needs, a failed precondition, a link to the claim's entry in the chapter's claims
+block, when its threshold was registered (:func:`registration_text`) and the runs at seeds never
+used before (:func:`seed_checks`). Nothing on it is typed; without claims the page says so.
+:func:`write_status_page` writes the other page from each notebook's execution record
+(:func:`execution_records`).
 
-The page is :data:`PAGE` (``book/results.md``, git-ignored), written by
-:func:`ntknb.book.build` before ``jupyter-book build`` and by the Sphinx extension
-``ntknb.book`` (``_config.yml``) on ``config-inited``, so a plain ``jupyter-book build .``
-regenerates it too.
+The pages are :data:`PAGE` and :data:`STATUS_PAGE` (``book/results.md``, ``book/status.md``,
+git-ignored), written by :func:`ntknb.book.build.build` before ``jupyter-book build`` and by the
+Sphinx extension ``ntknb.book`` (``_config.yml``) on ``config-inited``, so a plain
+``jupyter-book build .`` regenerates them too.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import posixpath
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Optional
 
-from ntknb.claims import (VERDICT_TEXT, VERDICTS, Claim, claim_anchor, readable, seed_check_rows,
-                          seed_check_summary)
+from ntknb import paths
+from ntknb.book.params import notebook_parameters
+from ntknb.book.run import extract_glued
+from ntknb.book.sync import toc_files
+from ntknb.claims import (SEED_CHECK_SUFFIX, VERDICT_TEXT, VERDICTS, Claim, claim_anchor, load_seed_checks, readable,
+                          registrations, seed_check_mismatch, seed_check_rows, seed_check_summary)
 
 __all__ = ["PAGE", "DOCNAME", "STATUS_PAGE", "STATUS_DOCNAME", "check_claims", "registration_text", "results_page",
-           "status_page"]
+           "status_page", "glued_claims", "execution_records", "notebook_titles", "seed_checks", "write_results_page",
+           "write_status_page"]
 
 #: The generated page, relative to the book's root (listed in ``_toc.yml``).
 PAGE = "book/results.md"
@@ -176,7 +187,7 @@ def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, 
     :func:`ntknb.claims.registrations` record) and ``executed`` (docname -> the stored run's
     date) say when each threshold was registered and whether the stored run preceded it;
     ``other_seed_checks`` (docname -> runs at other parameters than the page's, each with
-    ``mismatch``: :func:`ntknb.book.seed_checks` with ``at_defaults=False``) are named, never
+    ``mismatch``: :func:`seed_checks` with ``at_defaults=False``) are named, never
     compared."""
 
     seed_checks, regs, executed = seed_checks or {}, registrations or {}, executed or {}
@@ -238,7 +249,7 @@ def _fmt_runtime(seconds) -> str:
 
 def status_page(records: Sequence[tuple[str, dict]]) -> str:
     """The "Execution status" page's MyST Markdown from ``(docname, record)`` pairs
-    (:func:`ntknb.book.execution_records`): per chapter the run time of its defaults, when and on
+    (:func:`execution_records`): per chapter the run time of its defaults, when and on
     what machine it was executed, and the library versions; nothing on it is typed."""
     from ntknb.report import markdown_table
 
@@ -281,3 +292,128 @@ def status_page(records: Sequence[tuple[str, dict]]) -> str:
         lines += ["Not recorded yet (the notebooks were executed before `ntknb.book execute` recorded "
                   "versions); the pinned versions are in `requirements.lock`.", ""]
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------ reading the stored notebooks
+
+
+def glued_claims(root: str | os.PathLike | None = None) -> list[tuple[str, object]]:
+    """``(docname, glued claims or None)`` for every notebook of the table of contents, from
+    its stored ``.ipynb`` (:func:`ntknb.book.run.extract_glued`), in toc order."""
+    import nbformat
+
+    root = Path(root) if root is not None else paths.REPO_ROOT
+    out = []
+    for entry in toc_files(root):
+        ipynb = (root / entry).with_suffix(".ipynb")
+        if ipynb.is_file():
+            out.append((entry, extract_glued(nbformat.read(ipynb, as_version=4)).get("claims")))
+    return out
+
+
+def execution_records(root: str | os.PathLike | None = None) -> list[tuple[str, dict]]:
+    """``(docname, record)`` for every notebook of the table of contents, from its stored
+    ``.ipynb``: ``metadata.ntknb.execution`` (:func:`ntknb.book.sync.execution_record`) where
+    :func:`ntknb.book.sync.execute` wrote one, else what papermill recorded (``date``,
+    ``runtime_s``; the rest ``None``); the glued ``runtime_s`` (or ``runtime_seconds``) of the
+    chapter wins for the runtime."""
+    import nbformat
+
+    root = Path(root) if root is not None else paths.REPO_ROOT
+    out = []
+    for entry in toc_files(root):
+        ipynb = (root / entry).with_suffix(".ipynb")
+        if not ipynb.is_file():
+            continue
+        nb = nbformat.read(ipynb, as_version=4)
+        pm = nb.metadata.get("papermill", {})
+        rec = {"date": pm.get("end_time"), "runtime_s": pm.get("duration"), "machine": None,
+               "python": None, "versions": {}}
+        rec.update(nb.metadata.get("ntknb", {}).get("execution", {}))
+        glued = extract_glued(nb)
+        for key in ("runtime_s", "runtime_seconds"):
+            if isinstance(glued.get(key), (int, float)):
+                rec["runtime_s"] = float(glued[key])
+                break
+        out.append((entry, rec))
+    return out
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, only when it changed (keeps Sphinx's cache)."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".md.tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def write_results_page(root: str | os.PathLike | None = None) -> Path | None:
+    """Generate the "Results at a glance" page (:func:`results_page`) from the stored notebooks'
+    glued claims, their titles and execution dates, the chapters' seed-check records and the claim
+    register's history (:func:`ntknb.claims.registrations`), if ``_toc.yml`` lists it; written
+    atomically and only when its text changed. Returns its path (``None`` when not listed). A
+    malformed claim raises ``ValueError``."""
+    root = Path(root) if root is not None else paths.REPO_ROOT
+    if not (root / "_toc.yml").is_file() or DOCNAME not in toc_files(root):
+        return None
+    glued = glued_claims(root)
+    docs = [d for d, _ in glued]
+    register = root / "notebooks" / "claims"  # the checkout being built (REGISTER_DIR is the installed one)
+    text = results_page(glued, seed_checks(root, docs), titles=notebook_titles(root, docs),
+                        other_seed_checks=seed_checks(root, docs, at_defaults=False),
+                        registrations=registrations(register) if register.is_dir() else {},
+                        executed={d: r.get("date") for d, r in execution_records(root)})
+    return _write_if_changed(root / PAGE, text)
+
+
+def notebook_titles(root: str | os.PathLike | None = None, docnames: Sequence[str] = ()) -> dict[str, str]:
+    """``{docname: title}``: the first Markdown heading of each stored notebook (the docname where
+    it has none)."""
+    import nbformat
+
+    root = Path(root) if root is not None else paths.REPO_ROOT
+    out = {}
+    for doc in docnames:
+        nb = nbformat.read((root / doc).with_suffix(".ipynb"), as_version=4)
+        heads = [line[2:].strip() for cell in nb.cells if cell.cell_type == "markdown"
+                 for line in cell.source.splitlines() if line.startswith("# ")]
+        out[doc] = heads[0] if heads else doc
+    return out
+
+
+def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] = (),
+                at_defaults: bool = True) -> dict[str, list]:
+    """``{docname: records}``: each chapter's runs at seeds never used before, from
+    ``notebooks/data/<notebook>`` + :data:`ntknb.claims.SEED_CHECK_SUFFIX` (chapters without
+    such a file are left out). ``at_defaults``: only the runs at the stored notebook's default
+    parameters (:func:`ntknb.claims.seed_check_mismatch` empty), the ones whose verdicts can be
+    compared with the page's; ``False``: only the others, each with ``"mismatch"`` (the
+    parameter names at which it differs) added."""
+    import nbformat
+
+    root = Path(root) if root is not None else paths.REPO_ROOT
+    out = {}
+    for doc in docnames:
+        records = load_seed_checks(root / "notebooks" / "data" / (Path(doc).name + SEED_CHECK_SUFFIX))
+        if not records:
+            continue
+        nb = nbformat.read((root / doc).with_suffix(".ipynb"), as_version=4)
+        defaults = {name: p.default for name, p in notebook_parameters(nb).items()}
+        marked = [dict(rec, mismatch=seed_check_mismatch(rec, defaults)) for rec in records]
+        kept = [r for r in marked if not r["mismatch"]] if at_defaults else [r for r in marked if r["mismatch"]]
+        if kept:
+            out[doc] = [{k: v for k, v in r.items() if k != "mismatch"} for r in kept] if at_defaults else kept
+    return out
+
+
+def write_status_page(root: str | os.PathLike | None = None) -> Path | None:
+    """Generate the "Execution status" page (:func:`status_page`) from the stored
+    notebooks (:func:`execution_records`), if ``_toc.yml`` lists it. Returns its path or ``None``."""
+    root = Path(root) if root is not None else paths.REPO_ROOT
+    if not (root / "_toc.yml").is_file() or STATUS_DOCNAME not in toc_files(root):
+        return None
+    return _write_if_changed(root / STATUS_PAGE, status_page(execution_records(root)))
