@@ -372,6 +372,7 @@ class TrainResult:
       history: one :class:`EpochRecord` per epoch.
       config: the :class:`TrainConfig` used.
       apply_fn: the apply function trained (``apply_fn(params, state, x, train)``).
+      opt_state: the optimizer's final state (momentum / Adam moments, step count).
     """
 
     params: Any
@@ -379,6 +380,7 @@ class TrainResult:
     history: list
     config: TrainConfig
     apply_fn: Callable
+    opt_state: Any = None
 
     def column(self, name: str) -> np.ndarray:
         """``[getattr(r, name) for r in history]`` as an array, e.g. ``column("robust_acc")``."""
@@ -488,7 +490,9 @@ def _augment(x: jnp.ndarray, key, augment: str, padding: int) -> jnp.ndarray:
 
 
 def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
-    """The jitted update for one mini-batch in ``mode`` (see :class:`TrainConfig`)."""
+    """``step(params, state, opt_state, x (b, H, W, C), y (b,), key) -> (params, state, opt_state, loss)``:
+    the update on one mini-batch in ``mode`` (see :class:`TrainConfig`), not jitted (the body of
+    :func:`_make_epoch`'s scan; ``jax.jit`` of it is the per-step update of the tests' reference loop)."""
     eps = cfg.eps
     pgd_alpha = cfg.attack_step_size if cfg.attack_step_size is not None else _adv.pgd_step_size(eps, cfg.attack_steps)
     adversary = cfg.training_adversary() if mode in ("fgsm", "pgd") else None
@@ -534,7 +538,97 @@ def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), new_state, opt_state, loss
 
-    return jax.jit(step)
+    return step
+
+
+#: Call-like primitives whose bodies XLA inlines into the calling computation, and the parameter holding the body.
+_INLINED_CALLS = {"pjit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
+                  "custom_vjp_call_jaxpr": "fun_jaxpr", "remat2": "jaxpr"}
+
+
+def _canonical_conv(lhs, rhs, *, dimension_numbers, **params):
+    """``lax.conv_general_dilated`` in XLA CPU's canonical form: input (batch, spatial..., feature), kernel
+    (spatial..., in, out), output (batch, spatial..., feature), with transposes around it — what XLA CPU's
+    ``ConvCanonicalization`` pass does to the convolutions of a program's entry computation (so that they run
+    as Eigen convolutions), written out so that a convolution inside a loop body runs the same way."""
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    n = len(lhs_spec) - 2
+    canonical = ((0, n + 1, *range(1, n + 1)), (n + 1, n, *range(n)), (0, n + 1, *range(1, n + 1)))
+    if (tuple(lhs_spec), tuple(rhs_spec), tuple(out_spec)) == canonical:
+        return jax.lax.conv_general_dilated_p.bind(lhs, rhs, dimension_numbers=dimension_numbers, **params)
+    lhs = jax.lax.transpose(lhs, (lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))
+    rhs = jax.lax.transpose(rhs, (*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))
+    out = jax.lax.conv_general_dilated_p.bind(lhs, rhs, dimension_numbers=jax.lax.ConvDimensionNumbers(*canonical),
+                                              **params)
+    order = (out_spec[0], *out_spec[2:], out_spec[1])
+    return jax.lax.transpose(out, tuple(int(i) for i in np.argsort(order)))
+
+
+def _eval_entry_form(jaxpr, consts, *args):
+    """Evaluate ``jaxpr`` (a ``jax.core.Jaxpr``) with every convolution outside loops and conditionals in
+    :func:`_canonical_conv` form (the bodies of the calls XLA inlines, :data:`_INLINED_CALLS`, likewise;
+    those of ``while`` / ``scan`` / ``cond``, which XLA CPU leaves as they are, unchanged)."""
+    from jax._src import core
+
+    env = {}
+
+    def read(v):
+        return v.val if isinstance(v, core.Literal) else env[v]
+
+    for v, val in zip(jaxpr.constvars, consts):
+        env[v] = val
+    for v, val in zip(jaxpr.invars, args):
+        env[v] = val
+    for eqn in jaxpr.eqns:
+        invals = [read(v) for v in eqn.invars]
+        name = eqn.primitive.name
+        if name == "conv_general_dilated":
+            outs = [_canonical_conv(*invals, **eqn.params)]
+        elif name in _INLINED_CALLS:
+            body = eqn.params[_INLINED_CALLS[name]]
+            body, body_consts = (body.jaxpr, body.consts) if isinstance(body, core.ClosedJaxpr) else (body, ())
+            outs = _eval_entry_form(body, body_consts, *invals)
+        else:
+            subfuns, params = eqn.primitive.get_bind_params(eqn.params)
+            outs = eqn.primitive.bind(*subfuns, *invals, **params)
+            outs = outs if eqn.primitive.multiple_results else [outs]
+        for v, val in zip(eqn.outvars, outs):
+            env[v] = val
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _in_entry_form(fn: Callable) -> Callable:
+    """``fn`` with its convolutions as XLA CPU compiles them at a program's top level (:func:`_eval_entry_form`),
+    wherever it is traced: inside ``lax.scan`` the same Eigen convolutions (and so the same numbers, bit for
+    bit) as when ``fn`` is jitted on its own."""
+
+    def wrapped(*args):
+        closed, out_shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        outs = _eval_entry_form(closed.jaxpr, closed.consts, *jax.tree_util.tree_leaves(args))
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shape), outs)
+
+    return wrapped
+
+
+def _make_epoch(apply_fn, tx, cfg: TrainConfig, mode: str):
+    """One epoch of :func:`_make_step` updates in ``mode`` as one jitted ``lax.scan`` over its batches:
+
+    ``epoch(params, state, opt_state, x (n, H, W, C), y (n,), order (s, b), keys (s, 2))
+    -> (params, state, opt_state, losses (s,))``, step ``i`` on ``x[order[i]], y[order[i]]`` with
+    ``keys[i]`` (the same updates, in the same order, as ``s`` calls of the jitted step, without a
+    dispatch per step)."""
+    step = _in_entry_form(_make_step(apply_fn, tx, cfg, mode))
+
+    def epoch(params, state, opt_state, x, y, order, keys):
+        def body(carry, batch):
+            idx, key = batch
+            *carry, loss = step(*carry, x[idx], y[idx], key)
+            return tuple(carry), loss
+
+        (params, state, opt_state), losses = jax.lax.scan(body, (params, state, opt_state), (order, keys))
+        return params, state, opt_state, losses
+
+    return jax.jit(epoch)
 
 
 @functools.lru_cache(maxsize=64)
@@ -574,10 +668,10 @@ def make_evaluator(apply_fn: Callable, eps: float, steps: int, batch_size: int =
 _STEP_CACHE: dict = {}
 
 
-def _compiled_step(apply_fn, tx, config: TrainConfig, mode: str, steps_per_epoch: int, args: tuple):
-    """``_make_step(...)`` lowered and compiled for ``args``; cached on (apply_fn, config without its
-    seed and epoch counts, mode, steps per epoch, argument shapes): the step does not depend on the seed
-    (keys are arguments) and ``tx`` follows from the configuration and steps per epoch."""
+def _compiled_epoch(apply_fn, tx, config: TrainConfig, mode: str, steps_per_epoch: int, args: tuple):
+    """``_make_epoch(...)`` lowered and compiled for ``args``; cached on (apply_fn, config without its
+    seed and epoch counts, mode, steps per epoch, argument shapes): the epoch does not depend on the seed
+    (data order and keys are arguments) and ``tx`` follows from the configuration and steps per epoch."""
     shapes = jax.tree_util.tree_map(lambda a: (jnp.shape(a), jnp.result_type(a)), args)
     try:
         # the step-decay schedule does not depend on the epoch count; the cyclic one does
@@ -586,12 +680,29 @@ def _compiled_step(apply_fn, tx, config: TrainConfig, mode: str, steps_per_epoch
                jax.tree_util.tree_structure(args), tuple(jax.tree_util.tree_leaves(shapes)))
         hash(key)
     except (TypeError, ValueError):  # unhashable pieces (e.g. an adversary without __hash__): no cache
-        return _make_step(apply_fn, tx, config, mode).lower(*args).compile()
+        return _make_epoch(apply_fn, tx, config, mode).lower(*args).compile()
     if key not in _STEP_CACHE:
         if len(_STEP_CACHE) >= 64:
             _STEP_CACHE.pop(next(iter(_STEP_CACHE)))
-        _STEP_CACHE[key] = _make_step(apply_fn, tx, config, mode).lower(*args).compile()
+        _STEP_CACHE[key] = _make_epoch(apply_fn, tx, config, mode).lower(*args).compile()
     return _STEP_CACHE[key]
+
+
+def epoch_order(seed: int, epoch: int, n: int, batch_size: int) -> np.ndarray:
+    """The mini-batches of ``epoch`` (1-based): ``(n // batch_size, batch_size)`` int32 indices, row ``b``
+    the ``b``-th batch of the permutation ``default_rng([seed, epoch]).permutation(n)`` (the last
+    incomplete batch dropped)."""
+    steps = n // batch_size
+    return np.random.default_rng([seed, epoch]).permutation(n)[:steps * batch_size].reshape(steps, batch_size) \
+        .astype(np.int32)
+
+
+@functools.partial(jax.jit, static_argnums=(2,))
+def epoch_keys(key0, epoch, steps_per_epoch: int):
+    """The per-step keys of ``epoch`` (1-based), (steps_per_epoch, 2): step ``b`` gets
+    ``fold_in(key0, (epoch - 1) * steps_per_epoch + b)`` (augmentation and attack starts)."""
+    first = (epoch - 1) * steps_per_epoch
+    return jax.vmap(lambda i: jax.random.fold_in(key0, i))(first + jnp.arange(steps_per_epoch))
 
 
 def _check_split(x, labels, name):
@@ -620,10 +731,13 @@ def fit(
 ) -> TrainResult:
     """Train ``apply_fn`` with mini-batch SGD in ``config.mode`` (see :class:`TrainConfig`).
 
-    Per epoch: a seeded permutation of the training set (``default_rng([seed, epoch])``),
-    seeded augmentation and attack starts (``fold_in(PRNGKey(seed), step)``), SGD with
-    momentum ``config.momentum``, L2 weight decay and step learning-rate decay; then
-    clean and PGD robust accuracy on ``(x_test, labels_test)``.
+    Per epoch: a seeded permutation of the training set (``default_rng([seed, epoch])``,
+    :func:`epoch_order`), seeded augmentation and attack starts (``fold_in(PRNGKey(seed), step)``,
+    :func:`epoch_keys`), SGD with momentum ``config.momentum``, L2 weight decay and step
+    learning-rate decay; then clean and PGD robust accuracy on ``(x_test, labels_test)``.
+    An epoch's updates run as one compiled ``lax.scan`` over its mini-batches (:func:`_make_epoch`),
+    bit-identical on CPU to one jitted step per mini-batch; the training and monitor arrays go to
+    the device once per run.
 
     Args:
       apply_fn: ``apply_fn(params, state, x, train) -> (logits (n, k), new_state)``
@@ -651,16 +765,18 @@ def fit(
     opt_state = tx.init(params)
     modes = sorted({config.epoch_mode(e) for e in range(1, config.epochs + 1)})
     key0 = jax.random.PRNGKey(config.seed)
-    xb0 = jnp.asarray(x_train[:bs])
-    yb0 = jnp.asarray(labels_train[:bs])
-    # Compile every step function once, before timing (reused across runs with the same apply_fn,
-    # configuration up to its seed, and shapes).
-    steps = {m: _compiled_step(apply_fn, tx, config, m, steps_per_epoch, (params, state, opt_state, xb0, yb0, key0))
-             for m in modes}
-    evaluate = make_evaluator(apply_fn, config.eps, config.eval_attack_steps, config.eval_batch_size)
-    eval_key = jax.random.fold_in(key0, 2**31 - 1)
     x_dev = jnp.asarray(x_train)
     y_dev = jnp.asarray(labels_train)
+    x_mon, y_mon = jnp.asarray(x_test), jnp.asarray(labels_test)  # the monitor's arrays, on the device once
+    # Compile every epoch function once, before timing (reused across runs with the same apply_fn,
+    # configuration up to its seed, and shapes).
+    order0 = jnp.zeros((steps_per_epoch, bs), jnp.int32)
+    keys0 = epoch_keys(key0, 1, steps_per_epoch)
+    epochs = {m: _compiled_epoch(apply_fn, tx, config, m, steps_per_epoch,
+                                 (params, state, opt_state, x_dev, y_dev, order0, keys0))
+              for m in modes}
+    evaluate = make_evaluator(apply_fn, config.eps, config.eval_attack_steps, config.eval_batch_size)
+    eval_key = jax.random.fold_in(key0, 2**31 - 1)
 
     for cb in callbacks:
         cb(0, params, state)
@@ -668,23 +784,20 @@ def fit(
     bar = tqdm(range(1, config.epochs + 1), desc=description or config.mode, disable=not progress, leave=False)
     for epoch in bar:
         mode = config.epoch_mode(epoch)
-        order = np.random.default_rng([config.seed, epoch]).permutation(n)
+        order = epoch_order(config.seed, epoch, n, bs)
         t0 = time.perf_counter()
-        losses = []
-        for b in range(steps_per_epoch):
-            idx = jnp.asarray(order[b * bs:(b + 1) * bs])
-            key = jax.random.fold_in(key0, (epoch - 1) * steps_per_epoch + b)
-            params, state, opt_state, loss = steps[mode](params, state, opt_state, x_dev[idx], y_dev[idx], key)
-            losses.append(loss)
-        train_loss = float(jnp.mean(jnp.stack(losses)))
+        params, state, opt_state, losses = epochs[mode](params, state, opt_state, x_dev, y_dev, jnp.asarray(order),
+                                                        epoch_keys(key0, epoch, steps_per_epoch))
+        train_loss = float(jnp.mean(losses))
         seconds = time.perf_counter() - t0
-        clean_acc, robust_acc = evaluate(params, state, x_test, labels_test, jax.random.fold_in(eval_key, epoch))
+        clean_acc, robust_acc = evaluate(params, state, x_mon, y_mon, jax.random.fold_in(eval_key, epoch))
         rec = EpochRecord(epoch, mode, config.learning_rate_at(epoch), train_loss, clean_acc, robust_acc, seconds)
         history.append(rec)
         bar.set_postfix(loss=f"{train_loss:.3f}", clean=f"{clean_acc:.3f}", robust=f"{robust_acc:.3f}")
         for cb in callbacks:
             cb(epoch, params, state)
-    return TrainResult(params=params, state=state, history=history, config=config, apply_fn=apply_fn)
+    return TrainResult(params=params, state=state, history=history, config=config, apply_fn=apply_fn,
+                       opt_state=opt_state)
 
 
 def train_model(
