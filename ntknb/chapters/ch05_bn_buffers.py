@@ -22,6 +22,12 @@ statistics (Theorem 2) of the w-buffer network, the w/o-buffer network's accurac
 evaluation batch sizes, and the kernel specialization matrices M_ks (``shan2021theory``) of both
 arms.
 
+The claims are built from the register ``notebooks/claims/05_bn_buffers.yaml`` (:data:`REGISTER`,
+:func:`claim_specs`, ``Claim.from_register``): thresholds, directions, preconditions and their
+justification live there, fixed before the runs that judge them. The Fig. 4 claims are
+control-differenced (:func:`control_contrast`): the AE-NTK's gap in KS between the arms minus the
+C-NTK's.
+
 This module is the chapter's code; ``notebooks/05_bn_buffers.py`` only calls it:
 :class:`Params` (the parameter schema), :func:`run_seeds`, the per-seed measurements
 (:func:`measurements`), the claims (:func:`claims`), tables and figures.
@@ -30,7 +36,6 @@ This module is the chapter's code; ``notebooks/05_bn_buffers.py`` only calls it:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import warnings
 
@@ -40,11 +45,12 @@ import jax
 import numpy as np
 
 from ntknb import batchnorm, ntk_dynamics, schema, training
+from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.validation import SEED_LIMIT
 
-__all__ = ["Params", "ARMS", "KINDS", "train_config", "make_model", "model_size", "SeedRun", "run_seed",
-           "run_seeds", "measurements", "accuracy_rows", "batch_size_rows", "ks_rows", "claims",
-           "CLAIM_THRESHOLDS", "abs_interval", "summary_text"]
+__all__ = ["Params", "ARMS", "KINDS", "POINTS", "train_config", "make_model", "model_size", "SeedRun", "run_seed",
+           "run_seeds", "measurements", "control_contrast", "interval", "pooled", "accuracy_rows", "batch_size_rows",
+           "ks_rows", "REGISTER", "claim_specs", "conditions", "claims", "abs_interval", "summary_text"]
 
 #: The two arms (BatchNorm modes of :mod:`ntknb.batchnorm`) as the page names them.
 ARMS = {"buffer": "w buffer", "batch": "w/o buffer"}
@@ -310,16 +316,35 @@ def _ks(m) -> float:
         return float(np.nanmean(np.diag(m)))
 
 
+#: The per-point correctness of :class:`SeedRun` behind each accuracy (``(n_test,)`` bool per arm).
+POINTS = {"clean": lambda r, arm: r.clean(arm), "suite": lambda r, arm: r.suite[arm].robust,
+          "transfer": lambda r, arm: r.transfer[arm], "surrogate": lambda r, arm: r.surrogate[arm],
+          "robust": lambda r, arm: r.robust(arm)}
+
+
+def control_contrast(m: dict, labels: str, epoch: int) -> np.ndarray:
+    """Per seed, the AE-NTK's specialization gap between the arms minus the C-NTK's (the control
+    of ``ch05.fig4_fainter_cl_vs_cntk`` / ``..._al_vs_cntk``, line 151 of ``li2023rethinking``):
+    ``(KS_AE,w − KS_AE,w/o) − (KS_C,w − KS_C,w/o)``, the AE-NTK under ``labels`` (``"CL"`` or
+    ``"AL"``), the C-NTK under clean labels, both at ``epoch``; from the keys
+    ``ks_<kind>_<w|wo>_<epoch>`` of :func:`measurements` ``m``. Shape ``(n_seeds,)``."""
+    if labels not in ("CL", "AL"):
+        raise ValueError(f"parameter 'labels' must be one of ['CL', 'AL'], got {labels!r}")
+    ks = lambda kind, tag: np.asarray(m[f"ks_{kind}_{tag}_{epoch}"], float)  # noqa: E731
+    return (ks(f"adv.{labels}", "w") - ks(f"adv.{labels}", "wo")) - (ks("clean.CL", "w") - ks("clean.CL", "wo"))
+
+
 def measurements(p: Params, runs: list) -> dict:
-    """The per-replica quantities the tables and claims use: ``{name: (n_seeds,) array}``."""
+    """The quantities the tables and claims use: ``{name: (n_seeds,) array}`` (one value per
+    replica), and ``points_<k>_<w|wo>`` ``(n_seeds, n_test)`` bool, the per-point correctness behind
+    each accuracy ``k`` of :data:`POINTS` (for intervals pooled over seeds and points)."""
     arr = lambda f: np.array([f(r) for r in runs], dtype=float)  # noqa: E731
     m = {}
+    first, last = p.ks_epochs[0], p.ks_epochs[-1]
     for arm, tag in (("buffer", "w"), ("batch", "wo")):
-        m[f"clean_{tag}"] = arr(lambda r: r.clean(arm).mean())
-        m[f"suite_{tag}"] = arr(lambda r: r.suite[arm].robust_accuracy)
-        m[f"transfer_{tag}"] = arr(lambda r: r.transfer[arm].mean())
-        m[f"surrogate_{tag}"] = arr(lambda r: r.surrogate[arm].mean())
-        m[f"robust_{tag}"] = arr(lambda r: r.robust(arm).mean())
+        for k, get in POINTS.items():
+            m[f"points_{k}_{tag}"] = np.array([get(r, arm) for r in runs], dtype=bool)
+            m[f"{k}_{tag}"] = m[f"points_{k}_{tag}"].mean(axis=1)
         for kind in KINDS:
             for e in p.ks_epochs:
                 if all((arm, kind, e) in r.ks for r in runs):  # w/o buffer: the last epoch only
@@ -337,26 +362,40 @@ def measurements(p: Params, runs: list) -> dict:
         m[f"bs_pgd_{bs}"] = arr(lambda r: r.by_batch_size[bs][1])
     m["bs_pgd_w"] = arr(lambda r: r.by_batch_size["buffer"][1])
     m["bs_pgd_change"] = m[f"bs_pgd_{p.batch_sizes[-1]}"] - m[f"bs_pgd_{p.batch_sizes[0]}"]
-    first, last = p.ks_epochs[0], p.ks_epochs[-1]
+    m["monitor_pgd_w_first"] = arr(lambda r: _at_epoch(r.history["buffer"], "robust_acc", first))
     m["ks_cntk_min"] = np.minimum(m[f"ks_clean.CL_w_{last}"], m[f"ks_clean.CL_wo_{last}"])
+    m["ks_cntk_diff"] = m[f"ks_clean.CL_w_{last}"] - m[f"ks_clean.CL_wo_{last}"]
     m["ks_ae_cl_diff"] = m[f"ks_adv.CL_w_{last}"] - m[f"ks_adv.CL_wo_{last}"]
     m["ks_ae_al_diff"] = m[f"ks_adv.AL_w_{last}"] - m[f"ks_adv.AL_wo_{last}"]
+    m["ks_ae_cl_vs_cntk"] = control_contrast(m, "CL", last)
+    m["ks_ae_al_vs_cntk"] = control_contrast(m, "AL", last)
     m["ks_al_minus_cl_first"] = m[f"ks_adv.AL_w_{first}"] - m[f"ks_adv.CL_w_{first}"]
     return m
 
 
-def interval(values):
-    """Mean over the replicas with its 95% t interval (:func:`ntknb.stats.mean_interval`)."""
+def _at_epoch(history, column: str, epoch: int) -> float:
+    """The per-epoch monitor's ``column`` at ``epoch`` (:class:`ntknb.training.TrainResult`)."""
+    epochs = list(history.column("epoch"))
+    return float(history.column(column)[epochs.index(epoch)])
+
+
+def interval(values, bounds=None):
+    """Mean over the replicas with its 95 % interval (:func:`ntknb.stats.mean_interval`): the t
+    interval for an unbounded quantity (a KS value, a ratio), the logit-t interval inside
+    ``bounds`` for one with a range (``(0, 1)``: an accuracy per seed; ``(-1, 1)``: a difference of
+    two accuracies on the same points)."""
     from ntknb import stats
 
-    return stats.mean_interval(np.asarray(values, float))
+    return stats.mean_interval(np.asarray(values, float), bounds=bounds)
 
 
-def _fmt_iv(values, fmt: str = ".3f") -> str:
-    iv = interval(values)
-    if not math.isfinite(iv.low):
-        return f"{iv.estimate:{fmt}}"
-    return f"{iv.estimate:{fmt}} [{iv.low:{fmt}}, {iv.high:{fmt}}]"
+def pooled(points):
+    """An accuracy pooled over the seeds and their points, with its 95 % cluster-robust logit
+    interval inside [0, 1] (:func:`ntknb.stats.pooled_proportion_interval`); ``points``:
+    ``(n_seeds, n_test)`` bool."""
+    from ntknb import stats
+
+    return stats.pooled_proportion_interval(np.asarray(points, bool))
 
 
 ACCURACY_COLUMNS = ["arm", "clean", "standard evaluation (white-box)", "transfer from the other arm",
@@ -364,8 +403,9 @@ ACCURACY_COLUMNS = ["arm", "clean", "standard evaluation (white-box)", "transfer
 
 
 def accuracy_rows(m: dict) -> list:
-    """Means over the replicas with 95% t intervals (:data:`ACCURACY_COLUMNS`)."""
-    return [[label] + [_fmt_iv(m[f"{k}_{tag}"]) for k in ("clean", "suite", "transfer", "surrogate", "robust")]
+    """Accuracies pooled over the replicas and their test points, 95 % intervals inside [0, 1]
+    (:func:`pooled`; :data:`ACCURACY_COLUMNS`)."""
+    return [[label] + [pooled(m[f"points_{k}_{tag}"]).text() for k in POINTS]
             for label, tag in (("w buffer", "w"), ("w/o buffer", "wo"))]
 
 
@@ -384,17 +424,28 @@ BATCH_SIZE_COLUMNS = ["evaluation batch", "clean w/o", "PGD w/o", "PGD w (same a
 
 def batch_size_rows(p: Params, m: dict) -> list:
     """Per evaluation batch size: the w/o-buffer network's clean and PGD accuracy and the gap to
-    the w-buffer network under the same attack (means over the replicas, 95% t intervals)."""
-    return [[bs, _fmt_iv(m[f"bs_clean_{bs}"]), _fmt_iv(m[f"bs_pgd_{bs}"]), _fmt_iv(m["bs_pgd_w"]),
-             _fmt_iv(m["bs_pgd_w"] - m[f"bs_pgd_{bs}"])] for bs in p.batch_sizes]
+    the w-buffer network under the same attack (means over the replicas; logit-t intervals inside
+    [0, 1] for the accuracies, inside [-1, 1] for the paired gap)."""
+    acc = lambda v: interval(v, (0, 1)).text()  # noqa: E731
+    return [[bs, acc(m[f"bs_clean_{bs}"]), acc(m[f"bs_pgd_{bs}"]), acc(m["bs_pgd_w"]),
+             interval(m["bs_pgd_w"] - m[f"bs_pgd_{bs}"], (-1, 1)).text()] for bs in p.batch_sizes]
 
 
 def ks_rows(p: Params, m: dict) -> list:
-    """KS per kernel and arm at every epoch of ``ks_epochs`` (means over the replicas, 95% t
-    intervals; "–" where not computed: the w/o-buffer arm's kernels before the last epoch)."""
-    return [[label, ARMS[arm]] + [_fmt_iv(m[f"ks_{kind}_{tag}_{e}"]) if f"ks_{kind}_{tag}_{e}" in m else "–"
+    """KS per kernel and arm at every epoch of ``ks_epochs`` (means over the replicas, 95 % t
+    intervals: KS has no upper bound; "–" where not computed: the w/o-buffer arm's kernels before
+    the last epoch), then the gaps w − w/o at the last epoch and the control contrasts of
+    :func:`control_contrast` (in the last column)."""
+    rows = [[label, ARMS[arm]] + [interval(m[f"ks_{kind}_{tag}_{e}"]).text() if f"ks_{kind}_{tag}_{e}" in m else "–"
                                   for e in p.ks_epochs]
             for kind, label in KINDS.items() for arm, tag in (("buffer", "w"), ("batch", "wo"))]
+    pad = ["–"] * (len(p.ks_epochs) - 1)
+    rows += [[label, "w − w/o"] + pad + [interval(m[key]).text()]
+             for key, label in (("ks_cntk_diff", KINDS["clean.CL"]), ("ks_ae_cl_diff", KINDS["adv.CL"]),
+                                ("ks_ae_al_diff", KINDS["adv.AL"]))]
+    rows += [[f"{KINDS[kind]} − {KINDS['clean.CL']}", "(w − w/o) − (w − w/o)"] + pad + [interval(m[key]).text()]
+             for key, kind in (("ks_ae_cl_vs_cntk", "adv.CL"), ("ks_ae_al_vs_cntk", "adv.AL"))]
+    return rows
 
 
 def ks_panels(p: Params, runs: list) -> dict:
@@ -463,58 +514,24 @@ def headline_values(p: Params, m: dict) -> dict:
              first_layer_gap_clean=mean("gap_first_clean"), first_layer_gap_adv=mean("gap_first_adv"),
              bs_smallest=p.batch_sizes[0], bs_largest=p.batch_sizes[-1],
              bs_pgd_smallest=mean(f"bs_pgd_{p.batch_sizes[0]}"), bs_pgd_largest=mean(f"bs_pgd_{p.batch_sizes[-1]}"),
-             bs_pgd_w=mean("bs_pgd_w"), ks_first_epoch=p.ks_epochs[0], ks_last_epoch=p.ks_epochs[-1])
+             bs_pgd_w=mean("bs_pgd_w"), ks_first_epoch=p.ks_epochs[0], ks_last_epoch=p.ks_epochs[-1],
+             ks_cntk_gap=mean("ks_cntk_diff"), ks_ae_cl_gap=mean("ks_ae_cl_diff"), ks_ae_al_gap=mean("ks_ae_al_diff"),
+             ks_ae_cl_vs_cntk=mean("ks_ae_cl_vs_cntk"), ks_ae_al_vs_cntk=mean("ks_ae_al_vs_cntk"))
     return v
 
 
 # ---------------------------------------------------------------------------------- claims
-#
-# Thresholds, fixed before measuring. li2023rethinking Sec. 4 gives words, not numbers (its Fig. 2
-# has no table); "close" and "quite different" are read on one yardstick, 2 points of accuracy:
-#
-# * ``ch05.prop1_clean_close`` — Prop. 1 / Fig. 2: "the clean accuracy in the 'w buffer' and 'w/o
-#   buffer' is close to each other": |clean accuracy w − w/o| < 0.02. The t interval of the
-#   signed difference over the replicas is mapped through |.| (:func:`abs_interval`).
-# * ``ch05.prop2_robust_lower`` — Prop. 2 / Fig. 2: "the robust accuracy on the test set is quite
-#   different in the two modes", the buffers "help the model achieve higher robustness": robust
-#   accuracy (worst case over the standard evaluation and both transfer attacks) w − w/o > 0.02.
-# * ``ch05.props_statistics_gap`` — the premise of Props. 1-2: on clean data the running
-#   statistics (Σ, Π) "will be close to" the batch statistics, on adversarial examples "different
-#   from" them. Measured on the w-buffer network: rms change of the normalised activations when the
-#   running statistics are replaced by the batch's, on adversarial batches / on clean batches > 1.
-# * ``ch05.fig3_cntk_aligned`` — Fig. 3: on C-NTKs "the kernel alignment happens in both modes":
-#   KS of the C-NTK (clean labels) at the last tracked epoch, the smaller of the two arms, > 1
-#   (KS = 1: no specialization).
-# * ``ch05.fig4_fainter_cl`` / ``ch05.fig4_fainter_al`` — Fig. 4: "in the 'w/o buffer', the kernel
-#   alignment is fainter for either CL or AL": KS of the AE-NTK at the last tracked epoch,
-#   w − w/o > 0, under clean labels and under adversarial labels.
-# * ``ch05.fig4_al_earlier`` — Fig. 4c-d: "the kernel alignment appears earlier for AL than CL in
-#   the 'w buffer'": at the first tracked epoch, KS of the w-buffer AE-NTK under AL − under CL > 0.
-# * ``ch05.no_masking_transfer`` — carlini2019evaluating (Sec. 5 checklist): a white-box attack is
-#   at least as strong as a transfer attack; if the w/o-buffer network's robustness came from
-#   gradients masked by the batch statistics, the transfer from the w-buffer network would beat
-#   it. Standard-evaluation (white-box) accuracy − accuracy under the transfer < 0.01 (the
-#   tolerance of ntknb.masking).
-# * ``ch05.theorem2_batch_size`` — Sec. 2, Theorem 2, as this chapter reads it: the network with
-#   batch statistics approaches the one with full-data statistics as the batch grows ("asymptotically
-#   closed"), so with Prop. 2 the w/o-buffer network's robust accuracy should rise with the
-#   evaluation batch: PGD accuracy at the largest minus at the smallest of ``batch_sizes`` > 0.
-#
-# Intervals: 95% t intervals over the replicas (n_seeds) of the per-replica values or differences
-# (paired by replica: both arms share data, initialisation, data order and attack starts).
 
-#: The thresholds above: ``{id: (direction, threshold)}``.
-CLAIM_THRESHOLDS = {
-    "ch05.prop1_clean_close": ("less", 0.02),
-    "ch05.prop2_robust_lower": ("greater", 0.02),
-    "ch05.props_statistics_gap": ("greater", 1.0),
-    "ch05.fig3_cntk_aligned": ("greater", 1.0),
-    "ch05.fig4_fainter_cl": ("greater", 0.0),
-    "ch05.fig4_fainter_al": ("greater", 0.0),
-    "ch05.fig4_al_earlier": ("greater", 0.0),
-    "ch05.no_masking_transfer": ("less", 0.01),
-    "ch05.theorem2_batch_size": ("greater", 0.0),
-}
+#: The chapter's claim register (issue 28): every claim's id, the paper's words and where they
+#: stand, threshold, direction, preconditions and why, fixed before the runs that judge them.
+REGISTER = REGISTER_DIR / "05_bn_buffers.yaml"
+#: Classes of both datasets (MNIST, CIFAR-10): the probe holds ``N_CLASSES * probe_per_class`` images.
+N_CLASSES = 10
+
+
+def claim_specs() -> dict:
+    """``{id: ClaimSpec}`` of :data:`REGISTER` (:func:`ntknb.claims.load_register`), in register order."""
+    return load_register(REGISTER)
 
 
 def abs_interval(iv) -> tuple:
@@ -529,63 +546,69 @@ def abs_interval(iv) -> tuple:
 def scale_text(p: Params) -> str:
     side = {"mnist": 28, "cifar10": 32}[p.dataset] // p.downsample
     return (f"{p.dataset} {side}x{side}, {p.n_train} train, ResNet{tuple(p.stage_sizes)} width {p.width}, "
-            f"PGD-{p.attack_steps} AT "
-            f"{p.epochs} epochs, eps {p.eps:.3g}, evaluation batch {p.eval_batch_size}")
+            f"PGD-{p.attack_steps} AT {p.epochs} epochs, eps {p.eps:.3g}, evaluation batch {p.eval_batch_size}, "
+            f"{p.n_seeds} seeds x {p.n_test} test points")
+
+
+def conditions(p: Params, m: dict) -> dict:
+    """The measured value of every precondition name of :data:`REGISTER` (means over the seeds;
+    an accuracy's mean over the seeds is its mean over seeds and points, every seed having
+    ``n_test`` points)."""
+    mean = lambda k: float(np.mean(m[k]))  # noqa: E731
+    last = p.ks_epochs[-1]
+    return {"both_arms_learn": min(mean("clean_w"), mean("clean_wo")), "w_buffer_learns": mean("clean_w"),
+            "wo_buffer_learns": mean("clean_wo"), "w_buffer_robust_above_bar": mean("robust_w"),
+            "wo_white_box_above_tolerance": mean("suite_wo"),
+            "adversarial_labels_differ": mean("monitor_pgd_w_first"),
+            "w_buffer_ae_kernel_specialises.CL": mean(f"ks_adv.CL_w_{last}"),
+            "w_buffer_ae_kernel_specialises.AL": mean(f"ks_adv.AL_w_{last}")}
 
 
 def claims(p: Params, m: dict) -> list:
-    """The chapter's claims (:class:`ntknb.claims.Claim`; thresholds in the comment above
-    :data:`CLAIM_THRESHOLDS`) from :func:`measurements` ``m``: t intervals over the replicas."""
-    from ntknb.claims import Claim
+    """The chapter's claims, in register order, built from :data:`REGISTER` (words, thresholds,
+    directions, preconditions and their justification live there) with :func:`measurements` ``m``:
 
-    th = CLAIM_THRESHOLDS
-    n = int(m["clean_w"].size)
-    n_points = n * p.n_test  # test points behind the accuracies: n_test per replica
+    * per-seed differences of two accuracies on the same points (``prop1_clean_close``, through
+      :func:`abs_interval`; ``prop2_robust_lower``, ``no_masking_transfer``,
+      ``theorem2_batch_size``): logit-t interval over the seeds inside [-1, 1];
+    * KS quantities and the statistics-gap ratio (unbounded): t interval over the seeds; the
+      Fig. 4 claims on :func:`control_contrast`.
+
+    ``n_test``: the test points behind the claim (``n_seeds * n_test``; for the kernel claims
+    the probe's ``N_CLASSES * probe_per_class`` test images, one probe for every seed).
+    Preconditions from :func:`conditions`."""
+    specs = claim_specs()
+    k = int(np.asarray(m["clean_w"]).size)
+    points, probe = k * p.n_test, N_CLASSES * p.probe_per_class
     scale = scale_text(p)
-    ev = f"APGD-CE/APGD-DLR/PGD, {p.eval_iter} iterations, and two transfer attacks, worst case per point"
-
-    def make(cid, values, where, claim, paper, source="li2023rethinking", n_test=None, absolute=False):
-        iv = interval(values)
-        est, low, high = abs_interval(iv) if absolute else (iv.estimate, iv.low, iv.high)
-        return Claim(measured=est, low=low, high=high, id=cid, source=source, where=where, claim=claim, paper=paper,
-                     direction=th[cid][0], threshold=th[cid][1], n_seeds=n, n_test=n_test, scale=scale)
-
+    kernels = f"{scale}; kernels on a probe of {probe} test images"
     first, last = p.ks_epochs[0], p.ks_epochs[-1]
-    return [
-        make("ch05.prop1_clean_close", m["clean_gap"], "Sec. 4, Prop. 1, Fig. 2",
-             "Without buffers the clean test accuracy of PGD-AT stays within 2 points of the accuracy with buffers "
-             "(|w − w/o| < 0.02).", "clean accuracy of the two modes \"close to each other\"", n_test=n_points,
-             absolute=True),
-        make("ch05.prop2_robust_lower", m["robust_gap"], "Sec. 4, Prop. 2, Fig. 2",
-             f"Without buffers the robust test accuracy of PGD-AT is lower by more than 2 points ({ev}; "
-             "w − w/o > 0.02).", "robust test accuracy \"quite different in the two modes\", higher with buffers",
-             n_test=n_points),
-        make("ch05.props_statistics_gap", m["gap_ratio"], "Sec. 4, Props. 1-2 (premise; Theorem 2)",
-             "Batch statistics lie farther from the running statistics on adversarial than on clean test batches "
-             "(w-buffer network; rms normalised-activation change, adversarial / clean > 1).",
-             "Σ, Π \"close to\" the batch statistics on clean data, \"different from\" them on adversarial examples"),
-        make("ch05.fig3_cntk_aligned", m["ks_cntk_min"], "Sec. 4, Fig. 3",
-             f"The C-NTK specialises to the classes in both arms (KS under clean labels at epoch {last}, the "
-             "smaller of the two arms, > 1).", "on C-NTKs \"the kernel alignment happens in both modes\""),
-        make("ch05.fig4_fainter_cl", m["ks_ae_cl_diff"], "Sec. 4, Fig. 4",
-             f"The AE-NTK specialises less without buffers under clean labels (KS at epoch {last}, w − w/o > 0).",
-             "in the \"w/o buffer\" the kernel alignment is fainter for CL"),
-        make("ch05.fig4_fainter_al", m["ks_ae_al_diff"], "Sec. 4, Fig. 4",
-             f"The AE-NTK specialises less without buffers under adversarial labels (KS at epoch {last}, "
-             "w − w/o > 0).", "in the \"w/o buffer\" the kernel alignment is fainter for AL"),
-        make("ch05.fig4_al_earlier", m["ks_al_minus_cl_first"], "Sec. 4, Fig. 4c-d",
-             f"With buffers the AE-NTK specialises earlier under adversarial than under clean labels (KS at epoch "
-             f"{first}, AL − CL > 0).", "\"the kernel alignment appears earlier for AL than CL in the 'w buffer'\""),
-        make("ch05.no_masking_transfer", m["masking_wo"], "Sec. 5 checklist", source="carlini2019evaluating",
-             claim="The white-box standard evaluation of the w/o-buffer network is at least as strong as the "
-                   "transfer from the w-buffer network (white-box − transfer accuracy < 0.01): no sign of "
-                   "gradient masking by the batch statistics.",
-             paper="white-box attacks at least as strong as transfer attacks", n_test=n_points),
-        make("ch05.theorem2_batch_size", m["bs_pgd_change"], "Sec. 2, Theorem 2 (this chapter's reading)",
-             f"Without buffers the PGD-{p.eval_attack_steps} accuracy rises with the evaluation batch (batches of "
-             f"{p.batch_sizes[-1]} − batches of {p.batch_sizes[0]} > 0).",
-             "mini-batch statistics \"asymptotically closed\" to those of all data", n_test=n_points),
+    cond = conditions(p, m)
+
+    def claim(cid, iv, n_test, scale_=scale, absolute=False, **renamed):
+        est, low, high = abs_interval(iv) if absolute else (iv.estimate, iv.low, iv.high)
+        names = [q["name"] for q in specs[cid].preconditions]
+        measured = {n: cond[renamed.get(n, n)] for n in names}
+        return Claim.from_register(specs[cid], measured=est, low=low, high=high, n_seeds=k, n_test=n_test,
+                                   scale=scale_, conditions=measured)
+
+    diff = lambda key: interval(m[key], (-1, 1))  # noqa: E731
+    out = [
+        claim("ch05.prop1_clean_close", diff("clean_gap"), points, absolute=True),
+        claim("ch05.prop2_robust_lower", diff("robust_gap"), points),
+        claim("ch05.props_statistics_gap", interval(m["gap_ratio"]), points),
+        claim("ch05.fig3_cntk_aligned", interval(m["ks_cntk_min"]), probe, f"{kernels}, epoch {last}"),
+        claim("ch05.fig4_fainter_cl_vs_cntk", interval(control_contrast(m, "CL", last)), probe,
+              f"{kernels}, epoch {last}", w_buffer_ae_kernel_specialises="w_buffer_ae_kernel_specialises.CL"),
+        claim("ch05.fig4_fainter_al_vs_cntk", interval(control_contrast(m, "AL", last)), probe,
+              f"{kernels}, epoch {last}", w_buffer_ae_kernel_specialises="w_buffer_ae_kernel_specialises.AL"),
+        claim("ch05.fig4_al_earlier", interval(m["ks_al_minus_cl_first"]), probe, f"{kernels}, epoch {first}"),
+        claim("ch05.no_masking_transfer", diff("masking_wo"), points),
+        claim("ch05.theorem2_batch_size", diff("bs_pgd_change"), points,
+              f"{scale}; PGD-{p.eval_attack_steps} in batches of {p.batch_sizes[-1]} and {p.batch_sizes[0]}"),
     ]
+    order = list(specs)
+    return sorted(out, key=lambda c: order.index(c.id))
 
 
 def summary_text(p: Params, m: dict) -> str:
