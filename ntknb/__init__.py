@@ -3,11 +3,13 @@ and adversarial robustness.
 
 Importing ``ntknb`` first makes neural-tangents 0.6.5 importable on current JAX
 (see :mod:`ntknb._compat`); every module of the package can then use
-``import neural_tangents as nt``.
+``import neural_tangents as nt``. It also turns on JAX's persistent compilation cache
+(:mod:`ntknb.compile_cache`: ``NTKNB_JAX_CACHE``, default ``~/.cache/ntknb/jax``).
 """
 
-from ntknb import _compat
+from ntknb import _compat, compile_cache
 
 _compat.install()
+compile_cache.configure()
 
 __version__ = "0.1.0"
