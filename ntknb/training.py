@@ -541,8 +541,9 @@ def _make_step(apply_fn, tx, cfg: TrainConfig, mode: str):
     return step
 
 
-#: Call-like primitives whose bodies XLA inlines into the calling computation, and the parameter holding the body.
-_INLINED_CALLS = {"pjit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
+#: Call-like primitives whose bodies XLA inlines into the calling computation, and the parameter holding the body
+#: (``pjit`` is named ``jit`` from JAX 0.7 on).
+_INLINED_CALLS = {"pjit": "jaxpr", "jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr",
                   "custom_vjp_call_jaxpr": "fun_jaxpr", "remat2": "jaxpr"}
 
 
