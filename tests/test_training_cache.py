@@ -45,10 +45,12 @@ def _run(env_changes, script=SCRIPT):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_default_is_the_users_cache_folder_never_the_checkout(tmp_path):
-    assert compile_cache.cache_dir({"HOME": str(tmp_path)}) == tmp_path / ".cache" / "ntknb" / "jax"
-    assert compile_cache.cache_dir({"HOME": "/h", "XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "ntknb" / "jax"
-    default = compile_cache.cache_dir({})
+def test_off_by_default_and_user_names_the_users_cache_folder_never_the_checkout(tmp_path):
+    assert compile_cache.cache_dir({}) is None  # off unless asked for (module docstring: a NaN seen warm)
+    user = {compile_cache.CACHE_ENV: "user"}
+    assert compile_cache.cache_dir({**user, "HOME": str(tmp_path)}) == tmp_path / ".cache" / "ntknb" / "jax"
+    assert compile_cache.cache_dir({**user, "HOME": "/h", "XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "ntknb" / "jax"
+    default = compile_cache.cache_dir(user)
     assert default.parts[-3:] == (".cache", "ntknb", "jax") or default.parts[-2:] == ("ntknb", "jax")
     assert not default.resolve().is_relative_to(ROOT.resolve())
 
