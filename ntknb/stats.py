@@ -187,7 +187,9 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95,
     if se == 0 or not 0 < u < 1:
         return Interval(mean, mean, mean, n, confidence, "logit-t", se)
     ul, uh = _logit_t(u, se / (hi - lo), n - 1, confidence)
-    return Interval(mean, lo + ul * (hi - lo), lo + uh * (hi - lo), n, confidence, "logit-t", se)
+    # min / max: with a spread at rounding level (equal values whose mean rounds off them) the mapped-back
+    # ends can miss the mean by an ulp
+    return Interval(mean, min(lo + ul * (hi - lo), mean), max(lo + uh * (hi - lo), mean), n, confidence, "logit-t", se)
 
 
 def _groups(correct) -> list[np.ndarray]:

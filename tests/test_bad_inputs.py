@@ -668,8 +668,9 @@ def test_seed_bad_inputs(capsys, case, notebook, argv, fragment):
 # epochs. (case id, notebook, argv, expected fragment; None: accepted, the boundary value.)
 DRY_RUN_CASES = [
     # seeds the chapter derives: 04's probe sets (seed + n_seeds - 1 + 10**6), 05's probe (seed + 1000)
-    ("seed-probe-offset-04", "04_at_kernel_dynamics", ["-p", "seed", "4293967294"], "[0, 4293967293]"),
-    ("seed-probe-offset-04-max", "04_at_kernel_dynamics", ["-p", "seed", "4293967293"], None),
+    ("seed-probe-offset-04", "04_at_kernel_dynamics", ["-p", "seed", "4293967294", "-p", "n_seeds", "3"],
+     "[0, 4293967293]"),
+    ("seed-probe-offset-04-max", "04_at_kernel_dynamics", ["-p", "seed", "4293967293", "-p", "n_seeds", "3"], None),
     ("seed-probe-offset-04-n-seeds", "04_at_kernel_dynamics", ["-p", "seed", "4293967293", "-p", "n_seeds", "4"],
      "seed + n_seeds - 1 + 10**6"),
     ("seed-probe-offset-05", "05_bn_buffers", ["-p", "seed", "4294966296"], "seed + 1000"),

@@ -1,5 +1,7 @@
-"""Tests for ntknb.chapters.ch04_kernel_dynamics (chapter 04): schema, configs, the measured claims
-(thresholds, intervals over seeds, verdicts, the saturation guard) and the per-seed measurements."""
+"""Tests for ntknb.chapters.ch04_kernel_dynamics (chapter 04): schema, configs, the phases (plateau,
+kernel-learning rate, lazy epoch before the decay), the claims built from the register (preconditions,
+intervals inside their ranges, verdicts), the linearisation after k epochs on a tiny network, and the
+records the page shows."""
 
 from pathlib import Path
 from types import SimpleNamespace
@@ -7,9 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ntknb import adversaries, metrics
+from ntknb import adversaries, metrics, stats
 from ntknb.book.params import load_notebook, notebook_parameters
 from ntknb.chapters import ch04_kernel_dynamics as ch
+from ntknb.ntk_dynamics import KernelTrajectory
 
 NB = Path(__file__).resolve().parents[1] / "notebooks" / "04_at_kernel_dynamics.py"
 
@@ -21,15 +24,20 @@ def params(**changes):
 
 def test_params_rules():
     p = params()
-    assert p.seeds == [p.seed + i for i in range(p.n_seeds)] and p.n_seeds >= 3
-    assert p.decay_epoch == p.lr_decay_epochs[0]
-    assert params(probe_per_class=64).logit_top_p == 50  # T&K's 20 of 2560, scaled to 640 x 10
-    assert params(probe_per_class=5).logit_top_p == 4 and params(probe_per_class=1).logit_top_p == 1
+    assert p.seeds == [p.seed + i for i in range(p.n_seeds)] and p.n_seeds >= 5 and p.n_test >= 500
+    assert p.decay_epoch == p.lr_decay_epochs[0] and p.plateau_epochs == list(range(p.decay_epoch // 2 + 1,
+                                                                                    p.decay_epoch + 1))
+    assert params(tk_probe_per_class=64).logit_top_p == 50  # T&K's 20 of 2560, scaled to 640 x 10
+    assert params(tk_probe_per_class=26).logit_top_p == 20 and params(tk_probe_per_class=1).logit_top_p == 1
+    assert p.n_probe == 10 * p.probe_per_class and p.n_tk_probe == 10 * p.tk_probe_per_class
     for change, name in [(dict(modes=["standard", "fgsm"]), "modes"), (dict(modes=["standard", "pgdd"]), r"modes\[1\]"),
                          (dict(top_p=10 * p.probe_per_class + 1), "top_p"), (dict(lr_decay_epochs=[]), "lr_decay_epochs"),
                          (dict(eps_mnist=0.0), "eps_mnist"), (dict(batch_size=p.n_train + 1), "batch_size"),
                          (dict(n_monitor=p.n_test + 1), "n_monitor"), (dict(n_seeds=0), "n_seeds"),
-                         (dict(cheap_at_clean_epochs=[]), "cheap_at_clean_epochs")]:
+                         (dict(cheap_at_clean_epochs=[]), "cheap_at_clean_epochs"),
+                         (dict(linearize_epoch=p.epochs), "linearize_epoch"),
+                         (dict(linearize_epoch=1, pgd_warm_start=1), "linearize_epoch"),
+                         (dict(tk_probe_per_class=0), "tk_probe_per_class")]:
         with pytest.raises(ValueError, match=f"'{name}'"):
             params(**change)
 
@@ -46,142 +54,6 @@ def test_configs():
     assert lin.weight_decay == 0.0 and lin.lr_decay_epochs == () and lin.mode == "standard"
 
 
-def _traj(kernels, kd=None, conc=None, ker=None):
-    """A real KernelTrajectory from (T, n, n) kernels (metrics from ntknb.metrics or given)."""
-    from ntknb.ntk_dynamics import KernelTrajectory
-
-    K = np.asarray(kernels, float)
-    T = K.shape[0]
-    m = {"clean.frob": np.array([metrics.frobenius_norm(k) for k in K]),
-         "clean.ker": np.array(ker if ker is not None else [metrics.effective_rank(k) for k in K]),
-         "clean.top_conc_logit": np.array(conc if conc is not None else np.full(T, 0.5))}
-    return KernelTrajectory(epochs=np.arange(T), kernels={"clean": K}, metrics=m, labels=np.zeros(K.shape[1], int),
-                            top_p=1)
-
-
-def _rotating(n, T, speed, scale, rng):
-    """T kernels Q R_t D R_t^T Q^T: a fixed spectrum D rotated by R_t = expm(speed t A / (T - 1)) (A a fixed
-    antisymmetric generator, so the distances do not depend on the random orthogonal Q) and growing linearly
-    to ``scale`` times its initial norm."""
-    from scipy.linalg import expm
-
-    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
-    a = np.triu(np.ones((n, n)), 1)
-    a = a - a.T
-    d = np.diag(np.linspace(1.0, 6.0, n))
-    out = []
-    for t in range(T):
-        r = q @ expm(speed * t / (T - 1) * a)
-        out.append((1 + (scale - 1) * t / (T - 1)) * r @ d @ r.T)
-    return np.stack(out)
-
-
-def _report(rob, clean=0.9):
-    return SimpleNamespace(robust_accuracy=rob, clean_accuracy=clean)
-
-
-def _seed_run(p, rng, scale_std=30.0, speed_adv=0.6, rob=None):
-    T = p.epochs + 1
-    runs = {"standard": (None, _traj(_rotating(6, T, 0.3, scale_std, rng))),
-            "pgd": (None, _traj(_rotating(6, T, speed_adv, 1.0, rng)))}
-    cheap = {k: (None, _traj(_rotating(6, T, 0.4, 1.0, rng)[[0, -1]])) for k in p.cheap_at_clean_epochs}
-    rob = rob or dict(standard=0.2, pgd=0.7, loo_clean_on_std=0.1, loo_clean_on_adv=0.5, loo_at_on_std=0.4)
-    rob = dict(rob, **{f"cheap{k}": rob["pgd"] - 0.01 for k in p.cheap_at_clean_epochs})
-    noisy = {k: v + rng.normal(scale=0.003) for k, v in rob.items()}
-    return ch.SeedRun(0, runs, cheap, {}, {k: _report(v) for k, v in noisy.items()})
-
-
-def test_seed_measurements_against_direct_computation():
-    p = params()
-    rng = np.random.default_rng(0)
-    sr = _seed_run(p, rng)
-    m = ch.seed_measurements(p, sr)
-    ts, ta = sr.runs["standard"][1], sr.runs["pgd"][1]
-    assert m["frob_ratio"] == pytest.approx(np.linalg.norm(ts.kernels["clean"][-1]) / np.linalg.norm(ta.kernels["clean"][-1]))
-    assert m["move_adv"] == pytest.approx(metrics.kernel_distance(ta.kernels["clean"][0], ta.kernels["clean"][-1]))
-    kd = [metrics.kernel_distance(ta.kernels["clean"][t - 1], ta.kernels["clean"][t]) for t in range(1, p.epochs + 1)]
-    d = p.decay_epoch
-    assert m["kd_pre_adv"] == pytest.approx(np.mean(kd[1:d])) and m["kd_post_adv"] == pytest.approx(kd[d])
-    assert m["ker_adv"] == ta.metrics["clean.ker"][d]
-    assert m["rob_pgd"] == sr.robust["pgd"].robust_accuracy
-
-
-def test_lazy_epoch_is_censored_at_the_end():
-    p = params(epochs=6, lr_decay_epochs=[4], lazy_threshold=0.05)
-    rng = np.random.default_rng(1)
-    moving = _traj([a @ a.T for a in rng.normal(size=(7, 5, 5))])  # a new kernel every epoch
-    assert ch.lazy_epoch(moving, p.lazy_threshold, p.epochs) == 6.0
-    K = np.stack([a @ a.T for a in rng.normal(size=(7, 5, 5))])
-    K[3:] = K[3]  # frozen from epoch 3 on
-    assert ch.lazy_epoch(_traj(K), p.lazy_threshold, p.epochs) == 3.0
-
-
-def _claims(**kw):
-    p = params()
-    rng = np.random.default_rng(0)
-    return {c.id: c for c in ch.claims(p, ch.measurements(p, [_seed_run(p, rng, **kw) for _ in range(3)]))}
-
-
-def test_claims_are_well_formed_and_use_the_fixed_thresholds():
-    from ntknb.claims import Claim
-
-    cs = _claims()
-    assert list(cs) == list(ch.CLAIM_THRESHOLDS)
-    for c in cs.values():
-        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 3
-        assert (c.direction, c.threshold) == ch.CLAIM_THRESHOLDS[c.id]
-    assert cs["ch04.kernel_growth"].threshold == 10.0  # "orders of magnitude"
-    assert cs["ch04.pgd_at_more_robust"].n_test == params().n_test and cs["ch04.kernel_growth"].n_test is None
-
-
-def test_claim_verdicts_follow_the_data():
-    cs = _claims()  # standard kernel 30x larger, adversarial kernel moves further, robust kernel robust
-    assert cs["ch04.kernel_growth"].verdict == "reproduced"
-    assert cs["ch04.rotation_distance"].verdict == "reproduced"
-    assert cs["ch04.pgd_at_more_robust"].verdict == "reproduced"
-    assert cs["ch04.loo_robust_kernel"].verdict == "reproduced"
-    assert cs["ch04.loo_robust_kernel"].measured == pytest.approx(0.4, abs=0.03)
-    assert cs["ch04.cheap_at_keeps_robustness"].verdict == "reproduced"  # loses 0.01 < 0.05
-    assert cs["ch04.top_concentration"].verdict == "inconclusive"  # equal concentrations
-    cs = _claims(scale_std=1.16, speed_adv=0.0,  # the 1.16 of the issue; the adversarial kernel does not move
-                 rob=dict(standard=0.7, pgd=0.2, loo_clean_on_std=0.5, loo_clean_on_adv=0.1, loo_at_on_std=0.4))
-    assert cs["ch04.kernel_growth"].verdict == "contradicted" and cs["ch04.kernel_growth"].high < 10
-    assert cs["ch04.rotation_distance"].verdict == "contradicted"
-    assert cs["ch04.pgd_at_more_robust"].verdict == "contradicted"
-    assert cs["ch04.loo_robust_kernel"].verdict == "contradicted"
-
-
-def test_concentration_saturation_guard():
-    p = params()
-    m = {"conc_std": np.array([0.995, 0.996, 0.997]), "conc_adv": np.array([0.999, 0.9991, 0.9992]),
-         "conc_init": np.array([0.999] * 3)}
-    assert ch.concentration_saturated(m) and "saturated" in ch.concentration_note(p, m)
-    assert not ch.concentration_saturated(dict(m, conc_std=np.array([0.5, 0.995, 0.996])))
-    assert "not saturated" in ch.concentration_note(p, dict(m, conc_std=np.array([0.5, 0.6, 0.7])))
-    rng = np.random.default_rng(0)
-    runs = [_seed_run(p, rng) for _ in range(3)]
-    for i, sr in enumerate(runs):  # PGD-AT clearly more concentrated, but saturated
-        sr.runs["standard"][1].metrics["clean.top_conc_logit"][-1] = 0.9950 + 0.0001 * i
-        sr.runs["pgd"][1].metrics["clean.top_conc_logit"][-1] = 0.9990 + 0.0001 * i
-    c = {c.id: c for c in ch.claims(p, ch.measurements(p, runs))}["ch04.top_concentration"]
-    assert c.measured > 0 and c.verdict == "inconclusive" and c.low == -np.inf
-    for i, sr in enumerate(runs):  # the same difference, unsaturated: reproduced
-        sr.runs["standard"][1].metrics["clean.top_conc_logit"][-1] = 0.50 + 0.01 * i
-        sr.runs["pgd"][1].metrics["clean.top_conc_logit"][-1] = 0.70 + 0.01 * i
-    c = {c.id: c for c in ch.claims(p, ch.measurements(p, runs))}["ch04.top_concentration"]
-    assert c.verdict == "reproduced" and c.measured == pytest.approx(0.2)
-
-
-def test_accuracy_and_measurement_tables():
-    p = params()
-    rng = np.random.default_rng(0)
-    m = ch.measurements(p, [_seed_run(p, rng) for _ in range(3)])
-    rows = ch.accuracy_rows(p, m)
-    assert len(rows) == 5 + len(p.cheap_at_clean_epochs) - 1 + 1 and all(len(r) == len(ch.ACCURACY_COLUMNS) for r in rows)
-    assert rows[1][0] == "PGD-AT" and rows[1][2].startswith(f"{m['rob_pgd'].mean():.3f} [")
-    assert all(len(r) == len(ch.MEASUREMENT_COLUMNS) for r in ch.measurement_table(p, m))
-
-
 def test_warm_start_and_settings_records(tmp_path):
     p = params(pgd_warm_start=2)
     assert ch.base_config(p, "pgd", 0).clean_epochs == 2 and ch.base_config(p, "standard", 0).clean_epochs == 0
@@ -195,10 +67,280 @@ def test_warm_start_and_settings_records(tmp_path):
     assert len(ch.settings_rows()) >= 3  # the chapter's own records
 
 
-def test_scale_names_the_warm_start():
+# ------------------------------------------------------------------ synthetic replicas
+
+
+def _kernels(steps, scale=None):
+    """2 x 2 PSD kernels K_t = s_t diag(cos θ_t, sin θ_t), θ_0 = 0.1, θ_t = θ_{t-1} + steps[t-1]: consecutive
+    kernel distance exactly 1 - cos(steps[t-1]) (the two diagonal matrices are Frobenius-orthonormal), norm s_t."""
+    theta = 0.1 + np.concatenate([[0.0], np.cumsum(steps)])
+    assert theta.max() < np.pi / 2
+    s = np.ones_like(theta) if scale is None else np.asarray(scale, float)
+    return np.stack([si * np.diag([np.cos(t), np.sin(t)]) for si, t in zip(s, theta)])
+
+
+def _steps_for(kd):
+    """Angle steps that give the consecutive distances ``kd``."""
+    return np.arccos(1 - np.asarray(kd, float))
+
+
+def _traj(K, conc=None):
+    T = len(K)
+    m = {"clean.frob": np.array([metrics.frobenius_norm(k) for k in K]),
+         "clean.ker": np.array([metrics.effective_rank(k) for k in K]),
+         "clean.top_conc": np.array([metrics.concentration(k, 1) for k in K]),
+         "clean.ks_cl": np.ones(T)}
+    if conc is not None:
+        m["clean.top_conc_logit"] = np.full(T, conc)
+    return KernelTrajectory(epochs=np.arange(T), kernels={"clean": K}, metrics=m, labels=np.zeros(2, int), top_p=1)
+
+
+def _tk(K, epochs, conc=None):
+    t = _traj(K, conc)
+    return KernelTrajectory(epochs=np.asarray(epochs), kernels=t.kernels, metrics=t.metrics, labels=t.labels, top_p=1)
+
+
+def _report(rng, clean, robust, n):
+    """A standard-evaluation report of ``n`` points: about ``clean`` correct, ``robust`` of them unbroken."""
+    ok = rng.random(n) < clean
+    rob = ok & (rng.random(n) < robust / clean)
+    broken = np.where(~ok, "clean", np.where(rob, "", "apgd-ce"))
+    return SimpleNamespace(robust=rob, broken_by=broken, robust_accuracy=float(rob.mean()),
+                           clean_accuracy=float(ok.mean()))
+
+
+#: A replica where every claim's regime is reached: both kernels plateau before the decay (standard
+#: later), the second phase after it, the standard kernel 30 x larger, PGD-AT robust.
+PHASE_KD = {"standard": [0.005, 0.003, 0.001] + [0.0008] * 7 + [0.00015] * 10 + [0.0004] * 5,
+            "pgd": [0.005, 0.002] + [0.0002] * 18 + [0.0006] * 5}
+ACC = dict(standard=(0.97, 0.30), early=(0.90, 0.50), pgd=(0.93, 0.75), linearised=(0.93, 0.75),
+           loo_clean_on_std=(0.90, 0.20), loo_clean_on_adv=(0.90, 0.55), loo_at_on_std=(0.88, 0.60))
+
+
+def _p():
+    return params(epochs=25, lr_decay_epochs=[20], cheap_at_clean_epochs=[10], linearize_epoch=5, n_test=500,
+                  n_seeds=5, probe_per_class=1, top_p=1)
+
+
+def _seed_run(p, rng, kd=None, acc=None, conc=(0.6, 0.8), growth=30.0):
+    kd, acc = dict(PHASE_KD, **(kd or {})), dict(ACC, **(acc or {}))
+    k = p.cheap_at_clean_epochs[0]
+    runs, tk = {}, {}
+    for mode in ("standard", "pgd"):
+        steps = _steps_for(np.asarray(kd[mode]) * rng.uniform(0.9, 1.1, len(kd[mode])))
+        runs[mode] = (None, _traj(_kernels(steps)))
+    k0 = _kernels([0.0])[0]
+    tk["init"] = _tk(k0[None], [0])
+    tk["standard"] = _tk(growth * rng.uniform(0.9, 1.1) * _kernels([0.3])[-1][None], [p.epochs], conc[0])
+    tk["pgd"] = _tk(_kernels([0.6])[-1][None], [p.epochs], conc[1])
+    tk[f"cheap{k}"] = _tk(_kernels([0.55])[-1][None], [p.epochs])
+    acc[f"cheap{k}"] = acc["pgd"]
+    robust = {key: _report(rng, c, r, p.n_test) for key, (c, r) in acc.items()}
+    cheap = {k: SimpleNamespace(train_seconds=5.0)}
+    runs["pgd"] = (SimpleNamespace(train_seconds=10.0), runs["pgd"][1])
+    return ch.SeedRun(0, runs, tk, cheap, None, {}, robust, {"standard": (1.0, 2.0)})
+
+
+def _runs(n=5, seed=0, **kw):
+    p = _p()
+    rng = np.random.default_rng(seed)
+    return p, [_seed_run(p, rng, **kw) for _ in range(n)]
+
+
+def _claims(**kw):
+    p, runs = _runs(**kw)
+    return {c.id: c for c in ch.claims(p, runs)}
+
+
+def test_phases_measure_the_plateau_before_the_decay():
+    p, runs = _runs(n=1)
+    ph = ch._phases(runs[0].runs["standard"][1], p.decay_epoch)
+    kd = runs[0].runs["standard"][1].consecutive_distances("clean")
+    assert ph["kd"] == pytest.approx(kd)
+    assert ph["rate"] == pytest.approx(kd[:20].max())
+    assert ph["plateau"] == pytest.approx(kd[10:20].mean())  # epochs 11-20, not the early epochs 2-10
+    assert ph["post"] == pytest.approx(kd[20:].mean())
+    # lazy: the first epoch from which every KD up to the decay is below 0.1 x rate (0.0008 > 0.1 x 0.005 at
+    # epochs 4-10, 0.00015 below from epoch 11): epoch 10; the decay's own change (epochs 21-25) is not seen
+    assert ph["lazy"] == 10.0
+    m = ch.seed_measurements(p, runs[0])
+    assert m["lazy_adv"] == 2.0 and m["censored_std"] == 0.0
+    adv = ch._phases(runs[0].runs["pgd"][1], 20)
+    assert m["plateau_ratio_adv"] == pytest.approx(adv["plateau"] / adv["rate"]) and m["plateau_ratio_adv"] < 0.1
+    assert m["decay_ratio_adv"] == pytest.approx(3.0, rel=0.15)
+    assert m["rot_at_k"] == pytest.approx(adv["kd"][4] / adv["rate"]) and m["rot_at_k"] < 0.1  # KD in epoch k = 5
+    moving = dict(PHASE_KD, standard=[0.001] * 20 + [0.0005] * 5)  # never lazy before the decay: censored at D
+    m = ch.seed_measurements(p, _seed_run(p, np.random.default_rng(1), kd=moving))
+    assert m["lazy_std"] == 20.0 and m["censored_std"] == 1.0
+
+
+def test_measurements_against_direct_computation():
+    p, runs = _runs(n=1)
+    m = ch.seed_measurements(p, runs[0])
+    sr = runs[0]
+    k0, ks, ka = sr.tk["init"].kernel(0), sr.tk["standard"].final["clean"], sr.tk["pgd"].final["clean"]
+    assert m["frob_ratio"] == pytest.approx(np.linalg.norm(ks) / np.linalg.norm(ka))
+    assert m["move_adv"] == pytest.approx(metrics.kernel_distance(k0, ka))
+    assert m["kd_std_to_at"] == pytest.approx(metrics.kernel_distance(ks, ka))
+    assert m["ker_adv"] == sr.runs["pgd"][1].metrics["clean.ker"][p.decay_epoch]
+    assert m["rob_pgd"] == sr.robust["pgd"].robust_accuracy and m["conc_adv"] == 0.8
+
+
+def test_register_loads_and_matches_the_claims_built():
+    from ntknb.claims import Claim
+
+    specs = ch.claim_specs()
     cs = _claims()
-    p = params()
-    assert all(f"after {p.pgd_warm_start} clean warm-start epoch(s)" in c.scale for c in cs.values())
+    assert list(cs) == list(specs) and len(specs) == 14
+    for cid, c in cs.items():
+        s = specs[cid]
+        assert (c.source, c.where, c.claim, c.paper, c.direction, c.threshold) == (
+            s.source, s.where, s.claim, s.paper, s.direction, s.threshold)
+        assert [pre.name for pre in c.preconditions] == [q["name"] for q in s.preconditions]
+        assert Claim.from_json(c.to_json()) == c and c.n_seeds == 5
+    assert cs["ch04.kernel_growth"].threshold == 10.0 and cs["ch04.decay_second_phase"].threshold == 2.0
+    assert cs["ch04.pgd_at_more_robust"].n_test == 5 * 500 and cs["ch04.kernel_growth"].n_test is None
+    assert not hasattr(ch, "CLAIM_THRESHOLDS") and not hasattr(ch, "claim_verdicts")
+
+
+def test_verdicts_follow_the_data_in_the_registered_regime():
+    cs = _claims()
+    assert all(not c.failed_preconditions for c in cs.values()), [c.id for c in cs.values() if c.failed_preconditions]
+    for cid in ("kernel_growth", "top_concentration", "rotation_distance", "lazy_earlier", "decay_second_phase",
+                "pgd_at_more_robust", "at_costs_clean_accuracy", "tradeoff_standard_training", "cheap_at_keeps_robustness",
+                "kd_tracks_robustness", "loo_robust_kernel", "linearised_matches_robust", "linearised_matches_clean"):
+        assert cs[f"ch04.{cid}"].verdict == "reproduced", cid
+    assert cs["ch04.kernel_growth"].measured == pytest.approx(30 * np.linalg.norm(_kernels([0.3])[-1])
+                                                               / np.linalg.norm(_kernels([0.6])[-1]), rel=0.1)
+    assert cs["ch04.lazy_earlier"].measured == pytest.approx(8.0)  # standard lazy at 10, PGD-AT at 2
+    cs = _claims(growth=1.5, acc=dict(pgd=(0.95, 0.2), linearised=(0.80, 0.10)), conc=(0.8, 0.6))
+    assert cs["ch04.kernel_growth"].verdict == "contradicted" and cs["ch04.kernel_growth"].high < 10
+    assert cs["ch04.top_concentration"].verdict == "contradicted"
+    assert cs["ch04.pgd_at_more_robust"].verdict == "contradicted"
+    assert cs["ch04.linearised_matches_robust"].verdict == "contradicted"
+    c = cs["ch04.at_costs_clean_accuracy"]  # PGD-AT buys no robustness here: the trade-off is not testable
+    assert c.verdict == "not_testable" and [q.name for q in c.failed_preconditions] == ["at_gains_robustness"]
+
+
+def test_preconditions_turn_verdicts_into_not_testable():
+    cs = _claims(acc=dict(pgd=(0.12, 0.05)))  # PGD-AT stuck near chance
+    for cid in ("kernel_growth", "rotation_distance", "pgd_at_more_robust", "cheap_at_keeps_robustness",
+                "loo_robust_kernel", "linearised_matches_robust"):
+        c = cs[f"ch04.{cid}"]
+        assert c.verdict == "not_testable" and {q.name for q in c.failed_preconditions} & {"both_learn", "pgd_robust"}
+    still = dict(PHASE_KD, pgd=[0.001] * 25)  # PGD-AT's kernel never slows down: no plateau, no rotation over
+    cs = _claims(kd=still)
+    assert cs["ch04.decay_second_phase"].verdict == "not_testable"
+    assert [q.name for q in cs["ch04.decay_second_phase"].failed_preconditions] == ["pgd_plateau"]
+    assert cs["ch04.lazy_earlier"].failed_preconditions[0].measured == 5.0  # 5 runs not lazy before the decay
+    assert cs["ch04.linearised_matches_robust"].verdict == "not_testable"
+    assert cs["ch04.kernel_growth"].verdict == "reproduced"  # standard plateau reached, PGD-AT's does not matter
+    cs = _claims(conc=(0.995, 0.999))
+    assert [q.name for q in cs["ch04.top_concentration"].failed_preconditions] == ["not_saturated"]
+    cs = _claims(acc=dict(early=(0.5, 0.05)))  # nothing to trade after epoch 1
+    assert [q.name for q in cs["ch04.tradeoff_standard_training"].failed_preconditions] == ["early_robust"]
+    cs = _claims(acc=dict(loo_clean_on_adv=(0.12, 0.1)))
+    assert [q.name for q in cs["ch04.loo_robust_kernel"].failed_preconditions] == ["linearised_learn"]
+
+
+RANGES = {"kernel_growth": (0, np.inf), "decay_second_phase": (0, np.inf), "lazy_earlier": (-20, 20),
+          "ker_robust_higher": (-9, 9)}  # KER lies in [1, n], n = 10 probe images: differences in [-(n-1), n-1]
+
+
+@pytest.mark.parametrize("acc", [None, dict(standard=(1.0, 0.0), early=(0.999, 0.001), pgd=(0.999, 0.998),
+                                            linearised=(0.999, 0.998))])
+def test_intervals_stay_in_their_ranges(acc):
+    p, runs = _runs(acc=acc)
+    for c in ch.claims(p, runs):
+        lo, hi = RANGES.get(c.id.split(".")[1], (-1, 1))
+        assert lo <= c.low <= c.measured <= c.high <= hi, (c.id, c.low, c.high)
+    for row in ch.accuracy_rows(p, runs):
+        for text in row[1:]:
+            est, low, high = (float(x) for x in text.replace("[", "").replace("]", "").replace(",", "").split())
+            assert 0 <= low <= est <= high <= 1, row
+    m = ch.measurements(p, runs)
+    assert len(ch.measurement_table(p, m)) == 11
+    with pytest.raises(ValueError, match="positive"):
+        ch._geometric_interval([1.0, 0.0])
+
+
+def test_undecided_rows_say_what_decided():
+    p, runs = _runs(n=2, acc=dict(pgd=(0.12, 0.05)))
+    cs = ch.claims(p, runs)
+    rows = {r[0]: r for r in ch.undecided_rows(cs)}
+    assert set(rows) == {c.id for c in cs if c.verdict in ("inconclusive", "not_testable")}
+    assert "both_learn measured" in rows["ch04.rotation_distance"][2] and "needs > 0.55" in rows["ch04.rotation_distance"][2]
+    p, runs = _runs(n=2)  # the regime reached, two seeds: wide intervals
+    incon = [r for r in ch.undecided_rows(ch.claims(p, runs)) if r[1] == "inconclusive"]
+    assert incon and all("2 seeds" in r[2] and "contains the threshold" in r[2] for r in incon)
+
+
+def test_page_values_loo_anchor_and_budget(tmp_path):
+    p, runs = _runs()
+    v = ch.page_values(p, runs, ch.measurements(p, runs))
+    assert v["cheap_time_frac"] == 0.5 and v["not_lazy_runs"] == 0.0
+    assert v["rob_pgd"] == ch.pooled(runs, "pgd").estimate
+    rows = ch.loo_anchor_rows(p, runs)
+    assert rows[0][2] == "0.761" and "4/255" in rows[0][1] and rows[1][2] == ch.pooled(runs, "loo_at_on_std").text()
+    assert ch.budget_rows(tmp_path / "none.json") == []
+    (tmp_path / "b.json").write_text('{"measurements": [{"what": "x", "load": 1.5, "wall_s": 2.0}], '
+                                     '"prediction": {"defaults": "d", "total_wall_s": 9, "method": "m"}}')
+    assert ch.budget_rows(tmp_path / "b.json") == [["x", 1.5, 2.0, "–", ""], ["predicted, the defaults on an idle "
+                                                                              "machine (d)", "–", 9, "–", "m"]]
+    assert len(ch.budget_rows()) >= 10  # the chapter's own measurements
+    assert [r[0] for r in ch.phase_rows(runs)] == ["standard"] and ch.phase_rows(runs)[0][3] == 5.0
+
+
+def test_pooled_accuracies_use_every_point():
+    p, runs = _runs(n=3)
+    c = ch.correct(runs, "pgd", "clean")
+    assert len(c) == 3 and all(len(x) == p.n_test for x in c)
+    assert ch.pooled(runs, "pgd", "clean").estimate == pytest.approx(np.mean(np.concatenate(c)))
+    assert ch.pooled(runs, "pgd").estimate == pytest.approx(np.mean([sr.robust["pgd"].robust for sr in runs]))
+    with pytest.raises(ValueError, match="'kind'"):
+        ch.correct(runs, "pgd", "adv")
+
+
+# ------------------------------------------------------------------ the linearisation, on a tiny network
+
+
+def test_linearised_continuation_starts_at_the_network():
+    """After k epochs the linearisation at θ_k is the network at θ_k (outputs equal at the frozen weights), and
+    continuing on it trains the remaining epochs of the schedule; at epoch 0 (θ_k = θ_0) likewise."""
+    import jax
+
+    from ntknb import models, training
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 8, 8, 1)).astype(np.float32), rng.integers(0, 10, 20)
+    model = models.CNN(num_classes=10, width=2, hidden=4)
+    apply_fn = training.flax_apply_fn(model)
+    params0, state0 = models.init_model(model, (8, 8, 1), seed=0)
+    cfg = training.TrainConfig(mode="pgd", epochs=3, batch_size=10, learning_rate=0.05, lr_decay_epochs=(2,),
+                               eps=0.1, attack_steps=1, eval_attack_steps=1, eval_batch_size=10, seed=0)
+    lin0 = training.linearized_apply_fn(apply_fn, params0, state0)
+    np.testing.assert_allclose(lin0(params0, state0, x, False)[0], apply_fn(params0, state0, x, False)[0], rtol=1e-5,
+                               atol=1e-6)
+    from ntknb import ntk_dynamics as nd
+
+    snaps = nd.ParamsSnapshots([1])
+    res = training.fit(apply_fn, params0, state0, x, y, x[:10], y[:10], cfg, callbacks=[snaps], progress=False)
+    pk, sk = snaps.snapshots[1]
+    out = ch.linearised_continuation(apply_fn, (pk, sk), res.config, 1, x, y, x[:10], y[:10])
+    assert [r.epoch for r in out.history] == [1, 2] and out.config.lr_decay_epochs == (1,)
+    assert out.config.learning_rate == cfg.learning_rate  # the decay after epoch 2 of 3 is still ahead
+    # the model the continuation trained: at the frozen weights θ_k it is the network (not centred: not 0)
+    np.testing.assert_allclose(out.apply_fn(pk, sk, x, False)[0], apply_fn(pk, sk, x, False)[0], rtol=1e-5, atol=1e-6)
+    moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: float(np.abs(a - b).max()), out.params, pk))
+    assert max(moved) > 0  # it trained
+    rep = ch._evaluate(SimpleNamespace(eps=0.1, eval_iter=2, n_test=10), apply_fn, (pk, sk),
+                       SimpleNamespace(x_test=x[:10], labels_test=y[:10]), 0, linearised_at=(pk, sk), centered=False)
+    net = ch._evaluate(SimpleNamespace(eps=0.1, eval_iter=2, n_test=10), apply_fn, (pk, sk),
+                       SimpleNamespace(x_test=x[:10], labels_test=y[:10]), 0)
+    assert rep.clean_accuracy == net.clean_accuracy  # at θ_k the linearised model predicts as the network
+
+
+# ------------------------------------------------------------------ records
 
 
 def _gpu_record(mode, seed, clean_last, suite=0.3):
@@ -237,8 +379,15 @@ def test_seed_checks_of_the_repository_compare_with_the_claims():
     from ntknb.claims import seed_check_summary
 
     assert ch.load_seed_checks("/nonexistent/x.jsonl") == []
-    recorded = ch.load_seed_checks()  # the repository's records (seeds 4000-4002), if any
+    recorded = ch.load_seed_checks()  # the repository's records, if any
     cs = list(_claims().values())
     rows, s = seed_check_summary(cs, recorded)
     assert s["runs"] == len(recorded) and all(len(r) == 4 for r in rows)
     assert all(set(c) >= {"id", "verdict", "measured", "low", "high", "n_seeds"} for r in recorded for c in r["claims"])
+
+
+def test_stats_interval_text_is_the_one_format():
+    assert not hasattr(ch, "_fmt_iv") and not hasattr(ch, "interval")
+    iv = ch._geometric_interval([10.0, 100.0, 1000.0])
+    assert iv.estimate == pytest.approx(100.0) and iv.low > 0 and iv.method == "log-t"
+    assert iv.text(".3g") == stats.Interval(iv.estimate, iv.low, iv.high, 3, 0.95, "log-t").text(".3g")
