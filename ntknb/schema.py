@@ -15,6 +15,19 @@ deriving from :class:`Params` whose fields carry a rule each::
         def check(self):  # optional cross-parameter rules
             ...
 
+A chapter run over replicas derives from :class:`SeededParams` instead: its ``seed`` and
+``n_seeds`` fields take :func:`seed_param` and :func:`seed_count_param` (the count's upper bound
+is the chapter's), it gets the replica seeds :attr:`SeededParams.seeds`, and every other seed it
+draws is named by a purpose, ``p.seed_for("probe")`` (:data:`SeededParams.SEED_PURPOSES`), so
+the seed rule also bounds it::
+
+    @dataclasses.dataclass(frozen=True)
+    class Params(schema.SeededParams):
+        SEED_PURPOSES = {"probe": schema.DerivedSeed(1000)}  # the probe set: seed + 1000
+        seed: int = schema.seed_param()
+        n_seeds: int = schema.seed_count_param(max=20)
+        ...
+
 Building the object checks every field in declaration order (a :class:`Ref` bound names
 an *earlier* field), normalises it (``4.0`` -> ``4`` for an integer, tuples -> lists),
 then runs :meth:`Params.check`. Every failure is a :class:`ValueError` naming the
@@ -30,14 +43,15 @@ The same object serves both ends:
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ntknb.validation import SEED_LIMIT, check_bool, check_choice, check_float, check_int, check_sequence
 
-__all__ = ["Ref", "Rule", "Int", "Float", "Choice", "Bool", "List", "param", "Params",
-           "MAX_WIDTH", "MAX_EPOCHS", "MAX_STEPS", "MAX_ATTACK_STEPS"]
+__all__ = ["Ref", "Rule", "Int", "Float", "Choice", "Bool", "List", "param", "Params", "seed_param",
+           "seed_count_param", "DerivedSeed", "SeededParams", "MAX_WIDTH", "MAX_EPOCHS", "MAX_STEPS", "MAX_ATTACK_STEPS"]
 
 #: Generous but finite upper bounds of the chapters' sizes (``schema.Int(max=...)``): far above
 #: every default and preset, low enough that a slip (a few extra zeros) is refused by
@@ -279,3 +293,81 @@ class Params:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+
+
+def seed_param(help: str = "") -> Any:
+    """The ``seed`` field: an integer in ``[0, 2**32 - 1]`` (NumPy and JAX seeds are 32-bit). With a
+    count of seeds and the derived seeds it is also bounded by :meth:`Params._check_seeds`."""
+    return param(Int(min=0, max=SEED_LIMIT - 1), help)
+
+
+def seed_count_param(max: int, help: str = "") -> Any:
+    """The ``n_seeds`` field: an integer in ``[1, max]``, ``max`` the chapter's (what its runs afford)."""
+    return param(Int(min=1, max=max), help)
+
+
+@dataclasses.dataclass(frozen=True)
+class DerivedSeed:
+    """A seed drawn for one purpose, apart from the replica seeds: ``seed + offset``, or with
+    ``per_replica`` one per replica, ``s + offset`` for each replica seed ``s`` (the largest then is
+    ``seed + n_seeds - 1 + offset``). ``offset`` >= 1 keeps it off the replica seed it is derived from."""
+
+    offset: int
+    per_replica: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("offset", self.offset, min=1)
+
+    def formula(self) -> str:
+        """``"seed + 1000"`` or ``"seed + n_seeds - 1 + 10**6"`` (powers of ten from 10**4 on written as such)."""
+        exponent = round(math.log10(self.offset))
+        offset = f"10**{exponent}" if exponent >= 4 and 10**exponent == self.offset else str(self.offset)
+        return f"seed + n_seeds - 1 + {offset}" if self.per_replica else f"seed + {offset}"
+
+
+class SeededParams(Params):
+    """Base of the schemas of chapters run over replicas: the fields ``seed`` (:func:`seed_param`) and
+    ``n_seeds`` (:func:`seed_count_param`), the replica seeds ``seed, ..., seed + n_seeds - 1``
+    (:attr:`seeds`) and the seeds derived for named purposes (:meth:`seed_for`), each checked by the
+    seed rule (:meth:`derived_seeds`)."""
+
+    #: ``{purpose: DerivedSeed}``: the seeds a chapter draws beyond the replica seeds (override; a
+    #: plain class attribute, not a field). Each chapter keeps its offsets: a changed offset moves
+    #: every number drawn from that seed.
+    SEED_PURPOSES: Mapping[str, DerivedSeed] = {}
+
+    def __post_init__(self) -> None:
+        names = self.names()
+        if "seed" not in names or "n_seeds" not in names:
+            raise RuntimeError(f"{type(self).__name__} needs the fields 'seed' and 'n_seeds'")  # schema bug
+        super().__post_init__()
+
+    @property
+    def seeds(self) -> list[int]:
+        """The replica seeds: ``seed, seed + 1, ..., seed + n_seeds - 1``."""
+        return list(range(self.seed, self.seed + self.n_seeds))
+
+    def seed_for(self, purpose: str, replica: int | None = None) -> int:
+        """The seed drawn for ``purpose`` (a key of :data:`SEED_PURPOSES`): ``seed + offset``, or for
+        a per-replica purpose ``replica + offset`` (``replica``: one of :attr:`seeds`, required there
+        and refused otherwise)."""
+        if purpose not in self.SEED_PURPOSES:
+            raise ValueError(f"seed purpose {purpose!r} unknown: {type(self).__name__} derives seeds for "
+                             f"{sorted(self.SEED_PURPOSES) or 'no purpose'}")
+        derived = self.SEED_PURPOSES[purpose]
+        if not derived.per_replica:
+            if replica is not None:
+                raise ValueError(f"seed purpose {purpose!r} has one seed (seed + {derived.offset}), not one per "
+                                 f"replica: pass no replica, got replica = {replica!r}")
+            return self.seed + derived.offset
+        if replica not in self.seeds:
+            raise ValueError(f"seed purpose {purpose!r} has one seed per replica: replica must be one of the "
+                             f"seeds {self.seeds}, got {replica!r}")
+        return replica + derived.offset
+
+    def derived_seeds(self) -> dict[str, int]:
+        """The largest seed of each purpose, ``{"the probe seed (seed + 1000)": seed + 1000}`` (see
+        :meth:`Params.derived_seeds`); a chapter deriving a seed some other way adds its own."""
+        return {f"the {purpose} seed{'s' if d.per_replica else ''} ({d.formula()})":
+                self.seed + (self.n_seeds - 1 if d.per_replica else 0) + d.offset
+                for purpose, d in self.SEED_PURPOSES.items()}

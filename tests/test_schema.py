@@ -77,3 +77,54 @@ def test_every_chapter_schema_bounds_its_seed_below_2_to_the_32(notebook):
     check_parameters(notebook, values)  # the defaults pass
     with pytest.raises(ValueError, match="seed"):
         check_parameters(notebook, dict(values, seed=2**32))
+
+
+@dataclasses.dataclass(frozen=True)
+class Seeded(schema.SeededParams):
+    SEED_PURPOSES = {"probe": schema.DerivedSeed(1000), "subsample": schema.DerivedSeed(10**6, per_replica=True)}
+    seed: int = schema.seed_param()
+    n_seeds: int = schema.seed_count_param(max=5)
+    n: int = schema.param(schema.Int(min=1))
+
+
+def test_seeded_params_give_the_replica_seeds_and_the_named_derived_seeds():
+    p = Seeded(seed=7, n_seeds=3, n=1)
+    assert p.seeds == [7, 8, 9] and Seeded.names() == ["seed", "n_seeds", "n"]
+    assert p.seed_for("probe") == 1007 and [p.seed_for("subsample", s) for s in p.seeds] == [10**6 + 7, 10**6 + 8,
+                                                                                              10**6 + 9]
+    assert Seeded.rules()["seed"] == "integer in [0, 4294967295]" and Seeded.rules()["n_seeds"] == "integer in [1, 5]"
+    assert p.derived_seeds() == {"the probe seed (seed + 1000)": 1007,
+                                 "the subsample seeds (seed + n_seeds - 1 + 10**6)": 10**6 + 9}
+
+
+@pytest.mark.parametrize("purpose, replica, message", [
+    ("probes", None, r"seed purpose 'probes' unknown: .* \['probe', 'subsample'\]"),
+    ("probe", 8, r"'probe' has one seed .* got replica = 8"),
+    ("subsample", None, r"'subsample' has one seed per replica: .* \[7, 8, 9\], got None"),
+    ("subsample", 10, r"one of the seeds \[7, 8, 9\], got 10"),
+])
+def test_seed_for_refuses_an_unknown_purpose_or_a_wrong_replica(purpose, replica, message):
+    with pytest.raises(ValueError, match=message):
+        Seeded(seed=7, n_seeds=3, n=1).seed_for(purpose, replica)
+
+
+def test_seeded_params_bound_the_seed_by_every_derived_seed_and_the_count():
+    Seeded(seed=2**32 - 1 - 10**6 - 2, n_seeds=3, n=1)
+    with pytest.raises(ValueError, match=r"'seed' must be an integer in \[0, 4293967293\] here: the subsample seeds"):
+        Seeded(seed=2**32 - 10**6 - 2, n_seeds=3, n=1)
+    with pytest.raises(ValueError, match=r"'n_seeds' must be an integer in \[1, 5\], got 6"):
+        Seeded(seed=0, n_seeds=6, n=1)
+    with pytest.raises(ValueError, match=r"'seed' must be an integer in \[0, 4294967295\]"):
+        Seeded(seed=-1, n_seeds=1, n=1)
+
+
+def test_seeded_params_need_seed_and_n_seeds_and_a_positive_offset():
+    @dataclasses.dataclass(frozen=True)
+    class NoCount(schema.SeededParams):
+        seed: int = schema.seed_param()
+
+    with pytest.raises(RuntimeError, match="needs the fields 'seed' and 'n_seeds'"):
+        NoCount(seed=0)
+    with pytest.raises(ValueError, match="'offset'"):
+        schema.DerivedSeed(0)
+    assert schema.DerivedSeed(500000, per_replica=True).formula() == "seed + n_seeds - 1 + 500000"
