@@ -9,6 +9,9 @@ into plain Python numbers and lists. Otherwise the stored ``text/plain`` repr is
 ``np.float64(0.5)`` (numpy 2) or ``Array(0.5, dtype=float32)`` (JAX), which neither the
 ``{glue:text}`` format spec nor ``metrics.json`` can read as a number.
 
+Many values at once: :func:`glue_values` glues a chapter function's ``{name: value}`` dict,
+:func:`glue_params` the parameters the text quotes (``glue_params(P, ["n_seeds", "n_test"])``).
+
 Figures: :func:`glue` makes a glued matplotlib figure readable in the book
 (:func:`ntknb.plotting.make_readable`: no text below 8 pt) and closes it, so the book shows
 it once, where the text pastes it with ``{glue:figure}`` (the inline backend would otherwise
@@ -32,7 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["glue", "glue_md", "glue_table", "glued_values", "load_records", "append_records", "markdown_table", "to_python",
+__all__ = ["glue", "glue_values", "glue_params", "glue_md", "glue_table", "glued_values", "load_records", "append_records", "markdown_table", "to_python",
            "NAME_PATTERN"]
 
 #: Allowed glue names: identifier-like, plus ``.`` and ``-`` after the first character
@@ -113,6 +116,42 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
         plt.close(plain)
         return None  # nor as a cell's last expression
     return plain
+
+
+def glue_values(values: Mapping[str, Any]) -> None:
+    """:func:`glue` every ``name: value`` of ``values``, in order (a chapter's ``{name: value}``
+    of numbers to quote). Returns ``None``: a cell ending with it shows nothing."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"glue_values: values must be a mapping {{name: value}}, got {type(values).__name__}")
+    for name, value in values.items():
+        glue(name, value)
+
+
+def glue_params(params: Any, names: Sequence[str] | Mapping[str, str], suffix: str = "") -> None:
+    """Glue parameters the text quotes: each field ``name`` of ``params`` (a chapter's ``Params``)
+    under ``name + suffix``; or, with ``names`` a mapping ``{glue name: field name}``, under the
+    glue name given. Returns ``None``.
+
+    Raises:
+        ValueError: a name that is no field of ``params`` (naming it and the fields), or a
+            mapping together with a ``suffix``.
+    """
+    fields = list(params.names())
+    if isinstance(names, str) or not isinstance(names, (Sequence, Mapping)):
+        raise ValueError(f"glue_params: names must be a list of parameter names or a mapping {{glue name: "
+                         f"parameter name}}, got {names!r}")
+    if isinstance(names, Mapping):
+        if suffix:
+            raise ValueError(f"glue_params: a suffix ({suffix!r}) goes with a list of names, not with a mapping")
+        pairs = list(names.items())
+    else:
+        pairs = [(name + suffix, name) for name in names]
+    unknown = [field for _, field in pairs if field not in fields]
+    if unknown:
+        raise ValueError(f"glue_params: {unknown} are no parameters of {type(params).__name__}; the parameters are "
+                         f"{fields}")
+    for glue_name, field in pairs:
+        glue(glue_name, getattr(params, field))
 
 
 def _is_figure(value: Any) -> bool:

@@ -80,6 +80,52 @@ def test_glue_accepts_good_names(monkeypatch, name):
     assert calls[0][1]["scrapbook"]["name"] == name
 
 
+def test_glue_values_glues_each_pair_in_order_and_returns_none(monkeypatch):
+    calls = _captured_glue(monkeypatch)
+    assert report.glue_values({"b": np.float64(0.5), "a": 3}) is None
+    assert [(m["scrapbook"]["name"], ast.literal_eval(d["application/papermill.record/text/plain"]))
+            for d, m in calls] == [("b", 0.5), ("a", 3)]
+    with pytest.raises(ValueError, match="values must be a mapping"):
+        report.glue_values([("a", 1)])
+
+
+def _toy_params():
+    import dataclasses
+
+    from ntknb import schema
+
+    @dataclasses.dataclass(frozen=True)
+    class Toy(schema.Params):
+        n_seeds: int = schema.param(schema.Int(min=1))
+        eps: float = schema.param(schema.Float(min=0.0))
+
+    return Toy(n_seeds=3, eps=0.25)
+
+
+def test_glue_params_glues_fields_under_their_names_a_suffix_or_a_mapping(monkeypatch):
+    calls = _captured_glue(monkeypatch)
+    p = _toy_params()
+    report.glue_params(p, ["n_seeds", "eps"])
+    report.glue_params(p, ["eps"], suffix="_g")
+    report.glue_params(p, {"radius": "eps"})
+    names = [m["scrapbook"]["name"] for _, m in calls]
+    values = [ast.literal_eval(d["application/papermill.record/text/plain"]) for d, _ in calls]
+    assert list(zip(names, values)) == [("n_seeds", 3), ("eps", 0.25), ("eps_g", 0.25), ("radius", 0.25)]
+
+
+@pytest.mark.parametrize("names, suffix, message", [
+    (["n_seed"], "", r"\['n_seed'\] are no parameters of Toy; the parameters are \['n_seeds', 'eps'\]"),
+    ({"r": "radius"}, "", r"\['radius'\] are no parameters"),
+    ({"r": "eps"}, "_g", "a suffix"),
+    ("eps", "", "names must be a list"),
+])
+def test_glue_params_refuses_unknown_names(monkeypatch, names, suffix, message):
+    calls = _captured_glue(monkeypatch)
+    with pytest.raises(ValueError, match=message):
+        report.glue_params(_toy_params(), names, suffix=suffix)
+    assert calls == []  # nothing glued before the check
+
+
 def test_markdown_table():
     text = report.markdown_table([["mnist", np.float64(0.91234), 3], ["cifar|10", 0.5, 4]], ["data", "acc", "n"])
     lines = text.splitlines()
