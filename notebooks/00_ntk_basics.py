@@ -79,7 +79,7 @@ import time
 from ntknb import data, plotting
 from ntknb.chapters import ch00_ntk_basics as ch
 from ntknb.claims import glue_claims, glue_summary
-from ntknb.report import glue
+from ntknb.report import glue, glue_values
 
 t_start = time.perf_counter()
 
@@ -128,8 +128,7 @@ fig = ch.plot_ntk_errors(P, errors, slope, intercept)
 # %% mystnb={"figure": {"caption": "Relative distance, on the test images, between the change of each trained network's output $f_\\theta - f_{\\theta_0}$ and the analytic-NTK kernel predictor $f_t$, against training time $t$ = steps × learning rate (both axes logarithmic); one line per width, one marker per checkpoint.", "name": "fig-ch00-lazy-gap"}} tags=["hide-input"]
 LAZY = ch.lazy_study(P, task)  # the kernel predictor and the trained networks, same checkpoints
 values = ch.lazy_values(P, LAZY, task)
-for name, value in values.items():
-    glue(name, value)
+glue_values(values)
 fig = ch.plot_lazy_gaps(P, LAZY)
 
 # %% [markdown]
@@ -155,8 +154,7 @@ fig = ch.plot_lazy_gaps(P, LAZY)
 
 # %% mystnb={"figure": {"caption": "Left: the widest network's training residual $R_t$ along eigenvectors $v_i$ of the NTK on the training set, relative to the labels' component $\\|v_i^\\top Y\\|$, against training time $t$ (logarithmic), one colour per mode $i$. Dots: measured; solid lines: discrete gradient descent on the linearised model; dotted: gradient flow. Right: the eigenvalues $\\lambda_i$ of $\\Theta(X, X)$ in decreasing order against their index $i$ (both axes logarithmic).", "name": "fig-ch00-spectral"}} tags=["hide-input"]
 SPECTRAL = ch.spectral_study(P, LAZY, task)
-for name, value in ch.spectral_values(P, SPECTRAL).items():
-    glue(name, value)
+glue_values(ch.spectral_values(P, SPECTRAL))
 fig = ch.plot_spectral(LAZY, SPECTRAL)
 
 # %% [markdown]

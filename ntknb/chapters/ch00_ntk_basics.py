@@ -20,14 +20,12 @@ import functools
 
 import numpy as np
 
-from ntknb import architectures, kernel_machines, lazy, schema
+from ntknb import architectures, data, kernel_machines, lazy, plotting, schema, stats
 from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.training import log_spaced_steps
-from ntknb.validation import SEED_LIMIT
 
-__all__ = ["Params", "make_net", "ntk_error_study", "plot_ntk_errors", "lazy_study", "lazy_values",
-           "plot_lazy_gaps", "spectral_study", "spectral_values", "plot_spectral", "summary_text",
-           "REGISTER", "claim_specs", "ntk_slope_interval", "lazy_gap_interval", "lazy_gap_slope_interval", "claims"]
+__all__ = ["Params", "ntk_error_study", "plot_ntk_errors", "lazy_study", "lazy_values", "plot_lazy_gaps",
+           "spectral_study", "spectral_values", "plot_spectral", "summary_text", "claims"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +33,7 @@ class Params(schema.Params):
     """The rules for the parameters of ``notebooks/00_ntk_basics.py`` (the defaults live in its
     ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
+    seed: int = schema.seed_param()
     dataset: str = schema.param(schema.Choice(["mnist", "cifar10"]))
     n_train: int = schema.param(schema.Int(min=10))
     n_test: int = schema.param(schema.Int(min=10))
@@ -51,8 +49,6 @@ class Params(schema.Params):
     progress: bool = schema.param(schema.Bool())
 
     def check(self) -> None:
-        from ntknb import data
-
         data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
         if list(self.train_widths) != sorted(set(self.train_widths)):
             raise ValueError(f"parameter 'train_widths' must be strictly increasing (the width trend of the lazy "
@@ -77,8 +73,6 @@ def ntk_error_study(p: Params, task):
 
 def plot_ntk_errors(p: Params, errors, slope: float, intercept: float):
     """Error vs width, log-log, with the fit and the slope −1/2 of the theory."""
-    from ntknb import plotting
-
     fig, ax = plotting.new_figure(width=5.0)
     ax.loglog(np.repeat(p.ntk_widths, p.ntk_seeds), errors.ravel(), "o", alpha=0.5, label="one initialisation")
     ax.loglog(p.ntk_widths, errors.mean(axis=1), "-", lw=2, label="mean")
@@ -144,8 +138,6 @@ def lazy_values(p: Params, s: LazyStudy, task) -> dict:
 
 def plot_lazy_gaps(p: Params, s: LazyStudy):
     """Relative gap between each network and the kernel predictor along training."""
-    from ntknb import plotting
-
     fig, ax = plotting.new_figure(width=5.0)
     for width in p.train_widths:
         ax.loglog(s.steps[1:] * s.lr, s.gaps[width][1:], "o-", label=f"width {width}")
@@ -195,8 +187,6 @@ def spectral_values(p: Params, sp: SpectralStudy) -> dict:
 
 def plot_spectral(s: LazyStudy, sp: SpectralStudy):
     """Residual along each eigenvector shown (dots measured, lines GD, dotted flow) and the spectrum."""
-    from ntknb import plotting
-
     fig, axes = plotting.new_figure(ncols=2, width=4.4)
     t_axis = s.steps * s.lr
     idx, lam = sp.idx, sp.eigenvalues
@@ -242,8 +232,6 @@ def claim_specs() -> dict:
 def ntk_slope_interval(p: Params, errors):
     """t interval over initialisations of the log-log slope of NTK error vs width (``errors``:
     ``(widths, ntk_seeds)``); with one initialisation it is unbounded."""
-    from ntknb import stats
-
     errors = np.asarray(errors, float)
     slopes = [lazy.loglog_slope(p.ntk_widths, errors[:, j])[0] for j in range(errors.shape[1])]
     return stats.mean_interval(slopes)
@@ -252,8 +240,6 @@ def ntk_slope_interval(p: Params, errors):
 def lazy_gap_interval(f_net, f_kernel, seed: int = 0):
     """Relative distance ||f_net - f_kernel||_F / ||f_kernel||_F on the test points (arrays
     ``(n_test, k)``) with a percentile bootstrap interval over the test points."""
-    from ntknb import stats
-
     d = np.sum((np.asarray(f_net, float) - np.asarray(f_kernel, float)) ** 2, axis=1)
     f = np.sum(np.asarray(f_kernel, float) ** 2, axis=1)
 
@@ -270,8 +256,6 @@ def lazy_gap_slope_interval(widths, f_nets, f_kernel, seed: int = 0):
     (``f_nets``: one ``(n_test, k)`` array per width, ``f_kernel``: ``(n_test, k)``), with a
     percentile bootstrap interval over the test points (the same resampled points for every width;
     one network per width, so the interval reflects only the choice of test points)."""
-    from ntknb import stats
-
     f_kernel = np.asarray(f_kernel, float)
     if len(widths) < 2 or len(f_nets) != len(widths):
         raise ValueError(f"parameter 'widths' must name at least two widths, one per network output; got {widths!r} "
@@ -296,8 +280,6 @@ def claims(p: Params, errors, s: LazyStudy, task) -> list:
     error slope (t interval over initialisations), the width trend of the trained networks' output
     gap to the kernel predictor (slope of log gap vs log width, bootstrap over test points) and the
     widest network's class agreement with the kernel predictor (Wilson interval)."""
-    from ntknb import stats
-
     specs = claim_specs()
     nets = [s.nets[w] for w in p.train_widths]
     g_all = [np.asarray(net.outputs(net.run.params[-1], task.x_test)) for net in nets]
