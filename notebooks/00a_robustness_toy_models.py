@@ -72,7 +72,7 @@ from IPython.display import display
 
 from ntknb import claims, data, plotting
 from ntknb.chapters import ch00a_robustness_toy_models as ch
-from ntknb.report import glue
+from ntknb.report import glue, glue_params, glue_values
 
 P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
@@ -99,10 +99,8 @@ SYN = ch.synthetic_linear_study(P)
 ds = data.load_dataset("mnist")
 MN = ch.mnist_linear_study(P, ds)
 LIN = ch.linear_values(P, SYN, MN)
-for name, value in LIN.items():
-    glue(name, value)
-glue("n_seeds", P.n_seeds)
-glue("n_test", P.n_test)
+glue_values(LIN)
+glue_params(P, ["n_seeds", "n_test"])
 fig = ch.plot_linear(P, SYN, MN)
 
 # %% [markdown]
@@ -158,8 +156,7 @@ ch.mnist_table(P, MN)
 # %% mystnb={"figure": {"caption": "Left: exact error of the classifier $w_n$ on the Gaussian model (parameters in the title) against the number of training samples $n$, one seed; standard error blue, robust error red, at the smallest (dotted) and the largest (solid) dimension $d$; the grey horizontal line is the error level that defines $n^*$. Right: $n^*$, the samples needed to bring each error below that level, against $d$ (both axes logarithmic); faint dots: one seed each; solid lines: geometric mean over seeds; red dotted: the typical-value prediction for the robust error; dashed black: a line of slope 1/2 through the robust mean at the largest $d$.", "name": "fig-ch00a-schmidt"}} tags=["hide-input"]
 SC = ch.schmidt_study(P)
 SCV, SC_IV = ch.schmidt_values(P, SC)
-for name, value in SCV.items():
-    glue(name, value)
+glue_values(SCV)
 fig = ch.plot_schmidt(P, SC)
 
 # %% [markdown]
@@ -203,8 +200,7 @@ fig = ch.plot_schmidt(P, SC)
 # %% mystnb={"figure": {"caption": "Accuracy on the data model of Tsipras et al. ($d$ and $p$ in the title) against the attack radius relative to the shift of the weak features, $\\epsilon/\\eta$. Lines: exact accuracy of $\\mathrm{sign}(x_0)$ (blue) and of the sign of the mean of $x_1, \\dots, x_d$ (red); dots with bars: their simulated accuracy pooled over seeds, with Wilson intervals; black triangles: the NTK kernel machine, clean at $\\epsilon = 0$ and under the APGD/PGD suite at the other radii.", "name": "fig-ch00a-tsipras"}} tags=["hide-input"]
 TC = ch.tsipras_curves(P)
 NTK = ch.tsipras_ntk_study(P)
-for name, value in ch.tsipras_ntk_values(P, TC, NTK).items():
-    glue(name, value)
+glue_values(ch.tsipras_ntk_values(P, TC, NTK))
 glue("ntk_seeds_g", P.ntk_seeds)
 glue("ntk_n_test_total", NTK["n"])
 fig = ch.plot_tsipras(P, TC, NTK)

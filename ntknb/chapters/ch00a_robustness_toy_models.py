@@ -31,22 +31,17 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax.numpy as jnp
 import numpy as np
+from IPython.display import HTML
 from scipy import stats as _st
 
-from ntknb import report, schema, stats
-from ntknb.validation import SEED_LIMIT
+from ntknb import architectures, data, evaluation, kernels, plotting, report, schema, stats
 from ntknb.claims import REGISTER_DIR, Claim, load_register
 
-__all__ = [
-    "Params", "avg_pool", "linear_worst_change", "linear_worst_change_box", "fit_ridge",
-    "synthetic_linear_study", "mnist_linear_study", "linear_values", "plot_linear",
-    "gaussian_errors", "gaussian_error_path", "crossing_n", "loglog_slopes", "schmidt_study",
-    "schmidt_values", "plot_schmidt", "tsipras_sample", "tsipras_exact", "tsipras_linear_margins",
-    "tsipras_curves", "plot_tsipras", "tsipras_ntk_study", "tsipras_ntk_values", "REGISTER", "claim_specs",
-    "build_claims",
-    "summary_text",
-]
+__all__ = ["Params", "synthetic_linear_study", "mnist_linear_study", "linear_values", "plot_linear", "mnist_table",
+           "schmidt_study", "schmidt_values", "plot_schmidt", "tsipras_curves", "tsipras_ntk_study",
+           "tsipras_ntk_values", "plot_tsipras", "build_claims", "summary_text"]
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 #: dimensions far beyond any simulation, for the typical-value prediction's asymptotic slope
@@ -54,12 +49,12 @@ FAR_DIMS = [4 ** 13, 4 ** 14, 4 ** 15]
 
 
 @dataclasses.dataclass(frozen=True)
-class Params(schema.Params):
+class Params(schema.SeededParams):
     """The rules for the parameters of ``notebooks/00a_robustness_toy_models.py`` (the
     defaults live in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
-    n_seeds: int = schema.param(schema.Int(min=1, max=100))
+    seed: int = schema.seed_param()
+    n_seeds: int = schema.seed_count_param(max=100)
     # (1) the linear argument
     lin_eps: float = schema.param(schema.Float(min=0.0, max=1.0, min_inclusive=False))
     lin_dims: list = schema.param(schema.List(schema.Int(min=1, max=10**6), min_length=2, increasing=True))
@@ -91,8 +86,6 @@ class Params(schema.Params):
     attack_iters: int = schema.param(schema.Int(min=1, max=schema.MAX_ATTACK_STEPS))
 
     def check(self):
-        from ntknb import data
-
         data.check_task_sizes("mnist", list(self.lin_classes), train=[("lin_n_train", self.lin_n_train)],
                               test=[("n_test", self.n_test)], classes_name="lin_classes")
         if 28 % self.lin_resolutions[-1] or any(28 % r for r in self.lin_resolutions):
@@ -100,10 +93,6 @@ class Params(schema.Params):
         if self.tsipras_eta_scale / math.sqrt(self.tsipras_d) * max(self.tsipras_eps_grid) >= 1.0:
             raise ValueError("parameter 'tsipras_eps_grid' (in units of eta = tsipras_eta_scale / sqrt(tsipras_d)) "
                              "must stay below eps = 1, where x_0 itself can be flipped")
-
-    def seeds(self) -> list[int]:
-        """The seeds of the replicas: ``seed, seed + 1, ..., seed + n_seeds - 1``."""
-        return list(range(self.seed, self.seed + self.n_seeds))
 
     @property
     def tsipras_eta(self) -> float:
@@ -171,7 +160,7 @@ def synthetic_linear_study(p: Params) -> dict:
     corner's change, and the formula ``E eps ||w||_1 = eps d sqrt(2/pi)``.
     Returns arrays ``(seeds, dims)`` and the formula ``(dims,)``."""
     worst, random, direct = (np.zeros((p.n_seeds, len(p.lin_dims))) for _ in range(3))
-    for i, s in enumerate(p.seeds()):
+    for i, s in enumerate(p.seeds):
         rng = np.random.default_rng([s, 1])
         for j, d in enumerate(p.lin_dims):
             w = rng.standard_normal(d)
@@ -192,11 +181,9 @@ def mnist_linear_study(p: Params, dataset) -> dict:
     a random corner's change; their ratio; the exact robust accuracy at ``lin_eps`` (linear
     model, box constraint: exact worst case); the median smallest flipping eps
     ``|f(x)| / ||w||_1`` (unclipped). Returns arrays ``(seeds, resolutions)``."""
-    from ntknb import data
-
     keys = ["clean_acc", "robust_acc", "worst", "worst_clipped", "random", "ratio", "eps_flip", "w_l1", "w_l2"]
     out = {k: np.zeros((p.n_seeds, len(p.lin_resolutions))) for k in keys}
-    for i, s in enumerate(p.seeds()):
+    for i, s in enumerate(p.seeds):
         task = data.make_task(dataset, classes=tuple(p.lin_classes), n_train=p.lin_n_train, n_test=p.n_test, seed=s)
         rng = np.random.default_rng([s, 2])
         ytr, yte = task.y_train[:, 0].astype(float), task.y_test[:, 0].astype(float)
@@ -255,8 +242,6 @@ def linear_values(p: Params, syn: dict, mn: dict) -> dict:
 
 def mnist_table(p: Params, mn: dict):
     """Per-resolution means over seeds, as ``IPython.display.HTML``."""
-    from IPython.display import HTML
-
     columns = ["d", "clean acc.", f"robust acc. (eps = {p.lin_eps:g})", "eps ||w||_1", "worst change in [0, 1]",
                "random corner", "worst / random", "median flipping eps"]
     keys = ["clean_acc", "robust_acc", "worst", "worst_clipped", "random", "ratio", "eps_flip"]
@@ -266,8 +251,6 @@ def mnist_table(p: Params, mn: dict):
 
 def plot_linear(p: Params, syn: dict, mn: dict):
     """Left: synthetic worst / random changes vs d with the formulas; right: MNIST."""
-    from ntknb import plotting
-
     fig, axes = plotting.new_figure(ncols=2, width=4.4)
     d = np.asarray(p.lin_dims, float)
     ax = axes[0]
@@ -391,7 +374,7 @@ def schmidt_study(p: Params) -> dict:
     ns = schmidt_grid(p)
     ns_std, ns_rob = np.zeros((p.n_seeds, len(p.schmidt_dims))), np.zeros((p.n_seeds, len(p.schmidt_dims)))
     paths = {}
-    for i, s in enumerate(p.seeds()):
+    for i, s in enumerate(p.seeds):
         for j, d in enumerate(p.schmidt_dims):
             std, rob = gaussian_error_path(d, ns, p.schmidt_c, p.schmidt_eps, np.random.default_rng([s, 3, d]))
             ns_std[i, j], ns_rob[i, j] = crossing_n(ns, std, p.schmidt_level), crossing_n(ns, rob, p.schmidt_level)
@@ -443,8 +426,6 @@ def schmidt_values(p: Params, sc: dict) -> tuple[dict, dict]:
 
 def plot_schmidt(p: Params, sc: dict):
     """Left: one seed's error paths at the smallest and largest d; right: ``n*`` vs ``d``."""
-    from ntknb import plotting
-
     fig, axes = plotting.new_figure(ncols=2, width=4.4)
     for d, ls in ((p.schmidt_dims[0], ":"), (p.schmidt_dims[-1], "-")):
         std, rob = sc["paths"][d]
@@ -509,7 +490,7 @@ def tsipras_curves(p: Params) -> dict:
     eps = np.asarray(p.tsipras_eps_grid) * eta
     exact = tsipras_exact(eps, p.tsipras_d, p.tsipras_p, eta)
     correct = {"x0": 0, "average": 0}
-    for s in p.seeds():
+    for s in p.seeds:
         x, y = tsipras_sample(p.tsipras_n_sim, p.tsipras_d, p.tsipras_p, eta, np.random.default_rng([s, 4]))
         m0, ma = tsipras_linear_margins(x.astype(float), y, eps)
         correct["x0"] = correct["x0"] + (m0 > 0).sum(1)
@@ -521,8 +502,6 @@ def tsipras_curves(p: Params) -> dict:
 
 def plot_tsipras(p: Params, tc: dict, ntk: dict | None = None):
     """Accuracy vs eps / eta: exact curves, simulated points with intervals, the NTK machine."""
-    from ntknb import plotting
-
     fig, ax = plotting.new_figure(width=5.0)
     u = np.asarray(p.tsipras_eps_grid)
     fine = np.linspace(u[0], u[-1], 200)
@@ -552,17 +531,13 @@ def tsipras_ntk_study(p: Params) -> dict:
     the share of the input gradient's l1 norm on ``x_0`` (what a first-order l-inf attack can
     exploit: ``|df/dx_0| / ||grad_x f||_1``). Pooled over seeds (Wilson intervals for the
     accuracies, t-interval over seeds for the share)."""
-    import jax.numpy as jnp
-
-    from ntknb import architectures, evaluation, kernels
-
     eta = p.tsipras_eta
     eps = p.ntk_eps * eta
     net = architectures.fully_connected(depth=1, width=1, out_dim=1)
     clean = robust = 0
     extra = {u: 0 for u in p.ntk_eps_extra}
     shares, mass0 = [], []
-    for s in p.seeds()[:p.ntk_seeds]:
+    for s in p.seeds[:p.ntk_seeds]:
         rng = np.random.default_rng([s, 5])
         x_tr, y_tr = tsipras_sample(p.ntk_n_train, p.tsipras_d, p.tsipras_p, eta, rng)
         x_te, y_te = tsipras_sample(p.ntk_n_test, p.tsipras_d, p.tsipras_p, eta, rng)
