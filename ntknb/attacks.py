@@ -58,6 +58,7 @@ __all__ = [
     "pgd",
     "pgd_step_size",
     "project_linf",
+    "check_in_clip",
     "predictor_loss",
     "kernel_fgsm",
     "kernel_pgd",
@@ -273,9 +274,11 @@ def _check_pm1(y, name: str = "y") -> None:
         raise ValueError(f"parameter {name!r}: binary labels must be -1 or +1, got values {shown}{hint}")
 
 
-def _check_in_clip(x, clip: Clip) -> None:
-    """``x`` must lie inside the ``clip`` range it is projected back onto (images in [0, 1]):
-    otherwise the projection moves every pixel far beyond ``eps``."""
+def check_in_clip(x, clip: Clip) -> None:
+    """``ValueError`` unless ``x`` (any shape) lies inside the ``clip`` range ``(low, high)`` it is projected
+    back onto (images in [0, 1]; 1e-6 of the range's width tolerated) and holds no NaN / inf: otherwise the
+    projection moves every pixel far beyond ``eps``. Nothing is checked for ``clip=None``, an empty ``x``
+    or a traced ``x`` (inside ``jax.jit``). Shared by these attacks and :mod:`ntknb.evaluation`."""
     if clip is None or not _concrete(x) or x.size == 0:
         return
     lo, hi = float(jnp.min(x)), float(jnp.max(x))
@@ -412,7 +415,7 @@ def fgsm(
     clip = check_clip("clip", clip)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     x, y = _check_xy(x, y)
-    _check_in_clip(x, clip)
+    check_in_clip(x, clip)
     _check_labels(loss_fn, y)
     eps = jnp.asarray(eps, x.dtype)
     out = [_fgsm_jit(loss_fn, x[s], y[s], eps, clip, params) for s in _chunks(x.shape[0], batch_size)]
@@ -431,6 +434,7 @@ def pgd(
     clip: Clip = (0.0, 1.0),
     batch_size: Optional[int] = None,
     params: Any = None,
+    init: Optional[jnp.ndarray] = None,
 ) -> jnp.ndarray:
     """l-infinity PGD (``madry2018towards``): ``steps`` signed-gradient ascent
     steps on the loss, each followed by projection onto ``B_inf(x, eps)`` and onto
@@ -449,6 +453,9 @@ def pgd(
       clip: ``(low, high)`` valid input range, or ``None``.
       batch_size: optional chunk size over ``n`` (same result as unchunked).
       params: as in :func:`fgsm` (``loss_fn(params, x, y)``, one compilation for many models).
+      init: the starting perturbation ``delta_0``, shape of ``x``: the ascent starts at
+        ``Proj(x + delta_0)`` (e.g. a chapter's own noise; with ``steps=1`` FGSM from there);
+        ``None``: ``0``, or the uniform draw of ``random_start`` (the two exclude each other).
 
     Returns:
       adversarial inputs, shape and dtype of ``x``.
@@ -465,14 +472,20 @@ def pgd(
             raise ValueError(f"step_size must be None (default 2.5*eps/steps) or a finite number > 0; got {step_size!r}")
     if random_start and key is None:
         raise ValueError("key must be a jax.random key when random_start=True; got None")
+    if init is not None and random_start:
+        raise ValueError("init must be None when random_start=True (the start is either drawn or given)")
     clip = check_clip("clip", clip)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     x, y = _check_xy(x, y)
-    _check_in_clip(x, clip)
+    check_in_clip(x, clip)
     _check_labels(loss_fn, y)
     eps = jnp.asarray(eps, x.dtype)
     step_size = jnp.asarray(step_size, x.dtype)
-    if random_start:
+    if init is not None:
+        delta0 = jnp.asarray(init, x.dtype)
+        if delta0.shape != x.shape:
+            raise ValueError(f"init must have the shape of x {x.shape}; got {delta0.shape}")
+    elif random_start:
         delta0 = jax.random.uniform(key, x.shape, x.dtype, minval=-eps, maxval=eps)
     else:
         delta0 = jnp.zeros_like(x)

@@ -78,7 +78,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntknb.attacks import _check_in_clip, cross_entropy
+from ntknb.attacks import check_in_clip, cross_entropy
 from ntknb.attacks import pgd_step_size as pgd_step_size_rule
 from ntknb.validation import check_bool, check_clip, check_float, check_int, check_sequence
 
@@ -88,6 +88,10 @@ __all__ = [
     "margin",
     "two_class_logits",
     "apgd_checkpoints",
+    "model_logits",
+    "label_classes",
+    "run_in_chunks",
+    "clean_margins",
     "RobustReport",
     "robust_evaluation",
     "robust_accuracy",
@@ -176,7 +180,10 @@ def _windows(n_iter: int, checkpoints: Sequence[int]) -> np.ndarray:
 # ---------------------------------------------------------------------------- kernel
 
 
-def _logits(predict, binary: bool, x, params=None):
+def model_logits(predict: Callable, binary: bool, x, params=None) -> jnp.ndarray:
+    """The logits the suite attacks: ``predict(x)`` (or ``predict(params, x)``), ``(b, k)``; for a
+    single-output model (``binary``) the two-class logits :func:`two_class_logits` of its ``(b, 1)``
+    output. Traceable."""
     z = predict(x) if params is None else predict(params, x)
     return two_class_logits(z) if binary else z
 
@@ -192,7 +199,7 @@ def _ascent_impl(predict, binary, loss, x, c, eps, x0, step0, momentum, rho, win
 
     def evaluate(xa):
         def total(x_):
-            z = _logits(predict, binary, x_, params)
+            z = model_logits(predict, binary, x_, params)
             l = _loss(loss, z, c)
             return jnp.sum(l), (l, margin(z, c))
 
@@ -261,7 +268,7 @@ _ascent_jit = jax.jit(_ascent_impl, static_argnames=("predict", "binary", "clip"
 
 
 def _clean_margin_impl(predict, binary, x, c, params=None):
-    return margin(_logits(predict, binary, x, params), c)
+    return margin(model_logits(predict, binary, x, params), c)
 
 
 _clean_margin_jit = jax.jit(_clean_margin_impl, static_argnames=("predict", "binary"))
@@ -338,9 +345,11 @@ class RobustReport:
 # ------------------------------------------------------------------------ evaluation
 
 
-def _classes(y, n: int, k_out: int) -> np.ndarray:
-    """Integer classes ``(n,)`` from int labels, ±1 / {0,1} labels (single output) or
-    one-hot / centred one-hot ``(n, k)``."""
+def label_classes(y, n: int, k_out: int) -> np.ndarray:
+    """Integer classes ``(n,)`` (int32) of the labels ``y`` of ``n`` examples for a model with ``k_out``
+    outputs: int labels ``(n,)`` in ``[0, k_out)``, one-hot / centred one-hot ``(n, k_out)`` (argmax), or
+    for one output (``k_out = 1``) ±1 / {0, 1} labels of shape ``(n,)`` or ``(n, 1)`` (class 1 iff
+    ``y > 0``). ``ValueError`` naming ``y`` otherwise."""
     y = np.asarray(y)
     if y.shape[0] != n:
         raise ValueError(f"parameter 'y' must have n = {n} rows like x; got shape {y.shape}")
@@ -378,9 +387,11 @@ def _bucket(m: int, batch: int) -> int:
     return size
 
 
-def _run_chunks(fn, idx: np.ndarray, batch: int, *arrays):
-    """``fn`` on ``arrays[i][idx]`` (numpy arrays, gathered on the host) in padded chunks;
-    outputs concatenated (numpy)."""
+def run_in_chunks(fn: Callable, idx: np.ndarray, batch: int, *arrays) -> list:
+    """``fn(*(a[idx] for a in arrays))`` in chunks of at most ``batch`` rows of ``idx (m,)``, each padded (by
+    repeating its last index) to a size of :func:`_bucket` so that few shapes are compiled: ``fn`` returns a
+    tuple of per-row arrays, and the outputs of the chunks are concatenated (numpy, ``m`` rows each, padding
+    dropped). ``arrays``: numpy arrays, gathered on the host."""
     outs = []
     for start in range(0, len(idx), batch):
         sel = idx[start:start + batch]
@@ -390,6 +401,16 @@ def _run_chunks(fn, idx: np.ndarray, batch: int, *arrays):
         res = fn(*(jnp.asarray(a[pad]) for a in arrays))
         outs.append([np.asarray(r)[: len(sel)] for r in res])
     return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
+
+
+def clean_margins(predict: Callable, x: np.ndarray, c: np.ndarray, *, binary: bool, batch: int,
+                  params=None) -> np.ndarray:
+    """The margins :func:`margin` of :func:`model_logits` at the clean inputs ``x (n, ...)`` for the classes
+    ``c (n,)`` (:func:`label_classes`), in chunks of ``batch`` (:func:`run_in_chunks`): ``(n,)``, ``> 0``
+    where the model is correct. ``predict``, ``params``: as in :func:`robust_evaluation`."""
+    m, = run_in_chunks(lambda xb, cb: (_clean_margin_jit(predict, binary, xb, cb, params),),
+                       np.arange(len(x)), batch, x, c)
+    return m
 
 
 def _boundary_start(key, x: np.ndarray, eps: float) -> np.ndarray:
@@ -477,8 +498,8 @@ def robust_evaluation(
     n = x.shape[0]
     if n == 0:
         raise ValueError("parameter 'x' must hold at least one example")
-    _check_in_clip(x, clip)  # also rejects NaN / inf
-    out = jax.eval_shape(lambda x_: _logits(predict, False, x_, params),
+    check_in_clip(x, clip)  # also rejects NaN / inf
+    out = jax.eval_shape(lambda x_: model_logits(predict, False, x_, params),
                          jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
     if len(out.shape) != 2 or out.shape[0] != 1:
         raise ValueError(f"predict must map (b, ...) to logits (b, k) or (b, 1); got output "
@@ -486,14 +507,13 @@ def robust_evaluation(
     k_out = out.shape[1]
     binary = k_out == 1
     k = 2 if binary else k_out
-    c = _classes(y, n, k_out)
+    c = label_classes(y, n, k_out)
     batch = n if batch_size is None else min(batch_size, n)
 
     dt = x.dtype
     eps_a = jnp.asarray(eps, dt)
 
-    m_clean, = _run_chunks(lambda xb, cb: (_clean_margin_jit(predict, binary, xb, cb, params),),
-                           np.arange(n), batch, x, c)
+    m_clean = clean_margins(predict, x, c, binary=binary, batch=batch, params=params)
     m_min = m_clean.copy()
     x_adv = x.copy()
     broken_by = np.where(m_clean > 0, "", "clean").astype(object)
@@ -528,7 +548,7 @@ def robust_evaluation(
                                    jnp.asarray(step0, dt), jnp.asarray(mom, dt), jnp.asarray(rho, dt),
                                    window, clip=clip, params=params)
 
-            m_run, x_run = _run_chunks(run, idx, batch, x, c, x0)
+            m_run, x_run = run_in_chunks(run, idx, batch, x, c, x0)
             own_robust[idx] &= m_run > 0
             lower = m_run < m_min[idx]
             newly = (m_run <= 0) & (m_min[idx] > 0)

@@ -142,7 +142,7 @@ def _sweep_arguments(predictor, kind, indices, eps, loss, clip, x_test, y_test, 
     """The checks shared by :func:`feature_sweep` and :func:`naive_feature_sweep`: (indices, eps, k,
     loss, clip, x_test, y_test, dtype, precision context)."""
     _check_predictor(predictor)
-    kernels._check_kind(kind)
+    kernels.check_kind(kind)
     idx = _check_indices(indices, predictor.n_train)
     eps = check_float("eps", eps, min=0.0)
     k = int(np.asarray(predictor.y_train).shape[1])
@@ -433,7 +433,7 @@ def feature_input_gradients(kernel_fn: Callable, x_train, predictor, x, indices=
     :func:`feature_sweep`. The predictor must be binary (``k = 1``). Returns NumPy ``(p, m, ...)``.
     """
     _check_predictor(predictor)
-    kernels._check_kind(kind)
+    kernels.check_kind(kind)
     if np.asarray(predictor.y_train).shape[1] != 1:
         raise ValueError("`predictor` must be binary (k = 1) for feature_input_gradients; "
                          f"got k = {np.asarray(predictor.y_train).shape[1]}")

@@ -46,13 +46,14 @@ import jax.numpy as jnp
 import numpy as np
 import neural_tangents as nt
 
-from ntknb.validation import check_devices, check_int
+from ntknb.validation import check_choice, check_devices, check_int
 
 __all__ = [
     "KERNEL_KINDS",
     "NTK_IMPLEMENTATIONS",
     "KernelPredictor",
     "auto_ntk_implementation",
+    "check_kind",
     "empirical_ntk",
     "kernel_matrix",
     "make_predict_fn",
@@ -115,10 +116,10 @@ def _concrete(a):
         return None
 
 
-def _check_kind(kind: str) -> str:
-    if kind not in KERNEL_KINDS:
-        raise ValueError(f"`kind` must be one of {list(KERNEL_KINDS)}, got {kind!r}")
-    return kind
+def check_kind(kind: str) -> str:
+    """``kind`` if it is one of :data:`KERNEL_KINDS` (``"nngp"``, ``"ntk"``), else ``ValueError`` naming
+    the parameter and the kinds: the one rule of every function that takes a kernel kind."""
+    return check_choice("kind", kind, KERNEL_KINDS)
 
 
 def _chunks(n: int, size: int | None):
@@ -193,7 +194,7 @@ def kernel_matrix(kernel_fn: Callable, x1, x2=None, kind: str = "ntk",
       analytic kernel is the same for every output). ``jax.Array``, or ``np.ndarray`` when
       computed blockwise or in float64.
     """
-    _check_kind(kind)
+    check_kind(kind)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     devices = check_devices("devices", devices)
     kfn = _jit_kernel(kernel_fn)
@@ -537,7 +538,7 @@ def make_predict_fn(kernel_fn: Callable, x_train, alpha, kind: str = "ntk",
         bound memory (``None``: all at once).
     Returns: ``predict_fn(x_test: (m, ...)) -> (m, k)``, jit- and grad-compatible.
     """
-    _check_kind(kind)
+    check_kind(kind)
     train_batch_size = check_int("train_batch_size", train_batch_size, min=1, none_ok=True)
     x_train, alpha = _check_dual_weights(x_train, alpha)
     return functools.partial(_predict, kernel_fn, kind, train_batch_size, x_train=x_train,
@@ -587,7 +588,7 @@ def predictor_input_gradients(kernel_fn: Callable, x_train, alpha, x_test, loss=
         :func:`make_predict_fn`.
     Returns: ``(m, ...)`` gradients, same shape as ``x_test``.
     """
-    _check_kind(kind)
+    check_kind(kind)
     batch_size = check_int("batch_size", batch_size, min=1, none_ok=True)
     train_batch_size = check_int("train_batch_size", train_batch_size, min=1, none_ok=True)
     x_train, alpha = _check_dual_weights(x_train, alpha)

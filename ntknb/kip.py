@@ -100,12 +100,6 @@ def _check_dtype(dtype) -> type:
     return dt
 
 
-def _check_kind(kind: str) -> str:
-    if kind not in kernels.KERNEL_KINDS:
-        raise ValueError(f"parameter 'kind' must be one of {list(kernels.KERNEL_KINDS)}, got {kind!r}")
-    return kind
-
-
 def _check_reg(reg) -> float:
     return check_float("reg", reg, min=0.0)
 
@@ -143,7 +137,7 @@ def _check_args(kernel_fn, x_support, y_support, x_target, y_target, reg, kind, 
     and ``reg`` when it is a concrete number."""
     _check_callable("kernel_fn", kernel_fn)
     _check_callable("transform", transform, none_ok=True)
-    _check_kind(kind)
+    kernels.check_kind(kind)
     _check_support(x_support, y_support)
     _check_pairs("x_target", x_target, "y_target", y_target, np.shape(y_support)[1])
     if isinstance(reg, (int, float, np.integer, np.floating)):  # a traced reg is checked by its caller
@@ -418,7 +412,7 @@ def learn_support(kernel_fn: Callable, x_support, y_support, x_pool, y_pool, *, 
     """
     _check_callable("kernel_fn", kernel_fn)
     transform = _check_callable("transform", transform, none_ok=True)
-    kind = _check_kind(kind)
+    kind = kernels.check_kind(kind)
     dt = _check_dtype(dtype)
     _check_support(x_support, y_support)
     k = np.shape(y_support)[1]
@@ -505,7 +499,7 @@ def support_weights(kernel_fn: Callable, x_support, y_support, reg: float = 1e-6
     (default float64: the kernel and the solve in x64 mode)."""
     _check_callable("kernel_fn", kernel_fn)
     _check_support(x_support, y_support)
-    reg, kind, dt = _check_reg(reg), _check_kind(kind), _check_dtype(dtype)
+    reg, kind, dt = _check_reg(reg), kernels.check_kind(kind), _check_dtype(dtype)
     k_ss = np.asarray(kernels.kernel_matrix(kernel_fn, x_support, None, kind=kind, batch_size=None, dtype=dt),
                       np.float64)
     return np.linalg.solve(_regularized_np(k_ss, reg).astype(dt), np.asarray(y_support, dt))
@@ -520,7 +514,7 @@ def support_condition_number(kernel_fn: Callable, x_support, reg: float = 1e-6, 
     """Condition number of ``K_SS + reg tr(K_SS)/S I`` in float64: above about ``1e4`` a
     float32 solve loses digits (float32 carries about 7)."""
     _check_callable("kernel_fn", kernel_fn)
-    reg, kind = _check_reg(reg), _check_kind(kind)
+    reg, kind = _check_reg(reg), kernels.check_kind(kind)
     k_ss = np.asarray(kernels.kernel_matrix(kernel_fn, x_support, None, kind=kind, batch_size=None,
                                             dtype=np.float64), np.float64)
     ev = np.linalg.eigvalsh(_regularized_np(k_ss, reg))

@@ -38,7 +38,7 @@ from ntknb.kernel_machines import loss_name_for
 from ntknb.training import GradientDescentRun, train_full_batch_gd
 
 __all__ = ["TrainedNetwork", "empirical_ntk_errors", "gradient_descent_residual_modes", "loglog_slope",
-           "residual_modes", "train_network"]
+           "network_outputs", "residual_modes", "train_network"]
 
 
 def empirical_ntk_errors(
@@ -165,7 +165,7 @@ class TrainedNetwork:
 
     def outputs(self, params, x) -> jnp.ndarray:
         """Model outputs ``(m, k)``: ``f_θ(x) - f_θ0(x)`` if centred, else ``f_θ(x)``."""
-        return _outputs(self.arch.apply_fn, self.centre, params, self.params0, x)
+        return network_outputs(self.arch.apply_fn, self.centre, params, self.params0, x)
 
     def predict_fn(self, i: int) -> Callable:
         """``x ↦ outputs(θ at checkpoint i, x)``, jitted once per architecture (for attacks
@@ -192,12 +192,15 @@ class TrainedNetwork:
         return norm(d) / norm(self.params0)
 
 
-def _outputs(apply_fn, centre, params, params0, x):
+def network_outputs(apply_fn: Callable, centre: bool, params, params0, x) -> jnp.ndarray:
+    """Outputs ``(m, k)`` of the network ``apply_fn(params, x)`` at the inputs ``x (m, ...)``, centred
+    ``g_θ(x) = f_θ(x) - f_θ0(x)`` (``params0`` = θ_0) if ``centre``: the model :class:`TrainedNetwork`
+    trains and attacks, with its weights as arguments (traceable; differentiable in ``params`` and ``x``)."""
     out = apply_fn(params, x)
     return out - apply_fn(params0, x) if centre else out
 
 
-_outputs_jit = jax.jit(_outputs, static_argnums=(0, 1))
+_outputs_jit = jax.jit(network_outputs, static_argnums=(0, 1))
 
 
 @functools.lru_cache(maxsize=32)
@@ -205,7 +208,7 @@ def _net_loss_grad(apply_fn, centre: bool, loss: str):
     loss_fn = A.LOSSES[loss]
 
     def total(x, params, params0, y):
-        return jnp.sum(loss_fn(_outputs(apply_fn, centre, params, params0, x), y))
+        return jnp.sum(loss_fn(network_outputs(apply_fn, centre, params, params0, x), y))
 
     grad = jax.grad(total)
     return jax.jit(lambda params, params0, x, y: grad(x, params, params0, y))

@@ -130,7 +130,7 @@ class _CE:
         self.predict, self.binary = predict, binary
 
     def __call__(self, x, c):
-        return cross_entropy(_ev._logits(self.predict, self.binary, x), c)
+        return cross_entropy(_ev.model_logits(self.predict, self.binary, x), c)
 
     def __eq__(self, other):
         return isinstance(other, _CE) and other.predict is self.predict and other.binary == self.binary
@@ -141,9 +141,7 @@ class _CE:
 
 def _correct(predict, binary, x, c, batch) -> np.ndarray:
     """``margin > 0`` per example, ``(n,)`` bool, in chunks."""
-    m, = _ev._run_chunks(lambda xb, cb: (_ev._clean_margin_jit(predict, binary, xb, cb),),
-                         np.arange(len(x)), batch, np.asarray(x), c)
-    return m > 0
+    return _ev.clean_margins(predict, np.asarray(x), c, binary=binary, batch=batch) > 0
 
 
 def _zero_grad_impl(loss, x, c):
@@ -216,7 +214,7 @@ def gradient_masking_checks(
         x_np = x_np.astype(np.float32)
     binary = bool(main.settings["binary"])
     n = x_np.shape[0]
-    c = _ev._classes(y, n, 1 if binary else main.k)
+    c = _ev.label_classes(y, n, 1 if binary else main.k)
     batch = suite_kwargs.get("batch_size", 256)
     batch = n if batch is None else min(batch, n)
     loss = _CE(predict, binary)
@@ -234,7 +232,7 @@ def gradient_masking_checks(
         transfer = float(np.mean(clean_ok & _correct(predict, binary, x_sur, c, batch)))
         whitebox = iterative <= transfer + tol
 
-    zero_rows, = _ev._run_chunks(lambda xb, cb: (_zero_grad_jit(loss, xb, cb),), np.arange(n), batch, x_np, c)
+    zero_rows, = _ev.run_in_chunks(lambda xb, cb: (_zero_grad_jit(loss, xb, cb),), np.arange(n), batch, x_np, c)
     zero = float(np.mean(zero_rows))
 
     return MaskingReport(

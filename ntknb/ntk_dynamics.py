@@ -240,6 +240,12 @@ class KernelTracker:
         """Diagonal blocks Θ^{i,i}(x, x) of :meth:`full_kernel`, shape (n, n, k), float64."""
         return np.diagonal(self.full_kernel(params, state, x), axis1=2, axis2=3)
 
+    def adversarial_examples(self, params, state, key) -> jnp.ndarray:
+        """The probe's PGD examples against the network ``(params, state)``, shape of the probe ``(n, H, W, C)``:
+        the attack of the AE-NTK (``attack_steps`` steps of 2.5·eps/steps from a uniform random start drawn
+        with ``key``)."""
+        return self._attack(params, state, self.x, jnp.asarray(self.labels), key)[0]
+
     def __call__(self, epoch: int, params: Any, state: dict) -> None:
         if self.epochs_to_track is not None and epoch not in self.epochs_to_track:
             return

@@ -279,7 +279,7 @@ def evaluate_machines(kernel_fn: Callable, x_train, alphas, x, y, eps: float, *,
 
     Returns: :class:`MachineScores`.
     """
-    kernels._check_kind(kind)
+    kernels.check_kind(kind)
     n = int(np.shape(x_train)[0])
     A = _as_alphas(alphas, n)
     k = A.shape[2]
@@ -396,7 +396,7 @@ def adversarial_train_kernel(kernel_fn: Callable, x_train, y_train, eps: float, 
 
     Returns: :class:`KernelATResult`.
     """
-    kernels._check_kind(kind)
+    kernels.check_kind(kind)
     x_train = np.asarray(x_train, np.float32)
     n = x_train.shape[0]
     y_train = np.asarray(y_train, np.float32)

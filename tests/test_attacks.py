@@ -87,6 +87,25 @@ def test_pgd_random_start_stays_in_ball():
     assert float(xa.min()) >= 0.0 and float(xa.max()) <= 1.0
 
 
+def test_pgd_from_a_given_start_is_the_ascent_from_there():
+    """``init=delta0``: the iterates start at Proj(x + delta0); one step is FGSM of step alpha from there,
+    the start drawn by random_start is the same as passing its draw."""
+    x, eps, alpha = _images(), 0.2, 0.15
+    delta0 = 0.5 * eps * jnp.sign(jax.random.normal(jax.random.PRNGKey(3), x.shape))
+    x0 = A.project_linf(x + delta0, x, eps, (0.0, 1.0))
+    g = jax.grad(lambda z: jnp.sum(BCE_TANH(z, Y_BIN)))(x0)
+    ref = A.project_linf(x0 + alpha * jnp.sign(g), x, eps, (0.0, 1.0))
+    np.testing.assert_array_equal(A.pgd(BCE_TANH, x, Y_BIN, eps, step_size=alpha, steps=1, init=delta0), ref)
+    key = jax.random.PRNGKey(5)
+    drawn = jax.random.uniform(key, x.shape, x.dtype, minval=-eps, maxval=eps)
+    np.testing.assert_array_equal(A.pgd(BCE_TANH, x, Y_BIN, eps, steps=3, init=drawn),
+                                  A.pgd(BCE_TANH, x, Y_BIN, eps, steps=3, random_start=True, key=key))
+    with pytest.raises(ValueError, match="init"):
+        A.pgd(BCE, x, Y_BIN, eps, init=delta0, random_start=True, key=key)
+    with pytest.raises(ValueError, match="init"):
+        A.pgd(BCE, x, Y_BIN, eps, init=delta0[:, :1])
+
+
 def test_eps_zero_is_identity():
     x = _images()
     np.testing.assert_array_equal(A.fgsm(BCE, x, Y_BIN, 0.0), x)

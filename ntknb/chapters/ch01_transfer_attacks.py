@@ -267,7 +267,7 @@ def _centred_net(apply_fn):
     """``(params, params0), x -> f_params(x) - f_params0(x)``, the centred network of
     :class:`ntknb.lazy.TrainedNetwork` with its weights as an argument (one object per network
     form, so :func:`ntknb.evaluation.robust_evaluation` reuses its compilation)."""
-    return lambda params, x: lazy._outputs(apply_fn, True, params[0], params[1], x)
+    return lambda params, x: lazy.network_outputs(apply_fn, True, params[0], params[1], x)
 
 
 def _correct(f, y) -> np.ndarray:

@@ -21,8 +21,8 @@ from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "LABEL", "SEEDED_VARIANTS", "FIRST_SEED_VARIANTS", "setting_text", "make_model",
            "variant_config", "ChapterData", "prepare_data", "run_one", "strong_points", "run_all", "evaluate_run",
-           "evaluate_all", "evaluation_columns", "evaluation_rows", "evaluation_summary", "COLLAPSE_COLUMNS",
-           "collapse_rows", "fgsm_runs", "fgsm_summary", "plot_fgsm_runs", "KERNEL_VARIANTS",
+           "evaluate_all", "interval_text", "evaluation_columns", "evaluation_rows", "evaluation_summary",
+           "COLLAPSE_COLUMNS", "collapse_rows", "fgsm_runs", "fgsm_summary", "plot_fgsm_runs", "KERNEL_VARIANTS",
            "specialization_matrices", "ks_strengths", "ks_over_seeds", "plot_distances_to_fgsm",
            "plot_shared_augmentation", "plot_all_variants", "variant_stats", "fix_summary"]
 
@@ -222,8 +222,9 @@ def evaluate_all(p: Params, d: ChapterData, runs: dict) -> dict:
     return {(v, s): evaluate_run(p, runs[(v, s)], d.tasks[s], s) for v in SEEDED_VARIANTS for s in p.seeds}
 
 
-def _interval_text(values) -> str:
-    """``"0.123 [0.045, 0.201]"``: mean and Student-t interval over seeds (:func:`ntknb.stats.mean_interval`)."""
+def interval_text(values) -> str:
+    """``"0.123 [0.045, 0.201]"``: mean and Student-t interval over seeds (:func:`ntknb.stats.mean_interval`);
+    one seed gives ``"0.123 [-inf, inf]"`` (where :meth:`ntknb.stats.Interval.text` shows the estimate alone)."""
     from ntknb import stats
 
     iv = stats.mean_interval(np.asarray(values, float))
@@ -247,8 +248,8 @@ def evaluation_rows(p: Params, runs: dict, evals: dict) -> list:
         mon = np.array([runs[(v, s)].robust_acc[-1] for s in p.seeds], float)
         suite = np.array([evals[(v, s)].iterative_accuracy for s in p.seeds], float)
         single = [evals[(v, s)].single_step_accuracy for s in p.seeds]
-        rows.append([LABEL[v], _interval_text(mon), _interval_text(suite), _interval_text(single),
-                     _interval_text(mon - suite), f"{sum(evals[(v, s)].passed for s in p.seeds)} of {p.n_seeds}"])
+        rows.append([LABEL[v], interval_text(mon), interval_text(suite), interval_text(single),
+                     interval_text(mon - suite), f"{sum(evals[(v, s)].passed for s in p.seeds)} of {p.n_seeds}"])
     return rows
 
 

@@ -78,9 +78,7 @@ def noise_initialized_fgsm(loss_fn: Callable, x, y, eps, step_size, noise_scale,
     """
     x = jnp.asarray(x)
     delta0 = anisotropic_noise(key, x.shape, eps, noise_scale).astype(x.dtype)
-    eps = jnp.asarray(eps, x.dtype)
-    step_size = jnp.asarray(step_size, x.dtype)
-    return attacks._pgd_impl(loss_fn, x, y, eps, step_size, delta0, 1, clip)
+    return attacks.pgd(loss_fn, x, y, eps, step_size=step_size, steps=1, clip=clip, init=delta0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +122,7 @@ class AttackAccuracyMonitor:
         @jax.jit
         def correct(params, state, xb, yb):
             ce = adversaries.network_loss(apply_fn, params, state)
-            xa = attacks._pgd_impl(ce, xb, yb, jnp.asarray(eps, xb.dtype), jnp.asarray(alpha, xb.dtype),
-                                   jnp.zeros_like(xb), 1, (0.0, 1.0))
+            xa = attacks.pgd(ce, xb, yb, eps, step_size=alpha, steps=1)
             return jnp.sum(adversaries.predicted_class(apply_fn(params, state, xa, False)[0]) == yb)
 
         self._correct = correct
@@ -299,8 +296,7 @@ def ae_specialization_matrix(result, x_probe, labels_probe, eps: float, attack_s
     probe's clean labels.  Returns (k, k): row = logit, column = class."""
     tracker = nd.KernelTracker(result.apply_fn, x_probe, labels_probe, eps=eps, attack_steps=attack_steps,
                                top_p=1, seed=seed)
-    x_adv, _, _ = tracker._attack(result.params, result.state, tracker.x, jnp.asarray(tracker.labels),
-                                  jax.random.PRNGKey(seed))
+    x_adv = tracker.adversarial_examples(result.params, result.state, jax.random.PRNGKey(seed))
     blocks = tracker.per_logit_kernel(result.params, result.state, x_adv)
     return metrics.specialization_matrix(blocks, tracker.labels)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntknb import collapse
-from ntknb.chapters.ch06_overfitting.runs import (LABEL, SEEDED_VARIANTS, Params, _interval_text, fgsm_runs,
+from ntknb.chapters.ch06_overfitting.runs import (LABEL, SEEDED_VARIANTS, Params, fgsm_runs, interval_text,
                                                   setting_text)
 
 __all__ = ["CLAIM_THRESHOLDS", "MIN_COLLAPSED", "judge_runs", "trained", "STRONG_COLUMNS", "strong_rows",
@@ -244,7 +244,7 @@ def difference_rows(p: Params, evals: dict, judged: dict) -> list:
             continue
         diff = [evals[(a, s)].iterative_accuracy - evals[(b, s)].iterative_accuracy for s in keep]
         note = "" if len(keep) == p.n_seeds else f" ({len(keep)} of {p.n_seeds} seeds: both arms trained)"
-        rows.append([f"{LABEL[a]} − {LABEL[b]}", _interval_text(diff) + note])
+        rows.append([f"{LABEL[a]} − {LABEL[b]}", interval_text(diff) + note])
     return rows
 
 
