@@ -74,7 +74,6 @@ __all__ = [
     "regularized_gram",
     "kip_loss",
     "adversarial_targets",
-    "adversarial_kip_loss",
     "learn_support",
     "class_table",
     "target_indices",
@@ -255,16 +254,6 @@ def adversarial_targets(kernel_fn: Callable, x_support, y_support, x_target, y_t
     transform = transform or _identity
     alpha = _weights(kernel_fn, kind, x_support, y_support, reg)
     return _pgd(kernel_fn, kind, transform, x_support, alpha, x_target, y_target, key, adversary)
-
-
-def adversarial_kip_loss(kernel_fn: Callable, x_support, y_support, x_target, y_target, adversary: PGDTargets,
-                         key, reg: float = 1e-6, *, transform: Optional[Callable] = None, kind: str = "ntk"):
-    """The Adversarial KIP loss (notes' ``L_AdvKIP``; ``tsilivis2022robustness``): the KIP loss
-    (:func:`kip_loss`) on the PGD points of :func:`adversarial_targets`, whose perturbation is
-    held fixed under differentiation (Danskin). Traceable; returns a scalar."""
-    x_adv = adversarial_targets(kernel_fn, x_support, y_support, x_target, y_target, adversary, key, reg,
-                                transform=transform, kind=kind)
-    return kip_loss(kernel_fn, x_support, y_support, x_adv, y_target, reg, transform=transform, kind=kind)
 
 
 # ------------------------------------------------------------------------------ learning loop

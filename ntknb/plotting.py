@@ -175,24 +175,6 @@ def plot_polar_trajectories(panels: dict):
     return fig
 
 
-def plot_kernel_matrices(kernels: dict, cmap: str = "viridis"):
-    """Side-by-side images of ``{title: (n, n) kernel}`` (``tsilivis2022ntk`` Fig. 6 left), one shared
-    colour scale so that the growth of the kernel is visible. Returns the figure."""
-    import numpy as np
-
-    fig, axes = new_figure(ncols=len(kernels), width=2.9, height=2.8, squeeze=False)
-    vmin = min(float(np.min(k)) for k in kernels.values())
-    vmax = max(float(np.max(k)) for k in kernels.values())
-    for ax, (title, k) in zip(axes[0], kernels.items()):
-        im = ax.imshow(np.asarray(k), cmap=cmap, vmin=vmin, vmax=vmax)
-        ax.set_title(title, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
-    return fig
-
-
 def plot_curves(ax, curves: dict, xlabel: str = "epoch", ylabel: str = "", logy: bool = False,
                 vlines=(), title: str = ""):
     """Draw ``{label: (x, y)}`` on ``ax`` (dashed grey vertical lines at ``vlines``, e.g.
@@ -276,30 +258,6 @@ def plot_usefulness_robustness(ax, robust, useful, eigenvalues, title: str = "",
 
 
 # ------------------------------------------------------- BatchNorm buffers (chapter 05)
-
-
-def plot_bn_accuracy_curves(curves: dict, mode_labels: dict | None = None):
-    """Clean (solid) and PGD (dashed) accuracy along training in each BatchNorm mode
-    (``li2023rethinking`` Fig. 2): ``{(row, col): {mode: {"epoch", "clean", "robust"}}}``, e.g. rows
-    the training strategies and columns the train / test data. Returns the figure."""
-    rows = list(dict.fromkeys(r for r, _ in curves))
-    cols = list(dict.fromkeys(c for _, c in curves))
-    fig, axes = new_figure(ncols=len(cols), nrows=len(rows), width=3.6, height=2.8, squeeze=False,
-                           sharey=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (r, c), by_mode in curves.items():
-        ax = axes[rows.index(r), cols.index(c)]
-        for i, (mode, h) in enumerate(by_mode.items()):
-            name = (mode_labels or {}).get(mode, mode)
-            ax.plot(h["epoch"], h["clean"], "o-", ms=3, color=colors[i], label=f"clean, {name}")
-            ax.plot(h["epoch"], h["robust"], "s--", ms=3, color=colors[i], label=f"PGD, {name}")
-        ax.set_title(f"{r}: {c} data", fontsize=10)
-        ax.set_xlabel("epoch")
-        ax.set_ylim(-0.02, 1.02)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("accuracy")
-    axes[0, -1].legend()
-    return fig
 
 
 def plot_specialization_matrices(panels: dict, vmin: float | None = None, vmax: float | None = None,
@@ -396,34 +354,6 @@ def plot_transfer_curves(curves, eps_labels=None, title: str = ""):
         ax.set_xlabel("training time t")
     if title:
         fig.suptitle(title, fontsize=10)
-    return fig
-
-
-def plot_width_sweep(rows, eps: float, eps_label: str = "", attack: str = "fgsm"):
-    """Width sweep of :func:`ntknb.transfer.width_sweep`: (a) gradient cosine similarity and
-    relative output distance to the NTK predictor, (b) robust accuracy of the network under
-    its white-box attack and under the NTK attack, and the kernel's own, at ``eps``."""
-    import numpy as np
-
-    widths = np.asarray([r.info["width"] for r in rows], dtype=float)
-    j = rows[0].eps_index(eps)
-    fig, (ax1, ax2) = new_figure(ncols=2, width=3.8, height=3.0)
-    ax1.plot(widths, [r.cos_sim_mean[-1] for r in rows], "o-", label="gradient cosine similarity")
-    ax1.plot(widths, [r.output_rel_distance[-1] for r in rows], "s--", label="rel. output distance")
-    ax1.set_ylim(0, 1.05)
-    ax1.set_title("(a) network vs NTK predictor", fontsize=10)
-    ax1.legend()
-    ax2.plot(widths, [r.clean_acc_net[-1] for r in rows], "k:", label="net, clean")
-    ax2.plot(widths, [r.robust("net", "net", attack)[-1, j] for r in rows], "o-", label="net, white-box")
-    ax2.plot(widths, [r.robust("net", "kernel", attack)[-1, j] for r in rows], "s--", label="net, NTK attack")
-    ax2.axhline(rows[0].robust("kernel", "kernel", attack)[-1, j], color="grey", ls="-.", lw=1,
-                label="NTK, own attack")
-    ax2.set_ylim(0, 1.02)
-    ax2.set_title(f"(b) {attack.upper()} robust accuracy, eps={eps_label or f'{eps:.3g}'}", fontsize=10)
-    ax2.legend()
-    for ax in (ax1, ax2):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("network width")
     return fig
 
 

@@ -50,7 +50,6 @@ __all__ = [
     "pooled_proportion_interval",
     "paired_comparison",
     "binomial_test_greater",
-    "holm_reject",
 ]
 
 
@@ -332,18 +331,3 @@ def binomial_test_greater(k: int, n: int, p0: float) -> float:
     return float(_st.binom.sf(k - 1, n, p0))
 
 
-def holm_reject(pvalues: Sequence[float], alpha: float = 0.05) -> np.ndarray:
-    """Holm's step-down correction for ``m`` tests (family-wise error at most ``alpha``): the
-    hypotheses rejected, ``(m,)`` bool. Sorted ascending, ``p_(j)`` is rejected while
-    ``p_(j) <= alpha / (m - j)`` (j = 0, 1, ...); the first failure stops the procedure."""
-    p = _sample(pvalues, "pvalues")
-    alpha = check_float("alpha", alpha, min=0.0, max=1.0, min_inclusive=False)
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError(f"parameter 'pvalues' must lie in [0, 1]; got {p.tolist()}")
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    passed = p[order] <= alpha / (m - np.arange(m))
-    n_rej = m if passed.all() else int(np.argmin(passed))
-    out = np.zeros(m, bool)
-    out[order[:n_rej]] = True
-    return out

@@ -99,17 +99,6 @@ def test_binomial_test_greater_matches_the_tail_sum():
         S.binomial_test_greater(21, 20, 0.5)
 
 
-def test_holm_reject_steps_down_and_stops_at_the_first_failure():
-    # alpha = 0.05, m = 4: thresholds 0.0125, 0.0167, 0.025, 0.05 for the sorted p-values
-    p = [0.04, 0.001, 0.013, 0.03]
-    assert S.holm_reject(p, 0.05).tolist() == [False, True, True, False]  # 0.03 > 0.025 stops: 0.04 kept too
-    assert S.holm_reject([0.01, 0.02, 0.03, 0.04], 0.05).tolist() == [True, False, False, False]  # 0.02 > 0.0167
-    assert S.holm_reject([0.001, 0.002, 0.003, 0.04], 0.05).all()
-    assert not S.holm_reject([0.02, 0.02], 0.03).any()  # 0.02 > 0.015: Bonferroni-like first step
-    with pytest.raises(ValueError, match="pvalues"):
-        S.holm_reject([0.1, 1.5])
-
-
 # ------------------------------------------------- intervals that respect their range (issue 28)
 
 
