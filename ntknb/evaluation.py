@@ -420,6 +420,45 @@ def _boundary_start(key, x: np.ndarray, eps: float) -> np.ndarray:
     return x + eps * t / scale.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
+def _run_restarts(predict, binary, x, c, eps, attack, runs, loss, window, step0, mom, rho, clip, params, root,
+                  batch, skip_broken, m_clean, m_min, x_adv, broken_by, name) -> np.ndarray:
+    """The ``runs`` restarts of one attack of :func:`robust_evaluation` (its start, its loss ``loss``, its
+    schedule ``window``, step ``step0`` and momentum ``mom``), each on the examples still robust (all
+    examples correct when clean, unless ``skip_broken``): lowers ``m_min`` (n,), moves ``x_adv`` (n, ...)
+    to where the margin was lowered and names ``name`` in ``broken_by`` (n,) where an example broke, in
+    place. Returns the examples this attack alone left robust, ``(n,)`` bool."""
+    dt = x.dtype
+    eps_a = jnp.asarray(eps, dt)
+    own_robust = m_clean > 0
+    for r in range(runs):
+        key = jax.random.fold_in(jax.random.fold_in(root, ATTACKS.index(attack)), r)
+        if attack == "pgd":
+            noise = jax.random.uniform(key, x.shape, jnp.float32, -1.0, 1.0)
+            x0 = x + eps * np.asarray(noise).astype(dt)
+        else:
+            x0 = _boundary_start(key, x, eps)
+        alive = own_robust & (m_min > 0) if skip_broken else own_robust
+        idx = np.flatnonzero(alive)
+        if idx.size == 0:
+            break
+
+        def run(xb, cb, x0b, loss=_LOSS_INDEX[loss], window=window, step0=step0, mom=mom):
+            return _ascent_jit(predict, binary, jnp.asarray(loss, jnp.int32), xb, cb, eps_a, x0b,
+                               jnp.asarray(step0, dt), jnp.asarray(mom, dt), jnp.asarray(rho, dt),
+                               window, clip=clip, params=params)
+
+        m_run, x_run = run_in_chunks(run, idx, batch, x, c, x0)
+        own_robust[idx] &= m_run > 0
+        lower = m_run < m_min[idx]
+        newly = (m_run <= 0) & (m_min[idx] > 0)
+        broken_by[idx[newly]] = name
+        m_min[idx[lower]] = m_run[lower]
+        x_adv[idx[lower]] = x_run[lower]
+    return own_robust
+
+
+# Longer than 80 lines of code (tests/test_structure.py): the boundary checks of its 16 arguments (about 35
+# lines) come first, then the suite: clean margins and the loop over the attacks (their restarts: _run_restarts).
 def robust_evaluation(
     predict: Callable,
     x,
@@ -510,9 +549,6 @@ def robust_evaluation(
     c = label_classes(y, n, k_out)
     batch = n if batch_size is None else min(batch_size, n)
 
-    dt = x.dtype
-    eps_a = jnp.asarray(eps, dt)
-
     m_clean = clean_margins(predict, x, c, binary=binary, batch=batch, params=params)
     m_min = m_clean.copy()
     x_adv = x.copy()
@@ -530,31 +566,8 @@ def robust_evaluation(
         else:
             runs, loss, window, step0, mom = (n_restarts, "ce" if attack == "apgd-ce" else "dlr",
                                               apgd_window, 2.0 * eps, momentum)
-        own_robust = m_clean > 0
-        for r in range(runs):
-            key = jax.random.fold_in(jax.random.fold_in(root, ATTACKS.index(attack)), r)
-            if attack == "pgd":
-                noise = jax.random.uniform(key, x.shape, jnp.float32, -1.0, 1.0)
-                x0 = x + eps * np.asarray(noise).astype(dt)
-            else:
-                x0 = _boundary_start(key, x, eps)
-            alive = own_robust & (m_min > 0) if skip_broken else own_robust
-            idx = np.flatnonzero(alive)
-            if idx.size == 0:
-                break
-
-            def run(xb, cb, x0b, loss=_LOSS_INDEX[loss], window=window, step0=step0, mom=mom):
-                return _ascent_jit(predict, binary, jnp.asarray(loss, jnp.int32), xb, cb, eps_a, x0b,
-                                   jnp.asarray(step0, dt), jnp.asarray(mom, dt), jnp.asarray(rho, dt),
-                                   window, clip=clip, params=params)
-
-            m_run, x_run = run_in_chunks(run, idx, batch, x, c, x0)
-            own_robust[idx] &= m_run > 0
-            lower = m_run < m_min[idx]
-            newly = (m_run <= 0) & (m_min[idx] > 0)
-            broken_by[idx[newly]] = name
-            m_min[idx[lower]] = m_run[lower]
-            x_adv[idx[lower]] = x_run[lower]
+        own_robust = _run_restarts(predict, binary, x, c, eps, attack, runs, loss, window, step0, mom, rho, clip,
+                                   params, root, batch, skip_broken, m_clean, m_min, x_adv, broken_by, name)
         accuracy_after[name] = float(np.mean(m_min > 0))
         attack_accuracy[name] = None if skip_broken and a_index > 0 else float(np.mean(own_robust))
 

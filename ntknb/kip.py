@@ -364,6 +364,8 @@ def _make_step(kernel_fn, kind, transform, reg, adversary, learning_rate, learn_
     return tx, jax.jit(step)
 
 
+# Longer than 80 lines of code (tests/test_structure.py): the boundary checks of its many arguments
+# (one per argument, before the heavy work) and one optimisation loop; split, the loop would take them all.
 def learn_support(kernel_fn: Callable, x_support, y_support, x_pool, y_pool, *, steps: int,
                   learning_rate: float = 0.04, target_batch: Optional[int] = None, labels_pool=None,
                   reg: float = 1e-6, learn_labels: bool = False, adversary: Optional[PGDTargets] = None,

@@ -359,6 +359,8 @@ _LOSS_GRADS = {name: _loss_and_grad(name) for name in ("bce", "ce")}
 _CURVATURE = {"bce": 0.25, "ce": 0.5}  # max second derivative of the loss in f
 
 
+# Longer than 80 lines of code (tests/test_structure.py): the boundary checks of its many arguments
+# and the preconditioner's spectrum come first, then one training loop that reads them all.
 def adversarial_train_kernel(kernel_fn: Callable, x_train, y_train, eps: float, *,
                              steps: int = 100, batch_size: int = 200, lr_fraction: float = 0.5,
                              momentum: float = 0.9, pgd_steps: int = 5,

@@ -222,6 +222,8 @@ class TransferCurves:
         return out
 
 
+# Longer than 80 lines of code (tests/test_structure.py): one table of attacks x radii x checkpoints,
+# its nested loops share the adversarial points of each cell (white-box, transferred, kernel on kernel).
 def evaluate_transfer(net: TrainedNetwork, kernel: KernelModel, x_test, y_test, eps: Sequence[float],
                       attacks: Sequence[str] = ATTACKS, pgd_steps: int = 10,
                       pgd_eps: Sequence[float] | None = None,

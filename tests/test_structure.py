@@ -280,3 +280,46 @@ def test_run_refuses_an_out_of_range_value_naming_it():
     with pytest.raises(RunError, match=r"'eps' must be a number in \(0.0, 1.0\]") as info:
         prepare(ROOT / "notebooks" / "06_catastrophic_overfitting.py", [("param", "eps", "3")])
     assert info.value.exit_code == 2
+
+
+#: Library functions longer than :data:`MAX_FUNCTION_LINES` lines of code, each with its reason written beside it.
+LONG_FUNCTIONS = {"ntknb/evaluation.py": {"robust_evaluation"}, "ntknb/kip.py": {"learn_support"},
+                  "ntknb/robust_kernels.py": {"adversarial_train_kernel"}, "ntknb/transfer.py": {"evaluate_transfer"}}
+#: The longest a library function may be, counted without its docstring (which carries shapes and equations).
+MAX_FUNCTION_LINES = 80
+
+
+def long_functions(path: Path) -> dict:
+    """``{name: lines of code}`` of the functions in ``path`` longer than :data:`MAX_FUNCTION_LINES`, docstrings
+    not counted (nested functions count in their parent and on their own)."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            lines = node.end_lineno - node.lineno + 1
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                lines -= first.end_lineno - first.lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                found[node.name] = lines
+    return found
+
+
+def test_long_functions_are_found(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    \"\"\"doc\n\n    more\"\"\"\n" + "    x = 1\n" * 79 + "\n\ndef g():\n" + "    x = 1\n" * 81)
+    assert long_functions(probe) == {"g": 82}
+
+
+@pytest.mark.parametrize("path", sorted(PKG.glob("*.py")), ids=lambda p: p.name)
+def test_library_functions_are_short_or_say_why(path):
+    """No library function (chapters and the wing aside) over about 80 lines of code, except those of
+    :data:`LONG_FUNCTIONS`, each with a comment beside it saying why it is one piece."""
+    rel = str(path.relative_to(ROOT))
+    allowed = LONG_FUNCTIONS.get(rel, set())
+    found = long_functions(path)
+    assert sorted(set(found) - allowed) == [], f"{rel}: split {found} or list it here with its reason beside it"
+    source = path.read_text()
+    for name in allowed:
+        assert name in found, f"{rel}: {name} is short now; drop it from LONG_FUNCTIONS"
+        before = source[:source.index(f"def {name}(")].rstrip().splitlines()[-1]
+        assert before.startswith("# "), f"{rel}: {name} needs its reason in a comment beside it"
