@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ntknb import architectures, kernels, kip
+from ntknb._compat import x64
+from ntknb import architectures, kip
 from _timing import best_times  # benchmarks/_timing.py (scripts' folder is on sys.path)
 
 
@@ -57,7 +58,7 @@ def make_straightforward(kernel_fn, x_support, y_support, x_pool, y_pool, labels
     grad = jax.grad(straightforward_loss, argnums=1)
 
     def run(n):
-        with kernels.x64():
+        with x64():
             for _ in range(n):
                 idx = np.concatenate([rng.choice(g, batch // 10, replace=False) for g in groups])
                 xt = jnp.asarray(x_pool[idx], jnp.float64)
@@ -89,7 +90,7 @@ def main(argv=None):
     reg, lr = 1e-6, 0.04
 
     # correctness: the two losses on one batch, float64
-    with kernels.x64():
+    with x64():
         a = [jnp.asarray(v, jnp.float64) for v in (x_s, y_s, x_pool[: args.batch], y_pool[: args.batch])]
         l_ref = float(straightforward_loss(kfn, *a, reg))
         l_kip = float(kip.kip_loss(kfn, *a, reg))

@@ -92,6 +92,23 @@ def _patch_jax() -> list[str]:
     return restored
 
 
+def x64():
+    """Context manager enabling float64 in JAX, on old and new JAX alike: ``jax.experimental.enable_x64()``
+    (JAX <= 0.5) or ``jax.enable_x64(True)`` (newer JAX, where the experimental one was removed).
+    Computations inside it run in float64 (``jax_enable_x64``); NumPy float64 results keep their precision
+    outside it."""
+    import jax
+
+    if hasattr(jax, "enable_x64") and callable(jax.enable_x64):
+        try:
+            return jax.enable_x64(True)
+        except TypeError:  # pragma: no cover - some versions take no argument
+            pass
+    from jax import experimental
+
+    return experimental.enable_x64()
+
+
 def _stub_experimental() -> bool:
     """Register an empty ``neural_tangents.experimental`` if TensorFlow is absent."""
     if "neural_tangents" in sys.modules or importlib.util.find_spec("tensorflow") is not None:

@@ -11,7 +11,7 @@ package's own implementation on each, and compares them::
 
 The result is a :class:`CheckResult` (``passed``, ``max_error``, ``tolerance``, ``message``);
 it reads as that one line, so a check can end a notebook cell or be printed. Problems are
-computed in float64 (:func:`ntknb.kernels.x64`) so that rounding never hides a mistake nor
+computed in float64 (:func:`ntknb._compat.x64`) so that rounding never hides a mistake nor
 fails a correct answer; the tolerance is relative to the largest entry of the reference (at
 least 1). A student function that raises, or returns the wrong shape, fails with that reason.
 
@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntknb._compat import x64
 from ntknb import adversaries, architectures, attacks, collapse, kernels, kip, metrics, robust_kernels
 from ntknb.validation import check_float, check_int
 
@@ -112,7 +113,7 @@ def _run_check(name: str, problems, student_fn, n_problems: int, seed: int) -> C
     n_problems = check_int("n_problems", n_problems, min=1)
     seed = check_int("seed", seed)
     worst, tol = 0.0, 0.0
-    with kernels.x64():
+    with x64():
         for key in jax.random.split(jax.random.PRNGKey(seed), n_problems):
             args, reference, what = problems(key)
             reference = np.asarray(reference, dtype=np.float64)

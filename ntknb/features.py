@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntknb._compat import x64
 from ntknb import attacks, kernels
 from ntknb.validation import check_clip, check_float, check_int
 
@@ -150,7 +151,7 @@ def _sweep_arguments(predictor, kind, indices, eps, loss, clip, x_test, y_test, 
     clip = check_clip("clip", clip)
     x_np, y_np = _check_xy(x_test, y_test, k)
     f64 = dtype is not None and np.dtype(dtype) == np.float64
-    ctx = kernels.x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
+    ctx = x64() if f64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     return idx, eps, k, loss, clip, x_np, y_np, (jnp.float64 if f64 else jnp.float32), ctx
 
 

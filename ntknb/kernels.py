@@ -25,7 +25,7 @@ where ``Theta(X, X) = V diag(lambda) V^T`` ([LN] Eq. 20). This is ``tsilivis2022
 Precision
 ---------
 Functions that take ``dtype`` compute in that dtype. ``dtype=float64`` runs the computation
-inside :func:`x64` (JAX's x64 mode) and returns NumPy float64 arrays, which keep their
+inside :func:`ntknb._compat.x64` (JAX's x64 mode) and returns NumPy float64 arrays, which keep their
 precision outside the context. Inside an x64 context you may simply pass float64 arrays.
 """
 
@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import neural_tangents as nt
 
+from ntknb._compat import x64
 from ntknb.validation import check_choice, check_devices, check_int
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "make_predict_fn",
     "predictor_input_gradients",
     "residual_projections",
-    "x64",
 ]
 
 KERNEL_KINDS = ("ntk", "nngp")
@@ -75,22 +75,6 @@ _NT_IMPL = {
 
 
 # --------------------------------------------------------------------------- helpers
-
-def x64():
-    """Context manager enabling float64 in JAX, on old and new JAX alike.
-
-    ``jax.experimental.enable_x64()`` (JAX <= 0.5) or ``jax.enable_x64(True)`` (newer JAX,
-    where the experimental one was removed).
-    """
-    if hasattr(jax, "enable_x64") and callable(jax.enable_x64):
-        try:
-            return jax.enable_x64(True)
-        except TypeError:  # pragma: no cover - some versions take no argument
-            pass
-    from jax import experimental
-
-    return experimental.enable_x64()
-
 
 def _is_f64(dtype) -> bool:
     return dtype is not None and np.dtype(dtype) == np.float64

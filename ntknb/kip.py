@@ -38,7 +38,7 @@ a ``|chunk| x |S|`` kernel block) to bound memory.
 
 **Precision.** ``lambda = 1e-6 tr(K)/|S|`` allows condition numbers up to about ``1e6 |S|``,
 beyond float32. ``dtype=np.float64`` runs a whole step inside JAX's x64 mode
-(:func:`ntknb.kernels.x64`), as the authors' notebook does; ``np.float32`` is about four times
+(:func:`ntknb._compat.x64`), as the authors' notebook does; ``np.float32`` is about four times
 faster on a CPU and agrees while ``K_SS + lambda I`` stays well conditioned (check it with
 :func:`support_condition_number`). The evaluation functions (:func:`support_weights`,
 :func:`predict`) solve in float64 by default.
@@ -64,6 +64,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ntknb._compat import x64
 from ntknb import kernels
 from ntknb.attacks import cross_entropy, pgd_step_size, project_linf
 from ntknb.validation import SEED_LIMIT, check_bool, check_clip, check_float, check_int
@@ -437,7 +438,7 @@ def learn_support(kernel_fn: Callable, x_support, y_support, x_pool, y_pool, *, 
         table, per_class = class_table(labels_pool, target_batch)
 
     t0 = time.perf_counter()
-    ctx = kernels.x64() if dt is np.float64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
+    ctx = x64() if dt is np.float64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     with ctx:
         jdt = jnp.float64 if dt is np.float64 else jnp.float32
         params = {"x": jnp.asarray(x_support, jdt)}
@@ -522,7 +523,7 @@ def predict(kernel_fn: Callable, x_support, y_support, x, reg: float = 1e-6, *, 
     alpha = support_weights(kernel_fn, x_support, y_support, reg, kind=kind, dtype=dt)
     n = np.shape(x)[0]
     bs = n if batch_size is None else min(batch_size, n)
-    ctx = kernels.x64() if dt is np.float64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
+    ctx = x64() if dt is np.float64 and not jax.config.jax_enable_x64 else contextlib.nullcontext()
     with ctx:
         jdt = jnp.float64 if dt is np.float64 else jnp.float32
         xs, a = jnp.asarray(x_support, jdt), jnp.asarray(alpha, jdt)

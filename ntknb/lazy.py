@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from ntknb._compat import x64
 from ntknb import attacks as A
 from ntknb import kernels as K
 from ntknb.architectures import Architecture
@@ -108,7 +109,7 @@ def residual_modes(eigenvectors, residuals) -> np.ndarray:
       ``(c, n)``: ‖v_iᵀ R_t‖ over the k outputs, row i for the i-th largest eigenvalue.
       For the linearised dynamics this is exp(-λ_i t / N) ‖v_iᵀ R_0‖.
     """
-    with K.x64():  # projections in float64: the small modes are differences of large numbers
+    with x64():  # projections in float64: the small modes are differences of large numbers
         proj = np.asarray(K.residual_projections(np.asarray(eigenvectors, np.float64), np.asarray(residuals, np.float64)))
     if proj.ndim != 3:
         raise ValueError(f"residuals must have shape (c, n, k), got {np.shape(residuals)}")

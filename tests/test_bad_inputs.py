@@ -900,7 +900,7 @@ def test_accuracy_bad_inputs(case, f, y, fragment):
 
 
 def test_accuracy_is_an_exact_python_float():
-    from ntknb.kernels import x64
+    from ntknb._compat import x64
 
     with x64():
         acc = attacks.accuracy(np.array([[1.0], [-1.0], [1.0]], np.float64), np.array([[1.0], [1.0], [1.0]]))

@@ -11,6 +11,7 @@ import pytest
 import scipy.linalg
 from neural_tangents import stax
 
+from ntknb._compat import x64
 from ntknb import architectures as A
 from ntknb import kernels as K
 
@@ -49,7 +50,7 @@ def test_kernel_matrix_chunked_equals_unchunked_and_kernel_fn(fc2, kind):
     cross = K.kernel_matrix(fc2.kernel_fn, xt, x, kind=kind, batch_size=2)
     np.testing.assert_allclose(cross, fc2.kernel_fn(xt, x, kind), rtol=3e-4, atol=1e-6)
     assert cross.shape == (5, 7)
-    with K.x64():
+    with x64():
         x64_ = jnp.asarray(x, jnp.float64)
         np.testing.assert_allclose(K.kernel_matrix(fc2.kernel_fn, x64_, kind=kind, batch_size=3),
                                    fc2.kernel_fn(x64_, None, kind), rtol=1e-7)
@@ -59,7 +60,7 @@ def test_kernel_matrix_float64(fc2):
     x, xt, _ = _data(n=5, m=3)
     k64 = K.kernel_matrix(fc2.kernel_fn, xt, x, batch_size=2, dtype=np.float64)
     assert isinstance(k64, np.ndarray) and k64.dtype == np.float64
-    with K.x64():
+    with x64():
         ref = np.asarray(fc2.kernel_fn(jnp.asarray(xt, jnp.float64), jnp.asarray(x, jnp.float64),
                                        "ntk"))
     np.testing.assert_allclose(k64, ref, rtol=1e-12)
@@ -86,7 +87,7 @@ def test_kernel_matrix_bad_arguments(fc2):
 def test_predictor_matches_neural_tangents(fc2, k, diag_reg):
     x, xt, y = _data(n=8, m=5, k=k)
     lr = 0.5  # t = steps x learning rate
-    with K.x64():
+    with x64():
         x, xt, y = (jnp.asarray(a, jnp.float64) for a in (x, xt, y))
         ktt = K.kernel_matrix(fc2.kernel_fn, x)
         kxt = K.kernel_matrix(fc2.kernel_fn, xt, x)
@@ -123,7 +124,7 @@ def test_predictor_float32_close_to_float64(fc2):
 
 def test_eigenvalues_sorted_and_feature_weights_eq9(fc2):
     x, xt, y = _data(n=8, m=4, k=3)
-    with K.x64():
+    with x64():
         ktt = np.asarray(K.kernel_matrix(fc2.kernel_fn, x, dtype=np.float64))
         kxt = np.asarray(K.kernel_matrix(fc2.kernel_fn, xt, x, dtype=np.float64))
         p = K.KernelPredictor.fit(ktt, jnp.asarray(y, jnp.float64))
@@ -142,7 +143,7 @@ def test_singular_gram_infinite_time_raises_finite_time_works(fc2):
     x, _, y = _data(n=6)
     x = np.concatenate([x, x[:2]])  # duplicate points: singular Gram
     y = np.concatenate([y, y[:2]])
-    with K.x64():
+    with x64():
         ktt = K.kernel_matrix(fc2.kernel_fn, x, dtype=np.float64)
         p = K.KernelPredictor.fit(ktt, y)
         with pytest.raises(ValueError, match="k_train_train.*singular.*smallest eigenvalue"):
@@ -183,7 +184,7 @@ def test_fit_rejects_bad_matrices():
 def test_residual_projections_spectral_bias(fc2):
     """[LN] Eq. (21): v_i^T (f_t(X) - Y) = -exp(-lambda_i t / N) v_i^T Y."""
     x, _, y = _data(n=8, k=3)
-    with K.x64():
+    with x64():
         p = K.KernelPredictor.fit(K.kernel_matrix(fc2.kernel_fn, x, dtype=np.float64),
                                   jnp.asarray(y, jnp.float64))
         for t in [0.0, 5.0, 200.0]:
@@ -210,7 +211,7 @@ def _ce(logits, y):
 @pytest.mark.parametrize("k", [1, 3])
 def test_input_gradients_match_finite_differences(fc2, k):
     x, xt, y = _data(n=6, m=3, hw=2, k=k)
-    with K.x64():
+    with x64():
         x, xt, y = (jnp.asarray(a, jnp.float64) for a in (x, xt, y))
         p = K.KernelPredictor.fit(K.kernel_matrix(fc2.kernel_fn, x), y)
         alpha = p.weights(20.0)
@@ -431,7 +432,7 @@ def test_discrete_gradient_descent_weights_match_explicit_steps(fc2):
     of the linearised model in dual form (alpha <- alpha - (eta/N)(Theta alpha - Y)), float64,
     including a step above the monotone limit (eta lambda_max / N in (1, 2): oscillating modes)."""
     x, xt, y = _data(n=8, k=3)
-    with K.x64():
+    with x64():
         ktt = K.kernel_matrix(fc2.kernel_fn, x, dtype=np.float64)
         p = K.KernelPredictor.fit(ktt, jnp.asarray(y, jnp.float64))
         n_entries = y.size

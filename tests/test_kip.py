@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import neural_tangents as nt
 
+from ntknb._compat import x64
 from ntknb import architectures, attacks, kernels, kip
 
 K = 3  # classes of the toy problems
@@ -37,7 +38,7 @@ def test_kip_loss_matches_neural_tangents_predictor(net, reg):
     """Eq. 27 with the ridge reg * tr(K)/n: neural-tangents' t = inf mean predictor with
     diag_reg = reg (relative to the mean diagonal) gives the same predictions and loss."""
     xs, ys, xt, yt, _ = toy(1)
-    with kernels.x64():
+    with x64():
         predict_fn = nt.predict.gradient_descent_mse_ensemble(net.kernel_fn, jnp.asarray(xs), jnp.asarray(ys),
                                                                diag_reg=reg)
         f_nt = np.asarray(predict_fn(t=None, x_test=jnp.asarray(xt), get="ntk"))
@@ -55,7 +56,7 @@ def test_kip_loss_matches_explicit_solve_with_transform(net):
     def transform(x):
         return 2.0 * x - 1.0
 
-    with kernels.x64():
+    with x64():
         k_ss = np.asarray(net.kernel_fn(jnp.asarray(xs), None, "ntk"))
         k_ts = np.asarray(net.kernel_fn(jnp.asarray(2 * xt - 1), jnp.asarray(xs), "ntk"))
         loss = float(kip.kip_loss(net.kernel_fn, jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(xt), jnp.asarray(yt),
@@ -67,7 +68,7 @@ def test_kip_loss_matches_explicit_solve_with_transform(net):
 
 def test_nngp_kind(net):
     xs, ys, xt, yt, _ = toy(3)
-    with kernels.x64():
+    with x64():
         k_ss = np.asarray(net.kernel_fn(jnp.asarray(xs), None, "nngp"))
         k_ts = np.asarray(net.kernel_fn(jnp.asarray(xt), jnp.asarray(xs), "nngp"))
         loss = float(kip.kip_loss(net.kernel_fn, jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(xt), jnp.asarray(yt),
@@ -87,7 +88,7 @@ def test_kip_gradient_matches_float64_finite_differences(net, kind, wrt, h, rel)
     the NNGP case, without the angle, agrees to 1e-7)."""
     xs, ys, xt, yt, _ = toy(4)
     rng = np.random.default_rng(5)
-    with kernels.x64():
+    with x64():
         args = [jnp.asarray(a) for a in (xs, ys, xt, yt)]
 
         def loss(a, b):
@@ -119,7 +120,7 @@ def test_adversarial_targets_equal_ntknb_pgd_on_the_kernel_machine(net):
     xs, ys, xt, yt, lt = toy(7, b=16)
     adv = kip.PGDTargets(eps=0.1, steps=4)
     key = jax.random.PRNGKey(3)
-    with kernels.x64():
+    with x64():
         ours = np.asarray(kip.adversarial_targets(net.kernel_fn, jnp.asarray(xs), jnp.asarray(ys), jnp.asarray(xt),
                                                   jnp.asarray(yt), adv, key, 1e-6))
         alpha = jnp.asarray(kip.support_weights(net.kernel_fn, xs, ys, 1e-6))
@@ -182,7 +183,7 @@ def test_learn_support_lowers_the_loss_and_keeps_snapshots(net):
                             seed=1)
     assert res.losses.shape == (30,) and res.checkpoints == (0, 10, 30)
     assert np.allclose(res.snapshots[0][0], xs0) and np.allclose(res.snapshots[-1][0], res.x_support)
-    with kernels.x64():
+    with x64():
         before = float(kip.kip_loss(net.kernel_fn, jnp.asarray(xs0), jnp.asarray(y[init]), jnp.asarray(x),
                                     jnp.asarray(y)))
         after = float(kip.kip_loss(net.kernel_fn, jnp.asarray(res.x_support, jnp.float64), jnp.asarray(y[init]),

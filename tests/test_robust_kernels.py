@@ -7,6 +7,7 @@ import jax
 import numpy as np
 import pytest
 
+from ntknb._compat import x64
 from ntknb import architectures, attacks, features, kernels
 from ntknb import robust_kernels as rk
 
@@ -25,7 +26,7 @@ def _problem(n=24, m=16, seed=0, shape=(3, 3, 1)):
 @pytest.fixture(scope="module")
 def fitted():
     x, y, xt, yt = _problem()
-    with kernels.x64():
+    with x64():
         k = kernels.kernel_matrix(ARCH.kernel_fn, x, dtype=np.float64)
         pred = kernels.KernelPredictor.fit(k, y, dtype=np.float64)
     return x, y, xt, yt, np.asarray(k), pred

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
-from ntknb import kernels, training
+from ntknb._compat import x64
+from ntknb import training
 
 
 def test_log_spaced_steps_sorted_unique_and_bounded():
@@ -18,7 +19,7 @@ def test_log_spaced_steps_sorted_unique_and_bounded():
 
 def test_full_batch_gd_on_linear_model_matches_closed_form():
     # For f(x) = x @ w, GD on ½·mean((Xw - y)²) is linear: w_{s+1} = w_s - η Xᵀ(Xw_s - y)/(n·k).
-    with kernels.x64():
+    with x64():
         rng = np.random.default_rng(0)
         x = jnp.asarray(rng.normal(size=(8, 3)))
         y = jnp.asarray(rng.normal(size=(8, 1)))

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ntknb._compat import x64
 from ntknb import paths
 from ntknb.book.run import source_folder_problem
 
@@ -105,11 +106,11 @@ def smoke_test(tol: float = 1e-3) -> dict[str, Any]:
         k_dev = np.asarray(kernels.kernel_matrix(kernel_fn, x, batch_size=8))
         e_dev = np.asarray(kernels.empirical_ntk(apply_fn, params, x, batch_size=8))
         cpu = jax.devices("cpu")[0]
-        with kernels.x64(), jax.default_device(cpu):
-            x64 = jnp.asarray(x, dtype=jnp.float64)
+        with x64(), jax.default_device(cpu):
+            x_64 = jnp.asarray(x, dtype=jnp.float64)
             p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
-            k_ref = np.asarray(kernel_fn(x64, x64, "ntk"))
-            e_ref = np.asarray(kernels.empirical_ntk(apply_fn, p64, x64, batch_size=None,
+            k_ref = np.asarray(kernel_fn(x_64, x_64, "ntk"))
+            e_ref = np.asarray(kernels.empirical_ntk(apply_fn, p64, x_64, batch_size=None,
                                                      devices=[cpu]))
         result["analytic_rel_err"] = float(np.abs(k_dev - k_ref).max() / np.abs(k_ref).max())
         result["empirical_rel_err"] = float(np.abs(e_dev - e_ref).max() / np.abs(e_ref).max())
