@@ -131,10 +131,9 @@ co_gap = 0.5  # CO state: final FGSM training accuracy exceeds final PGD test ac
 stuck_below = 0.15  # settings search: a run whose final clean accuracy is at most this never learned
 
 # %% tags=["hide-input"]
-import os
 import time
 
-from ntknb import data, plotting, report
+from ntknb import data, plotting, records
 from ntknb.chapters.ch06_overfitting import ladder as lad
 from ntknb.chapters import ch06_overfitting as ch
 from ntknb.claims import glue_claims
@@ -408,10 +407,10 @@ glue_claims(claims)
 # Fig. 10b.
 
 # %% tags=["hide-input"]
-SEARCH = ch.load_search_records("data/06_settings_search.jsonl")  # kernels start in notebooks/
+SEARCH = records.load_search_records(records.SEARCH_FILE)
 search_rows = ch.search_table(SEARCH, fraction=P.collapse_fraction, min_peak=P.collapse_min_peak,
                               stuck_below=P.stuck_below)
-glue_table("search_table", search_rows, ch.SEARCH_COLUMNS, floatfmt=".2f", display=True)
+glue_table("search_table", ch.search_cells(search_rows), ch.SEARCH_COLUMNS, floatfmt=".2f", display=True)
 found = ch.search_summary(SEARCH, search_rows, min_seeds=3)
 glue("stuck_below_g", P.stuck_below)
 glue_md("search_common", ch.search_common_text(found))
@@ -445,7 +444,7 @@ print(f"training time of all runs: {t_train:.0f} s")
 # {glue:text}`ladder_tolerance:.2f`).
 
 # %% mystnb={"figure": {"caption": "Every recorded full-size run of the collapse ladder, one colour per rung. Left: test accuracy per epoch under the strong monitor (solid) and under FGSM (dashed). Right: gradient alignment per epoch, the cosine between the loss gradients at $x$ and at a random point $x + \\eta$ of the $\\epsilon$-ball."}} tags=["hide-input"]
-LADDER = report.load_records(lad.RECORD_FILE, missing_ok=True)  # paths start in notebooks/
+LADDER = records.load_ladder_records(records.LADDER_FILE, missing_ok=True)
 LADDER_SUMMARY = lad.ladder_summary(PROTOCOLS, LADDER)
 for name, value in LADDER_SUMMARY.items():
     glue(name, value)
@@ -468,7 +467,7 @@ fig = lad.plot_ladder_curves(LADDER)
 # file. {glue:md}`gpu_text`
 
 # %% mystnb={"figure": {"caption": "The recorded FGSM-AT runs on CIFAR-10 on a GPU, one colour per stream ($\\epsilon$ and number of training images), one line per seed: PGD monitor accuracy (solid, markers) and clean accuracy (dotted) on the test points, against the epoch."}} tags=["hide-input"]
-GPU = ch.load_search_records(ch.GPU_SEARCH_FILE) if os.path.exists(ch.GPU_SEARCH_FILE) else []
+GPU = records.load_search_records(records.GPU_SEARCH_FILE, missing_ok=True)
 gpu_found = ch.search_summary(GPU, ch.search_table(GPU, fraction=P.collapse_fraction, min_peak=P.collapse_min_peak,
                                                    stuck_below=P.stuck_below))
 GPU_STREAMS = ch.gpu_streams(gpu_found)

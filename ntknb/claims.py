@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ntknb import paths
+from ntknb.records import unique_runs
 
 __all__ = [
     "DIRECTIONS",
@@ -77,9 +78,6 @@ __all__ = [
     "verdict_badge_html",
     "SEED_CHECK_COLUMNS",
     "seed_check_rows",
-    "SEED_CHECK_SUFFIX",
-    "seed_check_record",
-    "load_seed_checks",
     "seed_check_summary",
 ]
 
@@ -878,14 +876,9 @@ def registrations(directory: str | Path | None = None) -> dict:
 
 SEED_CHECK_COLUMNS = ["claim", "this run", "other run", "verdict"]
 
-#: A chapter's runs at base seeds never used before: ``notebooks/data/<notebook>`` + this suffix,
-#: one JSON record a run (:func:`seed_check_record`, read by :func:`load_seed_checks`).
-SEED_CHECK_SUFFIX = "_seed_check.jsonl"
-
-
 def _brief(c: Any) -> tuple[str, str, str]:
     """``(id, verdict, "measured [low, high]")`` of a :class:`Claim` or of a claim's JSON dict,
-    full or as recorded by :func:`seed_check_record` (``id``, ``verdict``, ``measured``, ``low``,
+    full or as recorded by :func:`ntknb.records.seed_check_record` (``id``, ``verdict``, ``measured``, ``low``,
     ``high`` at least)."""
     if isinstance(c, Claim) or "direction" in c:
         c = _as_claims([c])[0]
@@ -897,7 +890,7 @@ def seed_check_rows(claims: Sequence[Any], other: Sequence[Any]) -> list:
     """Rows ``[id, this run's "measured [interval] verdict", the other run's, "same" | "flips" |
     "differs" | "only here"]`` for every claim of ``claims`` (:class:`Claim` objects or their
     JSON dicts), matched by id in ``other`` (the same, or the brief dicts of
-    :func:`seed_check_record`). A verdict *flips* when one run reproduces the claim and the other
+    :func:`ntknb.records.seed_check_record`). A verdict *flips* when one run reproduces the claim and the other
     contradicts it; ``"differs"`` when one of them is inconclusive."""
     theirs = {b[0]: b for b in map(_brief, other)}
     rows = []
@@ -913,7 +906,7 @@ def seed_check_rows(claims: Sequence[Any], other: Sequence[Any]) -> list:
 
 
 def seed_check_mismatch(record: Mapping, defaults: Mapping[str, Any]) -> list[str]:
-    """The parameters at which ``record`` (a run of :func:`seed_check_record`) is not the chapter
+    """The parameters at which ``record`` (a run of :func:`ntknb.records.seed_check_record`) is not the chapter
     at ``defaults`` (its ``parameters`` cell, name -> value), the base ``seed`` apart: names whose
     recorded value differs, names the record lacks (it cannot be shown to be at the default),
     names the chapter no longer has. ``["parameters not recorded"]`` for a record without them.
@@ -926,55 +919,15 @@ def seed_check_mismatch(record: Mapping, defaults: Mapping[str, Any]) -> list[st
     return differ + [k for k in params if k != "seed" and k not in defaults]
 
 
-def seed_check_record(run_dir: str | Path, *, command: str) -> dict:
-    """The record of one run of a chapter at a base seed never used before, from the output folder
-    of ``ntknb run NAME -p seed SEED`` (its ``metrics.json`` and ``parameters.yaml``):
-    ``{"seeds", "parameters", "runtime_s", "loadavg", "command", "claims"}``, ``claims`` holding
-    each claim's ``id``, ``verdict``, ``measured``, ``low``, ``high``, ``n_seeds`` and ``n_test``.
-    Raises ``ValueError`` when the run glued no claims."""
-    import json
-    import os
-
-    import yaml
-
-    run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    params = yaml.safe_load((run_dir / "parameters.yaml").read_text())
-    if not metrics.get("claims"):
-        raise ValueError(f"{run_dir}: the run glued no 'claims'; nothing to record")
-    keep = ("id", "verdict", "measured", "low", "high", "n_seeds", "n_test")
-    seed, n = int(params["seed"]), int(params.get("n_seeds", 1))
-    return {"seeds": list(range(seed, seed + n)), "parameters": params,
-            "runtime_s": metrics.get("runtime_s"), "loadavg": " ".join(f"{v:.2f}" for v in os.getloadavg()),
-            "command": command, "claims": [{k: c.get(k) for k in keep} for c in metrics["claims"]]}
-
-
-def _unique_runs(records: Sequence[Mapping]) -> list:
-    """``records`` with one run per seed set: a record repeated at the same ``seeds`` (appended
-    twice) counts once, the last one recorded kept, in the order of first appearance."""
-    last = {}
-    for i, rec in enumerate(records):  # a record without seeds (an older format) is kept as it is
-        last[tuple(rec["seeds"]) if "seeds" in rec else ("record", i)] = rec
-    return list(last.values())
-
-
-def load_seed_checks(path: str | Path) -> list:
-    """The records of a chapter's seed-check file (:data:`SEED_CHECK_SUFFIX`; ``[]`` when there is
-    none), one per seed set (a run recorded twice at the same seeds counts once: the last)."""
-    from ntknb.report import load_records
-
-    return _unique_runs(load_records(path, missing_ok=True))
-
-
 def seed_check_summary(claims: Sequence[Any], records: Sequence[Mapping]) -> tuple[list, dict]:
     """``(rows, summary)``: how the verdicts of ``claims`` (a page's) compare with those of the
-    recorded runs at seeds never used before (:func:`load_seed_checks`). ``rows``: the
+    recorded runs at seeds never used before (:func:`ntknb.records.load_seed_checks`). ``rows``: the
     :func:`seed_check_rows` of every record (:data:`SEED_CHECK_COLUMNS`; the other run's cell
     names its seeds); ``summary``: ``runs``, ``compared`` (claims matched by id), ``same``,
     ``differs`` (one verdict inconclusive), ``flips`` (reproduced <-> contradicted) and
     ``min_seeds`` (the fewest seeds behind a recorded claim; 0 without records). Records at the
-    same seeds count once (:func:`load_seed_checks`)."""
-    records = _unique_runs(records)
+    same seeds count once (:func:`ntknb.records.unique_runs`)."""
+    records = unique_runs(records)
     rows = []
     for rec in records:
         seeds = rec["seeds"]

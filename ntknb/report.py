@@ -22,8 +22,7 @@ Tables: pandas is not a dependency. :func:`markdown_table` renders rows as a Git
 MyST pipe table and :func:`glue_table` glues it as Markdown (paste it with
 ``{glue:md}`name``` or the ``{glue:md}`` directive).
 
-Recorded runs: :func:`load_records` reads (and :func:`append_records` extends, atomically) the JSON-lines files under ``notebooks/data/``
-(settings searches, runs at seeds never used, GPU runs) that the chapters tabulate.
+The recorded runs the chapters tabulate (``notebooks/data/``) are read and appended by :mod:`ntknb.records`.
 """
 
 from __future__ import annotations
@@ -269,43 +268,3 @@ def glue_md(name: str, text: str) -> str:
     _check_name(name)
     glue(name, Markdown(text))
     return text
-
-
-def load_records(path, missing_ok: bool = False) -> list:
-    """The records of a JSON-lines file: one JSON object a line, blank lines skipped.
-
-    Args:
-      path: the file (e.g. ``notebooks/data/06_settings_search.jsonl``).
-      missing_ok: return ``[]`` when the file does not exist (no run recorded yet) instead of
-        raising ``FileNotFoundError``.
-    """
-    import json
-    from pathlib import Path
-
-    path = Path(path)
-    if missing_ok and not path.is_file():
-        return []
-    with open(path) as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
-def append_records(path, records) -> None:
-    """Append ``records`` (JSON-serialisable dicts; NaN and infinities refused) to the JSON-lines file
-    ``path`` atomically: the new file is written next to the old one and replaces it only once complete."""
-    import json
-    import os
-    import tempfile
-
-    lines = "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in records)
-    path = os.fspath(path)
-    old = open(path).read() if os.path.exists(path) else ""
-    if old and not old.endswith("\n"):
-        old += "\n"
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".records.", suffix=".part")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(old + lines)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

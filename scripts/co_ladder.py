@@ -16,20 +16,18 @@ import time
 
 
 def main(argv=None) -> int:
-    from ntknb import paths
+    from ntknb import data, records
+    from ntknb.chapters.ch06_overfitting import ladder as lad
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--protocol", default=str(paths.DATA / "06_co_protocol.yaml"))
-    parser.add_argument("--out", default=str(paths.DATA / "06_co_ladder.jsonl"))
+    parser.add_argument("--protocol", default=str(lad.PROTOCOL_FILES[0]))
+    parser.add_argument("--out", default=str(records.LADDER_FILE))
     parser.add_argument("--rung", default=None, help="climb only this rung (default: the ladder in order)")
     parser.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
     parser.add_argument("--progress", action="store_true", help="a progress bar per run (stderr)")
     args = parser.parse_args(argv)
     if args.max_runs is not None and args.max_runs < 1:
         parser.error(f"--max-runs must be an integer >= 1; got {args.max_runs}")
-
-    from ntknb import data, report
-    from ntknb.chapters.ch06_overfitting import ladder as lad
 
     try:
         protocol = lad.load_protocol(args.protocol)
@@ -44,7 +42,7 @@ def main(argv=None) -> int:
     made = 0
     for name in names:
         while True:
-            status = lad.rung_status(protocol, name, report.load_records(args.out, missing_ok=True))
+            status = lad.rung_status(protocol, name, records.load_ladder_records(args.out, missing_ok=True))
             print(f"rung {name}: {status['collapsed']} of {status['runs']} collapsed, {status['status']}", flush=True)
             if status["status"] != "open" or not status["seeds_left"]:
                 break
@@ -55,7 +53,7 @@ def main(argv=None) -> int:
             rec = lad.ladder_run(protocol, name, seed, ds, progress=args.progress)
             rec["loadavg"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
             rec["xla_flags"] = os.environ.get("XLA_FLAGS", "")
-            report.append_records(args.out, [rec])
+            records.append_records(args.out, [rec], fields=records.LADDER_FIELDS)
             made += 1
             j = rec["judgement"]
             print(f"  seed {seed}: ended collapsed {j['ended_collapsed']} (final strong {j['final_strong']:.3f}, "

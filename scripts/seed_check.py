@@ -4,10 +4,10 @@
 
 runs ``ntknb run NOTEBOOK -p seed SEED`` (all other parameters at the defaults; ``-p NAME VALUE``
 adds overrides, recorded with the run) into a temporary folder, then appends
-:func:`ntknb.claims.seed_check_record` of the run to ``notebooks/data/NOTEBOOK_seed_check.jsonl``
-(:data:`ntknb.claims.SEED_CHECK_SUFFIX`). The book's "Results at a glance" page sets every claim's
-verdict beside the verdicts of these runs (:func:`ntknb.claims.seed_check_summary`); a run that
-fails appends nothing.
+:func:`ntknb.records.seed_check_record` of the run to ``notebooks/data/NOTEBOOK_seed_check.jsonl``
+(:func:`ntknb.records.seed_check_file`; the file is replaced atomically, :func:`ntknb.records.append_records`).
+The book's "Results at a glance" page sets every claim's verdict beside the verdicts of these runs
+(:func:`ntknb.claims.seed_check_summary`); a run that fails appends nothing.
 
 NOTEBOOK is a chapter of the book: its name (``05_bn_buffers``) or its file in the repository's
 ``notebooks/`` (``notebooks/05_bn_buffers``, ``notebooks/05_bn_buffers.py``). Before anything
@@ -24,11 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ntknb import chapters, claims
-from ntknb.book.params import INT_RE, RunError, load_param_file, prepare, read_bounded, resolve_notebook
+from ntknb import chapters, records
+from ntknb.book.params import INT_RE, RunError, load_param_file, prepare, resolve_notebook
 from ntknb.book.run import RUN_TIMINGS, run_notebook
-from ntknb.paths import DATA, NOTEBOOKS
-MAX_RECORD_BYTES = 16 << 20
+from ntknb.paths import NOTEBOOKS
 
 
 class SeedCheckError(Exception):
@@ -64,24 +63,17 @@ def used_seeds(name: str, defaults: dict, record: Path) -> list[tuple[str, range
         values = dict(defaults)
         values.update(load_param_file(preset))
         used.append((f"the preset {preset.name}", seed_range(values)))
-    if record.exists():
-        try:
-            text = read_bounded(record, MAX_RECORD_BYTES, "seed-check record").decode("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SeedCheckError(f"cannot read {record}: {exc}") from None
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                seeds = rec["seeds"]
-                run = range(min(seeds), max(seeds) + 1)
-                if isinstance(rec.get("parameters"), dict):  # the seeds its parameters use, if more
-                    by_params = seed_range(rec["parameters"])
-                    run = range(min(run.start, by_params.start), max(run.stop, by_params.stop))
-                used.append((f"the run on line {i} of {record.name}", run))
-            except (ValueError, KeyError, TypeError):
-                raise SeedCheckError(f"{record} line {i} is not a seed-check record (JSON with 'seeds')") from None
+    try:
+        recorded = records.load_records(record, records.check_seed_check, missing_ok=True)
+    except (OSError, UnicodeDecodeError, records.RecordError) as exc:
+        raise SeedCheckError(f"cannot read the seed-check record: {exc}") from None
+    for i, rec in enumerate(recorded, 1):
+        seeds = rec["seeds"]
+        run = range(min(seeds), max(seeds) + 1)
+        if isinstance(rec.get("parameters"), dict):  # the seeds its parameters use, if more
+            by_params = seed_range(rec["parameters"])
+            run = range(min(run.start, by_params.start), max(run.stop, by_params.stop))
+        used.append((f"recorded run {i} of {record.name}", run))
     return used
 
 
@@ -135,7 +127,7 @@ def _main(args) -> int:
     path, _, params, injected = prepare(name, [("param", n, v) for n, v in overrides])
     defaults = {n: p.default for n, p in params.items() if p.evaluated}
     values = {**defaults, **injected}
-    out = DATA / f"{name}{claims.SEED_CHECK_SUFFIX}"
+    out = records.seed_check_file(name)
     seeds = check_new(name, values, defaults, out)
     command = " ".join(["ntknb run", name, *(f"-p {n} {v}" for n, v in overrides)])
     if args.dry_run:
@@ -144,14 +136,12 @@ def _main(args) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         result = run_notebook(path, [("param", n, v) for n, v in overrides],
                               out_dir=Path(tmp) / "run", progress_bar=sys.stderr.isatty())
-        record = claims.seed_check_record(result.out_dir, command=command + " (other parameters at the defaults)")
+        record = records.seed_check_record(result.out_dir, command=command + " (other parameters at the defaults)")
         if record.get("runtime_s") is None:  # wall-clock values live in timings.json (issue 31)
             timings = json.loads((result.out_dir / RUN_TIMINGS).read_text())
             record["runtime_s"] = timings.get("runtime_s", timings.get("run_wall_s"))
     check_new(name, values, defaults, out)  # again: another check may have recorded these seeds meanwhile
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    records.append_records(out, [record], records.check_seed_check)
     print(f"appended the run's {len(record['claims'])} claims to {out}")
     return 0
 

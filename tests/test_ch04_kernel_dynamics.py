@@ -362,7 +362,7 @@ def test_gpu_records(tmp_path):
     recs = [_gpu_record("fgsm", 100, 0.5), _gpu_record("pgd", 100, 0.58, 0.32), _gpu_record("pgd", 101, 0.1, 0.1)]
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     got = ch.gpu_pgd_records(f)
-    assert [r["seed"] for r in got] == [100, 101]  # the FGSM-AT record is chapter 06's
+    assert [r.seed for r in got] == [100, 101]  # the FGSM-AT record is chapter 06's
     assert [ch.gpu_learned(r) for r in got] == [True, False]  # clean 0.1 is chance, not > 0.2
     rows = ch.gpu_rows(got)
     assert all(len(r) == len(ch.GPU_COLUMNS) for r in rows)
@@ -372,7 +372,7 @@ def test_gpu_records(tmp_path):
     assert s["gpu_pgd_n"] == 2 and s["gpu_pgd_learned"] == 1 and s["gpu_devices"] == "NVIDIA H200"
     assert s["gpu_pgd_clean"] == pytest.approx(0.34) and s["gpu_pgd_robust"] == pytest.approx(0.21)
     recorded = ch.gpu_pgd_records()  # the repository's file, if any: PGD-AT records only
-    assert all(r["mode"] == "pgd" for r in recorded)
+    assert all(r.mode == "pgd" for r in recorded)
 
 
 def test_seed_checks_of_the_repository_compare_with_the_claims():

@@ -2,13 +2,15 @@
 the ladder has tests/test_ch06_overfitting_ladder.py) and the training.py features it relies on (batch-shared
 augmentation, adversaries as values)."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
-from ntknb import adversaries, attacks, collapse, models, training
+from ntknb import adversaries, attacks, collapse, models, records, training
 from ntknb.chapters.ch06_overfitting import runs as co_runs
 from ntknb.chapters.ch06_overfitting import search as co_search
 from ntknb.chapters.ch06_overfitting import variants as co_variants
@@ -213,22 +215,23 @@ SETTING = dict(dataset="toy", model="cnn", width=2, hidden=4, n_train=16, n_test
 def test_search_run_records_the_setting_and_its_curves_reproducibly():
     ds = _search_dataset()
     rec = co_search.search_run(dict(SETTING), dataset=ds)
-    assert {k: rec[k] for k in SETTING} == SETTING
-    assert len(rec["robust_acc"]) == len(rec["clean_acc"]) == 2 and len(rec["fgsm_train_acc"]) == 3
+    assert isinstance(rec, records.SearchRecord) and {k: getattr(rec, k) for k in SETTING} == SETTING
+    assert len(rec.robust_acc) == len(rec.clean_acc) == 2 and len(rec.fgsm_train_acc) == 3
     assert co_search.search_run(dict(SETTING), dataset=ds) == rec  # same setting, same numbers on CPU
     row, = co_search.search_table([rec], fraction=0.3, min_peak=0.2)
-    assert row[1:4] == ["fgsm", 0, 2] and row[4] == max(rec["robust_acc"])
-    assert row[5:8] == [rec["robust_acc"][-1], rec["clean_acc"][-1], rec["fgsm_train_acc"][-1]]
-    assert "1 clean epoch(s) first" in row[0] and "CNN w2/h4" in row[0]
+    assert (row.mode, row.seed, row.epochs) == ("fgsm", 0, 2) and row.peak_robust == max(rec.robust_acc)
+    assert (row.final_robust, row.final_clean, row.final_fgsm_train) == (rec.robust_acc[-1], rec.clean_acc[-1],
+                                                                          rec.fgsm_train_acc[-1])
+    assert "1 clean epoch(s) first" in row.setting and "CNN w2/h4" in row.setting
 
 
 def test_search_run_adds_the_standard_evaluation_of_the_final_network():
     ds = _search_dataset()
     plain = co_search.search_run(dict(SETTING), dataset=ds)
     rec = co_search.search_run(dict(SETTING), dataset=ds, suite_iter=5)
-    assert {k: rec[k] for k in plain} == plain and rec["suite_iter"] == 5
+    assert dataclasses.replace(rec, suite_robust_acc=None, suite_iter=None) == plain and rec.suite_iter == 5
     # a fraction of the 8 test points
-    assert 0.0 <= rec["suite_robust_acc"] <= 1.0 and rec["suite_robust_acc"] * 8 == round(rec["suite_robust_acc"] * 8)
+    assert 0.0 <= rec.suite_robust_acc <= 1.0 and rec.suite_robust_acc * 8 == round(rec.suite_robust_acc * 8)
     with pytest.raises(ValueError, match="suite_iter"):
         co_search.search_run(dict(SETTING), dataset=ds, suite_iter=-1)
 
@@ -238,11 +241,18 @@ def test_search_table_outcomes_and_validation():
     collapsed = dict(SETTING, epochs=4, robust_acc=[0.3, 0.6, 0.1, 0.5], **curves)
     steady = dict(collapsed, robust_acc=[0.3, 0.5, 0.55, 0.6])
     stuck = dict(steady, clean_acc=[0.1] * 4)
-    rows = co_search.search_table([collapsed, steady, stuck], fraction=0.3, min_peak=0.2)
-    assert [r[-1] for r in rows] == ["collapsed at epoch 3 (recovered)", "no collapse", "stuck at chance"]
-    assert rows[0][4:8] == [0.6, 0.5, 0.95, 0.95] and np.isnan(rows[0][8])  # no standard evaluation recorded
-    assert co_search.search_table([dict(steady, suite_robust_acc=0.25, suite_iter=20)])[0][8] == 0.25
-    found = co_search.search_summary([collapsed, steady, stuck], rows, min_seeds=1)
+    recs = [records.SearchRecord.from_json(r) for r in (collapsed, steady, stuck)]
+    rows = co_search.search_table(recs, fraction=0.3, min_peak=0.2)
+    assert [r.outcome for r in rows] == [co_search.SearchOutcome("collapsed", 3, True), co_search.SearchOutcome("none"),
+                                         co_search.SearchOutcome("stuck")]
+    cells = co_search.search_cells(rows)
+    assert [c[-1] for c in cells] == ["collapsed at epoch 3 (recovered)", "no collapse", "stuck at chance"]
+    assert all(len(c) == len(co_search.SEARCH_COLUMNS) for c in cells)
+    assert cells[0][4:8] == [0.6, 0.5, 0.95, 0.95] and np.isnan(cells[0][8])  # no standard evaluation recorded
+    measured = records.SearchRecord.from_json(dict(steady, suite_robust_acc=0.25, suite_iter=20))
+    assert co_search.search_table([measured])[0].suite == 0.25
+    assert str(co_search.SearchOutcome("collapsed", 5)) == "collapsed at epoch 5"  # ended collapsed
+    found = co_search.search_summary(recs, rows, min_seeds=1)
     assert found["common"]["eps"] == 0.05 and "seed" not in found["common"]
     assert (found["n_runs"], found["n_fgsm"], found["n_collapsed"], found["n_transient"], found["n_stuck"]) == (3, 3, 1, 1, 1)
     assert found["reliable"] == []  # the setting collapsed in one of its three runs only
@@ -250,50 +260,24 @@ def test_search_table_outcomes_and_validation():
     assert (group["mode"], group["n_runs"], group["n_collapsed"], group["n_ended_collapsed"]) == ("fgsm", 3, 1, 0)
     assert group["robust"] == pytest.approx(np.mean([0.5, 0.6, 0.6])) and np.isnan(group["suite"])
     assert group["devices"] == ["cpu"] and group["n_train"] == 16 and group["epochs"] == [4]
-    single = co_search.search_summary([collapsed], [rows[0]], min_seeds=1)
-    assert single["reliable"] == [rows[0][0]] and single["common"]["width"] == 2
-    assert co_search.search_summary([collapsed], [rows[0]], min_seeds=2)["reliable"] == []
+    single = co_search.search_summary(recs[:1], rows[:1], min_seeds=1)
+    assert single["reliable"] == [rows[0].setting] and single["common"]["width"] == 2
+    assert co_search.search_summary(recs[:1], rows[:1], min_seeds=2)["reliable"] == []
     with pytest.raises(ValueError, match="same length"):
-        co_search.search_summary([collapsed], rows)
+        co_search.search_summary(recs[:1], rows)
     with pytest.raises(ValueError, match="min_seeds"):
-        co_search.search_summary([collapsed], [rows[0]], min_seeds=0)
-    with pytest.raises(ValueError, match="epochs=4"):
-        co_search.search_table([dict(collapsed, robust_acc=[0.3])])
-    with pytest.raises(ValueError, match="lacks"):
-        co_search.search_table([{k: v for k, v in collapsed.items() if k != "eps"}])
+        co_search.search_summary(recs[:1], rows[:1], min_seeds=0)
+    with pytest.raises(ValueError, match="SearchRecord"):  # the JSON dicts are read by ntknb.records
+        co_search.search_table([collapsed])
     with pytest.raises(ValueError, match="model"):
         co_search.search_run(dict(SETTING, model="mlp"))
     with pytest.raises(ValueError, match="mode"):
         co_search.search_run(dict(SETTING, mode="trades"))
 
 
-def test_append_search_records_is_atomic_and_appends(tmp_path, monkeypatch):
-    rec = dict(SETTING, robust_acc=[0.1, 0.2], clean_acc=[0.5, 0.6], fgsm_train_acc=[0.0, 0.1, 0.2])
-    path = tmp_path / "search.jsonl"
-    co_search.append_search_records(path, [rec])
-    co_search.append_search_records(path, [dict(rec, seed=1)])
-    assert [r["seed"] for r in co_search.load_search_records(path)] == [0, 1]
-    with pytest.raises(ValueError, match="lacks"):  # checked before anything is written
-        co_search.append_search_records(path, [{"model": "cnn"}])
-    import json
-    import os
-
-    def broken_dumps(*a, **k):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(json, "dumps", broken_dumps)
-    with pytest.raises(RuntimeError):
-        co_search.append_search_records(path, [rec])
-    monkeypatch.undo()
-    assert len(co_search.load_search_records(path)) == 2 and os.listdir(tmp_path) == ["search.jsonl"]
-
-
 def test_recorded_search_file_is_valid():
     """The chapter's recorded search parses and every record has consistent curves."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "notebooks" / "data" / "06_settings_search.jsonl"
-    rows = co_search.search_table(co_search.load_search_records(path))
+    rows = co_search.search_table(records.load_search_records(records.SEARCH_FILE))
     assert len(rows) >= 10
 
 
@@ -510,8 +494,8 @@ def test_gpu_section_from_recorded_runs(tmp_path):
     wide = dict(steady, eps=16 / 255, seed=0)
     pgd = dict(steady, mode="pgd", eps=4 / 255)
     path = tmp_path / "gpu.jsonl"
-    co_search.append_search_records(path, [ended, dict(ended, seed=1), dict(ended, seed=2), wide, pgd])
-    recs = co_search.load_search_records(path)
+    records.append_search_records(path, [ended, dict(ended, seed=1), dict(ended, seed=2), wide, pgd])
+    recs = records.load_search_records(path)
     found = co_search.search_summary(recs, co_search.search_table(recs, fraction=0.3, min_peak=0.15))
     streams = co_search.gpu_streams(found)
     assert list(streams) == ["co8_n10000", "co16_n10000"]  # PGD-AT is not an FGSM stream
@@ -535,11 +519,8 @@ def test_gpu_section_from_recorded_runs(tmp_path):
 
 def test_recorded_gpu_file_is_valid():
     """The recorded CIFAR-10 GPU runs (if committed) parse, and each names its device."""
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "notebooks" / co_search.GPU_SEARCH_FILE
-    if not path.exists():
+    if not records.GPU_SEARCH_FILE.exists():
         pytest.skip("no GPU runs recorded")
-    recs = co_search.load_search_records(path)
+    recs = records.load_search_records(records.GPU_SEARCH_FILE)
     co_search.search_table(recs)
-    assert recs and all(r.get("device") for r in recs)
+    assert recs and all(r.device for r in recs)

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from ntknb import claims as C
+from ntknb import records as R
 from ntknb.stats import Interval
 
 BASE = dict(
@@ -188,26 +189,26 @@ def test_seed_check_record_and_summary(tmp_path):
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps({"claims": [c.to_json() for c in other], "runtime_s": 12.5}))
     (run / "parameters.yaml").write_text(yaml.safe_dump({"seed": 4000, "n_seeds": 3, "eps": 0.1}))
-    rec = C.seed_check_record(run, command="ntknb run x -p seed 4000")
+    rec = R.seed_check_record(run, command="ntknb run x -p seed 4000")
     assert rec["seeds"] == [4000, 4001, 4002] and rec["runtime_s"] == 12.5 and rec["parameters"]["eps"] == 0.1
     assert set(rec["claims"][0]) == {"id", "verdict", "measured", "low", "high", "n_seeds", "n_test"}
-    f = tmp_path / ("x" + C.SEED_CHECK_SUFFIX)
-    assert C.load_seed_checks(f) == []
+    f = tmp_path / ("x" + R.SEED_CHECK_SUFFIX)
+    assert R.load_seed_checks(f) == []
     f.write_text(json.dumps(rec) + "\n")
-    records = C.load_seed_checks(f)
-    rows, s = C.seed_check_summary(page, records)
+    runs = R.load_seed_checks(f)
+    rows, s = C.seed_check_summary(page, runs)
     assert s == {"runs": 1, "compared": 2, "same": 1, "differs": 0, "flips": 1, "min_seeds": 3}
     assert [r[3] for r in rows] == ["same", "flips", "only here"] and "(seeds 4000-4002)" in rows[0][2]
     assert rows[0][2] == C.seed_check_rows(page, other)[0][2] + " (seeds 4000-4002)"  # brief dicts read as claims
     unbounded = {"id": "x.a", "verdict": "inconclusive", "measured": 0.7, "low": None, "high": None}
     assert C.seed_check_rows(page[:1], [unbounded])[0][2] == "0.7 (no interval) inconclusive"  # as Claim prints it
     f.write_text((json.dumps(rec) + "\n") * 2)  # the same run appended twice counts once
-    assert C.load_seed_checks(f) == records and C.seed_check_summary(page, records * 2)[1] == s
+    assert R.load_seed_checks(f) == runs and C.seed_check_summary(page, runs * 2)[1] == s
     assert C.seed_check_summary(page, []) == ([], {"runs": 0, "compared": 0, "same": 0, "differs": 0, "flips": 0,
                                                    "min_seeds": 0})
     (run / "metrics.json").write_text(json.dumps({"claims": []}))
     with pytest.raises(ValueError, match="no 'claims'"):
-        C.seed_check_record(run, command="x")
+        R.seed_check_record(run, command="x")
 
 
 # ------------------------------------------------- preconditions and "not testable" (issue 28)

@@ -183,12 +183,3 @@ def test_html_table_formats_reals_and_escapes_the_rest():
     assert "<tr><td>3</td><td>True</td></tr>" in text  # integers and booleans are not formatted as floats
     assert "<tr><td>s</td><td>0.500</td></tr>" in text
     assert text.startswith("<table>") and text.endswith("</table>")
-
-
-def test_load_records_reads_json_lines_and_says_when_none(tmp_path):
-    path = tmp_path / "runs.jsonl"
-    path.write_text('{"seed": 0, "acc": [0.5]}\n\n{"seed": 1, "acc": []}\n')
-    assert report.load_records(path) == [{"seed": 0, "acc": [0.5]}, {"seed": 1, "acc": []}]
-    assert report.load_records(tmp_path / "none.jsonl", missing_ok=True) == []
-    with pytest.raises(FileNotFoundError):
-        report.load_records(tmp_path / "none.jsonl")

@@ -36,8 +36,9 @@ from ntknb import paths
 from ntknb.book.params import notebook_parameters
 from ntknb.book.run import extract_glued
 from ntknb.book.sync import toc_files
-from ntknb.claims import (SEED_CHECK_SUFFIX, VERDICT_TEXT, VERDICTS, Claim, claim_anchor, load_seed_checks, readable,
-                          registrations, seed_check_mismatch, seed_check_rows, seed_check_summary)
+from ntknb.claims import (VERDICT_TEXT, VERDICTS, Claim, claim_anchor, readable, registrations, seed_check_mismatch,
+                          seed_check_rows, seed_check_summary)
+from ntknb.records import SEED_CHECK_SUFFIX, load_seed_checks
 
 __all__ = ["PAGE", "DOCNAME", "STATUS_PAGE", "STATUS_DOCNAME", "check_claims", "registration_text", "results_page",
            "status_page", "glued_claims", "execution_records", "notebook_titles", "seed_checks", "write_results_page",
@@ -80,7 +81,7 @@ def check_claims(chapters: Sequence[tuple[str, Any]]) -> list[tuple[str, list[Cl
 
 
 def _checked(c: Claim, records: Sequence[Mapping]) -> str:
-    """What the runs at seeds never used before (:func:`ntknb.claims.load_seed_checks`) found for
+    """What the runs at seeds never used before (:func:`ntknb.records.load_seed_checks`) found for
     ``c``: `` · seeds 4000-4002: 1.3 [1.2, 1.4] contradicted (same)`` per run that has it."""
     out = []
     for rec in records:
@@ -182,7 +183,7 @@ def results_page(chapters: Sequence[tuple[str, Any]], seed_checks: Mapping[str, 
     docname -> title, default the docname; headings are numbered by the docname's leading
     number, ``00a · ...``) with its claims grouped by source, each verdict
     first, linked to the claim's entry in the chapter. Per docname, ``seed_checks`` are the
-    chapter's recorded runs at seeds never used before (:func:`ntknb.claims.load_seed_checks`),
+    chapter's recorded runs at seeds never used before (:func:`ntknb.records.load_seed_checks`),
     whose verdicts each claim shows beside its own; ``registrations`` (claim id ->
     :func:`ntknb.claims.registrations` record) and ``executed`` (docname -> the stored run's
     date) say when each threshold was registered and whether the stored run preceded it;
@@ -388,7 +389,7 @@ def notebook_titles(root: str | os.PathLike | None = None, docnames: Sequence[st
 def seed_checks(root: str | os.PathLike | None = None, docnames: Sequence[str] = (),
                 at_defaults: bool = True) -> dict[str, list]:
     """``{docname: records}``: each chapter's runs at seeds never used before, from
-    ``notebooks/data/<notebook>`` + :data:`ntknb.claims.SEED_CHECK_SUFFIX` (chapters without
+    ``notebooks/data/<notebook>`` + :data:`ntknb.records.SEED_CHECK_SUFFIX` (chapters without
     such a file are left out). ``at_defaults``: only the runs at the stored notebook's default
     parameters (:func:`ntknb.claims.seed_check_mismatch` empty), the ones whose verdicts can be
     compared with the page's; ``False``: only the others, each with ``"mismatch"`` (the

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 
-from ntknb import architectures, attacks, data, features, kernel_machines, kernels, schema
+from ntknb import architectures, attacks, data, features, kernel_machines, kernels, paths, records, schema
 from ntknb.validation import SEED_LIMIT
-from ntknb.claims import REGISTER_DIR, SEED_CHECK_SUFFIX, Claim, load_register
+from ntknb.claims import REGISTER_DIR, Claim, load_register, seed_check_mismatch
 
 __all__ = ["Params", "REFERENCE", "USEFUL_ABOVE", "NONROBUST_BELOW", "split_training_indices", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
            "full_accuracies", "full_kernel_fgsm", "eq10_study", "plot_eq10", "sweep_all", "SeedRun", "seed_run",
@@ -788,34 +790,25 @@ def claims(p: Params, runs: list) -> list:
     return sorted(out, key=lambda c: order.index(c.id))
 
 
-#: The claims of one run with a never-used base seed (``scripts/seed_check.py 02_eigenfeatures 6000``),
-#: one JSON record (:func:`ntknb.claims.seed_check_record`, plus the run's base ``seed``) under
-#: ``notebooks/data/`` (issue 15, "done when"); the page sets them beside its own
-#: (:func:`ntknb.claims.seed_check_rows`).
-SEED_CHECK_FILE = "02_eigenfeatures" + SEED_CHECK_SUFFIX
+#: The claims of runs with a never-used base seed (``scripts/seed_check.py 02_eigenfeatures 6000``),
+#: one JSON record a run (:func:`ntknb.records.seed_check_record`) under ``notebooks/data/`` (issue 15,
+#: "done when"); the page sets them beside its own (:func:`ntknb.claims.seed_check_rows`).
+SEED_CHECK_FILE = records.seed_check_file("02_eigenfeatures")
+#: The recorded cost of the conv sweeps per resolution (:func:`conv_resolution_runs`).
+CONV_RESOLUTION_FILE = paths.DATA / "02_eigenfeatures_conv_resolution.json"
 
 
-def _data_file(name: str):
-    from pathlib import Path
-
-    return Path(__file__).resolve().parents[2] / "notebooks" / "data" / name
-
-
-def conv_resolution_runs() -> list:
-    """The recorded cost of the conv sweeps per resolution (``notebooks/data/02_eigenfeatures_conv_resolution.json``,
-    the measurement behind the default ``conv_pool``): one dict per run."""
-    import json
-
-    return json.loads(_data_file("02_eigenfeatures_conv_resolution.json").read_text())["runs"]
+def conv_resolution_runs(path=CONV_RESOLUTION_FILE) -> list:
+    """The recorded cost of the conv sweeps per resolution (:data:`CONV_RESOLUTION_FILE`, the measurement
+    behind the default ``conv_pool``): one dict per run."""
+    return json.loads(Path(path).read_text())["runs"]
 
 
-def load_seed_check(parameters: dict, path=None) -> dict | None:
-    """The latest recorded never-used-seed run (:data:`SEED_CHECK_FILE`) at ``parameters`` (the
-    page's parameters, name -> value), the base seed apart (:func:`ntknb.claims.seed_check_mismatch`
-    empty), or ``None`` if none is recorded at them: a run at other parameters tests other
-    settings, and the Results page names it without comparing it."""
-    from ntknb.claims import load_seed_checks, seed_check_mismatch
-
-    records = load_seed_checks(path if path is not None else _data_file(SEED_CHECK_FILE))
-    same = [r for r in records if not seed_check_mismatch(r, parameters)]
+def load_seed_check(parameters: dict, path=SEED_CHECK_FILE) -> dict | None:
+    """The latest recorded never-used-seed run (:data:`SEED_CHECK_FILE`, :func:`ntknb.records.load_seed_checks`)
+    at ``parameters`` (the page's parameters, name -> value), the base seed apart
+    (:func:`ntknb.claims.seed_check_mismatch` empty), or ``None`` if none is recorded at them: a run at
+    other parameters tests other settings, and the Results page names it without comparing it."""
+    runs = records.load_seed_checks(path)
+    same = [r for r in runs if not seed_check_mismatch(r, parameters)]
     return same[-1] if same else None

@@ -36,18 +36,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
+from pathlib import Path
 
 import ntknb  # noqa: F401  (compat shim before neural_tangents)
 
 import jax
 import numpy as np
 
-from ntknb import metrics, paths, stats, training
+from ntknb import metrics, paths, records, stats, training
 from ntknb import ntk_dynamics as nd
-from ntknb import claims as claims_mod
 from ntknb import schema
-from ntknb.claims import REGISTER_DIR, SEED_CHECK_SUFFIX, Claim, load_register
+from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "LABEL", "MODELS", "base_config", "loo_config", "load_data", "make_model", "SeedRun",
@@ -431,18 +432,14 @@ def run_seeds(p: Params, model) -> list:
     return [run_seed(p, model, s, ds, masking=(i == 0)) for i, s in enumerate(p.seeds)]
 
 
-SETTINGS_FILE = "04_pgd_at_settings.jsonl"
 SETTINGS_COLUMNS = ["run", "setting", "PGD-AT clean acc.", "PGD-AT robust acc.", "note"]
 
 
-def settings_rows(path=None) -> list:
-    """The recorded PGD-AT settings runs of this chapter (``notebooks/data/04_pgd_at_settings.jsonl``: one JSON
+def settings_rows(path=records.SETTINGS_FILE) -> list:
+    """The recorded PGD-AT settings runs of this chapter (:data:`ntknb.records.SETTINGS_FILE`: one JSON
     record per run with its setting and measured PGD-AT accuracies), one row of :data:`SETTINGS_COLUMNS` each."""
-    from ntknb import report
-
-    path = path if path is not None else paths.DATA / SETTINGS_FILE
     rows = []
-    for r in report.load_records(path):
+    for r in records.load_settings_records(path):
         setting = ", ".join(f"{k} {v}" for k, v in r["setting"].items())
         rows.append([r["run"], setting, r["pgd_clean_acc"], r["pgd_robust_acc"], r["note"]])
     return rows
@@ -450,79 +447,76 @@ def settings_rows(path=None) -> list:
 
 # ------------------------------------------------------------------------------ recorded GPU runs
 
-#: The recorded CIFAR-10 GPU runs (``scripts/gpu_cifar_search``; records of
-#: ``ch06_overfitting.search.search_run``), relative to ``notebooks/``.
-GPU_SEARCH_FILE = "data/gpu/cifar10_search.jsonl"
 #: The rule for "PGD-AT learned": final clean accuracy of the per-epoch monitor above twice chance (10 classes).
 GPU_LEARNED_CLEAN = 0.2
 GPU_COLUMNS = ["device", "seed", "setting", "final clean acc. (monitor)", "final PGD-10 acc. (monitor)",
                "robust acc., standard evaluation", "learned"]
 
 
-def gpu_pgd_records(path=None) -> list:
-    """The PGD-AT records (``mode == "pgd"``) of the recorded GPU search file (default
-    :data:`GPU_SEARCH_FILE`); ``[]`` when the file does not exist (no run recorded yet)."""
-    from ntknb import report
-
-    path = path if path is not None else paths.NOTEBOOKS / GPU_SEARCH_FILE
-    return [r for r in report.load_records(path, missing_ok=True) if r.get("mode") == "pgd"]
+def gpu_pgd_records(path=records.GPU_SEARCH_FILE) -> list[records.SearchRecord]:
+    """The PGD-AT runs (``mode == "pgd"``) of the recorded CIFAR-10 GPU runs (default
+    :data:`ntknb.records.GPU_SEARCH_FILE`, read by :func:`ntknb.records.load_search_records`); ``[]`` when
+    the file does not exist (no run recorded yet)."""
+    return [r for r in records.load_search_records(path, missing_ok=True) if r.mode == "pgd"]
 
 
-def gpu_learned(record: dict) -> bool:
+def gpu_learned(record: records.SearchRecord) -> bool:
     """Whether PGD-AT learned in ``record``: final monitor clean accuracy > :data:`GPU_LEARNED_CLEAN`."""
-    return bool(record["clean_acc"][-1] > GPU_LEARNED_CLEAN)
+    return bool(record.clean_acc[-1] > GPU_LEARNED_CLEAN)
 
 
-def _gpu_setting(r: dict) -> str:
-    net = (f"ResNet({','.join(map(str, r['stage_sizes']))}) w{r['width']}" if r.get("model") == "resnet"
-           else f"{r.get('model', 'CNN')} w{r['width']}")
-    return (f"{r['dataset']}, {net}, {r['n_train']} images, {r['epochs']} epochs, lr {r['learning_rate']:g}, "
-            f"PGD-{r['attack_steps']} AT at eps {r['eps'] * 255:.3g}/255, clean warm start {r['clean_epochs']}")
+def _gpu_setting(r: records.SearchRecord) -> str:
+    net = (f"ResNet({','.join(map(str, r.stage_sizes))}) w{r.width}" if r.model == "resnet"
+           else f"{r.model} w{r.width}")
+    return (f"{r.dataset}, {net}, {r.n_train} images, {r.epochs} epochs, lr {r.learning_rate:g}, "
+            f"PGD-{r.attack_steps} AT at eps {r.eps * 255:.3g}/255, clean warm start {r.clean_epochs}")
 
 
-def gpu_rows(records: list) -> list:
+def _or_nan(value) -> float:
+    return float("nan") if value is None else value
+
+
+def gpu_rows(runs: list[records.SearchRecord]) -> list:
     """One row of :data:`GPU_COLUMNS` per recorded GPU PGD-AT run (NaN: not measured)."""
-    return [[r.get("device", "?"), r["seed"], _gpu_setting(r), r["clean_acc"][-1], r["robust_acc"][-1],
-             r.get("suite_robust_acc", float("nan")), "yes" if gpu_learned(r) else "no"] for r in records]
+    return [[r.device or "?", r.seed, _gpu_setting(r), r.clean_acc[-1], r.robust_acc[-1],
+             _or_nan(r.suite_robust_acc), "yes" if gpu_learned(r) else "no"] for r in runs]
 
 
-def gpu_summary(records: list) -> dict:
+def gpu_summary(runs: list[records.SearchRecord]) -> dict:
     """Numbers of the GPU section: runs (``gpu_pgd_n``), runs that learned (``gpu_pgd_learned``), the means of
     the final monitor clean accuracy and of the standard-evaluation robust accuracy (``gpu_pgd_clean``,
     ``gpu_pgd_robust``; NaN without runs) and the devices (``gpu_devices``)."""
-    clean = [r["clean_acc"][-1] for r in records]
-    rob = [r["suite_robust_acc"] for r in records if "suite_robust_acc" in r]
-    return {"gpu_pgd_n": len(records), "gpu_pgd_learned": sum(gpu_learned(r) for r in records),
+    clean = [r.clean_acc[-1] for r in runs]
+    rob = [r.suite_robust_acc for r in runs if r.suite_robust_acc is not None]
+    return {"gpu_pgd_n": len(runs), "gpu_pgd_learned": sum(gpu_learned(r) for r in runs),
             "gpu_pgd_clean": float(np.mean(clean)) if clean else float("nan"),
             "gpu_pgd_robust": float(np.mean(rob)) if rob else float("nan"),
-            "gpu_devices": ", ".join(sorted({r.get("device", "?") for r in records})) or "none"}
+            "gpu_devices": ", ".join(sorted({r.device or "?" for r in runs})) or "none"}
 
 
 # ------------------------------------------------------------------------------ never-used seeds
 
-#: The chapter at base seeds never used before (one record a run: :func:`ntknb.claims.seed_check_record`,
+#: The chapter at base seeds never used before (one record a run: :func:`ntknb.records.seed_check_record`,
 #: compared by :func:`ntknb.claims.seed_check_summary`).
-SEED_CHECK_FILE = "data/04_at_kernel_dynamics" + SEED_CHECK_SUFFIX
+SEED_CHECK_FILE = records.seed_check_file("04_at_kernel_dynamics")
 
 
-def load_seed_checks(path=None) -> list:
-    """The records of :data:`SEED_CHECK_FILE` (``[]`` when there is none)."""
-    return claims_mod.load_seed_checks(path if path is not None else paths.NOTEBOOKS / SEED_CHECK_FILE)
+def load_seed_checks(path=SEED_CHECK_FILE) -> list:
+    """The records of :data:`SEED_CHECK_FILE` (:func:`ntknb.records.load_seed_checks`; ``[]`` when there is none)."""
+    return records.load_seed_checks(path)
 
 
 #: The chapter's measured costs (the profile of issue 28 before the defaults were chosen, and the
-#: per-phase timings of runs at the defaults), relative to ``notebooks/``.
-BUDGET_FILE = "data/04_budget.json"
+#: per-phase timings of runs at the defaults).
+BUDGET_FILE = paths.DATA / "04_budget.json"
 BUDGET_COLUMNS = ["measurement", "load average (1 min)", "wall s", "CPU s", "note"]
 
 
-def budget_rows(path=None) -> list:
+def budget_rows(path=BUDGET_FILE) -> list:
     """One row of :data:`BUDGET_COLUMNS` per measurement of :data:`BUDGET_FILE` (``"measurements"``: a list of
     ``{"what", "load", "wall_s", "cpu_s", "note"}``; "–" where a time was not taken), then the predicted
     wall time of the defaults (``"prediction"``); ``[]`` without the file."""
-    import json
-
-    path = path if path is not None else paths.NOTEBOOKS / BUDGET_FILE
+    path = Path(path)
     if not path.is_file():
         return []
     record = json.loads(path.read_text())

@@ -21,11 +21,11 @@ submodules, by concern (imports go down this list, never up):
   :func:`ntknb.ntk_dynamics.train_and_track` or :func:`ntknb.training.train_model`);
   :func:`ae_specialization_matrix`, :func:`distance_to_reference` (kernel comparisons built on
   :mod:`ntknb.ntk_dynamics` and :mod:`ntknb.metrics`);
-* :mod:`~ntknb.chapters.ch06_overfitting.search` — :func:`search_run`, :func:`append_search_records`,
-  :func:`search_table`, :func:`search_summary`: the recorded search for a setting that collapses
-  (``scripts/co_search.py`` runs it; the chapter tabulates it); :func:`gpu_streams`, :func:`gpu_rows`,
-  :func:`gpu_summary`, :func:`gpu_text`, :func:`plot_gpu_curves`: the recorded CIFAR-10 GPU runs
-  (:data:`GPU_SEARCH_FILE`);
+* :mod:`~ntknb.chapters.ch06_overfitting.search` — :func:`search_run`, :func:`search_table`,
+  :func:`search_summary`: the recorded search for a setting that collapses (``scripts/co_search.py``
+  runs it; the chapter tabulates it); :func:`gpu_streams`, :func:`gpu_rows`, :func:`gpu_summary`,
+  :func:`gpu_text`, :func:`plot_gpu_curves`: the recorded CIFAR-10 GPU runs (the records themselves
+  are read by :mod:`ntknb.records`);
 * :mod:`~ntknb.chapters.ch06_overfitting.runs` — :class:`Params` (the chapter's parameter schema: the
   rules for the notebook's ``parameters`` cell, checked by ``ntknb run`` before anything runs);
   :func:`variant_config`, :func:`prepare_data`, :func:`run_all` (the chapter's runs);
@@ -42,10 +42,10 @@ submodules, by concern (imports go down this list, never up):
 
 from __future__ import annotations
 
-from ntknb.chapters.ch06_overfitting.search import (GPU_COLUMNS, GPU_SEARCH_FILE, SEARCH_COLUMNS, gpu_rows,
-                                                    gpu_streams, gpu_summary, gpu_text, load_search_records,
-                                                    plot_gpu_curves, search_common_text, search_summary,
-                                                    search_summary_text, search_table)
+from ntknb.chapters.ch06_overfitting.search import (GPU_COLUMNS, SEARCH_COLUMNS, gpu_rows, gpu_streams,
+                                                    gpu_summary, gpu_text, plot_gpu_curves, search_cells,
+                                                    search_common_text, search_summary, search_summary_text,
+                                                    search_table)
 from ntknb.chapters.ch06_overfitting.runs import (COLLAPSE_COLUMNS, KERNEL_VARIANTS, LABEL, Params, collapse_rows,
                                                   evaluate_all, evaluation_columns, evaluation_rows,
                                                   evaluation_summary, fgsm_summary, fix_summary, ks_over_seeds,
@@ -67,7 +67,7 @@ __all__ = [
     # the claims (verdicts)
     "judge_runs", "STRONG_COLUMNS", "strong_rows", "strong_summary", "difference_rows", "claims", "check_text",
     # the recorded search and GPU runs (search)
-    "load_search_records", "search_table", "search_summary", "SEARCH_COLUMNS", "search_common_text",
-    "search_summary_text", "GPU_SEARCH_FILE", "GPU_COLUMNS", "gpu_streams", "gpu_rows", "gpu_summary", "gpu_text",
+    "search_table", "search_cells", "search_summary", "SEARCH_COLUMNS", "search_common_text",
+    "search_summary_text", "GPU_COLUMNS", "gpu_streams", "gpu_rows", "gpu_summary", "gpu_text",
     "plot_gpu_curves",
 ]

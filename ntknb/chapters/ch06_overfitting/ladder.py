@@ -6,7 +6,8 @@ judges: the recipe (the CNN with 4 filters of ``andriushchenko2020understanding`
 the monitor (:class:`ntknb.collapse.EpochMonitor`) and its validation against the 100-iteration
 suite, the end-state rule (:class:`ntknb.collapse.CollapseRule`) and the ladder of rungs with
 their seeds. :func:`ladder_run` makes one run of one rung and returns its record (appended to
-``notebooks/data/06_co_ladder.jsonl`` by ``scripts/co_ladder.py``); :func:`rung_status` says
+``notebooks/data/06_co_ladder.jsonl`` by ``scripts/co_ladder.py``; read by
+:func:`ntknb.records.load_ladder_records`); :func:`rung_status` says
 whether a rung passed, failed or is still open; :func:`ladder_rows` / :func:`monitor_rows` tabulate
 the records for the page.
 """
@@ -24,18 +25,17 @@ import jax
 import numpy as np
 import yaml
 
-from ntknb import collapse, models, training
+from ntknb import collapse, models, paths, training
 from ntknb.evaluation import robust_evaluation
 from ntknb.stats import binomial_interval
 
-__all__ = ["PROTOCOL_FILES", "RECORD_FILE", "load_protocol", "rung", "collapse_rule", "test_points", "injection",
+__all__ = ["PROTOCOL_FILES", "load_protocol", "rung", "collapse_rule", "test_points", "injection",
            "ladder_run", "rung_status", "ladder_rows", "LADDER_COLUMNS", "monitor_rows", "MONITOR_TABLE_COLUMNS",
            "ladder_summary", "ladder_text", "plot_ladder_curves"]
 
 #: The protocols in the order they were written (each later one follows an earlier one whose rungs all
-#: failed), and the one record file of their runs, relative to ``notebooks/``.
-PROTOCOL_FILES = ("data/06_co_protocol.yaml", "data/06_co_protocol_2.yaml", "data/06_co_protocol_3.yaml")
-RECORD_FILE = "data/06_co_ladder.jsonl"
+#: failed); their runs are recorded in :data:`ntknb.records.LADDER_FILE`.
+PROTOCOL_FILES = tuple(paths.DATA / f"06_co_protocol{n}.yaml" for n in ("", "_2", "_3"))
 
 _SECTIONS = {"id": str, "recipe": dict, "monitor": dict, "rule": dict, "ladder": dict}
 

@@ -1,53 +1,34 @@
 """Chapter 06, the recorded search for a setting that collapses, and the recorded GPU runs.
 
-:func:`search_run` trains one setting and returns its record (``scripts/co_search.py`` appends them
-with :func:`append_search_records`); :func:`search_table` / :func:`search_summary` and the texts
-tabulate a search file for the page; :func:`gpu_streams`, :func:`gpu_rows`, :func:`gpu_summary`,
-:func:`gpu_text`, :func:`plot_gpu_curves` do the same for the CIFAR-10 GPU runs
-(:data:`GPU_SEARCH_FILE`). Part of :mod:`ntknb.chapters.ch06_overfitting`.
+:func:`search_run` trains one setting and returns its record (a :class:`ntknb.records.SearchRecord`;
+``scripts/co_search.py`` appends them to :data:`ntknb.records.SEARCH_FILE`); :func:`search_table`
+(one :class:`SearchRow` a run, its :class:`SearchOutcome`), :func:`search_cells`, :func:`search_summary`
+and the texts tabulate the recorded runs (:func:`ntknb.records.load_search_records`) for the page;
+:func:`gpu_streams`, :func:`gpu_rows`, :func:`gpu_summary`, :func:`gpu_text`, :func:`plot_gpu_curves`
+do the same for the CIFAR-10 GPU runs (:data:`ntknb.records.GPU_SEARCH_FILE`). Part of
+:mod:`ntknb.chapters.ch06_overfitting`.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+from typing import Optional, Sequence
 
 import numpy as np
 
-from ntknb import training
+from ntknb import data, evaluation, models, training
 from ntknb.chapters.ch06_overfitting.variants import detect_collapse, run_variant
+from ntknb.records import SEARCH_CURVES, SEARCH_SETTINGS, SearchRecord, check_search_setting
 from ntknb.validation import check_int
 
-__all__ = ["SEARCH_SETTINGS", "SEARCH_CURVES", "check_search_setting", "search_run", "load_search_records",
-           "append_search_records", "search_table", "search_summary", "SEARCH_COLUMNS", "search_common_text",
-           "search_summary_text", "GPU_SEARCH_FILE", "GPU_COLUMNS", "gpu_streams", "gpu_rows", "gpu_summary",
-           "gpu_text", "plot_gpu_curves"]
+__all__ = ["search_run", "SearchOutcome", "SearchRow", "search_table", "search_cells", "search_summary",
+           "SEARCH_COLUMNS", "search_common_text", "search_summary_text", "GPU_COLUMNS", "gpu_streams", "gpu_rows",
+           "gpu_summary", "gpu_text", "plot_gpu_curves"]
 
 
 # --------------------------------------------------------------------------- settings search
 
-#: The settings of one recorded search run (:func:`search_run`); ``stage_sizes`` only for the ResNet,
-#: ``hidden`` only for the CNN.
-SEARCH_SETTINGS = ("dataset", "model", "width", "n_train", "n_test", "n_monitor", "batch_size", "learning_rate",
-                   "momentum", "weight_decay", "eps", "attack_steps", "eval_attack_steps", "clean_epochs", "epochs",
-                   "mode", "seed")
-SEARCH_CURVES = ("robust_acc", "clean_acc", "fgsm_train_acc")
-
-
-def check_search_setting(setting) -> dict:
-    if not isinstance(setting, dict):
-        raise ValueError(f"setting must be a dict of {SEARCH_SETTINGS}; got {type(setting).__name__}")
-    extra = {"cnn": "hidden", "resnet": "stage_sizes"}.get(setting.get("model"))
-    if extra is None:
-        raise ValueError(f"setting['model'] must be 'cnn' or 'resnet'; got {setting.get('model')!r}")
-    missing = [k for k in SEARCH_SETTINGS + (extra,) if k not in setting]
-    if missing:
-        raise ValueError(f"setting lacks {missing}; a search setting has {SEARCH_SETTINGS + (extra,)}")
-    if setting["mode"] not in ("standard", "fgsm", "pgd"):
-        raise ValueError(f"setting['mode'] must be 'standard', 'fgsm' or 'pgd'; got {setting['mode']!r}")
-    return {k: setting[k] for k in SEARCH_SETTINGS + (extra,)}
-
-
-def search_run(setting: dict, dataset=None, progress: bool = False, suite_iter: int = 0) -> dict:
+def search_run(setting: dict, dataset=None, progress: bool = False, suite_iter: int = 0) -> SearchRecord:
     """Train one setting of the catastrophic-overfitting search and record its curves.
 
     ``setting`` holds :data:`SEARCH_SETTINGS` plus ``hidden`` (CNN) or ``stage_sizes``
@@ -63,12 +44,10 @@ def search_run(setting: dict, dataset=None, progress: bool = False, suite_iter: 
         attack, seed ``setting["seed"]``): a collapsed FGSM-AT network must score about 0 there too.
 
     Returns:
-      the setting plus the per-epoch curves ``robust_acc`` (T,), ``clean_acc`` (T,) and
-      ``fgsm_train_acc`` (T+1,), rounded to 4 decimals (a JSON-ready record); with ``suite_iter``
-      also ``suite_robust_acc`` and ``suite_iter``.
+      the record: the setting plus the per-epoch curves ``robust_acc`` (T,), ``clean_acc`` (T,) and
+      ``fgsm_train_acc`` (T+1,), rounded to 4 decimals; with ``suite_iter`` also ``suite_robust_acc``
+      and ``suite_iter``.
     """
-    from ntknb import data, evaluation, models
-
     s = check_search_setting(setting)
     suite_iter = check_int("suite_iter", suite_iter, min=0)
     ds = dataset if dataset is not None else data.load_dataset(s["dataset"])
@@ -88,65 +67,87 @@ def search_run(setting: dict, dataset=None, progress: bool = False, suite_iter: 
         acc = evaluation.robust_accuracy(logits, task.x_test, task.labels_test, s["eps"], seed=s["seed"],
                                          n_iter=suite_iter, params=run.result.params)
         record.update(suite_robust_acc=round(float(acc), 4), suite_iter=suite_iter)
-    return record
+    return SearchRecord.from_json(record)
 
 
-def load_search_records(path) -> list:
-    """The records of a search file (JSON lines, one :func:`search_run` record each;
-    :func:`ntknb.report.load_records`)."""
-    from ntknb import report
+@dataclasses.dataclass(frozen=True)
+class SearchOutcome:
+    """How a recorded search run ended: ``"stuck"`` (the final clean accuracy at chance: it never left a
+    constant prediction), ``"collapsed"`` (:func:`detect_collapse`: at ``epoch``, 1-based; ``recovered``
+    by the last epoch or not) or ``"none"`` (no collapse). ``str()`` is the page's text."""
 
-    return report.load_records(path)
+    kind: str
+    epoch: Optional[int] = None
+    recovered: bool = False
+
+    def __str__(self) -> str:
+        if self.kind == "stuck":
+            return "stuck at chance"
+        if self.kind == "collapsed":
+            return f"collapsed at epoch {self.epoch}" + (" (recovered)" if self.recovered else "")
+        return "no collapse"
 
 
-def append_search_records(path, records: Sequence[dict]) -> None:
-    """Append ``records`` to the JSON-lines file ``path`` atomically (the old file is replaced
-    only once the new one is complete; :func:`ntknb.report.append_records`)."""
-    from ntknb import report
+@dataclasses.dataclass(frozen=True)
+class SearchRow:
+    """The summary of one recorded search run (:func:`search_table`): the ``setting`` in words, the
+    training ``mode``, ``seed`` and ``epochs``; the PGD monitor's ``peak_robust`` and ``final_robust``
+    accuracy, the ``final_clean`` and ``final_fgsm_train`` accuracy, the standard evaluation ``suite``
+    (NaN where it was not measured) and the :class:`SearchOutcome`."""
 
-    for rec in records:
-        check_search_setting(rec)
-    report.append_records(path, records)
+    setting: str
+    mode: str
+    seed: int
+    epochs: int
+    peak_robust: float
+    final_robust: float
+    final_clean: float
+    final_fgsm_train: float
+    suite: float
+    outcome: SearchOutcome
+
+    def cells(self) -> list:
+        """The row under :data:`SEARCH_COLUMNS` (the outcome as text)."""
+        return [self.setting, self.mode, self.seed, self.epochs, self.peak_robust, self.final_robust,
+                self.final_clean, self.final_fgsm_train, self.suite, str(self.outcome)]
 
 
-def search_table(records: Sequence[dict], fraction: float = 0.3, min_peak: float = 0.2,
-                 stuck_below: float = 0.15) -> list:
-    """One summary row per recorded run of :func:`search_run`.
-
-    Row: ``[setting, mode, seed, epochs, peak robust, final robust, final clean, final FGSM
-    train acc., standard eval., outcome]`` (standard eval.: the record's ``suite_robust_acc``, NaN
-    where it was not measured); the outcome is "stuck at chance" if the final clean accuracy is at
-    most ``stuck_below``, else the :func:`detect_collapse` verdict (``fraction``, ``min_peak``).
-    """
+def search_table(records: Sequence[SearchRecord], fraction: float = 0.3, min_peak: float = 0.2,
+                 stuck_below: float = 0.15) -> list[SearchRow]:
+    """One :class:`SearchRow` per recorded run of :func:`search_run` (the records checked by
+    :class:`ntknb.records.SearchRecord`). The outcome is "stuck" if the final clean accuracy is at most
+    ``stuck_below``, else the :func:`detect_collapse` verdict (``fraction``, ``min_peak``)."""
     if not 0 < stuck_below < 1:
         raise ValueError(f"stuck_below must be in (0, 1); got {stuck_below!r}")
     rows = []
     for rec in records:
-        s = check_search_setting(rec)
-        missing = [k for k in SEARCH_CURVES if k not in rec]
-        if missing:
-            raise ValueError(f"record lacks the curves {missing}")
-        robust, clean, fgsm_train = (np.asarray(rec[k], float) for k in SEARCH_CURVES)
-        if not (robust.size == clean.size == s["epochs"] and fgsm_train.size == s["epochs"] + 1):
-            raise ValueError(f"record curves must have epochs={s['epochs']} entries (fgsm_train_acc one more); got "
-                             f"{robust.size}, {clean.size}, {fgsm_train.size}")
-        net = (f"CNN w{s['width']}/h{s['hidden']}" if s["model"] == "cnn"
-               else f"ResNet{tuple(s['stage_sizes'])} w{s['width']}")
-        setting = (f"{net}, ε {s['eps']:g}, lr {s['learning_rate']:g}, batch {s['batch_size']}, {s['n_train']} images"
-                   + (f", {s['clean_epochs']} clean epoch(s) first" if s["clean_epochs"] else ""))
+        if not isinstance(rec, SearchRecord):
+            raise ValueError(f"records must be SearchRecord runs (ntknb.records.load_search_records); "
+                             f"got {type(rec).__name__}")
+        robust, clean, fgsm_train = (np.asarray(getattr(rec, k), float) for k in SEARCH_CURVES)
+        net = (f"CNN w{rec.width}/h{rec.hidden}" if rec.model == "cnn"
+               else f"ResNet{tuple(rec.stage_sizes)} w{rec.width}")
+        setting = (f"{net}, ε {rec.eps:g}, lr {rec.learning_rate:g}, batch {rec.batch_size}, {rec.n_train} images"
+                   + (f", {rec.clean_epochs} clean epoch(s) first" if rec.clean_epochs else ""))
         c = detect_collapse(robust, fraction, min_peak)
         if clean[-1] <= stuck_below:
-            outcome = "stuck at chance"
+            outcome = SearchOutcome("stuck")
         elif c.collapsed:
-            outcome = f"collapsed at epoch {c.epoch}" + (" (recovered)" if c.recovered else "")
+            outcome = SearchOutcome("collapsed", c.epoch, bool(c.recovered))
         else:
-            outcome = "no collapse"
-        rows.append([setting, s["mode"], s["seed"], s["epochs"], float(robust.max()), float(robust[-1]),
-                     float(clean[-1]), float(fgsm_train[-1]), float(rec.get("suite_robust_acc", np.nan)), outcome])
+            outcome = SearchOutcome("none")
+        suite = rec.suite_robust_acc if rec.suite_robust_acc is not None else np.nan
+        rows.append(SearchRow(setting, rec.mode, rec.seed, rec.epochs, float(robust.max()), float(robust[-1]),
+                              float(clean[-1]), float(fgsm_train[-1]), float(suite), outcome))
     return rows
 
 
-def search_summary(records: Sequence[dict], rows: Sequence[list], min_seeds: int = 3) -> dict:
+def search_cells(rows: Sequence[SearchRow]) -> list:
+    """The :func:`search_table` rows as the page's table (:data:`SEARCH_COLUMNS`, :meth:`SearchRow.cells`)."""
+    return [r.cells() for r in rows]
+
+
+def search_summary(records: Sequence[SearchRecord], rows: Sequence[SearchRow], min_seeds: int = 3) -> dict:
     """What a recorded search shows, from its records and their :func:`search_table` rows.
 
     Returns a dict with ``common`` (the settings shared by every record, e.g. ``n_test``),
@@ -166,29 +167,32 @@ def search_summary(records: Sequence[dict], rows: Sequence[list], min_seeds: int
     if isinstance(min_seeds, bool) or not isinstance(min_seeds, int) or min_seeds < 1:
         raise ValueError(f"min_seeds must be an integer >= 1; got {min_seeds!r}")
     keys = [k for k in SEARCH_SETTINGS if k not in ("mode", "seed")]
-    common = {k: records[0][k] for k in keys if records and all(r[k] == records[0][k] for r in records)}
-    fgsm = [r for r in rows if r[1] == "fgsm"]
-    collapsed = [r for r in fgsm if r[-1].startswith("collapsed")]
+    common = {k: getattr(records[0], k) for k in keys
+              if records and all(getattr(r, k) == getattr(records[0], k) for r in records)}
+    fgsm = [r for r in rows if r.mode == "fgsm"]
+    collapsed = [r for r in fgsm if r.outcome.kind == "collapsed"]
     by_setting: dict = {}
     for r in fgsm:
-        by_setting.setdefault(r[0], []).append(r[-1].startswith("collapsed"))
+        by_setting.setdefault(r.setting, []).append(r.outcome.kind == "collapsed")
     groups: dict = {}
     for rec, r in zip(records, rows):
-        groups.setdefault((r[0], r[1]), []).append((rec, r))
+        groups.setdefault((r.setting, r.mode), []).append((rec, r))
     settings = []
     for (name, mode), members in groups.items():
-        suite = [r[8] for _, r in members if not np.isnan(r[8])]
+        suite = [r.suite for _, r in members if not np.isnan(r.suite)]
+        outcomes = [r.outcome for _, r in members]
         settings.append(dict(
-            setting=name, mode=mode, eps=float(members[0][0]["eps"]), n_train=int(members[0][0]["n_train"]),
-            epochs=sorted({int(rec["epochs"]) for rec, _ in members}), seeds=[r[2] for _, r in members],
-            n_runs=len(members), n_collapsed=sum(r[-1].startswith("collapsed") for _, r in members),
-            n_ended_collapsed=sum(r[-1].startswith("collapsed") and "recovered" not in r[-1] for _, r in members),
-            robust=float(np.mean([r[5] for _, r in members])), clean=float(np.mean([r[6] for _, r in members])),
+            setting=name, mode=mode, eps=float(members[0][0].eps), n_train=int(members[0][0].n_train),
+            epochs=sorted({int(rec.epochs) for rec, _ in members}), seeds=[r.seed for _, r in members],
+            n_runs=len(members), n_collapsed=sum(o.kind == "collapsed" for o in outcomes),
+            n_ended_collapsed=sum(o.kind == "collapsed" and not o.recovered for o in outcomes),
+            robust=float(np.mean([r.final_robust for _, r in members])),
+            clean=float(np.mean([r.final_clean for _, r in members])),
             suite=float(np.mean(suite)) if suite else float("nan"), n_suite=len(suite),
-            devices=sorted({str(rec.get("device", "cpu")) for rec, _ in members})))
+            devices=sorted({str(rec.device or "cpu") for rec, _ in members})))
     return dict(common=common, n_runs=len(rows), n_fgsm=len(fgsm), n_collapsed=len(collapsed),
-                n_transient=sum("recovered" in r[-1] for r in collapsed),
-                n_stuck=sum(r[-1] == "stuck at chance" for r in rows),
+                n_transient=sum(r.outcome.recovered for r in collapsed),
+                n_stuck=sum(r.outcome.kind == "stuck" for r in rows),
                 reliable=[k for k, v in by_setting.items() if len(v) >= min_seeds and all(v)], settings=settings)
 
 
@@ -212,8 +216,6 @@ def search_summary_text(found: dict) -> str:
 
 # ------------------------------------------------------------------------------ GPU scale
 
-#: The recorded CIFAR-10 GPU runs (``scripts/gpu_cifar_search``), relative to ``notebooks/``.
-GPU_SEARCH_FILE = "data/gpu/cifar10_search.jsonl"
 GPU_COLUMNS = ["stream", "training images", "epochs", "device", "runs (seeds)", "collapsed", "ended collapsed",
                "final PGD monitor", "standard eval.", "final clean"]
 
@@ -265,7 +267,7 @@ def gpu_text(found: dict, streams: dict) -> str:
             + " Their clean accuracies show how far these networks were from trained when they stopped.")
 
 
-def plot_gpu_curves(records: Sequence[dict]):
+def plot_gpu_curves(records: Sequence[SearchRecord]):
     """PGD monitor (solid) and clean (dotted) test accuracy per epoch of each recorded FGSM-AT GPU
     run, one colour per stream (eps and training-set size). Returns the figure."""
     from ntknb import plotting
@@ -273,16 +275,16 @@ def plot_gpu_curves(records: Sequence[dict]):
     fig, ax = plotting.new_figure(width=5.6, height=3.4)
     colours = {}
     for rec in records:
-        if rec["mode"] != "fgsm":
+        if rec.mode != "fgsm":
             continue
-        k = (round(rec["eps"] * 255), rec["n_train"])
+        k = (round(rec.eps * 255), rec.n_train)
         name = f"ε {k[0]}/255, {k[1]} images"
-        ep = np.arange(1, len(rec["robust_acc"]) + 1)
+        ep = np.arange(1, len(rec.robust_acc) + 1)
         first = k not in colours
-        line, = ax.plot(ep, rec["robust_acc"], "o-", ms=3, color=colours.get(k),
+        line, = ax.plot(ep, rec.robust_acc, "o-", ms=3, color=colours.get(k),
                         label=f"{name}: PGD monitor" if first else None)
         colours.setdefault(k, line.get_color())
-        ax.plot(ep, rec["clean_acc"], ":", color=colours[k], label=f"{name}: clean" if first else None)
+        ax.plot(ep, rec.clean_acc, ":", color=colours[k], label=f"{name}: clean" if first else None)
     ax.set(xlabel="epoch", ylabel="test accuracy", ylim=(-0.02, 1.02), title="CIFAR-10 on the GPU: FGSM-AT runs")
     if colours:
         ax.legend(fontsize=6)
