@@ -96,3 +96,13 @@ def test_out_dir_checks(tmp_path):
     (prev / "notes.txt").write_text("mine")
     with pytest.raises(RunError, match="notes.txt"):
         check_out_dir(prev, "tiny")
+
+
+def test_kernel_joins_the_distributed_run_only_when_asked():
+    """NTKNB_PROCESSES set: the kernel runs ntknb.replicas.initialize_processes before the first cell."""
+    from ntknb.book.run import kernel_startup_arguments
+    from ntknb.replicas import PROCESSES_ENV
+
+    assert kernel_startup_arguments({}) == [] and kernel_startup_arguments({PROCESSES_ENV: ""}) == []
+    (arg,) = kernel_startup_arguments({PROCESSES_ENV: "localhost:1234,2,0"})
+    assert arg.startswith("--IPKernelApp.exec_lines=") and "ntknb.replicas.initialize_processes()" in arg

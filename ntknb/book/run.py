@@ -59,6 +59,7 @@ __all__ = [
     "RunResult",
     "glued_value",
     "extract_glued",
+    "kernel_startup_arguments",
     "RUN_STATUS",
     "RUN_MARKER",
     "RUN_TIMINGS",
@@ -669,6 +670,20 @@ def _die_with_parent(cmd: Sequence[str]) -> list[str]:
     return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *cmd]
 
 
+def kernel_startup_arguments(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The kernel's extra command-line arguments of ``environ`` (default ``os.environ``): when
+    :data:`ntknb.replicas.PROCESSES_ENV` is set, the kernel joins that ``jax.distributed`` run
+    before the first cell (:func:`ntknb.replicas.initialize_processes`; it must precede any JAX
+    computation, and this launcher, which imports the chapter modules, must not join itself);
+    otherwise none."""
+    from ntknb.replicas import PROCESSES_ENV
+
+    env = os.environ if environ is None else environ
+    if not env.get(PROCESSES_ENV, "").strip():
+        return []
+    return ["--IPKernelApp.exec_lines=import ntknb.replicas; ntknb.replicas.initialize_processes()"]
+
+
 def _kernel_manager(kernel_name: str, folder: Path, marker: dict[str, Any]):
     """An ``AsyncKernelManager`` whose kernel dies with this process (:func:`_die_with_parent`),
     writes its connection file into ``folder`` (:data:`KERNEL_CONNECTION`) and records its process
@@ -807,7 +822,7 @@ def run_notebook(
                 km=km,
                 # ipykernel logs a TCP-encryption warning at start and a spurious
                 # "KeyboardInterrupt caught" at shutdown; cell errors still surface.
-                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL", *kernel_startup_arguments()],
             )
             signals.deferred = True
             metrics = extract_glued(nbformat.read(executed_tmp, as_version=4))
