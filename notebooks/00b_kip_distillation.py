@@ -77,7 +77,7 @@ from IPython.display import display
 
 from ntknb import claims, plotting
 from ntknb.chapters import ch00b_kip_distillation as ch
-from ntknb.report import glue, glue_md
+from ntknb.report import glue, glue_md, glue_params
 
 P = ch.Params.from_namespace(globals())  # checks every parameter (the rules: ch.Params)
 plotting.use_book_style()
@@ -114,8 +114,7 @@ KR = ch.kip_study(P, D)
 KV = ch.kip_values(P, KR)
 for name, value in KV.items():  # numbers pasted as text, names (strings) as Markdown
     glue_md(name, value) if isinstance(value, str) else glue(name, value)
-glue("n_seeds", P.n_seeds)
-glue("n_test", P.n_test)
+glue_params(P, ["n_seeds", "n_test"])
 ch.kip_table(P, KR)
 
 # %% mystnb={"figure": {"caption": "Test accuracy of the kernel machine on the support set along the KIP optimisation, against the KIP step (logarithmic; step 0 drawn at 0.5), one panel per dataset, one colour per support size $|S|$. Lines: mean over seeds; bands: minimum to maximum over seeds. Stars (CIFAR-10 panel): the accuracies before and after KIP in the authors' notebook, for $|S| = 100$.", "name": "fig-ch00b-kip-curves"}} tags=["hide-input"]

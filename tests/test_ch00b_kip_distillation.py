@@ -22,7 +22,7 @@ def params(**changes):
 
 def test_params_rules():
     p = params()
-    assert p.seeds() == list(range(p.seed, p.seed + p.n_seeds)) and p.eps("mnist") == p.eps_mnist
+    assert p.seeds == list(range(p.seed, p.seed + p.n_seeds)) and p.eps("mnist") == p.eps_mnist
     for change, name in [(dict(datasets=["mnist", "mnist"]), "datasets"), (dict(datasets=["svhn"]), "datasets"),
                          (dict(support_sizes=[15]), "support_sizes"), (dict(support_sizes=[100, 10]), "support_sizes"),
                          (dict(advkip_datasets=["cifar10"], datasets=["mnist"]), "advkip_datasets"),

@@ -30,18 +30,19 @@ import dataclasses
 import functools
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from IPython.display import HTML
 
-from ntknb import report, schema, stats
+from ntknb import architectures, data, evaluation, kernels, kip, masking, plotting, report, schema, stats
 from ntknb.architectures import ARCHITECTURE_NAMES
 from ntknb.claims import Claim
-from ntknb.validation import SEED_LIMIT
+from ntknb.training import log_spaced_steps
 
-__all__ = [
-    "Params", "Standardize", "DATASETS", "ANCHOR", "load_datasets", "curve_steps", "kip_study", "kip_values",
-    "kip_table", "plot_learning_curves", "plot_learned_images", "train_network", "advkip_study", "advkip_values",
-    "advkip_table", "plot_robustness", "build_claims", "summary_text",
-]
+__all__ = ["Params", "load_datasets", "kip_study", "kip_values", "kip_table", "plot_learning_curves",
+           "plot_learned_images", "advkip_study", "advkip_values", "advkip_table", "plot_robustness", "build_claims",
+           "summary_text"]
 
 DATASETS = ("cifar10", "mnist")
 CIFAR10_SHORT = "plane car bird cat deer dog frog horse ship truck".split()
@@ -52,12 +53,12 @@ ANCHOR = {"dataset": "cifar10", "support": 100, "kernel": "fc1", "natural": 0.24
 
 
 @dataclasses.dataclass(frozen=True)
-class Params(schema.Params):
+class Params(schema.SeededParams):
     """The rules for the parameters of ``notebooks/00b_kip_distillation.py`` (the defaults live
     in its ``parameters`` cell; field order = cell order)."""
 
-    seed: int = schema.param(schema.Int(min=0, max=SEED_LIMIT - 1))
-    n_seeds: int = schema.param(schema.Int(min=1, max=100))
+    seed: int = schema.seed_param()
+    n_seeds: int = schema.seed_count_param(max=100)
     datasets: list = schema.param(schema.List(schema.Choice(DATASETS), min_length=1, max_length=2))
     kernel: str = schema.param(schema.Choice(ARCHITECTURE_NAMES))
     support_sizes: list = schema.param(schema.List(schema.Int(min=10), min_length=1, increasing=True))
@@ -97,7 +98,6 @@ class Params(schema.Params):
         for name in ("n_pool", "n_test", "target_batch", "advkip_target_batch", "n_robust"):
             if getattr(self, name) % 10:
                 raise ValueError(f"parameter {name!r} must be a multiple of the 10 classes, got {getattr(self, name)}")
-        from ntknb import data
 
         for name in self.datasets:  # the task of every replica (data.make_task: pool and test images)
             data.check_task_sizes(name, train=[("n_pool", self.n_pool)], test=[("n_test", self.n_test)])
@@ -119,10 +119,6 @@ class Params(schema.Params):
             raise ValueError(f"parameter 'n_curve' must be at most kip_steps + 1 = {self.kip_steps + 1}, "
                              f"got {self.n_curve}")
 
-    def seeds(self) -> list[int]:
-        """The seeds of the replicas: ``seed, seed + 1, ..., seed + n_seeds - 1``."""
-        return list(range(self.seed, self.seed + self.n_seeds))
-
     def eps(self, dataset: str) -> float:
         return {"mnist": self.eps_mnist, "cifar10": self.eps_cifar10}[dataset]
 
@@ -138,8 +134,6 @@ class Standardize:
     std: tuple
 
     def __call__(self, x):
-        import jax.numpy as jnp
-
         return (x - jnp.asarray(self.mean, x.dtype)) / jnp.asarray(self.std, x.dtype)
 
     def numpy(self, x) -> np.ndarray:
@@ -166,8 +160,6 @@ class Standardize:
 def load_datasets(p: Params) -> dict:
     """``{name: (Dataset, Standardize)}`` for every dataset the chapter uses (statistics of the
     whole training split, as in the authors' notebook)."""
-    from ntknb import data
-
     out = {}
     for name in p.datasets:
         ds = data.load_dataset(name)
@@ -178,8 +170,6 @@ def load_datasets(p: Params) -> dict:
 def curve_steps(p: Params) -> list[int]:
     """At most ``n_curve`` step counts from 0 to ``kip_steps`` (0, then log-spaced), for the learning
     curves."""
-    from ntknb.training import log_spaced_steps
-
     if p.n_curve == 2:
         return [0, p.kip_steps]
     steps = log_spaced_steps(p.kip_steps, p.n_curve - 1, include_zero=True)
@@ -188,8 +178,6 @@ def curve_steps(p: Params) -> list[int]:
 
 @functools.lru_cache(maxsize=4)
 def _kernel(name: str):
-    from ntknb import architectures
-
     return architectures.get_architecture(name, out_dim=10)
 
 
@@ -210,8 +198,6 @@ def kip_study(p: Params, datasets: dict) -> dict:
     test accuracies along the run ``acc (seeds, len(steps))``, per-point correctness of the
     natural and the learned set on the test points, losses, condition numbers, the agreement
     of float32 and float64 predictions, the learned sets (standardised) and wall times."""
-    from ntknb import data, kip
-
     kfn = _kernel(p.kernel).kernel_fn
     steps = curve_steps(p)
     dt = np.float64 if p.kip_dtype == "float64" else np.float32
@@ -222,7 +208,7 @@ def kip_study(p: Params, datasets: dict) -> dict:
         for size in p.support_sizes:
             res = {k: [] for k in ("acc", "correct_nat", "correct_kip", "losses", "cond_nat", "cond_kip",
                                    "f32_agree", "seconds", "x_nat", "x_kip", "y")}
-            for s in p.seeds():
+            for s in p.seeds:
                 task = data.make_task(ds, n_train=p.n_pool, n_test=p.n_test, seed=s)
                 idx = _natural_subset(task.labels_train, size)
                 x0, y0 = std.numpy(task.x_train[idx]).astype(np.float32), task.y_train[idx]
@@ -307,8 +293,6 @@ def kip_values(p: Params, kr: dict) -> dict:
 def kip_table(p: Params, kr: dict):
     """Natural vs KIP test accuracy per dataset and support size (means over seeds; the gain's
     t-interval over seeds; McNemar on the pooled test points), as ``IPython.display.HTML``."""
-    from IPython.display import HTML
-
     columns = ["dataset", "|S|", "natural subset", f"KIP ({p.kip_steps} steps)", "gain", "gain interval (seeds)",
                "McNemar p (pooled)", "s / run"]
     rows = []
@@ -324,8 +308,6 @@ def kip_table(p: Params, kr: dict):
 def plot_learning_curves(p: Params, kr: dict):
     """Test accuracy of the kernel machine along the KIP run (mean over seeds, min-max band),
     one panel per dataset, one line per support size; the anchor's two points on CIFAR-10."""
-    from ntknb import plotting
-
     fig, axes = plotting.new_figure(ncols=len(kr), width=4.4, squeeze=False)
     for ax, (name, by_size) in zip(axes[0], kr.items()):
         for j, (size, r) in enumerate(by_size.items()):
@@ -348,8 +330,6 @@ def plot_learned_images(p: Params, datasets: dict, kr: dict, ar: dict | None = N
     clipped to [0, 1] for display. Without ``ar``: natural and KIP rows for every dataset (largest
     support size); with ``ar``: natural, KIP and Adversarial-KIP rows for its datasets (size
     ``advkip_support``)."""
-    from ntknb import plotting
-
     rows = {}
     names = list(ar) if ar else list(kr)
     for name in names:
@@ -384,10 +364,6 @@ def train_network(p: Params, x_support, y_support, seed: int):
     support set (half the largest stable rate of the linearised dynamics).
 
     Returns ``g`` as ``predict(z)`` on standardised inputs ``z`` and the final training loss."""
-    import jax
-    import jax.numpy as jnp
-
-    from ntknb import kernels
 
     net = _network(p.net_width)
     xs = jnp.asarray(x_support, jnp.float32)
@@ -406,16 +382,11 @@ def train_network(p: Params, x_support, y_support, seed: int):
 
 @functools.lru_cache(maxsize=4)
 def _network(width: int):
-    from ntknb import architectures
-
     return architectures.fully_connected(depth=1, width=width, out_dim=10)
 
 
 @functools.lru_cache(maxsize=8)
 def _gd(apply_fn, steps: int):
-    import jax
-    import jax.numpy as jnp
-
     def run(p0, xs, ys, f0, lr):
         def loss(q):
             return 0.5 * jnp.mean((apply_fn(q, xs) - f0 - ys) ** 2)
@@ -449,8 +420,6 @@ def advkip_study(p: Params, datasets: dict, kr: dict) -> dict:
     iterations) of the three kernel machines and of a finite network trained on each set
     (:func:`train_network`); for the first seed, the gradient-masking checks of the
     Adversarial-KIP machine with the KIP machine as transfer surrogate."""
-    from ntknb import data, evaluation, kip, masking
-
     kfn = _kernel(p.kernel).kernel_fn
     dt = np.float64 if p.kip_dtype == "float64" else np.float32
     models = ("natural", "kip", "advkip")
@@ -463,7 +432,7 @@ def advkip_study(p: Params, datasets: dict, kr: dict) -> dict:
         res.update({f"{kind}_{m}_points": [] for kind in ("kernel", "net") for m in models})
         res.update(x_advkip=[], seconds=[], net_loss=[], masking=None)
         adversary = kip.PGDTargets(eps=eps, steps=p.advkip_pgd_steps, clip=(0.0, 1.0))
-        for i, s in enumerate(p.seeds()):
+        for i, s in enumerate(p.seeds):
             task = data.make_task(ds, n_train=p.n_pool, n_test=p.n_test, seed=s)
             x0 = base["x_nat"][i]
             y0 = base["y"][i]
@@ -542,8 +511,6 @@ def advkip_values(p: Params, ar: dict) -> dict:
 def advkip_table(p: Params, ar: dict):
     """Clean and robust accuracy (means over seeds) of the kernel machines and finite networks
     trained on each set, as ``IPython.display.HTML``."""
-    from IPython.display import HTML
-
     columns = ["dataset (eps)", "trained on", "kernel: clean", "kernel: robust", "network: clean", "network: robust"]
     rows = []
     for name, r in ar.items():
@@ -558,8 +525,6 @@ def plot_robustness(p: Params, ar: dict):
     """Clean (light) and robust (dark) accuracy of each model, means over seeds with min-max
     bars, one panel per Adversarial-KIP dataset; the masking check's accuracy-vs-eps curve of
     the Adversarial-KIP machine (first seed) beside it."""
-    from ntknb import plotting
-
     if not ar:
         return None
     fig, axes = plotting.new_figure(ncols=len(ar) + 1, width=4.4, squeeze=False)
