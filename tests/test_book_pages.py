@@ -245,7 +245,7 @@ def test_status_page_from_the_stored_notebooks(tmp_path):
 def test_page_shows_the_runs_at_seeds_never_used_before(tmp_path):
     import json
 
-    from ntknb.claims import SEED_CHECK_SUFFIX
+    from ntknb.records import SEED_CHECK_SUFFIX
 
     other = dict(CLAIM, id="demo.acc", claim="Accuracy stays high.", direction="greater", threshold=0.5,
                  measured=0.7, low=0.6, high=0.8)
