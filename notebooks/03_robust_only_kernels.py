@@ -165,7 +165,7 @@ plotting.use_book_style()
 
 # %%
 cifar = data.load_dataset("cifar10")
-RUNS = [ch.cifar_seed_run(P, cifar, seed) for seed in P.seeds]  # one replica per seed
+RUNS = ch.cifar_seed_runs(P, cifar)  # one replica per seed, spread over the devices if several
 sweep = RUNS[0].sweep
 glue("n_features_swept", P.n_features)
 glue("sweep_max_robust", float(sweep.robust_accuracy.max()))

@@ -39,14 +39,14 @@ import dataclasses
 
 import numpy as np
 
-from ntknb import architectures, data, features, kernel_machines, schema
+from ntknb import architectures, data, features, kernel_machines, replicas, schema
 from ntknb import robust_kernels as rk
 from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "FAMILIES", "FINAL", "ROBUST_LEVEL", "ROBUST_FRACTION", "setup", "build_families",
            "evaluate_families", "best_robust_only", "tradeoff_choice", "shortfall", "kernel_training", "SeedRun",
-           "cifar_seed_run", "frontier_rows", "final_rows", "cifar_values", "plot_frontier", "mnist_study",
+           "cifar_seed_run", "cifar_seed_runs", "frontier_rows", "final_rows", "cifar_values", "plot_frontier", "mnist_study",
            "plot_mnist", "mnist_summary", "summary_text", "tradeoff_shortfall", "REGISTER", "claim_specs",
            "claims"]
 
@@ -387,6 +387,13 @@ def cifar_seed_run(p: Params, cifar, seed: int) -> SeedRun:
           f"{final.seconds:.0f} s")
     return SeedRun(seed, sw, fams, rows, choice_rows, best, qualified, trade, kt, int(kt.std.checkpoints[1:][early]),
                    final)
+
+
+def cifar_seed_runs(p: Params, cifar) -> list:
+    """:func:`cifar_seed_run` for every seed of :attr:`Params.seeds`, in their order, through
+    :func:`ntknb.replicas.run_replicas`: one after the other on one device, spread over the devices
+    and ``jax.distributed`` processes when there are several (the same numbers)."""
+    return replicas.run_replicas(lambda seed: cifar_seed_run(p, cifar, seed), p.seeds)
 
 
 def _accuracy(values):

@@ -44,7 +44,7 @@ import ntknb  # noqa: F401  (compat shim before neural_tangents)
 import jax
 import numpy as np
 
-from ntknb import batchnorm, ntk_dynamics, schema, training
+from ntknb import batchnorm, ntk_dynamics, replicas, schema, training
 from ntknb.claims import REGISTER_DIR, Claim, load_register
 from ntknb.validation import SEED_LIMIT
 
@@ -295,15 +295,16 @@ def probe_set(p: Params, ds) -> tuple:
 
 
 def run_seeds(p: Params, model, ds) -> list:
-    """:func:`run_seed` for every seed of :attr:`Params.seeds`, one after the other, on ``ds``
-    (already downsampled: :func:`downsampled`).
-
-    The replicas are not batched with ``jax.vmap`` (:mod:`ntknb.replicas`): on the CPU backend
-    vmapped replicas run slower than sequential ones (``benchmarks/bench_replicas.py``), and the
-    training loop and the evaluations are not one pure function of the seed. Every compiled
-    function (training steps, attacks, kernels) is compiled once and reused by all replicas."""
+    """:func:`run_seed` for every seed of :attr:`Params.seeds` on ``ds`` (already downsampled:
+    :func:`downsampled`), the masking checks for the first seed only, through
+    :func:`ntknb.replicas.run_replicas`: one after the other on one device, spread over the devices
+    and ``jax.distributed`` processes when there are several (the same numbers). Every compiled
+    function (training steps, attacks, kernels) is compiled once per device and reused by the
+    replicas run there. With several devices in one process the replicas run in threads, so a
+    replica's ``timings`` CPU seconds are the whole process's."""
     probe = probe_set(p, ds)
-    return [run_seed(p, model, ds, probe, s, masking=(i == 0)) for i, s in enumerate(p.seeds)]
+    first = p.seeds[0]
+    return replicas.run_replicas(lambda s: run_seed(p, model, ds, probe, s, masking=(s == first)), p.seeds)
 
 
 # --------------------------------------------------------------------------- measurements
