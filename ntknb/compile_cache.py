@@ -9,7 +9,7 @@ The setting is the environment variable ``NTKNB_JAX_CACHE`` (:data:`CACHE_ENV`):
 * any other value: that folder.
 
 Off by default: with the cache warm, ``tests/test_transfer.py::test_loss_gradients_align_better_when_wider``
-(a float64 width comparison, :func:`ntknb.kernels.x64`) got NaN gradient cosines in a clean-clone CI
+(a float64 width comparison, :func:`ntknb._compat.x64`) got NaN gradient cosines in a clean-clone CI
 run, and passes with the cache off. Until that is understood a cached program is not known to be
 the same executable in every setting, so a run that records results should leave the cache off.
 
