@@ -194,9 +194,6 @@ glue_table("gpu_table", ch.gpu_rows(GPU), ch.GPU_COLUMNS, display=True);
 SEEDS = ch.run_seeds(P, model)  # one SeedRun per replica
 M = ch.measurements(P, SEEDS)  # {quantity: (n_seeds,) values}
 glue_table("acc_table", ch.accuracy_rows(P, SEEDS), ch.ACCURACY_COLUMNS, display=True)
-for key in ("standard", "early", "pgd", "linearised"):
-    glue(f"rob_{key}", ch.pooled(SEEDS, key).estimate)
-    glue(f"clean_{key}", ch.pooled(SEEDS, key, "clean").estimate)
 fig = ch.plot_accuracies(P, SEEDS)
 
 # %% [markdown]
