@@ -337,6 +337,12 @@ class Precondition:
         return (f"{self.name} ({self.description}): measured {_fmt(self.measured)}, needs "
                 f"{self.requirement_text} — {'met' if self.met else 'not met'}")
 
+    @property
+    def short_text(self) -> str:
+        """``"white_box_above_zero: measured 0, needs > 0"``: :attr:`text` without the description (a
+        claim's entry shows this line; its folded part lists the conditions in full)."""
+        return f"{self.name}: measured {_fmt(self.measured)}, needs {self.requirement_text}"
+
 
 def _preconditions(value: Any, who: str) -> tuple:
     if value is None:
@@ -575,7 +581,8 @@ def _claim_html(c: Claim) -> str:
     esc = lambda s: html.escape(s, quote=False)  # noqa: E731
     facts = (f"ours <strong>{esc(c.interval_text)}</strong>, needs {esc(c.requirement_text)} · "
              f"{esc(cite_text(c.source))}, {readable(c.where)}")
-    why = "".join(f'<div class="ntknb-claim-why">not met: {readable(p.text)}</div>' for p in c.failed_preconditions)
+    why = "".join(f'<div class="ntknb-claim-why">not met: {readable(p.short_text)}</div>'
+                  for p in c.failed_preconditions)
     pre = "".join(f"<li>{readable(p.text)}</li>" for p in c.preconditions)
     details = (f"<p>The claim in full: {readable(c.claim)}</p>"
                f"<p>The paper: {readable(c.paper)}.</p><p>{readable(c.scale)} ({c.counts_text}).</p>"
@@ -592,9 +599,10 @@ def claims_html(claims: Sequence[Any]) -> str:
     """A compact HTML block of ``claims`` (:class:`Claim` objects or their :meth:`Claim.to_json`
     dicts), one entry per claim, its verdict badge first: the claim (readable math,
     :func:`readable`), our value with its interval and what the claim needs, the source as
-    author-year text (:func:`cite_text`) and where; a failed precondition with its measured
-    value; the claim in full (a phone shows its first lines only, ``ntknb.css``), the paper's
-    value, the scale, the verdict in words and the conditions folded in a ``<details>``. Each
+    author-year text (:func:`cite_text`) and where; a failed precondition's name with its measured
+    value (:attr:`Precondition.short_text`); the claim in full (a phone shows its first lines only,
+    ``ntknb.css``), the paper's value, the scale, the verdict in words and the conditions (with their
+    descriptions) folded in a ``<details>``. Each
     entry's HTML id is :func:`claim_anchor`."""
     objs = _as_claims(claims)
     if not objs:

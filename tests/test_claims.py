@@ -247,7 +247,9 @@ def test_failed_precondition_makes_a_claim_not_testable_and_never_rescues_it():
     assert set(C.VERDICTS) == {"reproduced", "contradicted", "inconclusive", "not_testable"}
     text = C.claims_html([c])
     assert "ntknb-v-not_testable" in text and "not testable at this scale" in text
-    assert "not met: white_box_above_zero" in text and "measured 0, needs &gt; 0" in text
+    assert "not met: white_box_above_zero: measured 0, needs &gt; 0" in text  # short form in the entry
+    entry, folded = text.split("<details>")
+    assert failed.description not in entry and failed.description in folded  # description folded
     summary = C.summary_markdown([c])
     assert "1 not testable at this scale" in summary and "white\\_box\\_above\\_zero measured 0, needs \\> 0" in summary
     with pytest.raises(ValueError, match="unique"):
