@@ -176,6 +176,13 @@ def _problem(seed=0, n=60, s=6, d=5):
     return x, y, labels, init
 
 
+# F32_HOST_NOTE: how closely a float32 run follows float64 depends on the host CPU (OpenBLAS picks its
+# kernels per CPU, XLA its code): on one 2-core AMD EPYC the support points of the test below differ by
+# 6e-4 (1.2e-3 with OPENBLAS_CORETYPE=Haswell) and the initial loss by 2e-7 relative, while the CI host
+# of stop 38 gave 2e-4 relative on the initial loss and more than 1e-3 on the support points. The
+# float32 checks allow a few times those; a wrong formula moves them by far more.
+
+
 def test_learn_support_lowers_the_loss_and_keeps_snapshots(net):
     x, y, labels, init = _problem()
     xs0 = x[init] + 0.3  # a poor start
@@ -189,7 +196,8 @@ def test_learn_support_lowers_the_loss_and_keeps_snapshots(net):
         after = float(kip.kip_loss(net.kernel_fn, jnp.asarray(res.x_support, jnp.float64), jnp.asarray(y[init]),
                                    jnp.asarray(x), jnp.asarray(y)))
     assert after < 0.7 * before
-    assert res.losses[0] == pytest.approx(before, rel=1e-4)  # full pool: step 1's loss is the initial one
+    # full pool: step 1's loss is the initial one, up to float32 (see F32_HOST_NOTE)
+    assert res.losses[0] == pytest.approx(before, rel=1e-3)
     assert np.array_equal(res.y_support, y[init].astype(np.float32))  # labels fixed
     again = kip.learn_support(net.kernel_fn, xs0, y[init], x, y, steps=0)
     assert np.allclose(again.x_support, xs0) and again.losses.shape == (0,)
@@ -203,9 +211,11 @@ def test_learn_support_float64_matches_float32_and_chunks_match(net):
     rch = kip.learn_support(net.kernel_fn, x[init], y[init], x, y, dtype=np.float64, target_chunk=10, **common)
     assert r64.x_support.dtype == np.float64 and r32.x_support.dtype == np.float32
     # same batches; float32 differs by ~1e-4 relative: the pool holds the support points, where the
-    # NTK's arccos(cos ~ 1) turns float32 rounding (6e-8) of the cosine into angles of ~3e-4
-    assert np.allclose(r32.x_support, r64.x_support, atol=1e-3)
-    assert np.allclose(r32.losses, r64.losses, rtol=1e-3)
+    # NTK's arccos(cos ~ 1) turns float32 rounding (6e-8) of the cosine into angles of ~3e-4; five
+    # Adam steps carry that into the support points (F32_HOST_NOTE). The float64 runs below are the
+    # exact check.
+    assert np.allclose(r32.x_support, r64.x_support, atol=5e-3)
+    assert np.allclose(r32.losses, r64.losses, rtol=5e-3)
     assert np.allclose(rch.x_support, r64.x_support, atol=1e-10)
     assert np.allclose(rch.losses, r64.losses, rtol=1e-10)
 
