@@ -155,7 +155,7 @@ def test_the_top_level_holds_only_library_and_evidence_modules():
 
 
 def _wing_modules() -> list[Path]:
-    return sorted((PKG / "book").glob("*.py")) + [PKG / "paths.py"]
+    return sorted((PKG / "book").glob("*.py")) + [PKG / "paths.py", PKG / "records.py"]
 
 
 def _public_definitions(tree: ast.Module) -> set:
@@ -172,7 +172,7 @@ def _public_definitions(tree: ast.Module) -> set:
 
 @pytest.mark.parametrize("path", _wing_modules(), ids=lambda p: p.name)
 def test_all_lists_exactly_the_public_names(path):
-    """``__all__`` of the wing's modules (and ``ntknb.paths``) is true: every name it lists exists, and every
+    """``__all__`` of the wing's modules (and ``ntknb.paths``, ``ntknb.records``) is true: every name it lists exists, and every
     public name the module defines is in it (``__main__`` defines none)."""
     import importlib
 
@@ -186,6 +186,43 @@ def test_all_lists_exactly_the_public_names(path):
     defined = _public_definitions(ast.parse(path.read_text()))
     if path.name != "__init__.py":
         assert sorted(defined - set(listed)) == [], f"{path.name}: public names missing from __all__"
+
+
+def chapter_names_called(notebook: Path) -> dict[str, set]:
+    """``{chapter module: names}``: every ``alias.NAME`` the notebook's code takes from a module of
+    ``ntknb.chapters`` it imports (``from ntknb.chapters import ch04_kernel_dynamics as ch``)."""
+    tree = ast.parse(notebook.read_text())
+    aliases = {a.asname or a.name: f"{node.module}.{a.name}" for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("ntknb.chapters")
+               for a in node.names}
+    called: dict[str, set] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            called.setdefault(aliases[node.value.id], set()).add(node.attr)
+    return called
+
+
+@pytest.mark.parametrize("name", chapters.CHAPTERS)
+def test_chapter_all_holds_what_its_notebook_calls(name):
+    """A chapter module's ``__all__`` is its public face: every name its notebook calls is listed, and
+    every listed name exists, once."""
+    import importlib
+
+    called = chapter_names_called(ROOT / "notebooks" / f"{name}.py")
+    assert called, f"{name}: the notebook imports no chapter module"
+    for module_name, names in called.items():
+        module = importlib.import_module(module_name)
+        listed = list(module.__all__)
+        assert len(listed) == len(set(listed)), f"{module_name}: a name listed twice"
+        assert not [n for n in listed if not hasattr(module, n)], f"{module_name}: __all__ names what it lacks"
+        assert sorted(names - set(listed)) == [], f"{module_name}: the notebook calls names missing from __all__"
+
+
+def test_chapter_all_check_can_fail(tmp_path):
+    """The check above sees a name the notebook takes from its chapter module."""
+    nb = tmp_path / "nb.py"
+    nb.write_text("from ntknb.chapters import ch04_kernel_dynamics as ch\nch.not_listed(ch.Params)\n")
+    assert chapter_names_called(nb) == {"ntknb.chapters.ch04_kernel_dynamics": {"not_listed", "Params"}}
 
 
 def private_reach_ins(path: Path) -> list[str]:
@@ -323,3 +360,15 @@ def test_library_functions_are_short_or_say_why(path):
         assert name in found, f"{rel}: {name} is short now; drop it from LONG_FUNCTIONS"
         before = source[:source.index(f"def {name}(")].rstrip().splitlines()[-1]
         assert before.startswith("# "), f"{rel}: {name} needs its reason in a comment beside it"
+
+
+def test_api_page_documents_every_module():
+    """``book/api.md`` shows every public module of the package: the library's, the wing's and each
+    chapter's (an ``automodule`` directive, or for the chapters their summary section)."""
+    text = (ROOT / "book" / "api.md").read_text()
+    library = [f"ntknb.{p.stem}" for p in PKG.glob("*.py") if not p.stem.startswith("_")]
+    wing = [f"ntknb.book.{p.stem}" for p in (PKG / "book").glob("*.py") if not p.stem.startswith("_")]
+    chapter_modules = [f"ntknb.chapters.{name}" for name in sorted(
+        {p.stem for p in (PKG / "chapters").glob("ch*.py")} | {p.name for p in (PKG / "chapters").glob("ch*/")})]
+    missing = [m for m in library + wing + chapter_modules if f"`{m}`" not in text]
+    assert missing == [], f"book/api.md lacks {missing}"

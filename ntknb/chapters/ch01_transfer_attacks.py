@@ -28,7 +28,8 @@ from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "fc1", "fc2", "kernel_dynamics", "cifar_run", "cifar_values", "dynamics_gap", "cifar_rows",
            "mnist_run", "mnist_values", "mnist_seed_finals", "seed_sweep", "sweep_values", "lazy_from_width",
-           "cross_study", "cross_values", "summary_text", "REGISTER", "claim_specs", "GAP_CLAIMS", "claims"]
+           "cross_study", "cross_values", "summary_text", "REGISTER", "claim_specs", "GAP_CLAIMS", "claims",
+           "CIFAR_COLUMNS", "MNIST_COLUMNS", "SWEEP_COLUMNS", "cross_columns"]
 
 
 #: The CIFAR-10 classes of Sections 1 and 3: airplane (-1) vs automobile (+1).

@@ -38,7 +38,8 @@ __all__ = ["Params", "REFERENCE", "USEFUL_ABOVE", "NONROBUST_BELOW", "split_trai
            "full_accuracies", "full_kernel_fgsm", "eq10_study", "plot_eq10", "sweep_all", "SeedRun", "seed_run",
            "pooled", "sweep_values", "plot_usefulness", "top5_gradients", "late_study", "training_time_study",
            "plot_training_time", "training_time_values", "paper_comparison", "summary_text", "Pick",
-           "feature_pvalues", "UsefulCount", "useful_count", "population_values", "REGISTER", "claim_specs", "claims", "SEED_CHECK_FILE", "load_seed_check", "conv_resolution_runs", "spearman_over_seeds", "useful_significant", "best_useful_nonrobust", "fig5", "fig5_values"]
+           "feature_pvalues", "UsefulCount", "useful_count", "population_values", "REGISTER", "claim_specs", "claims", "SEED_CHECK_FILE", "load_seed_check", "conv_resolution_runs", "spearman_over_seeds", "useful_significant", "best_useful_nonrobust", "fig5", "fig5_values",
+           "OURS_COLUMNS", "SWEEP_COLUMNS"]
 
 _ARCH = architectures.ARCHITECTURE_NAMES
 #: The published notebook's printed output (``tsilivis2022ntk``'s code): accuracy and FGSM accuracy

@@ -48,7 +48,8 @@ __all__ = ["Params", "FAMILIES", "FINAL", "ROBUST_LEVEL", "ROBUST_FRACTION", "se
            "evaluate_families", "best_robust_only", "tradeoff_choice", "shortfall", "kernel_training", "SeedRun",
            "cifar_seed_run", "cifar_seed_runs", "frontier_rows", "final_rows", "cifar_values", "plot_frontier", "mnist_study",
            "plot_mnist", "mnist_summary", "summary_text", "tradeoff_shortfall", "REGISTER", "claim_specs",
-           "claims"]
+           "claims",
+           "AT_COLUMNS", "FINAL_COLUMNS", "FRONTIER_COLUMNS", "MNIST_COLUMNS", "at_table"]
 
 FAMILIES = ("(a) threshold", "(b) top-k eigenvalue", "(c) top-k robust")
 ROBUST_ONLY = ("(a) threshold", "(c) top-k robust")

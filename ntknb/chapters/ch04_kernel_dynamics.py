@@ -57,7 +57,10 @@ __all__ = ["Params", "LABEL", "MODELS", "base_config", "loo_config", "load_data"
            "claim_specs", "LAZY_FRACTION", "SATURATION_GAP", "LEARNS", "CHANCE", "TRADEOFF_EPOCH",
            "masking_report", "TK_LOGIT_TOP_P", "TK_LOGIT_SIZE", "LOO_ANCHOR", "loo_anchor_rows",
            "gpu_pgd_records", "gpu_learned", "gpu_rows", "gpu_summary", "BUDGET_FILE", "budget_rows", "phase_rows",
-           "SEED_CHECK_FILE", "load_seed_checks"]
+           "SEED_CHECK_FILE", "load_seed_checks",
+           "ACCURACY_COLUMNS", "BUDGET_COLUMNS", "GPU_COLUMNS", "GPU_LEARNED_CLEAN", "LOO_COLUMNS",
+           "MEASUREMENT_COLUMNS", "PHASE_COLUMNS", "SETTINGS_COLUMNS", "UNDECIDED_COLUMNS", "plot_accuracies",
+           "plot_growth_and_concentration", "plot_kd_ker_ks", "plot_loo", "settings_rows"]
 
 MODES = ["standard", "fgsm", "pgd", "trades"]
 #: The training modes, as the page names them.

@@ -50,7 +50,9 @@ from ntknb.validation import SEED_LIMIT
 
 __all__ = ["Params", "ARMS", "KINDS", "POINTS", "train_config", "make_model", "model_size", "SeedRun", "run_seed",
            "run_seeds", "measurements", "control_contrast", "interval", "pooled", "accuracy_rows", "batch_size_rows",
-           "ks_rows", "REGISTER", "claim_specs", "conditions", "claims", "abs_interval", "summary_text"]
+           "ks_rows", "REGISTER", "claim_specs", "conditions", "claims", "abs_interval", "summary_text",
+           "ACCURACY_COLUMNS", "BATCH_SIZE_COLUMNS", "SEED_COLUMNS", "downsampled", "headline_values", "plot_accuracy",
+           "plot_gaps", "plot_ks", "seed_rows"]
 
 #: The two arms (BatchNorm modes of :mod:`ntknb.batchnorm`) as the page names them.
 ARMS = {"buffer": "w buffer", "batch": "w/o buffer"}
