@@ -372,3 +372,14 @@ def test_api_page_documents_every_module():
         {p.stem for p in (PKG / "chapters").glob("ch*.py")} | {p.name for p in (PKG / "chapters").glob("ch*/")})]
     missing = [m for m in library + wing + chapter_modules if f"`{m}`" not in text]
     assert missing == [], f"book/api.md lacks {missing}"
+
+
+def test_mean_and_interval_written_in_one_place():
+    """"mean [low, high]" is written by :meth:`ntknb.stats.Interval.text` alone: no other module of the
+    package formats an estimate followed by its interval's ends."""
+    import re
+
+    pattern = re.compile(r"\{[^{}]*\.estimate[^{}]*\}\s*\[\{[^{}]*\.low")
+    found = [str(p.relative_to(ROOT)) for p in PKG.rglob("*.py") if p.name != "stats.py" and pattern.search(p.read_text())]
+    assert found == [], f"format intervals with Interval.text: {found}"
+    assert pattern.search('f"{iv.estimate:.3f} [{iv.low:.3f}, {iv.high:.3f}]"')  # the check sees the copy

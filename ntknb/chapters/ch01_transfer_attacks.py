@@ -386,7 +386,7 @@ def sweep_values(p: Params, runs: list) -> tuple:
     last = p.sweep_checkpoints[-1]
     lr = float(np.mean([r.lr for r in runs]))
     acc = lambda key: float(np.mean(_pooled(runs, key)))  # noqa: E731
-    iv = lambda c: f"{c.difference.estimate:+.3f} [{c.difference.low:+.3f}, {c.difference.high:+.3f}]"  # noqa: E731
+    iv = lambda c: c.difference.text("+.3f")  # noqa: E731
     rows = []
     for width in p.sweep_widths:
         for step in p.sweep_checkpoints:

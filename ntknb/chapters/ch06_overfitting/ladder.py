@@ -239,7 +239,7 @@ def ladder_text(protocols: Sequence[Mapping], records: Sequence[Mapping]) -> str
                 continue
             iv = st["rate"]
             parts.append(f"rung `{r['name']}` ({what}): {st['collapsed']} of {st['runs']} ended collapsed, "
-                         f"{st['status']} (collapse rate {iv.estimate:.2f} [{iv.low:.2f}, {iv.high:.2f}])")
+                         f"{st['status']} (collapse rate {iv.text('.2f')})")
         out.append(f"Protocol `{protocol['id']}`: " + "; ".join(parts) + ".")
     return " ".join(out)
 

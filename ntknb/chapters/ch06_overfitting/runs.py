@@ -14,7 +14,7 @@ import numpy as np
 
 from ntknb import adversaries, training
 from ntknb import ntk_dynamics as nd
-from ntknb import schema
+from ntknb import schema, stats
 from ntknb.chapters.ch06_overfitting.variants import (NoiseFGSM, VariantRun, ae_specialization_matrix,
                                                       distance_to_reference, run_variant)
 from ntknb.validation import SEED_LIMIT
@@ -223,12 +223,9 @@ def evaluate_all(p: Params, d: ChapterData, runs: dict) -> dict:
 
 
 def interval_text(values) -> str:
-    """``"0.123 [0.045, 0.201]"``: mean and Student-t interval over seeds (:func:`ntknb.stats.mean_interval`);
-    one seed gives ``"0.123 [-inf, inf]"`` (where :meth:`ntknb.stats.Interval.text` shows the estimate alone)."""
-    from ntknb import stats
-
-    iv = stats.mean_interval(np.asarray(values, float))
-    return f"{iv.estimate:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+    """``"0.123 [0.045, 0.201]"``: mean and Student-t interval over seeds (:func:`ntknb.stats.mean_interval`),
+    written by :meth:`ntknb.stats.Interval.text` (one seed: the mean alone)."""
+    return stats.mean_interval(np.asarray(values, float)).text()
 
 
 def evaluation_columns(p: Params) -> list:
