@@ -45,7 +45,7 @@ import ntknb  # noqa: F401  (compat shim before neural_tangents)
 import jax
 import numpy as np
 
-from ntknb import metrics, paths, records, stats, training
+from ntknb import data, metrics, paths, records, replicas, stats, training
 from ntknb import ntk_dynamics as nd
 from ntknb import schema
 from ntknb.claims import REGISTER_DIR, Claim, load_register
@@ -133,8 +133,6 @@ class Params(schema.Params):
         return {"the probe sets' seeds (seed + n_seeds - 1 + 10**6)": self.seed + self.n_seeds - 1 + PROBE_SEED_OFFSET}
 
     def check(self) -> None:
-        from ntknb import data
-
         data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
         if "standard" not in self.modes or "pgd" not in self.modes:
             raise ValueError(f"parameter 'modes' must contain 'standard' and 'pgd', got {self.modes!r}")
@@ -221,8 +219,6 @@ def load_data(p: Params, seed: int, dataset=None) -> ChapterData:
     from the whole test split with ``seed + PROBE_SEED_OFFSET`` (per-epoch probe) and ``seed +
     TK_PROBE_SEED_OFFSET`` (T&K's probe); they may overlap each other and the test subsample (they measure
     the kernel, not accuracy). ``dataset``: an already loaded :class:`ntknb.data.Dataset`."""
-    from ntknb import data
-
     ds = dataset if dataset is not None else data.load_dataset(p.dataset)
     task = data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=seed)
     probes = []
@@ -385,7 +381,7 @@ def run_seed(p: Params, model, seed: int, dataset=None, masking: bool = False) -
         runs[m] = (res, traj)
     cheap = {}
     for k in p.cheap_at_clean_epochs:
-        cheap[k], _, _ = train(base_config(p, "clean_then_pgd", seed).replace(clean_epochs=k), False, False,
+        cheap[k], _, _ = train(base_config(p, "pgd", seed).replace(clean_epochs=k), False, False,
                                name=f"cheap{k}")
     pgd_res = runs["pgd"][0]
     lin = linearised_continuation(apply_fn, snapshots["pgd"][p.linearize_epoch], pgd_res.config, p.linearize_epoch,
@@ -428,11 +424,12 @@ def masking_report(p: Params, res, task, seed: int, n: int = 100):
 
 def run_seeds(p: Params, model) -> list:
     """:func:`run_seed` for every seed of :attr:`Params.seeds` (the dataset loaded once; the
-    gradient-masking checks on the first replica)."""
-    from ntknb import data
-
+    gradient-masking checks on the first replica), through :func:`ntknb.replicas.run_replicas`: one
+    after the other on one device, spread over the devices and ``jax.distributed`` processes when
+    there are several (the same numbers)."""
     ds = data.load_dataset(p.dataset)
-    return [run_seed(p, model, s, ds, masking=(i == 0)) for i, s in enumerate(p.seeds)]
+    first = p.seeds[0]
+    return replicas.run_replicas(lambda s: run_seed(p, model, s, ds, masking=(s == first)), p.seeds)
 
 
 SETTINGS_COLUMNS = ["run", "setting", "PGD-AT clean acc.", "PGD-AT robust acc.", "note"]

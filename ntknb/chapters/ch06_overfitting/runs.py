@@ -12,9 +12,9 @@ from typing import Optional
 
 import numpy as np
 
-from ntknb import adversaries, training
+from ntknb import adversaries, data, training
 from ntknb import ntk_dynamics as nd
-from ntknb import schema, stats
+from ntknb import replicas, schema, stats
 from ntknb.chapters.ch06_overfitting.variants import (NoiseFGSM, VariantRun, ae_specialization_matrix,
                                                       distance_to_reference, run_variant)
 from ntknb.validation import SEED_LIMIT
@@ -82,8 +82,6 @@ class Params(schema.Params):
                 "the strong monitor's second seed (seed + n_seeds)": self.seed + self.n_seeds}
 
     def check(self) -> None:
-        from ntknb import data
-
         data.check_task_sizes(self.dataset, train=[("n_train", self.n_train)], test=[("n_test", self.n_test)])
 
     @property
@@ -160,8 +158,6 @@ class ChapterData:
 
 def prepare_data(p: Params, ds) -> ChapterData:
     """Each seed's training / test subsample of ``ds`` and the probe set (seed ``seed + 1000``)."""
-    from ntknb import data
-
     tasks = {s: data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=s) for s in p.seeds}
     probe_idx = nd.balanced_probe(ds.labels_test, p.probe_per_class, num_classes=ds.n_classes, seed=p.seed + PROBE_SEED_OFFSET)
     return ChapterData(tasks, (ds.x_test[probe_idx], ds.labels_test[probe_idx].astype(np.int64)))
@@ -187,12 +183,13 @@ def strong_points(p: Params, d: ChapterData, s: int) -> tuple:
 
 def run_all(p: Params, d: ChapterData) -> dict:
     """Every run of the page: ``{(variant, seed): VariantRun}``. The single-step variants on
-    every seed (the first seed's FGSM-AT with the kernel tracked), then standard training,
-    PGD-AT and batch-shared PGD-AT on the first seed, kernel tracked."""
-    runs = {}
-    for s in p.seeds:
-        for v in SEEDED_VARIANTS:
-            runs[(v, s)] = run_one(p, d, v, s, track=(s == p.seed and v == "fgsm"))
+    every seed (the first seed's FGSM-AT with the kernel tracked), a seed's variants one replica of
+    :func:`ntknb.replicas.run_replicas` (a loop on one device, spread over several devices or
+    processes), then standard training, PGD-AT and batch-shared PGD-AT on the first seed, kernel
+    tracked."""
+    per_seed = replicas.run_replicas(
+        lambda s: {v: run_one(p, d, v, s, track=(s == p.seed and v == "fgsm")) for v in SEEDED_VARIANTS}, p.seeds)
+    runs = {(v, s): run for s, seed_runs in zip(p.seeds, per_seed) for v, run in seed_runs.items()}
     for v in FIRST_SEED_VARIANTS:
         runs[(v, p.seed)] = run_one(p, d, v, p.seed, track=True)
     return runs
@@ -218,8 +215,12 @@ def evaluate_run(p: Params, run: VariantRun, task, seed: int):
 
 
 def evaluate_all(p: Params, d: ChapterData, runs: dict) -> dict:
-    """:func:`evaluate_run` of every single-step run: ``{(variant, seed): MaskingReport}``."""
-    return {(v, s): evaluate_run(p, runs[(v, s)], d.tasks[s], s) for v in SEEDED_VARIANTS for s in p.seeds}
+    """:func:`evaluate_run` of every single-step run: ``{(variant, seed): MaskingReport}``, a seed's
+    evaluations one replica of :func:`ntknb.replicas.run_replicas`."""
+    per_seed = replicas.run_replicas(
+        lambda s: [evaluate_run(p, runs[(v, s)], d.tasks[s], s) for v in SEEDED_VARIANTS], p.seeds)
+    by_key = {(v, s): rep for s, reports in zip(p.seeds, per_seed) for v, rep in zip(SEEDED_VARIANTS, reports)}
+    return {(v, s): by_key[(v, s)] for v in SEEDED_VARIANTS for s in p.seeds}
 
 
 def interval_text(values) -> str:
