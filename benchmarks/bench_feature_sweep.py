@@ -33,6 +33,13 @@ import numpy as np
 from ntknb import architectures, data, features, kernels
 
 
+def sweep_flops(n_train: int, n_test: int, n_features: int, input_dim: int) -> float:
+    """FLOPs of the two dominant products of a fully connected sweep: the pullback of the
+    ``p`` cotangents through ``x . X^T`` (``2 m p n d``) and the perturbed kernel rows
+    ``(p m, d) x (d, n)`` (``2 m p n d``): ``4 m p n d``."""
+    return 4.0 * n_test * n_features * n_train * input_dim
+
+
 def gemm_rate(m: int, k: int, n: int, repeats: int = 3) -> float:
     """FLOP/s of a plain float32 (m, k) x (k, n) jitted matmul on this machine (reference)."""
     a = jnp.ones((m, k), jnp.float32)
@@ -93,7 +100,7 @@ def main(argv=None):
     t_batched = t_batched_measured * args.features / nb
 
     d = int(np.prod(task.x_train.shape[1:]))
-    flops = features.sweep_flops(args.n_train, args.n_test, args.features, d)
+    flops = sweep_flops(args.n_train, args.n_test, args.features, d)
     rate = flops / t_fast
     ref = gemm_rate(args.features * 50, d, args.n_train)
     same_clean = int(np.sum(fast.clean_accuracy[:nf] == naive.clean_accuracy))

@@ -64,14 +64,14 @@ def setups(preset: str | None, chapters=("ch04", "ch05", "ch06")) -> dict:
         split = (t.x_train, t.labels_train, t.x_test[:p.n_monitor], t.labels_test[:p.n_monitor])
         for mode in ("standard", "pgd", "trades"):
             out[f"ch04.{mode}"] = (apply_fn, p0, s0, *split, ch04.base_config(p, mode, p.seed))
-        cheap = ch04.base_config(p, "clean_then_pgd", p.seed).replace(clean_epochs=min(p.cheap_at_clean_epochs))
+        cheap = ch04.base_config(p, "pgd", p.seed).replace(clean_epochs=min(p.cheap_at_clean_epochs))
         out["ch04.cheap"] = (apply_fn, p0, s0, *split, cheap)
         lin = training.linearized_apply_fn(apply_fn, p0, s0, centered=True)
         out["ch04.loo_at"] = (lin, p0, s0, *split, ch04.loo_config(p, "pgd", p.seed))
 
     if "ch05" in chapters:
         p = chapter_params("05_bn_buffers", preset)
-        ds = ch05.downsampled(data.load_dataset(p.dataset), p.downsample)
+        ds = data.downsample(data.load_dataset(p.dataset), p.downsample)
         t = data.make_task(ds, n_train=p.n_train, n_test=p.n_test, seed=p.seed)
         m = ch05.make_model(p)
         p0, s0 = models.init_model(m, t.x_train.shape[1:], seed=p.seed)

@@ -142,7 +142,7 @@ plotting.use_book_style()
 # BasicBlocks).
 
 # %%
-ds = ch.downsampled(data.load_dataset(P.dataset), P.downsample)  # average-pooled by `downsample`
+ds = data.downsample(data.load_dataset(P.dataset), P.downsample)  # average-pooled by `downsample`
 print(ds.provenance.describe())
 print(f"images {ds.x_test.shape[1:]} after {P.downsample} x {P.downsample} average pooling")
 model = ch.make_model(P, ds.n_classes)

@@ -72,7 +72,7 @@ from typing import Any
 
 import numpy as np
 
-from ntknb.validation import SEED_LIMIT
+from ntknb.validation import SEED_LIMIT, check_int
 
 __all__ = [
     "DATASETS",
@@ -87,9 +87,11 @@ __all__ = [
     "Dataset",
     "Provenance",
     "Task",
+    "average_pool",
     "cache_dir",
     "check_task_sizes",
     "download",
+    "downsample",
     "load_cifar10",
     "load_dataset",
     "load_mnist",
@@ -260,6 +262,30 @@ class Dataset:
             f"x_test={self.x_test.shape}, classes={len(self.class_names)}, "
             f"lossy={self.provenance.lossy})"
         )
+
+
+def average_pool(x, factor: int, dtype=np.float32) -> np.ndarray:
+    """Downsample NHWC images by averaging ``factor x factor`` blocks (``factor = 1``: unchanged): the one
+    pooling rule of the package. ``x (m, H, W, C)`` with ``H, W`` divisible by ``factor`` ->
+    ``(m, H / factor, W / factor, C)`` in ``dtype`` (the mean is taken in ``dtype``). Pixels stay in
+    [0, 1], so an l-inf radius keeps its meaning on pooled images; the cost of the analytic CNN kernels
+    grows with the number of pixels, which is why chapters pool on a CPU."""
+    factor = check_int("factor", factor, min=1)
+    x = np.asarray(x, dtype)
+    if x.ndim != 4 or x.shape[1] % factor or x.shape[2] % factor:
+        raise ValueError(f"parameter 'x' must be (m, H, W, C) with H and W divisible by factor={factor}, "
+                         f"got shape {x.shape}")
+    m, h, w, c = x.shape
+    return x.reshape(m, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
+def downsample(ds: Dataset, factor: int) -> Dataset:
+    """``ds`` with every image average-pooled over ``factor x factor`` blocks (:func:`average_pool`,
+    float32; ``factor = 1``: ``ds`` itself). Labels, class names and provenance unchanged."""
+    if factor == 1:
+        return ds
+    return Dataset(ds.name, average_pool(ds.x_train, factor), ds.labels_train, average_pool(ds.x_test, factor),
+                   ds.labels_test, ds.class_names, ds.provenance)
 
 
 @dataclasses.dataclass(frozen=True)

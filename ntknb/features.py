@@ -67,10 +67,6 @@ __all__ = [
     "loss_gradient_decomposition",
     "gradient_coherence",
     "training_time_weights",
-    "spearman_index_robustness",
-    "count_useful_nonrobust",
-    "sweep_flops",
-    "average_pool",
 ]
 
 
@@ -535,42 +531,3 @@ def gradient_coherence(grads) -> np.ndarray:
     v = np.sum(g[:, 1:] * g[:, :-1], axis=(1, 2, 3)) / np.maximum(
         np.sum(g[:, 1:] ** 2, axis=(1, 2, 3)) ** 0.5 * np.sum(g[:, :-1] ** 2, axis=(1, 2, 3)) ** 0.5, 1e-300)
     return np.where(var > 0, 0.5 * (h + v), 0.0)
-
-
-def spearman_index_robustness(sweep: FeatureSweep) -> float:
-    """Spearman rank correlation between eigen-index and robust accuracy (negative: robustness
-    lies at the top of the spectrum, ``tsilivis2022ntk`` Sec. 4)."""
-    from scipy.stats import spearmanr
-
-    r = spearmanr(sweep.indices, sweep.robust_accuracy).statistic
-    return float(r) if np.isfinite(r) else float("nan")
-
-
-def count_useful_nonrobust(sweep: FeatureSweep, useful_above: float,
-                           nonrobust_below: float) -> int:
-    """Features with ``clean_accuracy > useful_above`` and ``robust_accuracy < nonrobust_below``."""
-    return int(np.sum((sweep.clean_accuracy > useful_above)
-                      & (sweep.robust_accuracy < nonrobust_below)))
-
-
-def sweep_flops(n_train: int, n_test: int, n_features: int, input_dim: int) -> float:
-    """FLOPs of the two dominant products of a fully connected sweep: the pullback of the
-    ``p`` cotangents through ``x . X^T`` (``2 m p n d``) and the perturbed kernel rows
-    ``(p m, d) x (d, n)`` (``2 m p n d``): ``4 m p n d``."""
-    return 4.0 * n_test * n_features * n_train * input_dim
-
-
-def average_pool(x, factor: int) -> np.ndarray:
-    """Downsample NHWC images by averaging ``factor x factor`` blocks (``factor = 1``: unchanged).
-
-    Used to make the convolutional kernels affordable on a CPU: the cost of the analytic CNN
-    kernel grows with the number of pixels. ``x (m, H, W, C)`` with ``H, W`` divisible by
-    ``factor`` -> ``(m, H / factor, W / factor, C)`` float32.
-    """
-    factor = check_int("factor", factor, min=1)
-    x = np.asarray(x, np.float32)
-    if x.ndim != 4 or x.shape[1] % factor or x.shape[2] % factor:
-        raise ValueError(f"`x` must be (m, H, W, C) with H and W divisible by factor={factor}, "
-                         f"got {x.shape}")
-    m, h, w, c = x.shape
-    return x.reshape(m, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))

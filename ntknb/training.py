@@ -151,7 +151,7 @@ from ntknb import adversaries as _adv
 from ntknb import attacks as _attacks
 
 #: Training modes of :class:`TrainConfig`.
-TRAINING_MODES = ("standard", "fgsm", "pgd", "trades", "clean_then_pgd")
+TRAINING_MODES = ("standard", "fgsm", "pgd", "trades")
 #: Data augmentations of :class:`TrainConfig`.
 AUGMENTATIONS = ("none", "crop", "crop_flip", "crop_shared", "crop_flip_shared")
 #: Optimizers and learning-rate schedules of :class:`TrainConfig`.
@@ -166,9 +166,9 @@ class TrainConfig:
     Attributes:
       mode: ``"standard"`` (clean data), ``"fgsm"`` (FGSM-AT, ``goodfellow2015explaining``),
         ``"pgd"`` (PGD-AT, ``madry2018towards``), ``"trades"`` (TRADES, ``zhang2019theoretically``:
-        CE(f(x), y) + β·KL(f(x) ‖ f(x')), x' maximising the KL by PGD), or
-        ``"clean_then_pgd"`` (clean training for the first ``clean_epochs`` epochs,
-        then PGD-AT; ``li2023rethinking``, Sec. 5).
+        CE(f(x), y) + β·KL(f(x) ‖ f(x')), x' maximising the KL by PGD). Clean training for
+        the first k epochs, then PGD-AT (``li2023rethinking``, Sec. 5) is ``"pgd"`` with
+        ``clean_epochs=k``.
       epochs: number of passes over the training set.
       batch_size: mini-batch size; the last incomplete batch of an epoch is dropped.
       learning_rate: initial learning rate (``lr_schedule="step"``) or the peak rate
@@ -187,15 +187,14 @@ class TrainConfig:
       eps: l∞ radius of the training (and evaluation) attacks.
       attack_steps: PGD steps for PGD-AT and TRADES.
       attack_step_size: PGD step α (default :func:`ntknb.attacks.pgd_step_size`).
-      adversary: the attack the adversarial epochs of ``"fgsm"`` / ``"pgd"`` /
-        ``"clean_then_pgd"`` train on, as a value (:mod:`ntknb.adversaries`: e.g.
+      adversary: the attack the adversarial epochs of ``"fgsm"`` / ``"pgd"`` train on, as a value (:mod:`ntknb.adversaries`: e.g.
         ``FGSM(eps, step_size, random_start=True)`` for FGSM-RS, or a chapter's own
         adversary); ``None``: ``FGSM(eps)`` for ``"fgsm"``, ``PGD(eps, attack_steps,
-        attack_step_size)`` for the PGD modes (:meth:`training_adversary`).
+        attack_step_size)`` for ``"pgd"`` (:meth:`training_adversary`).
       trades_beta: β of TRADES.
-      clean_epochs: k of ``"clean_then_pgd"``; for the other adversarial modes too, the first
-        k epochs train on clean data (a clean warm start: at large ε it keeps a small network
-        from sticking at a constant prediction; ``"clean_then_pgd"`` is ``"pgd"`` with it).
+      clean_epochs: in the adversarial modes the first k epochs train on clean data (a clean
+        warm start: at large ε it keeps a small network from sticking at a constant prediction;
+        ``li2023rethinking``'s cheaper schedule is ``"pgd"`` with a large k).
       augment: ``"none"``, ``"crop"`` (random crop after zero padding by
         ``crop_padding``) or ``"crop_flip"`` (plus random horizontal flip).
       crop_padding: padding of the random crop, in pixels.
@@ -305,10 +304,10 @@ class TrainConfig:
 
     def epoch_mode(self, epoch: int) -> str:
         """The data the model trains on in ``epoch`` (1-based): ``"standard"``,
-        ``"fgsm"``, ``"pgd"`` or ``"trades"`` (``clean_epochs`` and ``clean_then_pgd`` resolved)."""
+        ``"fgsm"``, ``"pgd"`` or ``"trades"`` (``clean_epochs`` resolved)."""
         if epoch <= self.clean_epochs:
             return "standard"
-        return "pgd" if self.mode == "clean_then_pgd" else self.mode
+        return self.mode
 
     def learning_rate_at(self, epoch: int) -> float:
         """Learning rate used during ``epoch`` (1-based); for the cyclic schedule, the rate at the

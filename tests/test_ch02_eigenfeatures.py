@@ -1,5 +1,6 @@
 """Tests for ntknb.chapters.ch02_eigenfeatures (chapter 02): schema and the values it glues."""
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -327,3 +328,16 @@ def test_recorded_data_files(tmp_path):
     assert ch.load_seed_check(at, tmp_path / "check.jsonl")["seeds"][0] == 7100  # the latest at the parameters
     assert ch.load_seed_check({**at, "n_heldout": 1000}, tmp_path / "check.jsonl")["seeds"][0] == 7200
     assert ch.load_seed_check({**at, "n_heldout": 500}, tmp_path / "check.jsonl") is None
+
+
+def test_spearman_and_useful_nonrobust_count_of_a_sweep():
+    """The chapter's two statistics of a feature sweep: robustness falling with the eigen-index gives a
+    rank correlation of -1; one feature is useful (clean > 0.5) and non-robust (robust < 0.1)."""
+    sw = features.FeatureSweep(indices=np.arange(4), eigenvalues=np.ones(4),
+                               clean_accuracy=np.array([0.9, 0.8, 0.7, 0.4]),
+                               robust_accuracy=np.array([0.6, 0.3, 0.05, 0.0]), eps=0.1, loss="bce", n_test=10)
+    assert ch.spearman_index_robustness(sw) == pytest.approx(-1.0)
+    assert ch.count_useful_nonrobust(sw, 0.5, 0.1) == 1
+    flat = dataclasses.replace(sw, robust_accuracy=np.zeros(4))
+    with pytest.warns(Warning, match="constant"):  # constant robustness: no rank correlation, said by scipy
+        assert np.isnan(ch.spearman_index_robustness(flat))

@@ -748,3 +748,32 @@ def test_image_folder_missing_class_or_wrong_size_is_not_cifar10(tmp_path):
     with pytest.raises(data.DataError, match=r"shape \(64, 64, 3\), expected \(32, 32, 3\)"):
         data.load_cifar10(tmp_path, download=False)
     assert not (tmp_path / "cache" / "decoded").exists() or _listing(tmp_path / "cache" / "decoded") == []
+
+
+def test_average_pool_is_the_block_mean():
+    """Each pooled pixel is the mean of its ``factor x factor`` block (a loop as the reference), in the
+    dtype asked for; factor 1 leaves the images as they are; a shape the factor does not divide is
+    refused naming the parameter."""
+    x = np.random.default_rng(0).random((2, 6, 6, 3))
+    pooled = data.average_pool(x, 3, dtype=np.float64)
+    ref = np.array([[[[x[m, 3 * i:3 * i + 3, 3 * j:3 * j + 3, c].mean() for c in range(3)] for j in range(2)]
+                     for i in range(2)] for m in range(2)])
+    np.testing.assert_allclose(pooled, ref, rtol=1e-14)
+    assert data.average_pool(x, 2).dtype == np.float32 and data.average_pool(x, 2).shape == (2, 3, 3, 3)
+    np.testing.assert_array_equal(data.average_pool(x, 1), x.astype(np.float32))
+    with pytest.raises(ValueError, match="parameter 'x' must be .*divisible by factor=4"):
+        data.average_pool(x, 4)
+    with pytest.raises(ValueError, match="factor"):
+        data.average_pool(x, 0)
+
+
+def test_downsample_pools_both_splits_and_keeps_the_labels():
+    x = np.random.default_rng(1).random((4, 4, 4, 1)).astype(np.float32)
+    labels = np.arange(4, dtype=np.int64)
+    prov = data.Provenance(**{f.name: None for f in dataclasses.fields(data.Provenance)})
+    ds = data.Dataset("mnist", x, labels, x[:2], labels[:2], ("a", "b", "c", "d"), prov)
+    small = data.downsample(ds, 2)
+    assert small.x_train.shape == (4, 2, 2, 1) and small.x_test.shape == (2, 2, 2, 1)
+    np.testing.assert_array_equal(small.x_test, data.average_pool(x[:2], 2))
+    assert small.labels_train is labels and small.class_names == ds.class_names and small.provenance is prov
+    assert data.downsample(ds, 1) is ds

@@ -117,16 +117,9 @@ def test_eq10_gradient_decomposition():
 def test_training_time_weights_and_helpers():
     w = features.training_time_weights([4.0, 1.0], [0.0, 10.0, np.inf], normalization=10.0)
     np.testing.assert_allclose(w, [[0, 0], [1 - np.exp(-4), 1 - np.exp(-1)], [1, 1]])
-    sw = features.FeatureSweep(indices=np.arange(4), eigenvalues=np.ones(4),
-                               clean_accuracy=np.array([0.9, 0.8, 0.7, 0.4]),
-                               robust_accuracy=np.array([0.6, 0.3, 0.05, 0.0]), eps=0.1,
-                               loss="bce", n_test=10)
-    assert features.spearman_index_robustness(sw) == pytest.approx(-1.0)
-    assert features.count_useful_nonrobust(sw, 0.5, 0.1) == 1
     smooth = np.tile(np.linspace(0, 1, 8)[None, :, None, None], (1, 1, 8, 1))
     noise = np.random.default_rng(0).normal(size=(1, 8, 8, 1))
     assert features.gradient_coherence(smooth)[0] > 0.4 > abs(features.gradient_coherence(noise)[0])
-    assert features.average_pool(np.ones((2, 4, 4, 3)), 2).shape == (2, 2, 2, 3)
 
 
 @pytest.mark.parametrize(
@@ -160,5 +153,3 @@ def test_bad_shapes_and_predictor():
         features.feature_sweep(kfn, x, "not a predictor", xt, yt, 0.05, indices=range(3))
     with pytest.raises(ValueError, match="x_train"):
         features.feature_sweep(kfn, x[:-1], pred, xt, yt, 0.05, indices=range(3))
-    with pytest.raises(ValueError, match="factor"):
-        features.average_pool(np.ones((1, 5, 5, 1)), 2)

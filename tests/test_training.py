@@ -73,8 +73,10 @@ def test_train_config_validation():
     with pytest.raises(ValueError, match="lr_decay_epochs"):
         training.TrainConfig(epochs=3, lr_decay_epochs=(3,))
     with pytest.raises(ValueError, match="clean_epochs"):
-        training.TrainConfig(mode="clean_then_pgd", epochs=2, clean_epochs=3)
-    cfg = training.TrainConfig(mode="clean_then_pgd", epochs=4, clean_epochs=2, lr_decay_epochs=(3,))
+        training.TrainConfig(mode="pgd", epochs=2, clean_epochs=3)
+    with pytest.raises(ValueError, match="mode must be one of"):  # the cheap schedule is pgd with clean_epochs
+        training.TrainConfig(mode="clean_then_pgd", epochs=2, clean_epochs=1)
+    cfg = training.TrainConfig(mode="pgd", epochs=4, clean_epochs=2, lr_decay_epochs=(3,))
     assert [cfg.epoch_mode(e) for e in (1, 2, 3, 4)] == ["standard", "standard", "pgd", "pgd"]
     fg = training.TrainConfig(mode="fgsm", epochs=3, clean_epochs=1)  # a clean warm start, any mode
     assert [fg.epoch_mode(e) for e in (1, 2, 3)] == ["standard", "fgsm", "fgsm"]
@@ -83,11 +85,11 @@ def test_train_config_validation():
     assert cfg.learning_rate_at(4) == pytest.approx(cfg.learning_rate * 0.1)
 
 
-@pytest.mark.parametrize("mode", ["standard", "fgsm", "pgd", "trades", "clean_then_pgd"])
+@pytest.mark.parametrize("mode", ["standard", "fgsm", "pgd", "trades"])
 def test_fit_modes_run_and_are_seeded(mode):
     x, y = _toy_data()
     cfg = training.TrainConfig(mode=mode, epochs=2, batch_size=8, learning_rate=0.05, eps=0.05, attack_steps=2,
-                               eval_attack_steps=2, clean_epochs=int(mode == "clean_then_pgd"), augment="crop_flip",
+                               eval_attack_steps=2, clean_epochs=int(mode == "pgd"), augment="crop_flip",
                                crop_padding=1)
     calls = []
     r1 = training.train_model(_small_cnn(), x, y, x, y, cfg, callbacks=[lambda e, p, s: calls.append(e)], progress=False)
@@ -102,7 +104,7 @@ def test_fit_modes_run_and_are_seeded(mode):
 
 def test_training_modes_are_told_apart():
     """Each mode trains on different data (different weights from the same start), and
-    clean_then_pgd is standard training for its clean epochs, then PGD-AT."""
+    PGD-AT with clean epochs is standard training for them, then PGD-AT."""
     x, y = _toy_data(16)
     m = _small_cnn()
     p0, s0 = models.init_model(m, x.shape[1:])
@@ -118,9 +120,9 @@ def test_training_modes_are_told_apart():
         for b in w:
             if a < b:
                 assert not np.allclose(w[a], w[b]), (a, b)
-    w_ctp, r_ctp = weights(mode="clean_then_pgd", clean_epochs=1)
+    w_ctp, r_ctp = weights(mode="pgd", clean_epochs=1)
     np.testing.assert_array_equal(w_ctp, w["standard"])  # its one epoch is clean
-    assert [h.mode for h in weights(mode="clean_then_pgd", clean_epochs=1, epochs=2)[1].history] == ["standard", "pgd"]
+    assert [h.mode for h in weights(mode="pgd", clean_epochs=1, epochs=2)[1].history] == ["standard", "pgd"]
 
 
 def test_standard_training_learns_toy_task():

@@ -64,7 +64,7 @@ CASES = {
     "fgsm_rs": ("cnn", dict(mode="fgsm", adversary=adversaries.FGSM(0.1, 0.125, random_start=True))),
     "pgd": ("cnn", dict(mode="pgd", augment="crop", crop_padding=2, lr_decay_epochs=(1,))),
     "trades": ("cnn", dict(mode="trades", optimizer="adam", lr_schedule="cyclic", learning_rate=1e-2)),
-    "clean_then_pgd": ("cnn", dict(mode="clean_then_pgd", clean_epochs=1)),
+    "pgd_clean_start": ("cnn", dict(mode="pgd", clean_epochs=1)),
     "bn_buffer": ("resnet_buffer", dict(mode="pgd")),
     "bn_batch": ("resnet_batch", dict(mode="pgd")),
     "linearised": ("linearised", dict(mode="pgd", weight_decay=0.0)),

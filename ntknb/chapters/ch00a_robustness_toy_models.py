@@ -124,11 +124,10 @@ def linear_worst_change_box(w, x, eps: float, sign: float = 1.0, clip=(0.0, 1.0)
 
 
 def avg_pool(x, resolution: int) -> np.ndarray:
-    """Average-pool NHWC images ``(n, 28, 28, C)`` to ``(n, resolution * resolution * C)``."""
-    x = np.asarray(x, np.float64)
-    n, h, w_, c = x.shape
-    k = h // resolution
-    return x.reshape(n, resolution, k, resolution, k, c).mean(axis=(2, 4)).reshape(n, -1)
+    """Average-pool NHWC images ``(n, 28, 28, C)`` to ``(n, resolution * resolution * C)``, float64
+    (:func:`ntknb.data.average_pool` over blocks of ``28 / resolution``, flattened)."""
+    x = np.asarray(x)
+    return data.average_pool(x, x.shape[1] // resolution, dtype=np.float64).reshape(len(x), -1)
 
 
 def fit_ridge(x, y, ridge: float):

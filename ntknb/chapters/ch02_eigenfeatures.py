@@ -34,7 +34,7 @@ from ntknb import architectures, attacks, data, features, kernel_machines, kerne
 from ntknb.validation import SEED_LIMIT
 from ntknb.claims import REGISTER_DIR, Claim, load_register, seed_check_mismatch
 
-__all__ = ["Params", "REFERENCE", "USEFUL_ABOVE", "NONROBUST_BELOW", "split_training_indices", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
+__all__ = ["Params", "REFERENCE", "USEFUL_ABOVE", "NONROBUST_BELOW", "spearman_index_robustness", "count_useful_nonrobust", "split_training_indices", "load_tasks", "fit_kernel", "kernel_settings", "feature_sum_errors",
            "full_accuracies", "full_kernel_fgsm", "eq10_study", "plot_eq10", "sweep_all", "SeedRun", "seed_run",
            "pooled", "sweep_values", "plot_usefulness", "top5_gradients", "late_study", "training_time_study",
            "plot_training_time", "training_time_values", "paper_comparison", "summary_text", "Pick",
@@ -187,8 +187,8 @@ def kernel_settings(p: Params, task, conv_task, mnist_task) -> tuple:
                                          batch_size=p.kernel_batch_size),
                               y_test=task.y_test, eps=p.eps, tbs=p.test_batch_size, fbs=p.feature_batch_size,
                               trbs=None)
-    conv_x_train = features.average_pool(conv_task.x_train, p.conv_pool)
-    conv_x_test = features.average_pool(conv_task.x_test, p.conv_pool)
+    conv_x_train = data.average_pool(conv_task.x_train, p.conv_pool)
+    conv_x_test = data.average_pool(conv_task.x_test, p.conv_pool)
     for name in p.conv_architectures:
         settings[name] = dict(fit_kernel(name, conv_x_train, conv_task.y_train, conv_x_test,
                                          batch_size=p.conv_kernel_batch_size),
@@ -361,13 +361,28 @@ def useful_significant(sw, chance: float, q: float = 0.05) -> np.ndarray:
     return st.false_discovery_control(pvals, method="bh") <= q
 
 
+def spearman_index_robustness(sweep: features.FeatureSweep) -> float:
+    """Spearman rank correlation between eigen-index and robust accuracy (negative: robustness
+    lies at the top of the spectrum, ``tsilivis2022ntk`` Sec. 4)."""
+    from scipy.stats import spearmanr
+
+    r = spearmanr(sweep.indices, sweep.robust_accuracy).statistic
+    return float(r) if np.isfinite(r) else float("nan")
+
+
+def count_useful_nonrobust(sweep: features.FeatureSweep, useful_above: float, nonrobust_below: float) -> int:
+    """Features with ``clean_accuracy > useful_above`` and ``robust_accuracy < nonrobust_below``."""
+    return int(np.sum((sweep.clean_accuracy > useful_above)
+                      & (sweep.robust_accuracy < nonrobust_below)))
+
+
 def spearman_over_seeds(sweeps: list):
     """The Spearman correlation of eigen-index and robustness over the seeds' sweeps of one kernel
     (:class:`ntknb.stats.Interval`): the mean of the per-seed correlations with its Student-t
     interval, clipped to [-1, 1] (the range of a correlation)."""
     from ntknb import stats
 
-    iv = stats.mean_interval([features.spearman_index_robustness(sw) for sw in sweeps])
+    iv = stats.mean_interval([spearman_index_robustness(sw) for sw in sweeps])
     return dataclasses.replace(iv, low=max(-1.0, iv.low), high=min(1.0, iv.high))
 
 
@@ -385,7 +400,7 @@ def sweep_values(p: Params, runs: list, descriptions: dict) -> tuple:
         iv = spearman_over_seeds(sws)
         rho = values[f"spearman_index_robustness_{name}"] = iv.estimate
         values[f"spearman_low_{name}"], values[f"spearman_high_{name}"] = iv.low, iv.high
-        count = values[f"useful_nonrobust_{name}"] = features.count_useful_nonrobust(sw, above, below)
+        count = values[f"useful_nonrobust_{name}"] = count_useful_nonrobust(sw, above, below)
         useful = values[f"useful_{name}"] = int(np.sum(sw.clean_accuracy > above))
         sig = useful_significant(sw, above)
         n_sig = values[f"useful_sig_{name}"] = int(np.sum(sig))
@@ -507,7 +522,7 @@ def top5_gradients(p: Params, settings: dict, task, image_index: int = 0):
     from ntknb import plotting
 
     x_img_full = task.x_test[image_index:image_index + 1]
-    x_img_conv = features.average_pool(x_img_full, p.conv_pool)
+    x_img_conv = data.average_pool(x_img_full, p.conv_pool)
     grid = {}
     for name, s in settings.items():
         x_img = x_img_conv if name in p.conv_architectures else x_img_full
@@ -570,7 +585,7 @@ def late_study(p: Params, fc1: dict, heldout: tuple, early) -> tuple:
 def fig5_values(runs: list) -> dict:
     """Glued numbers of the late sweeps (pooled over the seeds) and of the Fig. 5 picks of all seeds."""
     late = pooled([run.late for run in runs])
-    values = {"late_useful_nonrobust_fc1": features.count_useful_nonrobust(late, USEFUL_ABOVE, NONROBUST_BELOW),
+    values = {"late_useful_nonrobust_fc1": count_useful_nonrobust(late, USEFUL_ABOVE, NONROBUST_BELOW),
               "late_swept": len(late), "late_useful_fc1": int(np.sum(late.clean_accuracy > USEFUL_ABOVE)),
               "late_useful_sig_fc1": int(np.sum(useful_significant(late, USEFUL_ABOVE)))}
     for where in ("early", "late"):

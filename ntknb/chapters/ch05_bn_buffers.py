@@ -51,7 +51,7 @@ from ntknb.validation import SEED_LIMIT
 __all__ = ["Params", "ARMS", "KINDS", "POINTS", "train_config", "make_model", "model_size", "SeedRun", "run_seed",
            "run_seeds", "measurements", "control_contrast", "interval", "pooled", "accuracy_rows", "batch_size_rows",
            "ks_rows", "REGISTER", "claim_specs", "conditions", "claims", "abs_interval", "summary_text",
-           "ACCURACY_COLUMNS", "BATCH_SIZE_COLUMNS", "SEED_COLUMNS", "downsampled", "headline_values", "plot_accuracy",
+           "ACCURACY_COLUMNS", "BATCH_SIZE_COLUMNS", "SEED_COLUMNS", "headline_values", "plot_accuracy",
            "plot_gaps", "plot_ks", "seed_rows"]
 
 #: The two arms (BatchNorm modes of :mod:`ntknb.batchnorm`) as the page names them.
@@ -129,23 +129,6 @@ def train_config(p: Params, seed: int) -> "training.TrainConfig":
     )
 
 
-def downsampled(ds, factor: int):
-    """``ds`` with every image average-pooled over ``factor`` x ``factor`` blocks (1: ``ds`` itself).
-    Pixels stay in [0, 1]; an l-inf radius keeps its meaning on the pooled images, which the
-    networks and the attacks see directly."""
-    from ntknb import data
-
-    if factor == 1:
-        return ds
-
-    def pool(x):
-        n, h, w, c = x.shape
-        return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4)).astype(np.float32)
-
-    return data.Dataset(ds.name, pool(ds.x_train), ds.labels_train, pool(ds.x_test), ds.labels_test, ds.class_names,
-                        ds.provenance)
-
-
 def make_model(p: Params, n_classes: int = 10):
     """The chapter's BatchNorm ResNet."""
     from ntknb import models
@@ -216,7 +199,7 @@ class SeedRun:
 
 def run_seed(p: Params, model, ds, probe, seed: int, masking: bool = False) -> SeedRun:
     """Both arms of replica ``seed`` (see the module docstring), trained and evaluated; ``ds``
-    already downsampled (:func:`downsampled`). The w/o-buffer arm's kernels are computed at the
+    already downsampled (:func:`ntknb.data.downsample`). The w/o-buffer arm's kernels are computed at the
     last epoch of ``ks_epochs`` only (its kernel is one block over the whole probe set, the
     costliest part of the replica); the w-buffer arm's at every epoch of ``ks_epochs``.
     ``masking=True`` adds the gradient-masking checks of the w-buffer network
@@ -298,7 +281,7 @@ def probe_set(p: Params, ds) -> tuple:
 
 def run_seeds(p: Params, model, ds) -> list:
     """:func:`run_seed` for every seed of :attr:`Params.seeds` on ``ds`` (already downsampled:
-    :func:`downsampled`), the masking checks for the first seed only, through
+    :func:`ntknb.data.downsample`), the masking checks for the first seed only, through
     :func:`ntknb.replicas.run_replicas`: one after the other on one device, spread over the devices
     and ``jax.distributed`` processes when there are several (the same numbers). Every compiled
     function (training steps, attacks, kernels) is compiled once per device and reused by the
